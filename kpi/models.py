@@ -1,0 +1,1 @@
+"""KPI targets, scoring runs and evaluations (see the issue "KPI engine")."""

@@ -1,0 +1,43 @@
+"""One error type for rule violations, mapped once to a form error (views) or a 4xx (API)."""
+
+from __future__ import annotations
+
+from django.utils.translation import gettext_lazy as _
+
+
+class RuleViolation(Exception):
+    """A request broke a rule of the domain. Nothing has been changed."""
+
+    code = "rule_violation"
+    default_message = _("This request breaks a rule and was not carried out.")
+
+    def __init__(self, message: str | None = None, *, errors: dict | None = None) -> None:
+        self.message = str(message or self.default_message)
+        # Per-field (or per-row) messages, keyed by question code, field name or row number.
+        self.errors: dict = errors or {}
+        super().__init__(self.message)
+
+
+class AnswersInvalid(RuleViolation):
+    code = "answers_invalid"
+    default_message = _("Some answers need your attention.")
+
+
+class AlreadySubmitted(RuleViolation):
+    code = "already_submitted"
+    default_message = _("This questionnaire has already been submitted.")
+
+
+class SurveyClosed(RuleViolation):
+    code = "survey_closed"
+    default_message = _("This questionnaire is not open.")
+
+
+class InstrumentFrozen(RuleViolation):
+    code = "instrument_frozen"
+    default_message = _("A published questionnaire cannot change; create a new version instead.")
+
+
+class ImportRejected(RuleViolation):
+    code = "import_rejected"
+    default_message = _("Nothing was imported: correct the rows below and try again.")

@@ -1,0 +1,67 @@
+import os
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
+
+from surveys.demo import generate_demo_responses
+from surveys.loading import REFERENCE_STUDY, load_study, read_toml
+from surveys.models import Participant, Response, Study
+from surveys.services import participant_reissue_links
+
+DEMO_USER = "demo"
+
+
+class Command(BaseCommand):
+    help = (
+        "Set up the demo (the reference study with its synthetic responses, a demo manager "
+        "login) and print the admin URL and three participant links."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--links", type=int, default=3, help="participant links to print")
+
+    @transaction.atomic
+    def handle(self, *args: object, links: int, **options: object) -> None:
+        if settings.PRODUCTION:
+            raise CommandError("The demo is for embedded mode only (HYOKA_ENV=production is set).")
+        code = read_toml(REFERENCE_STUDY)["code"]
+        study = Study.objects.filter(code=code).first()
+        if study is None:
+            study = load_study(REFERENCE_STUDY)
+            generate_demo_responses(study, REFERENCE_STUDY)
+            self.stdout.write(f"Loaded the reference study {code} with its demo responses.")
+        password = os.environ.get("DEMO_PASSWORD", "hyoka-demo-2021")
+        user, _ = get_user_model().objects.get_or_create(
+            username=DEMO_USER, defaults={"is_staff": True, "is_superuser": True}
+        )
+        user.set_password(password)
+        user.save()
+
+        # Links are stored only as hashes, so the demo issues fresh ones for participants
+        # who have not submitted (their earlier demo links stop working).
+        waiting = list(
+            Participant.objects.filter(site__study=study, status=Participant.Status.ACTIVE)
+            .exclude(response__status=Response.Status.SUBMITTED)
+            .select_related("site")
+            .order_by("site__code", "reference")
+        )
+        by_site: dict[str, list[Participant]] = {}
+        for p in waiting:
+            by_site.setdefault(p.site.code, []).append(p)
+        chosen: list[Participant] = []
+        while len(chosen) < links and any(by_site.values()):
+            for queue in by_site.values():
+                if queue and len(chosen) < links:
+                    chosen.append(queue.pop(0))
+        invitations = participant_reissue_links(participants=chosen)
+
+        self.stdout.write("")
+        self.stdout.write(self.style.SUCCESS("Hyoka demo is ready."))
+        self.stdout.write(f"  Admin:    {settings.SITE_URL}/admin/")
+        self.stdout.write(f"  Login:    {DEMO_USER} / {password}")
+        self.stdout.write("  Participant links (Japanese; add ?lang=en for English):")
+        for inv in invitations:
+            p = inv.participant
+            self.stdout.write(f"    {p.site.name_en:<9} {p.reference}  {inv.url}")

@@ -1,0 +1,457 @@
+"""The survey domain: studies, sites, instruments, participants and their responses.
+
+Models hold data and single-row facts; workflows live in ``services.py`` and reads in
+``selectors.py``. Invariants that the database can hold are constraints here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import get_language
+from django.utils.translation import gettext_lazy as _
+
+
+class Language(models.TextChoices):
+    JA = "ja", _("Japanese")
+    EN = "en", _("English")
+
+
+def _pick(obj: object, field: str, language: str | None = None) -> str:
+    """The ``field_<lang>`` value in the active (or given) language, Japanese as fallback."""
+    lang = (language or get_language() or "ja")[:2]
+    value = getattr(obj, f"{field}_{lang}", "") or ""
+    return value or getattr(obj, f"{field}_ja", "")
+
+
+class Study(models.Model):
+    class Status(models.TextChoices):
+        SETUP = "setup", _("Being set up")
+        OPEN = "open", _("Open")
+        CLOSED = "closed", _("Closed")
+
+    code = models.SlugField(_("code"), max_length=64, unique=True)
+    name_ja = models.CharField(_("name (Japanese)"), max_length=200)
+    name_en = models.CharField(_("name (English)"), max_length=200, blank=True)
+    description_ja = models.TextField(_("description (Japanese)"), blank=True)
+    description_en = models.TextField(_("description (English)"), blank=True)
+    period_start = models.DateField(_("period start"))
+    period_end = models.DateField(_("period end"))
+    default_language = models.CharField(
+        _("default language"), max_length=2, choices=Language.choices, default=Language.JA
+    )
+    status = models.CharField(
+        _("status"), max_length=10, choices=Status.choices, default=Status.SETUP
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("study")
+        verbose_name_plural = _("studies")
+        ordering = ["-period_start", "code"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(period_end__gte=models.F("period_start")),
+                name="study_period_ordered",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def name(self) -> str:
+        return _pick(self, "name")
+
+
+class Site(models.Model):
+    """A municipality taking part in a study, with its own programme period and survey window."""
+
+    study = models.ForeignKey(
+        Study, on_delete=models.CASCADE, related_name="sites", verbose_name=_("study")
+    )
+    code = models.SlugField(_("code"), max_length=64)
+    name_ja = models.CharField(_("name (Japanese)"), max_length=200)
+    name_en = models.CharField(_("name (English)"), max_length=200, blank=True)
+    period_start = models.DateField(_("programme start"))
+    period_end = models.DateField(_("programme end"))
+    survey_opens_at = models.DateTimeField(
+        _("questionnaire opens"),
+        null=True,
+        blank=True,
+        help_text=_("Empty: the questionnaire is not open yet at this site."),
+    )
+    survey_closes_at = models.DateTimeField(
+        _("questionnaire closes"),
+        null=True,
+        blank=True,
+        help_text=_("Empty: open until the study closes."),
+    )
+
+    class Meta:
+        verbose_name = _("site")
+        verbose_name_plural = _("sites")
+        ordering = ["study", "code"]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "code"], name="site_code_unique_in_study"),
+            models.CheckConstraint(
+                condition=Q(period_end__gte=models.F("period_start")),
+                name="site_period_ordered",
+            ),
+            models.CheckConstraint(
+                condition=Q(survey_closes_at__isnull=True)
+                | Q(survey_opens_at__isnull=False, survey_closes_at__gt=models.F("survey_opens_at")),
+                name="site_survey_window_ordered",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def name(self) -> str:
+        return _pick(self, "name")
+
+    def is_survey_open(self, at: timezone.datetime | None = None) -> bool:
+        at = at or timezone.now()
+        if self.survey_opens_at is None or at < self.survey_opens_at:
+            return False
+        return self.survey_closes_at is None or at < self.survey_closes_at
+
+
+class Instrument(models.Model):
+    """One version of a study's questionnaire. Frozen once published: a change is a new version."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", _("Draft")
+        PUBLISHED = "published", _("Published")
+        RETIRED = "retired", _("Retired")
+
+    study = models.ForeignKey(
+        Study, on_delete=models.CASCADE, related_name="instruments", verbose_name=_("study")
+    )
+    version = models.PositiveIntegerField(_("version"))
+    title_ja = models.CharField(_("title (Japanese)"), max_length=200)
+    title_en = models.CharField(_("title (English)"), max_length=200, blank=True)
+    intro_ja = models.TextField(_("introduction (Japanese)"), blank=True)
+    intro_en = models.TextField(_("introduction (English)"), blank=True)
+    status = models.CharField(
+        _("status"), max_length=10, choices=Status.choices, default=Status.DRAFT
+    )
+    published_at = models.DateTimeField(_("published"), null=True, blank=True)
+    source = models.CharField(
+        _("source file"),
+        max_length=200,
+        blank=True,
+        help_text=_("The versioned definition file this instrument was loaded from, if any."),
+    )
+
+    class Meta:
+        verbose_name = _("instrument")
+        verbose_name_plural = _("instruments")
+        ordering = ["study", "-version"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["study", "version"], name="instrument_version_unique_in_study"
+            ),
+            models.CheckConstraint(
+                condition=Q(status="draft", published_at__isnull=True)
+                | (~Q(status="draft") & Q(published_at__isnull=False)),
+                name="instrument_published_at_matches_status",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.study.code} v{self.version}"
+
+    @property
+    def title(self) -> str:
+        return _pick(self, "title")
+
+    @property
+    def intro(self) -> str:
+        return _pick(self, "intro")
+
+    @property
+    def is_frozen(self) -> bool:
+        return self.status != self.Status.DRAFT
+
+
+class Question(models.Model):
+    class Type(models.TextChoices):
+        SINGLE = "single", _("Single choice")
+        MULTIPLE = "multiple", _("Multiple choice")
+        SCALE4 = "scale4", _("Four-point scale")
+        TEXT = "text", _("Free text")
+        NUMBER = "number", _("Number")
+
+    CHOICE_TYPES = frozenset({Type.SINGLE, Type.MULTIPLE, Type.SCALE4})
+
+    instrument = models.ForeignKey(
+        Instrument,
+        on_delete=models.CASCADE,
+        related_name="questions",
+        verbose_name=_("instrument"),
+    )
+    code = models.SlugField(_("code"), max_length=64)
+    order = models.PositiveIntegerField(_("order"))
+    type = models.CharField(_("type"), max_length=10, choices=Type.choices)
+    required = models.BooleanField(_("required"), default=True)
+    text_ja = models.TextField(_("text (Japanese)"))
+    text_en = models.TextField(_("text (English)"), blank=True)
+    help_ja = models.TextField(_("help (Japanese)"), blank=True)
+    help_en = models.TextField(_("help (English)"), blank=True)
+    max_length = models.PositiveIntegerField(
+        _("longest answer (characters)"), null=True, blank=True
+    )
+    min_value = models.DecimalField(
+        _("smallest number"), max_digits=12, decimal_places=2, null=True, blank=True
+    )
+    max_value = models.DecimalField(
+        _("largest number"), max_digits=12, decimal_places=2, null=True, blank=True
+    )
+    condition_question = models.ForeignKey(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="dependents",
+        verbose_name=_("shown only if this question"),
+    )
+    condition_choices = models.ManyToManyField(
+        "Choice",
+        blank=True,
+        related_name="+",
+        verbose_name=_("has any of these choices"),
+    )
+
+    class Meta:
+        verbose_name = _("question")
+        verbose_name_plural = _("questions")
+        ordering = ["instrument", "order"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["instrument", "code"], name="question_code_unique_in_instrument"
+            ),
+            models.UniqueConstraint(
+                fields=["instrument", "order"], name="question_order_unique_in_instrument"
+            ),
+            models.CheckConstraint(
+                condition=Q(min_value__isnull=True)
+                | Q(max_value__isnull=True)
+                | Q(max_value__gte=models.F("min_value")),
+                name="question_number_range_ordered",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.code
+
+    @property
+    def text(self) -> str:
+        return _pick(self, "text")
+
+    @property
+    def help(self) -> str:
+        return _pick(self, "help")
+
+    @property
+    def has_choices(self) -> bool:
+        return self.type in self.CHOICE_TYPES
+
+    @property
+    def text_limit(self) -> int:
+        return self.max_length or settings.HYOKA_TEXT_ANSWER_MAX
+
+
+class Choice(models.Model):
+    question = models.ForeignKey(
+        Question, on_delete=models.CASCADE, related_name="choices", verbose_name=_("question")
+    )
+    code = models.SlugField(_("code"), max_length=64)
+    order = models.PositiveIntegerField(_("order"))
+    label_ja = models.CharField(_("label (Japanese)"), max_length=300)
+    label_en = models.CharField(_("label (English)"), max_length=300, blank=True)
+    score = models.SmallIntegerField(
+        _("score"), null=True, blank=True, help_text=_("For scale items: higher is better.")
+    )
+    tags = models.JSONField(
+        _("tags"),
+        default=list,
+        blank=True,
+        help_text=_("Groups that KPIs count by, such as online or municipal."),
+    )
+    exclusive = models.BooleanField(
+        _("exclusive"),
+        default=False,
+        help_text=_("Cannot be combined with other choices (for example 'none')."),
+    )
+
+    class Meta:
+        verbose_name = _("choice")
+        verbose_name_plural = _("choices")
+        ordering = ["question", "order"]
+        constraints = [
+            models.UniqueConstraint(fields=["question", "code"], name="choice_code_unique"),
+            models.UniqueConstraint(fields=["question", "order"], name="choice_order_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.question.code}={self.code}"
+
+    @property
+    def label(self) -> str:
+        return _pick(self, "label")
+
+
+def hash_token(token: str) -> str:
+    """Invitation tokens are stored only as this SHA-256 digest (they carry 256 random bits,
+    so a fast hash is enough: there is nothing to brute-force)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class Participant(models.Model):
+    class Status(models.TextChoices):
+        ACTIVE = "active", _("Active")
+        WITHDRAWN = "withdrawn", _("Withdrawn")
+
+    site = models.ForeignKey(
+        Site, on_delete=models.PROTECT, related_name="participants", verbose_name=_("site")
+    )
+    reference = models.CharField(
+        _("reference"),
+        max_length=64,
+        help_text=_("A pseudonymous reference: never a name, e-mail or phone number."),
+    )
+    status = models.CharField(
+        _("status"), max_length=10, choices=Status.choices, default=Status.ACTIVE
+    )
+    token_hash = models.CharField(_("invitation token hash"), max_length=64, unique=True)
+    token_issued_at = models.DateTimeField(_("link issued"), default=timezone.now)
+    invited_at = models.DateTimeField(_("invited"), null=True, blank=True)
+    reminded_at = models.DateTimeField(_("reminded"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("participant")
+        verbose_name_plural = _("participants")
+        ordering = ["site", "reference"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["site", "reference"], name="participant_reference_unique_in_site"
+            ),
+            models.CheckConstraint(
+                condition=Q(token_hash__regex=r"^[0-9a-f]{64}$"),
+                name="participant_token_hash_is_sha256",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.reference
+
+
+class Response(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft", _("Draft")
+        SUBMITTED = "submitted", _("Submitted")
+
+    class Source(models.TextChoices):
+        WEB = "web", _("Web questionnaire")
+        API = "api", _("API")
+        IMPORT = "import", _("Import")
+
+    participant = models.OneToOneField(
+        Participant,
+        on_delete=models.PROTECT,
+        related_name="response",
+        verbose_name=_("participant"),
+    )
+    instrument = models.ForeignKey(
+        Instrument, on_delete=models.PROTECT, related_name="responses", verbose_name=_("instrument")
+    )
+    status = models.CharField(
+        _("status"), max_length=10, choices=Status.choices, default=Status.DRAFT
+    )
+    language = models.CharField(
+        _("language"), max_length=2, choices=Language.choices, default=Language.JA
+    )
+    source = models.CharField(_("source"), max_length=10, choices=Source.choices)
+    started_at = models.DateTimeField(_("started"), default=timezone.now)
+    updated_at = models.DateTimeField(_("last saved"), auto_now=True)
+    submitted_at = models.DateTimeField(_("submitted"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("response")
+        verbose_name_plural = _("responses")
+        ordering = ["-submitted_at", "-started_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status="draft", submitted_at__isnull=True)
+                | Q(status="submitted", submitted_at__isnull=False),
+                name="response_submitted_at_matches_status",
+            ),
+        ]
+        indexes = [models.Index(fields=["instrument", "status"], name="response_instrument_status")]
+
+    def __str__(self) -> str:
+        return f"{self.participant} ({self.get_status_display()})"
+
+    @property
+    def is_submitted(self) -> bool:
+        return self.status == self.Status.SUBMITTED
+
+
+class Answer(models.Model):
+    """One selected choice, or one text or number value, of a response."""
+
+    response = models.ForeignKey(
+        Response, on_delete=models.CASCADE, related_name="answers", verbose_name=_("response")
+    )
+    question = models.ForeignKey(
+        Question, on_delete=models.PROTECT, related_name="answers", verbose_name=_("question")
+    )
+    choice = models.ForeignKey(
+        Choice,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="answers",
+        verbose_name=_("choice"),
+    )
+    text_value = models.TextField(_("text"), null=True, blank=True)
+    number_value = models.DecimalField(
+        _("number"), max_digits=14, decimal_places=4, null=True, blank=True
+    )
+
+    class Meta:
+        verbose_name = _("answer")
+        verbose_name_plural = _("answers")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(choice__isnull=False, text_value__isnull=True, number_value__isnull=True)
+                | Q(choice__isnull=True, text_value__isnull=False, number_value__isnull=True)
+                | Q(choice__isnull=True, text_value__isnull=True, number_value__isnull=False),
+                name="answer_holds_exactly_one_value",
+            ),
+            models.UniqueConstraint(
+                fields=["response", "question", "choice"],
+                condition=Q(choice__isnull=False),
+                name="answer_choice_once_per_response",
+            ),
+            models.UniqueConstraint(
+                fields=["response", "question"],
+                condition=Q(choice__isnull=True),
+                name="answer_value_once_per_response",
+            ),
+        ]
+        indexes = [
+            # Aggregation counts respondents by (question, choice).
+            models.Index(fields=["question", "choice", "response"], name="answer_aggregate"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.question.code}: {self.choice or self.text_value or self.number_value}"

@@ -1,0 +1,297 @@
+"""Writes: every change to the survey domain goes through a function here.
+
+Each is keyword-only, runs in one transaction, and announces side effects only after
+commit. Rule violations raise ``surveys.errors.RuleViolation`` subclasses and change nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from . import tokens
+from .answers import CleanAnswers, InstrumentForm, answer_rows
+from .errors import AlreadySubmitted, AnswersInvalid, ImportRejected, InstrumentFrozen, SurveyClosed
+from .models import (
+    Answer,
+    Choice,
+    Instrument,
+    Language,
+    Participant,
+    Question,
+    Response,
+    Site,
+    Study,
+)
+from .selectors import instrument_current
+from .signals import response_submitted
+
+# --- Participants ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Invitation:
+    """A participant with the plain link: returned once, at creation or reissue."""
+
+    participant: Participant
+    token: str
+
+    @property
+    def url(self) -> str:
+        return tokens.invitation_url(self.token)
+
+
+def participant_create(*, site: Site, reference: str) -> Invitation:
+    token, token_hash = tokens.new_token()
+    participant = Participant.objects.create(site=site, reference=reference, token_hash=token_hash)
+    return Invitation(participant=participant, token=token)
+
+
+@transaction.atomic
+def participant_reissue_links(*, participants: Iterable[Participant]) -> list[Invitation]:
+    """New links for these participants; their old links stop working at once."""
+    now = timezone.now()
+    invitations = []
+    for participant in participants:
+        token, participant.token_hash = tokens.new_token()
+        participant.token_issued_at = now
+        participant.save(update_fields=["token_hash", "token_issued_at"])
+        invitations.append(Invitation(participant=participant, token=token))
+    return invitations
+
+
+def participant_withdraw(*, participant: Participant) -> None:
+    """The participant leaves the study: their link stops working; their answers stay."""
+    participant.status = Participant.Status.WITHDRAWN
+    participant.save(update_fields=["status"])
+
+
+IMPORT_COLUMNS = ("reference", "site")
+REFERENCE_MAX = Participant._meta.get_field("reference").max_length  # type: ignore[union-attr]
+
+
+def participants_import_csv(*, study: Study, data: bytes | str) -> list[Invitation]:
+    """Import participants from CSV (columns ``reference,site``; the site by its code).
+
+    All rows are checked first; if any row is wrong, nothing is imported and
+    ``ImportRejected.errors`` maps row numbers (as in a spreadsheet, the header is row 1)
+    to messages.
+    """
+    text = data.decode("utf-8-sig") if isinstance(data, bytes) else data
+    reader = csv.DictReader(io.StringIO(text))
+    header = [h.strip().lower() for h in (reader.fieldnames or [])]
+    missing = [c for c in IMPORT_COLUMNS if c not in header]
+    if missing:
+        raise ImportRejected(
+            _("The file needs the columns %(columns)s (missing: %(missing)s).")
+            % {"columns": ", ".join(IMPORT_COLUMNS), "missing": ", ".join(missing)}
+        )
+    reader.fieldnames = header
+    sites = {s.code: s for s in study.sites.all()}
+    existing = set(
+        Participant.objects.filter(site__study=study).values_list("site__code", "reference")
+    )
+    seen: dict[tuple[str, str], int] = {}
+    rows: list[tuple[Site, str]] = []
+    errors: dict[int, list[str]] = {}
+    for number, row in enumerate(reader, start=2):
+        reference = (row.get("reference") or "").strip()
+        site_code = (row.get("site") or "").strip()
+        problems = []
+        if not reference:
+            problems.append(_("The reference is empty."))
+        elif len(reference) > REFERENCE_MAX:
+            problems.append(
+                _("The reference is longer than %(max)d characters.") % {"max": REFERENCE_MAX}
+            )
+        elif "@" in reference:
+            problems.append(_("The reference looks like an e-mail address; use a pseudonym."))
+        site = sites.get(site_code)
+        if site is None:
+            problems.append(
+                _("“%(site)s” is not a site of this study (sites: %(sites)s).")
+                % {"site": site_code, "sites": ", ".join(sorted(sites))}
+            )
+        key = (site_code, reference)
+        if reference and site and key in existing:
+            problems.append(_("This participant already exists at this site."))
+        elif reference and site and key in seen:
+            problems.append(_("Same participant as row %(row)d.") % {"row": seen[key]})
+        if problems:
+            errors[number] = problems
+        elif site is not None:
+            seen[key] = number
+            rows.append((site, reference))
+    if errors:
+        raise ImportRejected(errors=errors)
+    if not rows:
+        raise ImportRejected(_("The file has no participants."))
+    with transaction.atomic():
+        return [participant_create(site=site, reference=reference) for site, reference in rows]
+
+
+# --- Instruments ----------------------------------------------------------------------
+
+
+def instrument_publish(*, instrument: Instrument) -> Instrument:
+    if instrument.is_frozen:
+        raise InstrumentFrozen(_("This version is already published."))
+    if not instrument.questions.exists():
+        raise AnswersInvalid(_("A questionnaire needs at least one question to be published."))
+    instrument.status = Instrument.Status.PUBLISHED
+    instrument.published_at = timezone.now()
+    instrument.save(update_fields=["status", "published_at"])
+    return instrument
+
+
+@transaction.atomic
+def instrument_new_version(*, instrument: Instrument) -> Instrument:
+    """A draft copy of ``instrument`` as the study's next version, to edit and publish."""
+    study = instrument.study
+    last = study.instruments.order_by("-version").values_list("version", flat=True).first() or 0
+    copy = Instrument.objects.create(
+        study=study,
+        version=last + 1,
+        title_ja=instrument.title_ja,
+        title_en=instrument.title_en,
+        intro_ja=instrument.intro_ja,
+        intro_en=instrument.intro_en,
+    )
+    question_map: dict[int, Question] = {}
+    choice_map: dict[int, Choice] = {}
+    old_questions = list(instrument.questions.prefetch_related("choices", "condition_choices"))
+    for old in old_questions:
+        new = Question.objects.create(
+            instrument=copy,
+            **{
+                f.name: getattr(old, f.name)
+                for f in Question._meta.concrete_fields
+                if f.name not in {"id", "instrument", "condition_question"}
+            },
+        )
+        question_map[old.pk] = new
+        for old_choice in old.choices.all():
+            choice_map[old_choice.pk] = Choice.objects.create(
+                question=new,
+                **{
+                    f.name: getattr(old_choice, f.name)
+                    for f in Choice._meta.concrete_fields
+                    if f.name not in {"id", "question"}
+                },
+            )
+    for old in old_questions:
+        if old.condition_question_id:
+            new = question_map[old.pk]
+            new.condition_question = question_map[old.condition_question_id]
+            new.save(update_fields=["condition_question"])
+            new.condition_choices.set([choice_map[c.pk] for c in old.condition_choices.all()])
+    return copy
+
+
+# --- Responses ------------------------------------------------------------------------
+
+
+def _check_open(participant: Participant) -> None:
+    if not participant.site.is_survey_open():
+        raise SurveyClosed()
+
+
+def _locked_response(participant: Participant, *, language: str, source: str) -> Response:
+    """The participant's response, created as a draft if needed, with the participant row
+    locked so that concurrent requests for one participant run one after the other."""
+    Participant.objects.select_for_update().only("pk").get(pk=participant.pk)
+    response = Response.objects.select_related("instrument").filter(participant=participant).first()
+    if response is None:
+        instrument = instrument_current(participant.site.study)
+        if instrument is None:
+            raise SurveyClosed()
+        response = Response.objects.create(
+            participant=participant, instrument=instrument, language=language, source=source
+        )
+    if response.is_submitted:
+        raise AlreadySubmitted()
+    return response
+
+
+def _normal_language(language: str) -> str:
+    return language if language in Language.values else Language.JA
+
+
+def _store(response: Response, form: InstrumentForm, clean: CleanAnswers) -> None:
+    response.answers.all().delete()
+    Answer.objects.bulk_create(answer_rows(response.pk, form, clean))
+
+
+def response_save_draft(
+    *,
+    participant: Participant,
+    answers: Mapping[str, Any],
+    language: str,
+    source: str = Response.Source.WEB,
+) -> Response:
+    """Keep ``answers`` (the whole questionnaire as it stands) as the participant's draft.
+
+    Unanswered questions are fine in a draft; an invalid value raises ``AnswersInvalid``
+    and nothing changes. Answers to questions the other answers hide are not kept.
+    """
+    _check_open(participant)
+    with transaction.atomic():
+        response = _locked_response(participant, language=language, source=source)
+        form = InstrumentForm.load(response.instrument)
+        clean, errors = form.clean(answers, complete=False)
+        if errors:
+            raise AnswersInvalid(errors=errors)
+        _store(response, form, clean)
+        response.language = _normal_language(language)
+        response.save(update_fields=["language", "updated_at"])
+    return response
+
+
+def response_submit(
+    *,
+    participant: Participant,
+    answers: Mapping[str, Any],
+    language: str,
+    source: str = Response.Source.WEB,
+) -> Response:
+    """Submit the participant's answers, once.
+
+    ``answers`` is the whole questionnaire; every shown required question must be answered
+    and every value valid, or ``AnswersInvalid`` is raised and nothing changes. A
+    participant who has already submitted gets ``AlreadySubmitted``; two concurrent
+    submissions store exactly one response (the participant row is locked).
+    """
+    _check_open(participant)
+    with transaction.atomic():
+        response = _locked_response(participant, language=language, source=source)
+        form = InstrumentForm.load(response.instrument)
+        clean, errors = form.clean(answers, complete=True)
+        if errors:
+            raise AnswersInvalid(errors=errors)
+        _store(response, form, clean)
+        response.status = Response.Status.SUBMITTED
+        response.submitted_at = timezone.now()
+        response.language = _normal_language(language)
+        response.source = source
+        response.save(update_fields=["status", "submitted_at", "language", "source", "updated_at"])
+        site = participant.site
+        transaction.on_commit(
+            lambda: response_submitted.send(
+                sender=Response, response_id=response.pk, study_id=site.study_id, site_id=site.pk
+            )
+        )
+    return response
+
+
+def response_draft_answers(response: Response) -> dict[str, str | list[str]]:
+    """A stored response's answers in the raw shape (codes and strings), to refill a form."""
+    form = InstrumentForm.load(response.instrument)
+    clean = form.clean_from_rows(response.answers.select_related("question", "choice"))
+    return form.to_raw(clean)
