@@ -1,4 +1,7 @@
-"""The Celery application. Workers: ``celery -A config worker``; scheduler: ``celery -A config beat``."""
+"""The Celery application.
+
+Workers: ``celery -A config worker``; the scheduler: ``celery -A config beat``.
+"""
 
 import os
 

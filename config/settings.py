@@ -164,8 +164,8 @@ MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "media")
 
 # --- Celery ---------------------------------------------------------------------------
 # Without a broker the tasks run eagerly in-process: the same task code, no worker.
-CELERY_BROKER_URL = _required("CELERY_BROKER_URL") if PRODUCTION else env.str(
-    "CELERY_BROKER_URL", default=""
+CELERY_BROKER_URL = (
+    _required("CELERY_BROKER_URL") if PRODUCTION else env.str("CELERY_BROKER_URL", default="")
 )
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_EAGER_PROPAGATES = True

@@ -43,6 +43,21 @@ class InstrumentForm:
 
     @classmethod
     def load(cls, instrument: Instrument) -> InstrumentForm:
+        """The instrument's form. A published instrument is frozen, so its form is kept per
+        process (keyed by id and publication time) and shared read-only by requests."""
+        if not instrument.is_frozen:
+            return cls._build(instrument)
+        key = (instrument.pk, instrument.published_at)
+        form = _FROZEN_FORMS.get(key)
+        if form is None:
+            form = cls._build(instrument)
+            if len(_FROZEN_FORMS) >= _FROZEN_FORMS_MAX:
+                _FROZEN_FORMS.pop(next(iter(_FROZEN_FORMS)))
+            _FROZEN_FORMS[key] = form
+        return form
+
+    @classmethod
+    def _build(cls, instrument: Instrument) -> InstrumentForm:
         questions = list(
             instrument.questions.select_related("condition_question")
             .prefetch_related("choices", "condition_choices")
@@ -187,6 +202,10 @@ class InstrumentForm:
             else:
                 raw[code] = value
         return raw
+
+
+_FROZEN_FORMS: dict[tuple[int, object], InstrumentForm] = {}
+_FROZEN_FORMS_MAX = 64
 
 
 def _as_choice_list(value: CleanValue | None) -> list[Choice]:

@@ -65,7 +65,7 @@ def generate_demo_responses(
     Returns the invitations of participants who have not responded, per site code.
     """
     demo: dict[str, Any] = read_toml(path)["demo"]
-    rng = random.Random(demo["seed"])
+    rng = random.Random(demo["seed"])  # noqa: S311 -- reproducible demo data, not secrets
     instrument = instrument_current(study)
     assert instrument is not None
     form = InstrumentForm.load(instrument)
@@ -86,9 +86,7 @@ def generate_demo_responses(
     groups = _expand(demo["channel_groups"], rng)
     if len(groups) != len(respondents):
         raise DefinitionError("channel groups must add up to the respondents")
-    answers: list[dict[str, Any]] = [
-        {"channels": _channels(group, form, rng)} for group in groups
-    ]
+    answers: list[dict[str, Any]] = [{"channels": _channels(group, form, rng)} for group in groups]
     for code, counts in demo["answers"].items():
         question = form.by_code[code]
         asked = [a for a in answers if form.is_shown(question, form.clean(a, complete=False)[0])]
@@ -111,4 +109,3 @@ def generate_demo_responses(
         at = start + dt.timedelta(seconds=rng.uniform(0, span))
         Response.objects.filter(pk=response.pk).update(started_at=at, submitted_at=at)
     return pending
-

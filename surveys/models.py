@@ -104,7 +104,9 @@ class Site(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(survey_closes_at__isnull=True)
-                | Q(survey_opens_at__isnull=False, survey_closes_at__gt=models.F("survey_opens_at")),
+                | Q(
+                    survey_opens_at__isnull=False, survey_closes_at__gt=models.F("survey_opens_at")
+                ),
                 name="site_survey_window_ordered",
             ),
         ]
@@ -345,7 +347,7 @@ class Participant(models.Model):
                 fields=["site", "reference"], name="participant_reference_unique_in_site"
             ),
             models.CheckConstraint(
-                condition=Q(token_hash__regex=r"^[0-9a-f]{64}$"),
+                condition=Q(token_hash__regex=r"^[0-9a-f]{64}$"),  # noqa: S106
                 name="participant_token_hash_is_sha256",
             ),
         ]
@@ -422,7 +424,8 @@ class Answer(models.Model):
         related_name="answers",
         verbose_name=_("choice"),
     )
-    text_value = models.TextField(_("text"), null=True, blank=True)
+    # NULL, not "", means "not a text answer": the check constraint below relies on it.
+    text_value = models.TextField(_("text"), null=True, blank=True)  # noqa: DJ001
     number_value = models.DecimalField(
         _("number"), max_digits=14, decimal_places=4, null=True, blank=True
     )
@@ -432,7 +435,9 @@ class Answer(models.Model):
         verbose_name_plural = _("answers")
         constraints = [
             models.CheckConstraint(
-                condition=Q(choice__isnull=False, text_value__isnull=True, number_value__isnull=True)
+                condition=Q(
+                    choice__isnull=False, text_value__isnull=True, number_value__isnull=True
+                )
                 | Q(choice__isnull=True, text_value__isnull=False, number_value__isnull=True)
                 | Q(choice__isnull=True, text_value__isnull=True, number_value__isnull=False),
                 name="answer_holds_exactly_one_value",

@@ -22,9 +22,7 @@ def participant_for_token(token: str) -> Participant | None:
 
 def instrument_current(study: Study) -> Instrument | None:
     """The study's newest published instrument: the one new responses answer."""
-    return (
-        study.instruments.filter(status=Instrument.Status.PUBLISHED).order_by("-version").first()
-    )
+    return study.instruments.filter(status=Instrument.Status.PUBLISHED).order_by("-version").first()
 
 
 def response_for_participant(participant: Participant) -> Response | None:

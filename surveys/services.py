@@ -84,16 +84,35 @@ def participants_import_csv(*, study: Study, data: bytes | str) -> list[Invitati
     ``ImportRejected.errors`` maps row numbers (as in a spreadsheet, the header is row 1)
     to messages.
     """
-    text = data.decode("utf-8-sig") if isinstance(data, bytes) else data
-    reader = csv.DictReader(io.StringIO(text))
-    header = [h.strip().lower() for h in (reader.fieldnames or [])]
+    try:
+        text = data.decode("utf-8-sig") if isinstance(data, bytes) else data
+    except UnicodeDecodeError:
+        raise ImportRejected(
+            _(
+                "The file is not in UTF-8. In Excel, save it as “CSV UTF-8 (comma delimited)” "
+                "and import it again."
+            )
+        ) from None
+    try:
+        reader = csv.DictReader(io.StringIO(text))
+        header = [h.strip().lower() for h in reader.fieldnames or []]
+        records = list(reader)
+    except csv.Error as exc:
+        raise ImportRejected(
+            _("The file is not a readable CSV file (%(error)s).") % {"error": exc}
+        ) from None
+    return _import_rows(study, header, records)
+
+
+def _import_rows(
+    study: Study, header: list[str], records: list[dict[str, str | None]]
+) -> list[Invitation]:
     missing = [c for c in IMPORT_COLUMNS if c not in header]
     if missing:
         raise ImportRejected(
             _("The file needs the columns %(columns)s (missing: %(missing)s).")
             % {"columns": ", ".join(IMPORT_COLUMNS), "missing": ", ".join(missing)}
         )
-    reader.fieldnames = header
     sites = {s.code: s for s in study.sites.all()}
     existing = set(
         Participant.objects.filter(site__study=study).values_list("site__code", "reference")
@@ -101,7 +120,8 @@ def participants_import_csv(*, study: Study, data: bytes | str) -> list[Invitati
     seen: dict[tuple[str, str], int] = {}
     rows: list[tuple[Site, str]] = []
     errors: dict[int, list[str]] = {}
-    for number, row in enumerate(reader, start=2):
+    for number, record in enumerate(records, start=2):
+        row = {(k or "").strip().lower(): v for k, v in record.items() if isinstance(v, str)}
         reference = (row.get("reference") or "").strip()
         site_code = (row.get("site") or "").strip()
         problems = []
@@ -133,8 +153,14 @@ def participants_import_csv(*, study: Study, data: bytes | str) -> list[Invitati
         raise ImportRejected(errors=errors)
     if not rows:
         raise ImportRejected(_("The file has no participants."))
-    with transaction.atomic():
-        return [participant_create(site=site, reference=reference) for site, reference in rows]
+    invitations = []
+    for site, reference in rows:
+        token, token_hash = tokens.new_token()
+        participant = Participant(site=site, reference=reference, token_hash=token_hash)
+        invitations.append(Invitation(participant=participant, token=token))
+    with transaction.atomic():  # all rows are stored, or none
+        Participant.objects.bulk_create([i.participant for i in invitations], batch_size=1000)
+    return invitations
 
 
 # --- Instruments ----------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """Test set-up shared by the whole suite.
 
-Tests marked ``postgres`` need PostgreSQL. Locally, without ``DATABASE_URL`` pointing at
-PostgreSQL, they are skipped; in CI (``CI=true``) they fail instead, so that CI can never
-pass by silently skipping them.
+Tests marked ``postgres`` need PostgreSQL, tests marked ``redis`` a broker
+(``CELERY_BROKER_URL``). Locally, without them, they are skipped; in CI (``CI=true``) they
+fail instead, so that CI can never pass by silently skipping them.
 """
 
 from __future__ import annotations
@@ -17,12 +17,39 @@ from tests.factories import ParticipantFactory, SiteFactory, StudyFactory, refer
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    if item.get_closest_marker("postgres") and connection.vendor != "postgresql":
-        message = f"needs PostgreSQL (DATABASE_URL); the database is {connection.vendor}"
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    broker = settings.CELERY_BROKER_URL or "none (tasks run in-process)"
+    return [
+        f"hyoka: database {db['ENGINE'].rsplit('.', 1)[-1]} {db.get('HOST') or db['NAME']}; "
+        f"broker {broker}; CI={IN_CI}"
+    ]
+
+
+def _needs(item: pytest.Item, what: str, available: bool, why: str) -> None:
+    if item.get_closest_marker(what) and not available:
         if IN_CI:
-            pytest.fail(f"CI must run PostgreSQL tests: {message}", pytrace=False)
-        pytest.skip(message)
+            pytest.fail(f"CI must run {what} tests, but {why}", pytrace=False)
+        pytest.skip(why)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    from django.conf import settings
+
+    _needs(
+        item,
+        "postgres",
+        connection.vendor == "postgresql",
+        f"needs PostgreSQL (DATABASE_URL); the database is {connection.vendor}",
+    )
+    _needs(
+        item,
+        "redis",
+        settings.CELERY_BROKER_URL.startswith("redis"),
+        "needs a Redis broker (CELERY_BROKER_URL)",
+    )
 
 
 @pytest.fixture

@@ -1,0 +1,57 @@
+# Hyoka: the verbs a newcomer needs. Everything installs into .venv from pyproject.toml.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PORT   ?= 8000
+export SITE_URL ?= http://127.0.0.1:$(PORT)
+
+.PHONY: demo test lint fmt types bench messages system-deps clean
+
+$(VENV)/.runtime: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.dev: pyproject.toml $(VENV)/.runtime
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+## demo: install, migrate, load the reference study, print the logins and links, serve
+demo: $(VENV)/.runtime
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py demo
+	@echo "  Serving on $(SITE_URL) (Ctrl-C stops it)"
+	$(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
+
+## system-deps: Debian packages the tests need (headless Chromium for the browser test)
+system-deps:
+	@bash scripts/system-deps.sh
+
+## test: install dev dependencies and run the whole suite
+test: $(VENV)/.dev system-deps
+	$(BIN)/python manage.py makemigrations --check --dry-run
+	$(BIN)/python -m pytest
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+fmt: $(VENV)/.dev
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+types: $(VENV)/.dev
+	$(BIN)/mypy .
+
+## bench: benchmarks (PostgreSQL on 127.0.0.1 needed), never part of the tests
+bench: $(VENV)/.dev
+	$(BIN)/python bench/submit.py
+
+## messages: refresh and compile the Japanese translations
+messages: $(VENV)/.dev
+	$(BIN)/python manage.py makemessages -l ja --ignore=.venv --ignore=bench --ignore=tests
+	$(BIN)/python manage.py compilemessages --ignore=.venv
+
+clean:
+	rm -rf $(VENV) hyoka.sqlite3 staticfiles .pytest_cache .mypy_cache .ruff_cache

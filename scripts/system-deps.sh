@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the test suite needs when they are missing:
+# chromium (browser test), poppler-utils (PDF checks), the IPAex Gothic font (PDF).
+# Never downloads a browser of its own: Chromium comes from Debian.
+set -euo pipefail
+need=()
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v pdftoppm >/dev/null 2>&1 || need+=(poppler-utils)
+command -v msgfmt >/dev/null 2>&1 || need+=(gettext)
+[ ${#need[@]} -eq 0 ] && exit 0
+echo "Installing Debian packages: ${need[*]}"
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then sudo="sudo"; else
+        echo "Missing ${need[*]}: install them as root (apt-get install ${need[*]})." >&2
+        exit 1
+    fi
+fi
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
