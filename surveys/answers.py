@@ -21,6 +21,9 @@ from .models import Answer, Choice, Instrument, Question
 CleanValue = Choice | list[Choice] | str | Decimal
 CleanAnswers = dict[str, CleanValue]
 
+# Choice bits live in a signed 64-bit column: bits 0 to 62.
+MAX_CHOICES = 63
+
 
 @dataclass
 class InstrumentForm:
@@ -31,9 +34,16 @@ class InstrumentForm:
     by_code: dict[str, Question] = field(init=False)
     choices: dict[str, dict[str, Choice]] = field(init=False)
     condition_codes: dict[str, frozenset[str]] = field(init=False)
+    bit_of: dict[int, int] = field(init=False)
 
     def __post_init__(self) -> None:
         self.by_code = {q.code: q for q in self.questions}
+        # Every choice of the instrument gets a bit, in question then choice order; a
+        # published instrument is frozen, so the positions never change for its responses.
+        self.bit_of = {
+            c.pk: i
+            for i, c in enumerate(c for q in self.questions for c in q.choices.all())
+        }
         self.choices = {q.code: {c.code: c for c in q.choices.all()} for q in self.questions}
         self.condition_codes = {
             q.code: frozenset(c.code for c in q.condition_choices.all())
@@ -166,6 +176,14 @@ class InstrumentForm:
         if question.max_value is not None and number > question.max_value:
             return None, _("Enter a number of at most %(max)s.") % {"max": question.max_value}
         return number, None
+
+    def bits(self, clean: Mapping[str, CleanValue]) -> int:
+        """The chosen choices of ``clean`` as an integer with one bit per choice."""
+        bits = 0
+        for value in clean.values():
+            for choice in _as_choice_list(value):
+                bits |= 1 << self.bit_of[choice.pk]
+        return bits
 
     def clean_from_rows(self, answers: Iterable[Answer]) -> CleanAnswers:
         """Stored answer rows back into clean answers (to resume a draft)."""

@@ -38,6 +38,11 @@ class InstrumentFrozen(RuleViolation):
     default_message = _("A published questionnaire cannot change; create a new version instead.")
 
 
+class InstrumentInvalid(RuleViolation):
+    code = "instrument_invalid"
+    default_message = _("This questionnaire cannot be published as it stands.")
+
+
 class ImportRejected(RuleViolation):
     code = "import_rejected"
     default_message = _("Nothing was imported: correct the rows below and try again.")

@@ -375,9 +375,17 @@ class Response(models.Model):
     instrument = models.ForeignKey(
         Instrument, on_delete=models.PROTECT, related_name="responses", verbose_name=_("instrument")
     )
+    # The participant's site, copied when the response is created (a participant never
+    # changes site once they have answered): per-site counts need no join.
+    site = models.ForeignKey(
+        Site, on_delete=models.PROTECT, related_name="responses", verbose_name=_("site")
+    )
     status = models.CharField(
         _("status"), max_length=10, choices=Status.choices, default=Status.DRAFT
     )
+    # The chosen choices as bits (see InstrumentForm.bit_of), written with the answers in
+    # one transaction, so that counting a segment is a bit test on one row per response.
+    choice_bits = models.BigIntegerField(_("chosen choices (bits)"), default=0, editable=False)
     language = models.CharField(
         _("language"), max_length=2, choices=Language.choices, default=Language.JA
     )
@@ -396,8 +404,14 @@ class Response(models.Model):
                 | Q(status="submitted", submitted_at__isnull=False),
                 name="response_submitted_at_matches_status",
             ),
+            models.CheckConstraint(
+                condition=Q(choice_bits__gte=0), name="response_choice_bits_non_negative"
+            ),
         ]
-        indexes = [models.Index(fields=["instrument", "status"], name="response_instrument_status")]
+        indexes = [
+            models.Index(fields=["instrument", "status"], name="response_instrument_status"),
+            models.Index(fields=["site", "status"], name="response_site_status"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.participant} ({self.get_status_display()})"

@@ -17,8 +17,15 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from . import tokens
-from .answers import CleanAnswers, InstrumentForm, answer_rows
-from .errors import AlreadySubmitted, AnswersInvalid, ImportRejected, InstrumentFrozen, SurveyClosed
+from .answers import MAX_CHOICES, CleanAnswers, InstrumentForm, answer_rows
+from .errors import (
+    AlreadySubmitted,
+    AnswersInvalid,
+    ImportRejected,
+    InstrumentFrozen,
+    InstrumentInvalid,
+    SurveyClosed,
+)
 from .models import (
     Answer,
     Choice,
@@ -170,7 +177,13 @@ def instrument_publish(*, instrument: Instrument) -> Instrument:
     if instrument.is_frozen:
         raise InstrumentFrozen(_("This version is already published."))
     if not instrument.questions.exists():
-        raise AnswersInvalid(_("A questionnaire needs at least one question to be published."))
+        raise InstrumentInvalid(_("A questionnaire needs at least one question to be published."))
+    choices = Choice.objects.filter(question__instrument=instrument).count()
+    if choices > MAX_CHOICES:
+        raise InstrumentInvalid(
+            _("A questionnaire can have at most %(max)d choices in all (this one has %(n)d).")
+            % {"max": MAX_CHOICES, "n": choices}
+        )
     instrument.status = Instrument.Status.PUBLISHED
     instrument.published_at = timezone.now()
     instrument.save(update_fields=["status", "published_at"])
@@ -239,7 +252,11 @@ def _locked_response(participant: Participant, *, language: str, source: str) ->
         if instrument is None:
             raise SurveyClosed()
         response = Response.objects.create(
-            participant=participant, instrument=instrument, language=language, source=source
+            participant=participant,
+            instrument=instrument,
+            site_id=participant.site_id,
+            language=language,
+            source=source,
         )
     if response.is_submitted:
         raise AlreadySubmitted()
@@ -251,8 +268,10 @@ def _normal_language(language: str) -> str:
 
 
 def _store(response: Response, form: InstrumentForm, clean: CleanAnswers) -> None:
+    """Replace the response's answers; the caller saves ``choice_bits`` with the response."""
     response.answers.all().delete()
     Answer.objects.bulk_create(answer_rows(response.pk, form, clean))
+    response.choice_bits = form.bits(clean)
 
 
 def response_save_draft(
@@ -276,7 +295,7 @@ def response_save_draft(
             raise AnswersInvalid(errors=errors)
         _store(response, form, clean)
         response.language = _normal_language(language)
-        response.save(update_fields=["language", "updated_at"])
+        response.save(update_fields=["language", "choice_bits", "updated_at"])
     return response
 
 
@@ -306,7 +325,16 @@ def response_submit(
         response.submitted_at = timezone.now()
         response.language = _normal_language(language)
         response.source = source
-        response.save(update_fields=["status", "submitted_at", "language", "source", "updated_at"])
+        response.save(
+            update_fields=[
+                "status",
+                "submitted_at",
+                "language",
+                "source",
+                "choice_bits",
+                "updated_at",
+            ]
+        )
         site = participant.site
         transaction.on_commit(
             lambda: response_submitted.send(

@@ -17,7 +17,7 @@ from surveys.errors import (
     InstrumentFrozen,
     SurveyClosed,
 )
-from surveys.models import Answer, Instrument, Participant, Response
+from surveys.models import Answer, Choice, Instrument, Participant, Response
 from surveys.signals import response_submitted
 from tests.factories import ParticipantFactory, SiteFactory, complete_answers
 
@@ -118,6 +118,22 @@ def test_submitting_stores_one_response_with_every_answer(participant):
         "understood": {"fully"},
         "tool": {"line"},
     }
+
+
+def test_the_response_keeps_its_site_and_a_bit_for_each_chosen_choice(participant):
+    response = services.response_submit(
+        participant=participant, answers=complete_answers(), language="ja"
+    )
+    # Bits number the instrument's choices in question order, then choice order.
+    ordered = Choice.objects.filter(question__instrument=response.instrument).order_by(
+        "question__order", "order"
+    )
+    position = {c.pk: i for i, c in enumerate(ordered)}
+    expected = sum(1 << position[a.choice_id] for a in response.answers.exclude(choice=None))
+    response.refresh_from_db()
+    assert response.choice_bits == expected
+    assert bin(expected).count("1") == 7  # two channels and five single answers
+    assert response.site_id == participant.site_id
 
 
 def test_a_second_submission_is_refused_and_changes_nothing(participant):
