@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
@@ -73,6 +74,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
+    "simple_history",
     "surveys",
     "kpi",
 ]
@@ -86,6 +88,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "simple_history.middleware.HistoryRequestMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -182,6 +185,15 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
 }
 CELERY_TIMEZONE = TIME_ZONE
+# The schedule `celery beat` runs (production): nightly scoring of open studies, and a
+# backstop that catches submissions made while the broker was unreachable.
+CELERY_BEAT_SCHEDULE = {
+    "score-open-studies-nightly": {
+        "task": "kpi.score_open_studies",
+        "schedule": crontab(hour=2, minute=0),
+    },
+    "score-unscored-submissions": {"task": "kpi.score_unscored", "schedule": 300.0},
+}
 
 # --- Security -------------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
@@ -220,3 +232,5 @@ LOGGING = {
 # --- Hyoka ----------------------------------------------------------------------------
 # Longest free-text answer accepted, in characters.
 HYOKA_TEXT_ANSWER_MAX = env.int("HYOKA_TEXT_ANSWER_MAX", default=2000)
+# A CSRF failure (an expired page, cookies refused) gets a translated page asking to reload.
+CSRF_FAILURE_VIEW = "surveys.views.csrf_failure"

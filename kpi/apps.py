@@ -5,3 +5,10 @@ from django.utils.translation import gettext_lazy as _
 class KpiConfig(AppConfig):
     name = "kpi"
     verbose_name = _("KPIs and evaluations")
+
+    def ready(self) -> None:
+        from surveys.signals import response_submitted
+
+        from .receivers import on_response_submitted
+
+        response_submitted.connect(on_response_submitted, dispatch_uid="kpi.score_on_submission")

@@ -67,17 +67,27 @@ def z_quantile(confidence: float) -> float:
 def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
     """Wilson score interval for the proportion ``successes / n``.
 
-    No continuity correction; the bounds are clipped to [0, 1]. ``n == 0`` raises
-    ``ValueError``: a share over nobody has no interval.
+    No continuity correction; the bounds lie in [0, 1] (exactly 0 for no successes and 1
+    for all). ``n == 0`` raises ``ValueError``: a share over nobody has no interval.
     """
     _check_count(successes, n)
     if n == 0:
         raise ValueError("a proportion over n == 0 respondents has no interval")
     z = z_quantile(confidence)
+    return _wilson_low(successes, n, z), 1 - _wilson_low(n - successes, n, z)
+
+
+def _wilson_low(successes: int, n: int, z: float) -> float:
+    """The lower Wilson bound, the smaller root of (n + z^2) p^2 - (2x + z^2) p + x^2 / n.
+
+    Taken as the product of the roots over the larger root, which avoids the cancellation
+    of "centre - half" (a tiny positive bound instead of 0 for x == 0). The upper bound is
+    1 minus the lower bound of the failures.
+    """
     z2 = z * z
     centre = (successes + z2 / 2) / (n + z2)
-    half = z / (n + z2) * math.sqrt(successes * (n - successes) / n + z2 / 4)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    half = z * math.sqrt(successes * (n - successes) / n + z2 / 4) / (n + z2)
+    return successes * successes / (n * (n + z2)) / (centre + half)
 
 
 def ratio_interval(

@@ -1,0 +1,88 @@
+"""Load a study's segments and KPIs from the ``kpis.toml`` file beside its ``study.toml``."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from django.db import transaction
+
+from surveys.loading import REFERENCE_STUDY, DefinitionError, read_toml
+from surveys.models import Study
+from surveys.selectors import instrument_current
+
+from .models import KPI, Clause, Segment
+
+
+def kpis_path(study_path: Path = REFERENCE_STUDY) -> Path | None:
+    name = read_toml(study_path).get("kpis")
+    return study_path.parent / name if name else None
+
+
+@transaction.atomic
+def load_kpis(*, study: Study, path: Path) -> list[KPI]:
+    """Create the file's segments and KPIs for ``study``, against its current instrument."""
+    data = read_toml(path)
+    instrument = instrument_current(study)
+    if instrument is None:
+        raise DefinitionError(f"study {study.code} has no published instrument")
+    questions = {q.code: q for q in instrument.questions.prefetch_related("choices")}
+    segments: dict[str, Segment] = {}
+    for seg in data.get("segments", []):
+        segment = Segment.objects.create(
+            study=study, code=seg["code"], name_ja=seg["name_ja"], name_en=seg.get("name_en", "")
+        )
+        for c in seg["clauses"]:
+            question = questions.get(c["question"])
+            if question is None:
+                raise DefinitionError(f"segment {seg['code']}: no question {c['question']!r}")
+            clause = Clause.objects.create(
+                segment=segment,
+                question=question,
+                tag=c.get("tag", ""),
+                negate=c.get("negate", False),
+            )
+            wanted = set(c.get("choices", []))
+            picked = [ch for ch in question.choices.all() if ch.code in wanted]
+            if len(picked) != len(wanted):
+                raise DefinitionError(f"segment {seg['code']}: unknown choices in {sorted(wanted)}")
+            clause.choices.set(picked)
+        segments[segment.code] = segment
+
+    def segment(code: str | None) -> Segment | None:
+        if code is None:
+            return None
+        if code not in segments:
+            raise DefinitionError(f"no segment {code!r}")
+        return segments[code]
+
+    kpis = []
+    for order, k in enumerate(data.get("kpis", []), start=1):
+        fields: dict[str, Any] = {
+            "study": study,
+            "code": k["code"],
+            "order": order * 10,
+            "group": k.get("group", ""),
+            "kind": k["kind"],
+            "base": k["base"],
+            "name_ja": k["name_ja"],
+            "name_en": k.get("name_en", ""),
+            "base_description_ja": k.get("base_description_ja", ""),
+            "base_description_en": k.get("base_description_en", ""),
+            "numerator": segment(k.get("numerator")),
+            "base_segment": segment(k.get("base_segment")),
+            "mean_question": questions[k["mean_question"]] if "mean_question" in k else None,
+            "comparator": k.get("comparator", ""),
+            "threshold": Decimal(k["threshold"]) if "threshold" in k else None,
+            "rule": k.get("rule", "point"),
+            "min_n": k.get("min_n", 30),
+            "by_site": k.get("by_site", True),
+        }
+        if "confidence" in k:
+            fields["confidence"] = Decimal(k["confidence"])
+        kpi = KPI(**fields)
+        kpi.full_clean(exclude=["study"])
+        kpi.save()
+        kpis.append(kpi)
+    return kpis
