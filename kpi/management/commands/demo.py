@@ -4,6 +4,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
+from django.utils import translation
 
 from kpi.loading import kpis_path, load_kpis
 from kpi.models import EvaluationRun
@@ -35,7 +36,8 @@ class Command(BaseCommand):
         self.stdout.write("")
         if run.status == EvaluationRun.Status.SUCCEEDED:
             self.stdout.write(f"Scored the reference KPIs (run #{run.pk}):")
-            self.stdout.write(results_table(run.results.filter(site=None)))
+            with translation.override("en"):
+                self.stdout.write(results_table(run.results.filter(site=None)))
         else:
             self.stdout.write(f"Scoring run #{run.pk} is {run.status}.")
         self._print(invitations, password)
