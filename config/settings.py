@@ -172,7 +172,7 @@ CELERY_BROKER_URL = (
 )
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 if CELERY_TASK_ALWAYS_EAGER:
-    CELERY_BROKER_URL = "memory://"  # never used by eager tasks; keeps kombu from guessing
+    CELERY_BROKER_URL = "memory://localhost/"  # never used by eager tasks; keeps kombu from guessing
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
