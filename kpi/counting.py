@@ -98,7 +98,9 @@ def _condition(forms: dict[int, InstrumentForm], conj: Conjunction) -> str:
     for clause in conj:
         masks = {i: _clause_mask(f, clause) for i, f in forms.items()}
         # SQLite and PostgreSQL both read "x <> 0" as a boolean; the masks are our own ints.
-        tests = {i: f"((choice_bits & {int(m)}) <> 0)" if m else "(1 = 0)" for i, m in masks.items()}
+        tests = {
+            i: f"((choice_bits & {int(m)}) <> 0)" if m else "(1 = 0)" for i, m in masks.items()
+        }
         expr = _per_instrument(forms, tests, "(1 = 0)")
         parts.append(f"NOT {expr}" if clause.negate else expr)
     return " AND ".join(parts)

@@ -45,6 +45,10 @@ def _enqueue(run_id: int, *, countdown: float | None = None) -> None:
         logger.exception("could not enqueue scoring run %s; the backstop will retry", run_id)
 
 
+class RunMissing(LookupError):
+    """The run was deleted (or its transaction rolled back) before the task ran."""
+
+
 def run_request(
     *,
     study: Study,
@@ -91,7 +95,9 @@ def run_execute(*, run_id: int) -> EvaluationRun:
     claimed = EvaluationRun.objects.filter(
         pk=run_id, status__in=[EvaluationRun.Status.QUEUED, EvaluationRun.Status.RUNNING]
     ).update(status=EvaluationRun.Status.RUNNING, attempts=F("attempts") + 1)
-    run = EvaluationRun.objects.select_related("study").get(pk=run_id)
+    run = EvaluationRun.objects.select_related("study").filter(pk=run_id).first()
+    if run is None:
+        raise RunMissing(f"no evaluation run {run_id}")
     if not claimed:
         return run
     if run.started_at is None:
@@ -140,5 +146,3 @@ def run_fail(*, run_id: int, error: str) -> None:
 def _describe(exc: BaseException) -> str:
     detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
     return detail if not settings.DEBUG else traceback.format_exc()
-
-

@@ -34,6 +34,11 @@ MAX_RETRIES = 5
 def score_run(self, run_id: int) -> str:  # type: ignore[no-untyped-def]
     try:
         run = services.run_execute(run_id=run_id)
+    except services.RunMissing:
+        # Never retried: a missing row will not appear by waiting (enqueueing happens
+        # only after commit).
+        logger.warning("scoring run %s does not exist; nothing to do", run_id)
+        return "missing"
     except RETRY_ERRORS as exc:
         if self.request.retries >= MAX_RETRIES:
             services.run_fail(run_id=run_id, error=f"gave up after {MAX_RETRIES} retries: {exc}")

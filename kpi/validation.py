@@ -39,9 +39,7 @@ def validate_clause(
             % {"choices": ", ".join(f"“{c.label}”" for c in foreign), "question": question.code}
         )
     if not choices and not tag:
-        errors.setdefault("choices", []).append(
-            _("Tick the choices that count, or give a tag.")
-        )
+        errors.setdefault("choices", []).append(_("Tick the choices that count, or give a tag."))
     if tag and not any(tag in c.tags for c in question.choices.all()):
         errors.setdefault("tag", []).append(
             _("No choice of the question “%(question)s” has the tag “%(tag)s”.")

@@ -52,6 +52,31 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     )
 
 
+@pytest.fixture(autouse=True)
+def _celery_mode(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    """Tasks run in-process (the embedded mode) unless a test starts real workers."""
+    from config.celery import app
+
+    eager = request.node.get_closest_marker("redis") is None
+    saved = app.conf.task_always_eager
+    app.conf.task_always_eager = eager
+    yield
+    app.conf.task_always_eager = saved
+
+
+@pytest.fixture
+def reference_study(db):  # type: ignore[no-untyped-def]
+    """The reference study with its KPIs and the 229 demo responses, not yet scored."""
+    from kpi.loading import kpis_path, load_kpis
+    from surveys.demo import generate_demo_responses
+    from surveys.loading import load_study
+
+    study = load_study()
+    load_kpis(study=study, path=kpis_path())
+    generate_demo_responses(study)
+    return study
+
+
 @pytest.fixture
 def study(db):  # type: ignore[no-untyped-def]
     """An open study with the reference questionnaire published."""
