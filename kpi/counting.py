@@ -139,6 +139,7 @@ def count_sql(forms: dict[int, InstrumentForm], plan: CountPlan) -> str:
             f"SUM(CASE WHEN {cond} AND {score} IS NOT NULL THEN 1 ELSE 0 END) AS {alias}_n",
         ]
     ids = ", ".join(str(int(i)) for i in forms)
+    # Built from our own integers (masks, scores, ids) and aliases; values are parameters.
     return (
         f"SELECT {', '.join(columns)} FROM {Response._meta.db_table} "
         f"WHERE status = %s AND instrument_id IN ({ids}) AND submitted_at <= %s "

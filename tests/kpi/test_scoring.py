@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 from django.db import connection, connections
-from django.utils import timezone
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from statsmodels.stats.proportion import proportion_confint
 
 from kpi import services, tasks
@@ -77,7 +77,7 @@ def test_shares_over_respondents_show_what_non_respondents_could_change(referenc
     assert r.nonresponse_low == pytest.approx(229 / 352)
     assert r.nonresponse_high == pytest.approx(1.0)
     # The smallest k with 229 / (229 + k) < 70 %, by brute force.
-    k = next(k for k in range(124) if 229 * 10 < 7 * (229 + k))
+    k = next(k for k in range(124) if 7 * (229 + k) > 229 * 10)
     assert r.tipping_direction == "no"
     assert r.tipping_count == k
     # A share over a segment has no non-response range: non-respondents' segment is unknown.
