@@ -141,7 +141,7 @@ def count_sql(forms: dict[int, InstrumentForm], plan: CountPlan) -> str:
     ids = ", ".join(str(int(i)) for i in forms)
     # Built from our own integers (masks, scores, ids) and aliases; values are parameters.
     return (
-        f"SELECT {', '.join(columns)} FROM {Response._meta.db_table} "
+        f"SELECT {', '.join(columns)} FROM {Response._meta.db_table} "  # noqa: S608
         f"WHERE status = %s AND instrument_id IN ({ids}) AND submitted_at <= %s "
         "GROUP BY site_id"
     )
