@@ -172,9 +172,13 @@ class InstrumentForm:
         if not number.is_finite() or abs(number) >= Decimal("1e10"):
             return None, _("Enter a number, for example 3.")
         if question.min_value is not None and number < question.min_value:
-            return None, _("Enter a number of at least %(min)s.") % {"min": question.min_value}
+            return None, _("Enter a number of at least %(min)s.") % {
+                "min": _plain(question.min_value)
+            }
         if question.max_value is not None and number > question.max_value:
-            return None, _("Enter a number of at most %(max)s.") % {"max": question.max_value}
+            return None, _("Enter a number of at most %(max)s.") % {
+                "max": _plain(question.max_value)
+            }
         return number, None
 
     def bits(self, clean: Mapping[str, CleanValue]) -> int:
@@ -224,6 +228,11 @@ class InstrumentForm:
 
 _FROZEN_FORMS: dict[tuple[int, object], InstrumentForm] = {}
 _FROZEN_FORMS_MAX = 64
+
+
+def _plain(number: Decimal) -> str:
+    """20.00 as "20", 2.50 as "2.5": a bound as a participant would write it."""
+    return format(number.normalize(), "f")
 
 
 def _as_choice_list(value: CleanValue | None) -> list[Choice]:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 
 from . import tokens
-from .models import Instrument, Participant, Response, Site, Study, hash_token
+from .models import Instrument, Participant, Question, Response, Site, Study, hash_token
 
 
 def participant_for_token(token: str) -> Participant | None:
@@ -29,11 +30,19 @@ def response_for_participant(participant: Participant) -> Response | None:
     return Response.objects.filter(participant=participant).select_related("instrument").first()
 
 
+# Who counts as invited, the base of the response rate: every active participant, and a
+# withdrawn one who had already submitted (their answers stay). The KPI engine counts the
+# same way, so the admin's rate and the scored response rate agree.
+INVITED = Q(status=Participant.Status.ACTIVE) | Q(response__status=Response.Status.SUBMITTED)
+
+
 def site_response_counts(study: Study) -> QuerySet[Site]:
-    """Sites of a study with participant, draft and submitted counts (the response-rate view)."""
+    """Sites of a study with invited, draft and submitted counts (the response-rate view)."""
     return study.sites.annotate(
         participants_total=Count(
-            "participants", filter=Q(participants__status=Participant.Status.ACTIVE)
+            "participants",
+            filter=Q(participants__status=Participant.Status.ACTIVE)
+            | Q(participants__response__status=Response.Status.SUBMITTED),
         ),
         drafts=Count(
             "participants__response",
@@ -44,3 +53,43 @@ def site_response_counts(study: Study) -> QuerySet[Site]:
             filter=Q(participants__response__status=Response.Status.SUBMITTED),
         ),
     ).order_by("code")
+
+
+def _count_subquery(queryset: QuerySet, outer: str) -> Subquery:
+    """``COUNT(*)`` of ``queryset`` rows whose ``outer`` field matches the outer row's pk:
+    a correlated subquery, so several counts on one row never multiply each other."""
+    counted = (
+        queryset.filter(**{outer: OuterRef("pk")})
+        .order_by()
+        .values(outer)
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return Subquery(counted, output_field=IntegerField())
+
+
+def studies_with_response_counts() -> QuerySet[Study]:
+    """Studies with their site count and study-wide participant and submitted counts, on the
+    same definitions as ``site_response_counts`` (``INVITED``; submitted responses)."""
+    return Study.objects.annotate(
+        sites_total=Coalesce(_count_subquery(Site.objects.all(), "study"), 0),
+        participants_total=Coalesce(
+            _count_subquery(Participant.objects.filter(INVITED), "site__study"),
+            0,
+        ),
+        submitted=Coalesce(
+            _count_subquery(
+                Response.objects.filter(status=Response.Status.SUBMITTED),
+                "participant__site__study",
+            ),
+            0,
+        ),
+    )
+
+
+def instruments_with_counts() -> QuerySet[Instrument]:
+    """Instruments with their question and response counts."""
+    return Instrument.objects.select_related("study").annotate(
+        questions_total=Coalesce(_count_subquery(Question.objects.all(), "instrument"), 0),
+        responses_total=Coalesce(_count_subquery(Response.objects.all(), "instrument"), 0),
+    )
