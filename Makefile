@@ -42,7 +42,7 @@ fmt: $(VENV)/.dev
 	$(BIN)/ruff check --fix .
 
 types: $(VENV)/.dev
-	$(BIN)/mypy .
+	$(BIN)/mypy
 
 ## bench: benchmarks (PostgreSQL on 127.0.0.1 needed), never part of the tests
 bench: $(VENV)/.dev

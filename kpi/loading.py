@@ -50,7 +50,7 @@ def load_kpis(*, study: Study, path: Path) -> list[KPI]:
             clause.choices.set(picked)
         segments[segment.code] = segment
 
-    def segment(code: str | None) -> Segment | None:
+    def segment_named(code: str | None) -> Segment | None:
         if code is None:
             return None
         if code not in segments:
@@ -70,8 +70,8 @@ def load_kpis(*, study: Study, path: Path) -> list[KPI]:
             "name_en": k.get("name_en", ""),
             "base_description_ja": k.get("base_description_ja", ""),
             "base_description_en": k.get("base_description_en", ""),
-            "numerator": segment(k.get("numerator")),
-            "base_segment": segment(k.get("base_segment")),
+            "numerator": segment_named(k.get("numerator")),
+            "base_segment": segment_named(k.get("base_segment")),
             "mean_question": questions[k["mean_question"]] if "mean_question" in k else None,
             "comparator": k.get("comparator", ""),
             "threshold": Decimal(k["threshold"]) if "threshold" in k else None,

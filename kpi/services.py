@@ -59,7 +59,7 @@ def run_request(
     run = EvaluationRun.objects.create(
         study=study,
         trigger=trigger,
-        requested_by=user if user is not None and user.is_authenticated else None,
+        requested_by_id=user.pk if user is not None and user.is_authenticated else None,
     )
     transaction.on_commit(lambda: _enqueue(run.pk))
     return run

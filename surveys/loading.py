@@ -140,11 +140,11 @@ def load_instrument(*, study: Study, path: Path, publish: bool) -> Instrument:
             raise DefinitionError(
                 f"question {question.code}: its condition must name an earlier question"
             )
-        matching = source.choices.all()
+        options = list(source.choices.all())
         if "tag" in condition:
-            matching = [c for c in matching if condition["tag"] in c.tags]
+            matching = [c for c in options if condition["tag"] in c.tags]
         else:
-            matching = matching.filter(code__in=condition["choices"])
+            matching = [c for c in options if c.code in condition["choices"]]
         if not matching:
             raise DefinitionError(f"question {question.code}: its condition matches no choice")
         question.condition_question = source

@@ -6,7 +6,9 @@ Models hold data and single-row facts; workflows live in ``services.py`` and rea
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -118,7 +120,7 @@ class Site(models.Model):
     def name(self) -> str:
         return _pick(self, "name")
 
-    def is_survey_open(self, at: timezone.datetime | None = None) -> bool:
+    def is_survey_open(self, at: dt.datetime | None = None) -> bool:
         at = at or timezone.now()
         if self.survey_opens_at is None or at < self.survey_opens_at:
             return False
@@ -224,7 +226,7 @@ class Question(models.Model):
         related_name="dependents",
         verbose_name=_("shown only if this question"),
     )
-    condition_choices = models.ManyToManyField(
+    condition_choices: models.ManyToManyField[Choice, Any] = models.ManyToManyField(
         "Choice",
         blank=True,
         related_name="+",

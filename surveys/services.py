@@ -81,7 +81,7 @@ def participant_withdraw(*, participant: Participant) -> None:
 
 
 IMPORT_COLUMNS = ("reference", "site")
-REFERENCE_MAX = Participant._meta.get_field("reference").max_length  # type: ignore[union-attr]
+REFERENCE_MAX: int = Participant._meta.get_field("reference").max_length or 64  # type: ignore[union-attr]
 
 
 def participants_import_csv(*, study: Study, data: bytes | str) -> list[Invitation]:

@@ -28,6 +28,28 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     ]
 
 
+_MARKED = ("postgres", "redis", "e2e")
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):  # type: ignore[no-untyped-def]
+    """Say how many PostgreSQL, Redis and browser tests ran, so a CI log shows they ran."""
+    counts = {m: {"passed": 0, "failed": 0, "skipped": 0} for m in _MARKED}
+    for outcome in ("passed", "failed", "skipped", "error"):
+        for report in terminalreporter.stats.get(outcome, []):
+            if getattr(report, "when", "call") not in ("call", "setup"):
+                continue
+            if outcome == "passed" and report.when != "call":
+                continue
+            for marker in _MARKED:
+                if marker in getattr(report, "keywords", {}):
+                    counts[marker]["failed" if outcome == "error" else outcome] += 1
+    terminalreporter.write_sep("-", "tests needing services")
+    for marker, c in counts.items():
+        terminalreporter.write_line(
+            f"{marker}: {c['passed']} passed, {c['failed']} failed, {c['skipped']} skipped"
+        )
+
+
 def _needs(item: pytest.Item, what: str, available: bool, why: str) -> None:
     if item.get_closest_marker(what) and not available:
         if IN_CI:

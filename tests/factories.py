@@ -15,7 +15,7 @@ from surveys.models import Instrument, Participant, Site, Study
 REFERENCE_INSTRUMENT = REFERENCE_STUDY.parent / read_toml(REFERENCE_STUDY)["instrument"]
 
 
-class StudyFactory(factory.django.DjangoModelFactory):
+class StudyFactory(factory.django.DjangoModelFactory[Study]):
     class Meta:
         model = Study
 
@@ -27,7 +27,7 @@ class StudyFactory(factory.django.DjangoModelFactory):
     status = Study.Status.OPEN
 
 
-class SiteFactory(factory.django.DjangoModelFactory):
+class SiteFactory(factory.django.DjangoModelFactory[Site]):
     """A site whose questionnaire opened yesterday and has no closing date."""
 
     class Meta:
@@ -48,7 +48,7 @@ def reference_instrument(study: Study) -> Instrument:
     return load_instrument(study=study, path=REFERENCE_INSTRUMENT, publish=True)
 
 
-class ParticipantFactory(factory.django.DjangoModelFactory):
+class ParticipantFactory(factory.django.DjangoModelFactory[Participant]):
     """A participant; the plain token is on ``participant.token`` (only factories keep it)."""
 
     class Meta:
