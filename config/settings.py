@@ -172,7 +172,9 @@ CELERY_BROKER_URL = (
 )
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 if CELERY_TASK_ALWAYS_EAGER:
-    CELERY_BROKER_URL = "memory://localhost/"  # never used by eager tasks; keeps kombu from guessing
+    CELERY_BROKER_URL = (
+        "memory://localhost/"  # never used by eager tasks; keeps kombu from guessing
+    )
 # Eager tasks report failures in their result, as a worker would, so that retries of
 # transient errors behave the same in embedded mode.
 CELERY_TASK_EAGER_PROPAGATES = False

@@ -41,8 +41,7 @@ class InstrumentForm:
         # Every choice of the instrument gets a bit, in question then choice order; a
         # published instrument is frozen, so the positions never change for its responses.
         self.bit_of = {
-            c.pk: i
-            for i, c in enumerate(c for q in self.questions for c in q.choices.all())
+            c.pk: i for i, c in enumerate(c for q in self.questions for c in q.choices.all())
         }
         self.choices = {q.code: {c.code: c for c in q.choices.all()} for q in self.questions}
         self.condition_codes = {
@@ -157,7 +156,8 @@ class InstrumentForm:
             return None, _("Give one answer only.")
         text = values[0]
         if qtype == Question.Type.TEXT:
-            text = text.strip()
+            # Browsers send a textarea's line breaks as CRLF; count and keep them as one.
+            text = text.replace("\r\n", "\n").strip()
             if len(text) > question.text_limit:
                 return None, _(
                     "Keep your answer to %(limit)d characters or fewer (it has %(length)d)."
@@ -247,7 +247,7 @@ def _as_strings(raw: Any) -> list[str] | None:
     """Raw input as a list of strings; ``None`` when it cannot be one (a dict, a nested list)."""
     if raw is None:
         return []
-    if isinstance(raw, bool):
+    if isinstance(raw, bool | bytes | bytearray):
         return None
     if isinstance(raw, str | int | float | Decimal):
         return [str(raw)]

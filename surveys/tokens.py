@@ -22,7 +22,7 @@ def new_token() -> tuple[str, str]:
 
 
 def is_well_formed(token: str) -> bool:
-    return bool(TOKEN_PATTERN.match(token))
+    return TOKEN_PATTERN.fullmatch(token) is not None
 
 
 def invitation_url(token: str) -> str:

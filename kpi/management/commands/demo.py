@@ -53,7 +53,9 @@ class Command(BaseCommand):
             if path is not None:
                 load_kpis(study=study, path=path)
             generate_demo_responses(study, REFERENCE_STUDY)
-            self.stdout.write(f"Loaded the reference study {code} with its KPIs and demo responses.")
+            self.stdout.write(
+                f"Loaded the reference study {code} with its KPIs and demo responses."
+            )
         password = os.environ.get("DEMO_PASSWORD", "hyoka-demo-2021")
         user, _ = get_user_model().objects.get_or_create(
             username=DEMO_USER, defaults={"is_staff": True, "is_superuser": True}
