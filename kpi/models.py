@@ -21,6 +21,16 @@ from surveys.models import Choice, Question, Site, Study, _pick
 from .statistics import Comparator, Rule, Verdict
 
 
+class StudyResults(Study):
+    """A study seen from its results: the latest scoring, and "Score now" in the admin."""
+
+    class Meta:
+        proxy = True
+        verbose_name = _("results of a study")
+        verbose_name_plural = _("results by study")
+        permissions = [("score_study", _("Can start a scoring"))]
+
+
 class Segment(models.Model):
     """A named set of respondents: those whose answers meet every clause."""
 

@@ -1,0 +1,756 @@
+"""The programme managers' admin for KPIs: segments and their conditions, KPI targets
+(with their change history), scoring runs and their results, and "Score now".
+
+Runs and results are evidence: nobody adds, changes or deletes them here. Scoring goes
+through ``services.run_request``; the figures come from ``selectors`` and are worded by
+``reporting``, as in the printed report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, cast
+
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBase,
+    HttpResponseNotAllowed,
+    HttpResponseRedirect,
+)
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.formats import date_format, number_format
+from django.utils.html import format_html
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
+from simple_history.admin import SimpleHistoryAdmin
+from simple_history.models import ModelChange
+from simple_history.template_utils import HistoricalRecordContextHelper
+
+from surveys.models import Study, _pick
+
+from . import reporting, selectors, services
+from .forms import ClauseForm, ClauseFormSet, KPIForm, KPIListForm, plain_decimal
+from .models import KPI, Clause, EvaluationRun, KPIResult, Segment, StudyResults
+from .statistics import Rule, Verdict, round_half_up
+
+EMPTY = "\u2014"  # an em dash for "nothing here"
+SCORE_PERMISSION = "kpi.score_study"
+
+
+def _when(value: Any) -> str:
+    if value is None:
+        return EMPTY
+    return date_format(timezone.localtime(value), "SHORT_DATETIME_FORMAT")
+
+
+def _when_after(earlier: Any, value: Any) -> str:
+    """The time alone when it falls on the same day as ``earlier`` (narrow list columns)."""
+    if value is None or earlier is None:
+        return _when(value)
+    local = timezone.localtime(value)
+    if local.date() == timezone.localtime(earlier).date():
+        return date_format(local, "H:i:s")
+    return _when(value)
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return EMPTY
+    if value < 60:
+        places = 2 if value < 1 else 1
+        return gettext("%(seconds)s s") % {"seconds": number_format(value, places)}
+    minutes, seconds = divmod(round(value), 60)
+    return gettext("%(minutes)d min %(seconds)d s") % {"minutes": minutes, "seconds": seconds}
+
+
+def _target(obj: KPI | KPIResult | Any) -> str:
+    """``>= 70 %``: the same words as the report (a KPI and its result share the fields)."""
+    return reporting.target_text(cast(KPIResult, obj)) or EMPTY
+
+
+# --- History ------------------------------------------------------------------------------
+
+
+class ReadableHistory(HistoricalRecordContextHelper):
+    """Old and new values as a manager reads them: labels of choices, 70 not 70.0000,
+    yes/no, a dash for empty."""
+
+    def prepare_delta_change_value(self, change: ModelChange, value: Any) -> Any:
+        field = self.model._meta.get_field(change.field)
+        if field.many_to_many:
+            return super().prepare_delta_change_value(change, value)
+        if value is None or value == "":
+            return EMPTY
+        if isinstance(value, bool):
+            return gettext("yes") if value else gettext("no")
+        if getattr(field, "choices", None):
+            return str(dict(field.flatchoices).get(value, value))  # type: ignore[attr-defined]
+        if isinstance(value, Decimal):
+            return plain_decimal(value)
+        return value
+
+
+class HistoryAdmin(SimpleHistoryAdmin):
+    """Each object's History page lists who changed what and when, with old → new."""
+
+    object_history_template = "admin/kpi/object_history.html"
+    object_history_list_template = "admin/kpi/history_list.html"
+
+    def get_historical_record_context_helper(
+        self, request: HttpRequest, historical_record: Any
+    ) -> HistoricalRecordContextHelper:
+        return ReadableHistory(self.model, historical_record)
+
+    def history_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        columns = []
+        for name in self.get_history_list_display(request):
+            method = getattr(self, name, None)
+            label = getattr(method, "short_description", None) or name
+            columns.append((name, label))
+        context = {**(extra_context or {}), "history_columns": columns}
+        return super().history_view(request, object_id, context)
+
+
+# --- Segments and their conditions -------------------------------------------------------
+
+
+class ClauseInline(admin.StackedInline):
+    model = Clause
+    form = ClauseForm
+    formset = ClauseFormSet
+    fields = ("question", "choices", "tag", "negate")
+    extra = 1
+    verbose_name = _("condition")
+    verbose_name_plural = _("conditions (a respondent is in the segment if all of them hold)")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Clause]:
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("question__instrument__study")
+            .prefetch_related("choices")
+        )
+
+
+def clause_text(clause: Clause) -> str:
+    """``channels: did not choose #municipal`` (question and choices loaded)."""
+    what = [c.code for c in clause.choices.all()]
+    if clause.tag:
+        what.append(f"#{clause.tag}")
+    verb = gettext("did not choose") if clause.negate else gettext("chose")
+    return f"{clause.question.code}: {verb} {', '.join(what)}"
+
+
+@admin.register(Segment)
+class SegmentAdmin(HistoryAdmin):
+    list_display = ("name_column", "code", "study", "conditions_column", "kpis_column")
+    list_display_links = ("name_column", "code")
+    list_filter = ("study",)
+    search_fields = ("code", "name_ja", "name_en")
+    ordering = ("study__code", "code")
+    fields = ("study", "code", "name_ja", "name_en")
+    inlines = (ClauseInline,)
+    history_list_display = ("name_column",)
+    object_history_template = "admin/kpi/segment/object_history.html"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Segment]:
+        return selectors.segments_with_clauses(super().get_queryset(request))
+
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: Segment | None = None
+    ) -> tuple[str, ...]:
+        # Its conditions name the study's questions: a segment stays in its study.
+        return ("study",) if obj is not None else ()
+
+    def get_formset_kwargs(
+        self, request: HttpRequest, obj: Segment, inline: Any, prefix: str
+    ) -> dict[str, Any]:
+        # "Add segment" opened with ?study=<id> offers that study's questions at once.
+        if obj.pk is None and obj.study_id is None and request.method == "GET":
+            study = request.GET.get("study", "")
+            if study.isdigit():
+                obj.study_id = int(study)
+        return super().get_formset_kwargs(request, obj, inline, prefix)
+
+    @admin.display(description=_("name"), ordering="name_ja")
+    def name_column(self, obj: Segment) -> str:
+        return _pick(obj, "name")  # also for historical versions, which have no properties
+
+    @admin.display(description=_("conditions"))
+    def conditions_column(self, obj: Segment) -> str:
+        clauses = [clause_text(c) for c in obj.clauses.all()]
+        return gettext(" and ").join(clauses) if clauses else gettext("none yet")
+
+    @admin.display(description=_("used by KPIs"), ordering="kpis_using")
+    def kpis_column(self, obj: Segment) -> str:
+        used = obj.kpis_using  # type: ignore[attr-defined]
+        if not used:
+            return "0"
+        url = reverse("admin:kpi_kpi_changelist") + f"?study__id__exact={obj.study_id}"
+        return format_html('<a href="{}">{}</a>', url, used)
+
+    def history_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        pk = unquote(object_id)
+        records = (
+            Clause.history.filter(segment_id=pk)  # type: ignore[attr-defined]
+            .select_related("history_user", "question")
+            .prefetch_related("historicalclause_choices_set__choice")
+            .order_by("-history_date", "-history_id")
+        )
+        context = {**(extra_context or {}), "clause_changes": clause_changes(list(records))}
+        return super().history_view(request, object_id, context)
+
+
+def clause_changes(records: list[Any]) -> list[dict[str, Any]]:
+    """The conditions' history, newest first, each entry the whole condition as it then
+    read. Saving a condition records it twice (the row, then its ticked choices): the
+    earlier of two records of one condition by one user within seconds is folded into
+    the later."""
+    entries: list[dict[str, Any]] = []
+    for record in records:
+        # The ticked choices as recorded with this version (``record.choices`` would query).
+        rows = record.historicalclause_choices_set.all()
+        choices = [row.choice.code for row in rows if row.choice is not None]
+        what = [*choices, *([f"#{record.tag}"] if record.tag else [])]
+        verb = gettext("did not choose") if record.negate else gettext("chose")
+        question = record.question.code if record.question is not None else EMPTY
+        text = f"{question}: {verb} {', '.join(what)}"
+        previous = entries[-1] if entries else None
+        if (
+            previous is not None
+            and previous["clause_id"] == record.id
+            and previous["user_id"] == record.history_user_id
+            and (previous["when"] - record.history_date).total_seconds() < 5
+        ):
+            if record.history_type == "+":
+                previous["action"] = gettext("added")
+            continue
+        entries.append(
+            {
+                "clause_id": record.id,
+                "user_id": record.history_user_id,
+                "user": record.history_user,
+                "when": record.history_date,
+                "action": {"+": gettext("added"), "-": gettext("deleted")}.get(
+                    record.history_type, gettext("changed")
+                ),
+                "text": text,
+            }
+        )
+    return entries
+
+
+# --- KPIs ---------------------------------------------------------------------------------
+
+
+# Short words for the list's narrow columns (the form shows the full labels).
+KIND_SHORT: dict[str, Any] = {
+    KPI.Kind.SHARE: _("share"),
+    KPI.Kind.RATIO: _("ratio"),
+    KPI.Kind.MEAN: _("mean"),
+}
+BASE_SHORT: dict[str, Any] = {
+    KPI.Base.INVITED: _("all invited"),
+    KPI.Base.RESPONDENTS: _("all respondents"),
+    KPI.Base.SEGMENT: _("a segment"),
+}
+RULE_SHORT: dict[str, Any] = {Rule.POINT: _("point estimate"), Rule.BOUND: _("interval bound")}
+
+
+@admin.register(KPI)
+class KPIAdmin(HistoryAdmin):
+    form = KPIForm
+    list_display = (
+        "order",
+        "code",
+        "name_column",
+        "kind_column",
+        "base_column",
+        "target_column",
+        "rule_column",
+        "min_n",
+        "by_site",
+        "active",
+    )
+    list_display_links = ("code", "name_column")
+    list_editable = ("order",)
+    list_filter = ("study", "kind", "active")
+    list_select_related = ("study", "base_segment")
+    search_fields = ("code", "name_ja", "name_en")
+    ordering = ("study__code", "order", "code")
+    radio_fields = {"kind": admin.VERTICAL, "base": admin.VERTICAL, "rule": admin.VERTICAL}
+    history_list_display = ("target_column", "active_column")
+    fieldsets = (
+        (
+            _("What it is"),
+            {
+                "fields": (
+                    "study",
+                    "code",
+                    ("name_ja", "name_en"),
+                    ("base_description_ja", "base_description_en"),
+                    ("group", "order"),
+                )
+            },
+        ),
+        (
+            _("What it counts"),
+            {
+                "fields": ("kind", "numerator", "base", "base_segment", "mean_question"),
+                "description": _(
+                    "A share counts the respondents in the success segment among the base. "
+                    "A ratio divides the success segment by the base segment, among the same "
+                    "respondents. A mean averages a scale item's scores over the base."
+                ),
+            },
+        ),
+        (
+            _("Target and judgement"),
+            {"fields": ("comparator", "threshold", "rule", "confidence", "min_n")},
+        ),
+        (_("Report"), {"fields": ("by_site", "active")}),
+    )
+
+    def get_readonly_fields(self, request: HttpRequest, obj: KPI | None = None) -> tuple[str, ...]:
+        # Its segments belong to its study: a KPI stays in its study.
+        return ("study",) if obj is not None else ()
+
+    def get_changelist_form(self, request: HttpRequest, **kwargs: Any) -> type:
+        kwargs.setdefault("form", KPIListForm)
+        return super().get_changelist_form(request, **kwargs)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[KPI]:
+        return super().get_queryset(request).select_related("study", "base_segment")
+
+    @admin.display(description=_("name"), ordering="name_ja")
+    def name_column(self, obj: KPI) -> str:
+        return obj.name
+
+    @admin.display(description=_("kind"), ordering="kind")
+    def kind_column(self, obj: KPI) -> str:
+        return str(KIND_SHORT.get(obj.kind, obj.kind))
+
+    @admin.display(description=_("base"), ordering="base")
+    def base_column(self, obj: KPI) -> str:
+        if obj.base == KPI.Base.SEGMENT and obj.base_segment is not None:
+            return gettext("segment: %(segment)s") % {"segment": obj.base_segment.name}
+        return str(BASE_SHORT.get(obj.base, obj.base))
+
+    @admin.display(description=_("judged on"), ordering="rule")
+    def rule_column(self, obj: KPI) -> str:
+        return str(RULE_SHORT.get(obj.rule, obj.rule))
+
+    @admin.display(description=_("target"))
+    def target_column(self, obj: KPI) -> str:
+        return _target(obj)
+
+    @admin.display(description=_("active"))
+    def active_column(self, obj: KPI) -> str:
+        return gettext("yes") if obj.active else gettext("no")
+
+
+# --- Runs and results ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ResultRow:
+    """One line of a run's results table, worded as the report words it."""
+
+    result: KPIResult
+    counts: str
+    value: str
+    interval: str
+    interval_label: str
+    target: str
+    verdict: str
+    verdict_class: str
+    verdict_note: str
+    nonresponse: str
+    tipping: str
+
+    @classmethod
+    def of(cls, r: KPIResult) -> ResultRow:
+        counts = f"{r.numerator} / {r.denominator}"
+        if r.overlap is not None:
+            counts += " " + gettext("(both: %(n)d)") % {"n": r.overlap}
+        interval = ""
+        if r.ci_low is not None and r.ci_high is not None:
+            low, high = reporting.format_value(r, r.ci_low), reporting.format_value(r, r.ci_high)
+            interval = f"{low} – {high}"
+        note = ""
+        if r.verdict == Verdict.INCONCLUSIVE and r.denominator < r.min_n:
+            note = gettext("base under the minimum of %(min_n)d") % {"min_n": r.min_n}
+        elif r.verdict and r.rule == Rule.BOUND:
+            note = gettext("judged on the interval's bound")
+        nonresponse = ""
+        if r.nonresponse_low is not None and r.nonresponse_high is not None:
+            low = reporting.format_value(r, r.nonresponse_low)
+            high = reporting.format_value(r, r.nonresponse_high)
+            nonresponse = f"{low} – {high}"
+        return cls(
+            result=r,
+            counts=counts,
+            value=reporting.headline(r),
+            interval=interval,
+            interval_label=gettext("%(level)s %% interval")
+            % {"level": round_half_up(r.confidence * 100)},
+            target=reporting.target_text(r),
+            verdict=reporting.verdict_text(r),
+            verdict_class=_verdict_class(r),
+            verdict_note=note,
+            nonresponse=nonresponse,
+            tipping=_tipping_text(r),
+        )
+
+
+def _verdict_class(r: KPIResult) -> str:
+    if not r.verdict:
+        return "none"
+    if r.verdict == Verdict.MET and r.met_with_confidence:
+        return "met-confidence"
+    return r.verdict.replace("_", "-")
+
+
+def _tipping_text(r: KPIResult) -> str:
+    if not r.tipping_direction:
+        return ""
+    missing = r.invited - r.respondents
+    answer = gettext("no") if r.tipping_direction == "no" else gettext("yes")
+    if r.tipping_count is None:
+        return ngettext(
+            "Holds even if the %(missing)d non-respondent had answered “%(answer)s”.",
+            "Holds even if all %(missing)d non-respondents had answered “%(answer)s”.",
+            missing,
+        ) % {"missing": missing, "answer": answer}
+    return ngettext(
+        "Flips if %(count)d of %(missing)d non-respondents had answered “%(answer)s”.",
+        "Flips if %(count)d of %(missing)d non-respondents had answered “%(answer)s”.",
+        r.tipping_count,
+    ) % {"count": r.tipping_count, "missing": missing, "answer": answer}
+
+
+@dataclass(frozen=True)
+class SectionView:
+    """A scope of the results table: the whole study, or one site."""
+
+    title: str
+    code: str
+    section: selectors.ResultSection
+    rows: list[ResultRow]
+
+
+def section_views(sections: list[selectors.ResultSection]) -> list[SectionView]:
+    return [
+        SectionView(
+            title=s.site.name if s.site else gettext("Whole study"),
+            code=s.site.code if s.site else "",
+            section=s,
+            rows=[ResultRow.of(r) for r in s.results],
+        )
+        for s in sections
+    ]
+
+
+@admin.register(EvaluationRun)
+class EvaluationRunAdmin(admin.ModelAdmin):
+    """Read-only: a run is made by "Score now" (or automatically), never by hand."""
+
+    list_display = (
+        "run_column",
+        "study_column",
+        "status_column",
+        "trigger",
+        "requested_by",
+        "created_column",
+        "started_column",
+        "cutoff_column",
+        "duration_column",
+        "responses_counted",
+    )
+    list_display_links = ("run_column",)
+    list_filter = ("study", "status", "trigger")
+    list_select_related = ("study", "requested_by")
+    date_hierarchy = "created_at"
+    ordering = ("-created_at", "-pk")
+    list_per_page = 50
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[EvaluationRun]:
+        return super().get_queryset(request).select_related("study", "requested_by")
+
+    def get_fieldsets(self, request: HttpRequest, obj: EvaluationRun | None = None) -> list:
+        fieldsets: list = [
+            (
+                None,
+                {
+                    "fields": (
+                        ("study", "status_column"),
+                        ("trigger", "requested_by"),
+                        ("created_at", "started_at"),
+                        ("finished_at", "duration_column"),
+                        ("cutoff", "responses_counted"),
+                        "attempts",
+                    )
+                },
+            ),
+        ]
+        if obj is not None and obj.status == EvaluationRun.Status.FAILED:
+            fieldsets.append((_("What went wrong"), {"fields": ("error",)}))
+        return fieldsets
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        return (
+            "study",
+            "status_column",
+            "trigger",
+            "requested_by",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "duration_column",
+            "cutoff",
+            "attempts",
+            "responses_counted",
+            "error",
+        )
+
+    @admin.display(description=_("run"), ordering="pk")
+    def run_column(self, obj: EvaluationRun) -> str:
+        return f"#{obj.pk}"
+
+    @admin.display(description=_("study"), ordering="study__code")
+    def study_column(self, obj: EvaluationRun) -> str:
+        return format_html(
+            '<span class="hyoka-nowrap" title="{}">{}</span>', obj.study.name, obj.study.code
+        )
+
+    @admin.display(description=_("status"), ordering="status")
+    def status_column(self, obj: EvaluationRun) -> str:
+        return format_html(
+            '<span class="hyoka-status hyoka-status--{}">{}</span>',
+            obj.status,
+            obj.get_status_display(),
+        )
+
+    @admin.display(description=_("created"), ordering="created_at")
+    def created_column(self, obj: EvaluationRun) -> str:
+        return _when(obj.created_at)
+
+    @admin.display(description=_("started"), ordering="started_at")
+    def started_column(self, obj: EvaluationRun) -> str:
+        return _when_after(obj.created_at, obj.started_at)
+
+    @admin.display(description=_("data cut-off"), ordering="cutoff")
+    def cutoff_column(self, obj: EvaluationRun) -> str:
+        return _when_after(obj.created_at, obj.cutoff)
+
+    @admin.display(description=_("duration"))
+    def duration_column(self, obj: EvaluationRun) -> str:
+        return _seconds(obj.duration)
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        run = self.get_object(request, unquote(object_id))
+        extra_context = dict(extra_context or {})
+        if run is not None and self.has_view_permission(request, run):
+            extra_context.update(
+                run=run,
+                sections=section_views(selectors.run_result_sections(run)),
+                refresh=not run.is_finished,
+                now=timezone.now(),
+                results_by_study_url=reverse("admin:kpi_studyresults_change", args=[run.study_id]),
+            )
+        return super().change_view(request, object_id, form_url, extra_context)
+
+
+# --- Results by study and "Score now" -----------------------------------------------------
+
+
+@admin.register(StudyResults)
+class StudyResultsAdmin(admin.ModelAdmin):
+    list_display = (
+        "name_column",
+        "latest_run_column",
+        "cutoff_column",
+        "responses_column",
+        "verdicts_column",
+        "newest_run_column",
+    )
+    list_display_links = ("name_column",)
+    search_fields = ("code", "name_ja", "name_en")
+    ordering = ("-period_start", "code")
+    actions = ("score_now",)
+    fields = ("code", "name_ja", "name_en", "status", "period_start", "period_end")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_score_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(SCORE_PERMISSION)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Study]:
+        return selectors.studies_with_latest_run(super().get_queryset(request))
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        extra_context = {"title": gettext("Results by study"), **(extra_context or {})}
+        return super().changelist_view(request, extra_context)
+
+    @admin.display(description=_("study"), ordering="name_ja")
+    def name_column(self, obj: Study) -> str:
+        return format_html(
+            '{}<br><span class="hyoka-quiet">{} · {}</span>',
+            obj.name,
+            obj.code,
+            obj.get_status_display(),
+        )
+
+    @admin.display(description=_("latest scoring"), ordering="latest_run_finished")
+    def latest_run_column(self, obj: Study) -> str:
+        run_id = obj.latest_run_id  # type: ignore[attr-defined]
+        if run_id is None:
+            return gettext("not scored yet")
+        return format_html(
+            '<a href="{}">{}</a>',
+            reverse("admin:kpi_evaluationrun_change", args=[run_id]),
+            _when(obj.latest_run_finished),  # type: ignore[attr-defined]
+        )
+
+    @admin.display(description=_("data cut-off"), ordering="latest_run_cutoff")
+    def cutoff_column(self, obj: Study) -> str:
+        return _when(obj.latest_run_cutoff)  # type: ignore[attr-defined]
+
+    @admin.display(description=_("responses counted"), ordering="latest_run_responses")
+    def responses_column(self, obj: Study) -> Any:
+        value = obj.latest_run_responses  # type: ignore[attr-defined]
+        return EMPTY if value is None else value
+
+    @admin.display(description=_("KPIs for the whole study"), ordering="-kpis_not_met")
+    def verdicts_column(self, obj: Study) -> str:
+        if obj.latest_run_id is None:  # type: ignore[attr-defined]
+            return EMPTY
+        return format_html(
+            '<span class="hyoka-count hyoka-count--met">{}</span> · '
+            '<span class="hyoka-count hyoka-count--not_met">{}</span> · '
+            '<span class="hyoka-count hyoka-count--inconclusive">{}</span>',
+            gettext("%(n)d met") % {"n": obj.kpis_met},  # type: ignore[attr-defined]
+            gettext("%(n)d not met") % {"n": obj.kpis_not_met},  # type: ignore[attr-defined]
+            gettext("%(n)d inconclusive") % {"n": obj.kpis_inconclusive},  # type: ignore[attr-defined]
+        )
+
+    @admin.display(description=_("scoring under way or failed"))
+    def newest_run_column(self, obj: Study) -> str:
+        """The newest run, when it is not the latest succeeded one (still queued or
+        running, or failed): what a manager waits for or must look at."""
+        run_id = obj.newest_run_id  # type: ignore[attr-defined]
+        if run_id is None or run_id == obj.latest_run_id:  # type: ignore[attr-defined]
+            return EMPTY
+        status = obj.newest_run_status  # type: ignore[attr-defined]
+        return format_html(
+            '<a href="{}"><span class="hyoka-status hyoka-status--{}">#{} {}</span></a>',
+            reverse("admin:kpi_evaluationrun_change", args=[run_id]),
+            status,
+            run_id,
+            EvaluationRun.Status(status).label,
+        )
+
+    # "Score now": an action on the list, a button on the study's page.
+
+    def _score(self, request: HttpRequest, studies: list[Study]) -> HttpResponseRedirect:
+        runs = [
+            services.run_request(
+                study=study, trigger=EvaluationRun.Trigger.MANUAL, user=request.user
+            )
+            for study in studies
+        ]
+        for study, run in zip(studies, runs, strict=True):
+            self.message_user(
+                request,
+                gettext("Scoring of “%(study)s” requested: run #%(run)s.")
+                % {"study": study.name, "run": run.pk},
+                messages.SUCCESS,
+            )
+        if len(runs) == 1:
+            return HttpResponseRedirect(
+                reverse("admin:kpi_evaluationrun_change", args=[runs[0].pk])
+            )
+        ids = ",".join(str(study.pk) for study in studies)
+        return HttpResponseRedirect(
+            reverse("admin:kpi_evaluationrun_changelist") + f"?study__id__in={ids}"
+        )
+
+    @admin.action(description=_("Score now"), permissions=["score"])
+    def score_now(self, request: HttpRequest, queryset: QuerySet[Study]) -> HttpResponseRedirect:
+        return self._score(request, list(queryset.order_by("code")))
+
+    def get_urls(self) -> list:
+        return [
+            path(
+                "<path:object_id>/score/",
+                self.admin_site.admin_view(self.score_view),
+                name="kpi_studyresults_score",
+            ),
+            *super().get_urls(),
+        ]
+
+    def score_view(self, request: HttpRequest, object_id: str) -> HttpResponseBase:
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_score_permission(request):
+            raise PermissionDenied
+        study = self.get_object(request, unquote(object_id))
+        if study is None:
+            raise Http404
+        return self._score(request, [study])
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        study = self.get_object(request, unquote(object_id))
+        extra_context = dict(extra_context or {})
+        if study is not None and self.has_view_permission(request, study):
+            extra_context.update(
+                can_score=self.has_score_permission(request),
+                recent_runs=selectors.recent_runs(study),
+                runs_url=reverse("admin:kpi_evaluationrun_changelist")
+                + f"?study__id__exact={study.pk}",
+                kpis_url=reverse("admin:kpi_kpi_changelist") + f"?study__id__exact={study.pk}",
+            )
+        return super().change_view(request, object_id, form_url, extra_context)

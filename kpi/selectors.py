@@ -1,0 +1,195 @@
+"""Reads of the KPI app: querysets with the joins their callers (the admin) need."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from django.db.models import (
+    Count,
+    IntegerField,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+)
+from django.db.models.functions import Coalesce
+
+from surveys.models import Choice, Instrument, Question, Site, Study
+
+from .models import KPI, Clause, EvaluationRun, KPIResult, Segment
+from .statistics import Verdict
+
+
+def current_instrument_ids(study_ids: Iterable[int] | None = None) -> dict[int, int]:
+    """Each study's current instrument: its newest published version, or, while nothing is
+    published yet, its newest draft (so segments can be set up before the questionnaire
+    goes out). Clauses match by codes, so any version of the study's questionnaire fits."""
+    instruments = Instrument.objects.order_by("study_id", "-version")
+    if study_ids is not None:
+        instruments = instruments.filter(study_id__in=list(study_ids))
+    published: dict[int, int] = {}
+    newest: dict[int, int] = {}
+    for pk, study_id, status in instruments.values_list("pk", "study_id", "status"):
+        newest.setdefault(study_id, pk)
+        if status == Instrument.Status.PUBLISHED:
+            published.setdefault(study_id, pk)
+    return {study_id: published.get(study_id, pk) for study_id, pk in newest.items()}
+
+
+def choice_questions(study_id: int | None = None) -> QuerySet[Question]:
+    """The choice-type questions of the current instrument of one study (or of every
+    study), in questionnaire order, with their study for labels."""
+    ids = current_instrument_ids(None if study_id is None else [study_id])
+    return (
+        Question.objects.filter(instrument_id__in=ids.values(), type__in=Question.CHOICE_TYPES)
+        .select_related("instrument__study")
+        .order_by("instrument__study__code", "order")
+    )
+
+
+def scale_questions(study_id: int | None = None) -> QuerySet[Question]:
+    """The four-point scale items a mean KPI can average."""
+    return choice_questions(study_id).filter(type=Question.Type.SCALE4)
+
+
+def choices_of(questions: QuerySet[Question]) -> QuerySet[Choice]:
+    return Choice.objects.filter(question__in=questions).select_related("question")
+
+
+def segments_for(study_id: int | None = None) -> QuerySet[Segment]:
+    segments = Segment.objects.select_related("study").order_by("study__code", "code")
+    return segments if study_id is None else segments.filter(study_id=study_id)
+
+
+class SubqueryCount(Subquery):
+    """``COUNT(*)`` of any subquery's rows (one row per outer row, whatever it filters)."""
+
+    template = "(SELECT COUNT(*) FROM (%(subquery)s) AS counted)"
+    output_field = IntegerField()
+
+
+def _count_subquery(queryset: QuerySet, outer: str, ref: str = "pk") -> Subquery:
+    """``COUNT(*)`` of ``queryset`` rows whose ``outer`` matches the outer row's ``ref``."""
+    counted = (
+        queryset.filter(**{outer: OuterRef(ref)})
+        .order_by()
+        .values(outer)
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return Subquery(counted, output_field=IntegerField())
+
+
+def segments_with_clauses(queryset: QuerySet[Segment]) -> QuerySet[Segment]:
+    """Segments with their clauses (question and choices) and how many KPIs use them."""
+    clauses = Clause.objects.select_related("question").prefetch_related(
+        Prefetch("choices", queryset=Choice.objects.order_by("order"))
+    )
+    used = KPI.objects.filter(Q(numerator=OuterRef("pk")) | Q(base_segment=OuterRef("pk")))
+    return (
+        queryset.select_related("study")
+        .prefetch_related(Prefetch("clauses", queryset=clauses))
+        .annotate(kpis_using=SubqueryCount(used.order_by().values("pk")))
+    )
+
+
+def latest_succeeded_run(study: Study) -> EvaluationRun | None:
+    return (
+        EvaluationRun.objects.filter(study=study, status=EvaluationRun.Status.SUCCEEDED)
+        .order_by("-cutoff", "-pk")
+        .first()
+    )
+
+
+def studies_with_latest_run(queryset: QuerySet[Study]) -> QuerySet[Study]:
+    """Studies with their latest succeeded run (id, finish, cut-off, responses counted),
+    how many KPIs it found met, not met and inconclusive for the whole study, and their
+    newest run of any status (a scoring under way or failed shows there)."""
+    succeeded = EvaluationRun.objects.filter(
+        study=OuterRef("pk"), status=EvaluationRun.Status.SUCCEEDED
+    ).order_by("-cutoff", "-pk")
+    newest = EvaluationRun.objects.filter(study=OuterRef("pk")).order_by("-created_at", "-pk")
+
+    def verdicts(verdict: str) -> Coalesce:
+        results = KPIResult.objects.filter(site__isnull=True, verdict=verdict)
+        return Coalesce(_count_subquery(results, "run", "latest_run_id"), 0)
+
+    return queryset.annotate(
+        latest_run_id=Subquery(succeeded.values("pk")[:1]),
+        latest_run_finished=Subquery(succeeded.values("finished_at")[:1]),
+        latest_run_cutoff=Subquery(succeeded.values("cutoff")[:1]),
+        latest_run_responses=Subquery(succeeded.values("responses_counted")[:1]),
+        kpis_met=verdicts(Verdict.MET),
+        kpis_not_met=verdicts(Verdict.NOT_MET),
+        kpis_inconclusive=verdicts(Verdict.INCONCLUSIVE),
+        newest_run_id=Subquery(newest.values("pk")[:1]),
+        newest_run_status=Subquery(newest.values("status")[:1]),
+    )
+
+
+def recent_runs(study: Study, limit: int = 10) -> list[EvaluationRun]:
+    """The study's newest runs with their whole-study verdict counts (one query)."""
+    overall = Q(results__site__isnull=True)
+    return list(
+        EvaluationRun.objects.filter(study=study)
+        .select_related("requested_by")
+        .annotate(
+            kpis_met=Count("results", filter=overall & Q(results__verdict=Verdict.MET)),
+            kpis_not_met=Count("results", filter=overall & Q(results__verdict=Verdict.NOT_MET)),
+            kpis_inconclusive=Count(
+                "results", filter=overall & Q(results__verdict=Verdict.INCONCLUSIVE)
+            ),
+        )
+        .order_by("-created_at", "-pk")[:limit]
+    )
+
+
+@dataclass
+class ResultSection:
+    """The results of one scope of a run: the whole study (``site`` None) or one site."""
+
+    site: Site | None
+    results: list[KPIResult] = field(default_factory=list)
+
+    def count(self, verdict: str) -> int:
+        return sum(1 for r in self.results if r.verdict == verdict)
+
+    @property
+    def met(self) -> int:
+        return self.count(Verdict.MET)
+
+    @property
+    def not_met(self) -> int:
+        return self.count(Verdict.NOT_MET)
+
+    @property
+    def inconclusive(self) -> int:
+        return self.count(Verdict.INCONCLUSIVE)
+
+    @property
+    def without_target(self) -> int:
+        return self.count("")
+
+
+def run_result_sections(run: EvaluationRun) -> list[ResultSection]:
+    """A run's results as a report reads them, in one query: the whole study first, then
+    each site by code; within each, by KPI order then code."""
+    results = (
+        KPIResult.objects.filter(run=run)
+        .select_related("site")
+        .order_by("site__code", "order", "kpi_code")
+    )
+    overall = ResultSection(site=None)
+    by_site: dict[int, ResultSection] = {}
+    for result in results:
+        if result.site_id is None:
+            overall.results.append(result)
+        else:
+            assert result.site is not None
+            by_site.setdefault(result.site_id, ResultSection(site=result.site)).results.append(
+                result
+            )
+    sections = [overall] if overall.results else []
+    return sections + sorted(by_site.values(), key=lambda s: s.site.code if s.site else "")
