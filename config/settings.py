@@ -232,8 +232,25 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # WeasyPrint narrates every rendering step at INFO; fontTools its subsetting.
+        "weasyprint": {"level": "WARNING"},
+        "fontTools": {"level": "WARNING"},
+    },
 }
+
+# --- Evaluation PDFs ------------------------------------------------------------------
+# The programme's signing certificate (PKCS#12) and the certificates verification trusts.
+if PRODUCTION:
+    HYOKA_SIGNING_P12 = _required("HYOKA_SIGNING_P12")
+    HYOKA_SIGNING_PASSPHRASE = _required("HYOKA_SIGNING_PASSPHRASE")
+else:
+    HYOKA_SIGNING_P12 = env.str(
+        "HYOKA_SIGNING_P12", default=str(BASE_DIR / "var" / "signing" / "development.p12")
+    )
+    HYOKA_SIGNING_PASSPHRASE = env.str("HYOKA_SIGNING_PASSPHRASE", default="hyoka-development")
+HYOKA_SIGNING_TRUST_ROOTS = env.list("HYOKA_SIGNING_TRUST_ROOTS", default=[])
 
 # --- Hyoka ----------------------------------------------------------------------------
 # Longest free-text answer accepted, in characters.

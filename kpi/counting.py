@@ -199,3 +199,52 @@ def total(counts: Iterable[SiteCounts]) -> SiteCounts:
         respondents=sum(c.respondents for c in counts),
         columns={n: sum(c.columns[n] for c in counts) for n in names},
     )
+
+
+def choice_distribution(
+    *, study_id: int, cutoff: dt.datetime
+) -> dict[str | None, dict[str, dict[str, int]]]:
+    """How many submitted responses chose each choice, by site code and overall (``None``):
+    ``{site: {question_code: {choice_code: n, "_answered": n}}}``. One query, on the bits."""
+    instruments = Instrument.objects.filter(study_id=study_id).exclude(
+        status=Instrument.Status.DRAFT
+    )
+    forms = {i.pk: InstrumentForm.load(i) for i in instruments}
+    if not forms:
+        return {None: {}}
+    keys: list[tuple[str, str]] = []
+    for form in forms.values():
+        for q in form.questions:
+            if q.has_choices:
+                keys += [(q.code, c) for c in form.choices[q.code]]
+                keys.append((q.code, "_answered"))
+    keys = list(dict.fromkeys(keys))
+    columns = []
+    for question_code, choice in keys:
+        tests = {}
+        for i, form in forms.items():
+            options = form.choices.get(question_code, {})
+            mask = (
+                sum(1 << form.bit_of[c.pk] for c in options.values())
+                if choice == "_answered"
+                else (1 << form.bit_of[options[choice].pk] if choice in options else 0)
+            )
+            tests[i] = f"((choice_bits & {int(mask)}) <> 0)" if mask else "(1 = 0)"
+        condition = _per_instrument(forms, tests, "(1 = 0)")
+        columns.append(f"SUM(CASE WHEN {condition} THEN 1 ELSE 0 END)")
+    ids = ", ".join(str(int(i)) for i in forms)
+    sql = (
+        f"SELECT s.code, {', '.join(columns)} FROM {Response._meta.db_table} "  # noqa: S608
+        "JOIN surveys_site s ON s.id = site_id "
+        f"WHERE status = %s AND instrument_id IN ({ids}) AND submitted_at <= %s GROUP BY s.code"
+    )
+    out: dict[str | None, dict[str, dict[str, int]]] = {None: {}}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [Response.Status.SUBMITTED, cutoff])
+        for site_code, *values in cursor.fetchall():
+            for (question_code, choice), value in zip(keys, values, strict=True):
+                n = int(value or 0)
+                out.setdefault(site_code, {}).setdefault(question_code, {})[choice] = n
+                total_q = out[None].setdefault(question_code, {})
+                total_q[choice] = total_q.get(choice, 0) + n
+    return out

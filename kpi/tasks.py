@@ -103,3 +103,28 @@ def score_unscored() -> int:
     for study_id in behind:
         services.run_request_debounced(study_id=study_id, trigger=EvaluationRun.Trigger.BACKSTOP)
     return len(stuck) + len(behind)
+
+
+@shared_task(
+    bind=True,
+    name="kpi.render_evaluation",
+    acks_late=True,  # rendering stores the file once: a redelivery is a no-op
+    reject_on_worker_lost=True,
+    max_retries=MAX_RETRIES,
+    soft_time_limit=120,
+    time_limit=180,
+)
+def render_evaluation(self, evaluation_id: int) -> str:  # type: ignore[no-untyped-def]
+    from . import evaluations
+
+    try:
+        evaluation = evaluations.evaluation_render_signed(evaluation_id=evaluation_id)
+    except RETRY_ERRORS as exc:
+        if self.request.retries >= MAX_RETRIES:
+            evaluations.evaluation_render_failed(evaluation_id=evaluation_id, error=str(exc))
+            raise
+        raise self.retry(exc=exc, countdown=min(2 ** (self.request.retries + 1), 60)) from exc
+    except Exception as exc:
+        evaluations.evaluation_render_failed(evaluation_id=evaluation_id, error=repr(exc))
+        raise
+    return evaluation.rendering

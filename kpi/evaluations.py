@@ -1,0 +1,195 @@
+"""Writes of evaluations: create from a run, sign off, render the signed PDF, withdraw.
+
+Every change goes through here, and here a signed-off evaluation is refused any change
+but the one-time rendering of its signed file and a withdrawal (a new, recorded act that
+leaves the file intact). The admin shows it read-only and the API refuses too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.files.base import ContentFile
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from . import snapshot as snapshots
+from .errors import EvaluationFrozen, RunNotSucceeded, SignOffRefused
+from .models import Evaluation, EvaluationRun
+
+logger = logging.getLogger(__name__)
+
+User = AbstractBaseUser | AnonymousUser
+
+
+def _user_id(user: User | None) -> int | None:
+    return user.pk if user is not None and user.is_authenticated else None
+
+
+def evaluation_create(*, run: EvaluationRun, user: User | None, language: str = "ja") -> Evaluation:
+    """A draft evaluation holding a frozen copy of the run's results."""
+    if run.status != EvaluationRun.Status.SUCCEEDED:
+        raise RunNotSucceeded()
+    if language not in {"ja", "en"}:
+        raise SignOffRefused(_("The report language must be Japanese or English."))
+    content = snapshots.build(run)
+    evaluation = Evaluation(
+        study_id=run.study_id,
+        run=run,
+        language=language,
+        snapshot=content,
+        snapshot_sha256=snapshots.digest(content),
+        created_by_id=_user_id(user),
+    )
+    evaluation._history_user = user if _user_id(user) else None  # type: ignore[attr-defined]
+    evaluation.save()
+    return evaluation
+
+
+def _locked(evaluation: Evaluation) -> Evaluation:
+    return Evaluation.objects.select_for_update().select_related("study").get(pk=evaluation.pk)
+
+
+def evaluation_sign_off(
+    *,
+    evaluation: Evaluation,
+    user: AbstractBaseUser,
+    password: str,
+    statement: str,
+    signer_name: str,
+    signer_role: str,
+) -> Evaluation:
+    """Sign off a draft: the signer's permission, password and statement are checked,
+    the act is recorded, and the signed PDF is rendered by a task after commit."""
+    if not user.is_authenticated or not user.has_perm("kpi.sign_off_evaluation"):  # type: ignore[attr-defined]
+        raise SignOffRefused(_("You do not have permission to sign off evaluations."))
+    if not password or not user.check_password(password):
+        raise SignOffRefused(
+            _("The password is not correct."),
+            errors={"password": _("The password is not correct.")},
+        )
+    errors = {}
+    if not statement.strip():
+        errors["statement"] = _("Write the statement you sign off with.")
+    if not signer_name.strip():
+        errors["signer_name"] = _("Give the signer's name as it should appear in the report.")
+    if errors:
+        raise SignOffRefused(_("The sign-off is incomplete."), errors=errors)
+    with transaction.atomic():
+        evaluation = _locked(evaluation)
+        if evaluation.is_frozen:
+            raise EvaluationFrozen()
+        if snapshots.digest(evaluation.snapshot) != evaluation.snapshot_sha256:
+            raise SignOffRefused(_("The stored results do not match their digest."))
+        evaluation.status = Evaluation.Status.SIGNED_OFF
+        evaluation.signed_off_by_id = user.pk
+        evaluation.signed_off_at = timezone.now()
+        evaluation.statement = statement.strip()
+        evaluation.signer_name = signer_name.strip()
+        evaluation.signer_role = signer_role.strip()
+        evaluation.rendering = Evaluation.Rendering.PENDING
+        evaluation._history_user = user  # type: ignore[attr-defined]
+        evaluation.save()
+        evaluation_id = evaluation.pk
+        transaction.on_commit(lambda: _enqueue_render(evaluation_id))
+    return evaluation
+
+
+def _enqueue_render(evaluation_id: int) -> None:
+    from .tasks import render_evaluation
+
+    try:
+        render_evaluation.apply_async((evaluation_id,))
+    except Exception:
+        logger.exception("could not enqueue rendering of evaluation %s", evaluation_id)
+
+
+def evaluation_render_signed(*, evaluation_id: int) -> Evaluation:
+    """Render, sign and store the signed-off evaluation's PDF, once."""
+    from .report import render_pdf
+    from .signing import sign_pdf
+
+    evaluation = Evaluation.objects.select_related("study").get(pk=evaluation_id)
+    if evaluation.status == Evaluation.Status.DRAFT or evaluation.pdf:
+        return evaluation
+    # Rendering takes a second or two: do it before taking the lock.
+    pdf = sign_pdf(
+        render_pdf(evaluation, draft=False),
+        reason=f"Hyoka evaluation {evaluation.pk}: signed off by {evaluation.signer_name}",
+    )
+    with transaction.atomic():
+        evaluation = _locked(evaluation)
+        if evaluation.pdf:
+            return evaluation  # another rendering stored it first
+        evaluation.pdf.save(download_name(evaluation), ContentFile(pdf), save=False)
+        evaluation.pdf_sha256 = hashlib.sha256(pdf).hexdigest()
+        evaluation.pdf_size = len(pdf)
+        evaluation.rendering = Evaluation.Rendering.DONE
+        evaluation.rendering_error = ""
+        evaluation.save()
+    return evaluation
+
+
+def evaluation_render_failed(*, evaluation_id: int, error: str) -> None:
+    Evaluation.objects.filter(pk=evaluation_id, rendering=Evaluation.Rendering.PENDING).update(
+        rendering=Evaluation.Rendering.FAILED, rendering_error=error[:4000]
+    )
+
+
+def evaluation_preview(evaluation: Evaluation, *, language: str | None = None) -> bytes:
+    """An unsigned PDF marked as a draft (for review before signing off)."""
+    from .report import render_pdf
+
+    return render_pdf(evaluation, draft=True, language=language)
+
+
+def evaluation_withdraw(
+    *, evaluation: Evaluation, user: AbstractBaseUser, reason: str
+) -> Evaluation:
+    if not user.is_authenticated or not user.has_perm("kpi.withdraw_evaluation"):  # type: ignore[attr-defined]
+        raise SignOffRefused(_("You do not have permission to withdraw evaluations."))
+    if not reason.strip():
+        raise SignOffRefused(
+            _("Give the reason for the withdrawal."), errors={"reason": _("Give the reason.")}
+        )
+    with transaction.atomic():
+        evaluation = _locked(evaluation)
+        if evaluation.status != Evaluation.Status.SIGNED_OFF:
+            raise SignOffRefused(_("Only a signed-off evaluation can be withdrawn."))
+        evaluation.status = Evaluation.Status.WITHDRAWN
+        evaluation.withdrawn_by_id = user.pk
+        evaluation.withdrawn_at = timezone.now()
+        evaluation.withdrawal_reason = reason.strip()
+        evaluation._history_user = user  # type: ignore[attr-defined]
+        evaluation.save()
+    return evaluation
+
+
+def evaluation_update_draft(
+    *, evaluation: Evaluation, user: User | None, **fields: Any
+) -> Evaluation:
+    """Change a draft's editable fields (its language); refused once signed off."""
+    with transaction.atomic():
+        evaluation = _locked(evaluation)
+        if evaluation.is_frozen:
+            raise EvaluationFrozen()
+        for name, value in fields.items():
+            if name != "language":
+                raise SignOffRefused(_("Only the report language of a draft can change."))
+            if value not in {"ja", "en"}:
+                raise SignOffRefused(_("The report language must be Japanese or English."))
+            setattr(evaluation, name, value)
+        evaluation._history_user = user if _user_id(user) else None  # type: ignore[attr-defined]
+        evaluation.save()
+    return evaluation
+
+
+def download_name(evaluation: Evaluation) -> str:
+    """A file name that says what the file is: study, evaluation, status, language."""
+    state = "signed" if evaluation.is_frozen else "draft"
+    study, language = evaluation.study.code, evaluation.language
+    return f"hyoka-{study}-evaluation-{evaluation.pk}-{state}-{language}.pdf"
