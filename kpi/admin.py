@@ -754,3 +754,6 @@ class StudyResultsAdmin(admin.ModelAdmin):
                 kpis_url=reverse("admin:kpi_kpi_changelist") + f"?study__id__exact={study.pk}",
             )
         return super().change_view(request, object_id, form_url, extra_context)
+
+
+from . import admin_evaluations  # noqa: E402,F401  (registers the evaluation admin)
