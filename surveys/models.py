@@ -476,3 +476,37 @@ class Answer(models.Model):
 
     def __str__(self) -> str:
         return f"{self.question.code}: {self.choice or self.text_value or self.number_value}"
+
+
+class Membership(models.Model):
+    """A manager's place in a study: one site, with a role. Every manager query is scoped
+    to the sites of their memberships (``surveys/scoping.py``); superusers see all."""
+
+    class Role(models.TextChoices):
+        VIEWER = "viewer", _("Viewer: reads the site's data and results")
+        MANAGER = "manager", _("Manager: also manages participants, KPIs and scoring")
+        SIGNER = "signer", _("Signer: also signs off evaluations")
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="memberships",
+        verbose_name=_("user"),
+    )
+    site = models.ForeignKey(
+        Site, on_delete=models.CASCADE, related_name="memberships", verbose_name=_("site")
+    )
+    role = models.CharField(_("role"), max_length=10, choices=Role.choices, default=Role.VIEWER)
+
+    class Meta:
+        verbose_name = _("site membership")
+        verbose_name_plural = _("site memberships")
+        ordering = ["site", "user"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "site"], name="membership_one_per_user_and_site"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} @ {self.site} ({self.get_role_display()})"
