@@ -18,9 +18,9 @@ from django.db import transaction
 
 from .answers import InstrumentForm
 from .loading import REFERENCE_STUDY, DefinitionError, _aware, read_toml
-from .models import Participant, Response, Study
+from .models import Participant, Study
 from .selectors import instrument_current
-from .services import Invitation, participant_create, response_submit
+from .services import ImportedResponse, Invitation, participant_create, responses_import
 
 GROUPS = ("online_only", "both", "municipal_only", "neither")
 
@@ -102,10 +102,15 @@ def generate_demo_responses(
     start, end = (_aware(t) for t in demo["submitted_between"])
     assert start is not None and end is not None
     span = (end - start).total_seconds()
-    for participant, raw in zip(respondents, answers, strict=True):
-        response = response_submit(
-            participant=participant, answers=raw, language="ja", source=Response.Source.IMPORT
-        )
-        at = start + dt.timedelta(seconds=rng.uniform(0, span))
-        Response.objects.filter(pk=response.pk).update(started_at=at, submitted_at=at)
+    responses_import(
+        instrument=instrument,
+        rows=[
+            ImportedResponse(
+                participant=participant,
+                answers=raw,
+                submitted_at=start + dt.timedelta(seconds=rng.uniform(0, span)),
+            )
+            for participant, raw in zip(respondents, answers, strict=True)
+        ],
+    )
     return pending

@@ -349,3 +349,71 @@ def response_draft_answers(response: Response) -> dict[str, str | list[str]]:
     form = InstrumentForm.load(response.instrument)
     clean = form.clean_from_rows(response.answers.select_related("question", "choice"))
     return form.to_raw(clean)
+
+
+@dataclass(frozen=True)
+class ImportedResponse:
+    participant: Participant
+    answers: Mapping[str, Any]
+    submitted_at: Any  # datetime
+    language: str = Language.JA
+
+
+def responses_import(*, instrument: Instrument, rows: Iterable[ImportedResponse]) -> list[Response]:
+    """Store already-collected responses (paper forms, another system) as submitted, in
+    bulk: each is validated by the same rules as the questionnaire, and if any row is
+    invalid or its participant has already responded, nothing is stored
+    (``AnswersInvalid.errors`` maps participant references to their problems)."""
+    form = InstrumentForm.load(instrument)
+    rows = list(rows)
+    errors: dict[str, Any] = {}
+    cleaned = []
+    for row in rows:
+        clean, problems = form.clean(row.answers, complete=True)
+        if problems:
+            errors[row.participant.reference] = problems
+        cleaned.append(clean)
+    taken = set(
+        Response.objects.filter(participant__in=[r.participant for r in rows]).values_list(
+            "participant__reference", flat=True
+        )
+    )
+    for reference in taken:
+        errors[reference] = _("This participant has already responded.")
+    if errors:
+        raise AnswersInvalid(errors=errors)
+    with transaction.atomic():
+        responses = Response.objects.bulk_create(
+            [
+                Response(
+                    participant=row.participant,
+                    instrument=instrument,
+                    site_id=row.participant.site_id,
+                    status=Response.Status.SUBMITTED,
+                    language=_normal_language(row.language),
+                    source=Response.Source.IMPORT,
+                    started_at=row.submitted_at,
+                    submitted_at=row.submitted_at,
+                    choice_bits=form.bits(clean),
+                )
+                for row, clean in zip(rows, cleaned, strict=True)
+            ],
+            batch_size=1000,
+        )
+        Answer.objects.bulk_create(
+            [
+                answer
+                for response, clean in zip(responses, cleaned, strict=True)
+                for answer in answer_rows(response.pk, form, clean)
+            ],
+            batch_size=2000,
+        )
+        study_id = instrument.study_id
+        for site_id in sorted({r.participant.site_id for r in rows}):
+            # One announcement per site, not per response: scoring is debounced anyway.
+            transaction.on_commit(
+                lambda site_id=site_id: response_submitted.send(
+                    sender=Response, response_id=None, study_id=study_id, site_id=site_id
+                )
+            )
+    return responses
