@@ -408,12 +408,14 @@ def responses_import(*, instrument: Instrument, rows: Iterable[ImportedResponse]
             ],
             batch_size=2000,
         )
-        study_id = instrument.study_id
-        for site_id in sorted({r.participant.site_id for r in rows}):
-            # One announcement per site, not per response: scoring is debounced anyway.
-            transaction.on_commit(
-                lambda site_id=site_id: response_submitted.send(
-                    sender=Response, response_id=None, study_id=study_id, site_id=site_id
-                )
-            )
+        site_ids = sorted({r.participant.site_id for r in rows})
+        # One announcement per site, not per response: scoring is debounced anyway.
+        transaction.on_commit(lambda: _announce_import(instrument.study_id, site_ids))
     return responses
+
+
+def _announce_import(study_id: int, site_ids: list[int]) -> None:
+    for site_id in site_ids:
+        response_submitted.send(
+            sender=Response, response_id=None, study_id=study_id, site_id=site_id
+        )
