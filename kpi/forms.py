@@ -286,6 +286,8 @@ class KPIForm(FieldErrorsMixin, forms.ModelForm):
             "active",
         )
         labels = {
+            # "% f" reads as a format to xgettext; this label is never %-formatted.
+            # xgettext:no-python-format
             "threshold": capfirst(_("target (in % for a share)")),
             "confidence": capfirst(_("confidence level (0.95 = 95 %)")),
         }

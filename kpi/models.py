@@ -14,6 +14,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 from simple_history.models import HistoricalRecords
 
 from surveys.models import Choice, Question, Site, Study, _pick
@@ -433,7 +434,7 @@ class Evaluation(models.Model):
     class Status(models.TextChoices):
         DRAFT = "draft", _("Draft")
         SIGNED_OFF = "signed_off", _("Signed off")
-        WITHDRAWN = "withdrawn", _("Withdrawn")
+        WITHDRAWN = "withdrawn", pgettext_lazy("evaluation status", "Withdrawn")
 
     class Rendering(models.TextChoices):
         NONE = "", _("Not rendered")

@@ -26,7 +26,7 @@ def member(site: Site, role: str, name: str = "sato") -> User:
 
 
 def test_a_manager_sees_only_their_sites_participants(two_wards):
-    setagaya, itabashi = two_wards
+    setagaya, _itabashi = two_wards
     user = member(setagaya, "manager")
     assert set(scoping.participants(user).values_list("site__code", flat=True)) == {"setagaya"}
     assert scoping.participants(user).count() == 3

@@ -1,0 +1,20 @@
+"""The programme managers' admin for the survey domain.
+
+Writes go through ``services`` (import, links, withdrawal, publishing); reads that need
+counts come from ``selectors``. Plain invitation tokens exist only in the one response
+that shows or downloads them: never in the database, a message, a log or a session.
+
+One module per subject; importing them here registers every model admin when Django's
+admin autodiscovery imports ``surveys.admin``.
+"""
+
+from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
+
+from . import instruments, participants, responses, studies
+
+__all__ = ["instruments", "participants", "responses", "studies"]
+
+admin.site.site_header = _("Hyoka administration")
+admin.site.site_title = _("Hyoka")
+admin.site.index_title = _("Programme management")

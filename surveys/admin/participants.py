@@ -1,0 +1,366 @@
+"""Participants: importing them from CSV, exporting invitation links, withdrawing them."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+from collections.abc import Iterable
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import F, QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.cache import add_never_cache_headers
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from .. import services
+from ..errors import ImportRejected
+from ..models import Participant, Response, Site, Study
+from .common import SiteFilter
+
+# An import larger than this is almost certainly the wrong file (352 rows are ~10 kB).
+IMPORT_MAX_BYTES = 5 * 1024 * 1024
+
+
+class ResponseStatusFilter(admin.SimpleListFilter):
+    title = _("response")
+    parameter_name = "response"
+    NOT_STARTED = "none"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple]:
+        return [(self.NOT_STARTED, _("Not started")), *Response.Status.choices]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        value = self.value()
+        if value == self.NOT_STARTED:
+            return queryset.filter(response__isnull=True)
+        if value in Response.Status.values:
+            return queryset.filter(response__status=value)
+        return queryset
+
+
+def invitations_csv(invitations: Iterable[services.Invitation]) -> str:
+    """``reference,site,link`` with a byte-order mark, so that Excel opens it as UTF-8."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(["reference", "site", "link"])
+    for invitation in invitations:
+        participant = invitation.participant
+        writer.writerow([participant.reference, participant.site.code, invitation.url])
+    return "\ufeff" + out.getvalue()
+
+
+def _csv_filename(prefix: str, study_codes: Iterable[str]) -> str:
+    codes = "-".join(sorted(set(study_codes))) or "participants"
+    return f"{prefix}-{codes}-{timezone.localtime():%Y%m%d-%H%M}.csv"
+
+
+class ParticipantForm(forms.ModelForm):
+    class Meta:
+        model = Participant
+        fields = ("site", "reference", "invited_at", "reminded_at")
+
+    def clean_reference(self) -> str:
+        reference = self.cleaned_data["reference"].strip()
+        if "@" in reference:
+            raise ValidationError(_("The reference looks like an e-mail address; use a pseudonym."))
+        return reference
+
+
+class ImportForm(forms.Form):
+    study = forms.ModelChoiceField(
+        label=_("Study"), queryset=Study.objects.order_by("-period_start", "code")
+    )
+    file = forms.FileField(
+        label=_("CSV file"),
+        help_text=_(
+            "Columns reference,site (the site by its code), UTF-8 with or without BOM: "
+            "in Excel, save as “CSV UTF-8 (comma delimited)”."
+        ),
+    )
+
+    def clean_file(self) -> Any:
+        upload = self.cleaned_data["file"]
+        if upload.size > IMPORT_MAX_BYTES:
+            raise ValidationError(
+                _("The file is larger than %(max)d MB; is it the right file?")
+                % {"max": IMPORT_MAX_BYTES // (1024 * 1024)}
+            )
+        return upload
+
+
+@admin.register(Participant)
+class ParticipantAdmin(admin.ModelAdmin):
+    form = ParticipantForm
+    list_display = (
+        "reference",
+        "site_column",
+        "study_column",
+        "status",
+        "response_column",
+        "invited_at",
+        "reminded_at",
+        "token_issued_at",
+    )
+    list_filter = ("site__study", SiteFilter, "status", ResponseStatusFilter)
+    search_fields = ("reference",)
+    ordering = ("site__study__code", "site__code", "reference")
+    list_per_page = 100
+    actions = ("export_links", "withdraw")
+    readonly_fields = ("status", "response_link", "token_issued_at", "created_at")
+    fieldsets = (
+        (None, {"fields": ("site", "reference", "status", "response_link")}),
+        (_("Invitation"), {"fields": ("invited_at", "reminded_at", "token_issued_at")}),
+        (_("Record"), {"fields": ("created_at",), "classes": ("collapse",)}),
+    )
+
+    def get_list_display(self, request: HttpRequest) -> tuple[str, ...]:
+        # The study column only tells studies apart; with one study it is noise.
+        if not Study.objects.all()[1:2].exists():
+            return tuple(c for c in self.list_display if c != "study_column")
+        return tuple(self.list_display)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Participant]:
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("site__study")
+            .annotate(response_status=F("response__status"), response_pk=F("response__pk"))
+        )
+
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: Participant | None = None
+    ) -> tuple[str, ...]:
+        # Participants are created by import; a participant never changes site.
+        return (*self.readonly_fields, "site") if obj is not None else self.readonly_fields
+
+    @admin.display(description=_("site"), ordering="site__code")
+    def site_column(self, obj: Participant) -> str:
+        return obj.site.name
+
+    @admin.display(description=_("study"), ordering="site__study__code")
+    def study_column(self, obj: Participant) -> str:
+        return obj.site.study.code
+
+    @admin.display(description=_("response"), ordering="response_status")
+    def response_column(self, obj: Participant) -> str:
+        status = obj.response_status  # type: ignore[attr-defined]
+        if status is None:
+            return str(_("Not started"))
+        return str(Response.Status(status).label)
+
+    @admin.display(description=_("response"))
+    def response_link(self, obj: Participant) -> str:
+        if obj.response_pk is None:  # type: ignore[attr-defined]
+            return str(_("Not started"))
+        return format_html(
+            '<a href="{}">{}</a>',
+            reverse("admin:surveys_response_change", args=[obj.response_pk]),  # type: ignore[attr-defined]
+            Response.Status(obj.response_status).label,  # type: ignore[attr-defined]
+        )
+
+    # Creating participants is importing them: a single one is a one-line CSV, and the
+    # link is shown once either way.
+
+    def add_view(
+        self, request: HttpRequest, form_url: str = "", extra_context: dict | None = None
+    ) -> HttpResponse:
+        return HttpResponseRedirect(reverse("admin:surveys_participant_import"))
+
+    def get_urls(self) -> list:
+        return [
+            path(
+                "import/",
+                self.admin_site.admin_view(self.import_view),
+                name="surveys_participant_import",
+            ),
+            *super().get_urls(),
+        ]
+
+    def _context(self, request: HttpRequest, **extra: Any) -> dict[str, Any]:
+        return {**self.admin_site.each_context(request), "opts": self.opts, **extra}
+
+    def import_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        rejected: ImportRejected | None = None
+        if request.method == "POST":
+            form = ImportForm(request.POST, request.FILES)
+            if form.is_valid():
+                study = form.cleaned_data["study"]
+                try:
+                    invitations = services.participants_import_csv(
+                        study=study, data=form.cleaned_data["file"].read()
+                    )
+                except ImportRejected as exc:
+                    rejected = exc
+                else:
+                    return self._import_done(request, study, invitations)
+        else:
+            studies = list(ImportForm.base_fields["study"].queryset[:2])  # type: ignore[attr-defined]
+            form = ImportForm(initial={"study": studies[0]} if len(studies) == 1 else None)
+        row_errors = sorted(
+            (rejected.errors if rejected else {}).items(),
+            key=lambda item: int(item[0]) if str(item[0]).isdigit() else 0,
+        )
+        sites = Site.objects.select_related("study").order_by("study__code", "code")
+        template = "\ufeffreference,site\r\n"
+        context = self._context(
+            request,
+            title=_("Import participants"),
+            form=form,
+            rejected=rejected,
+            row_errors=row_errors,
+            sites=sites,
+            template_csv=_data_uri(template),
+        )
+        return TemplateResponse(request, "admin/surveys/participant/import.html", context)
+
+    def _import_done(
+        self, request: HttpRequest, study: Study, invitations: list[services.Invitation]
+    ) -> HttpResponse:
+        text = invitations_csv(invitations)
+        context = self._context(
+            request,
+            title=_("Participants imported"),
+            study=study,
+            invitations=invitations,
+            csv_text=text.lstrip("\ufeff"),
+            csv_uri=_data_uri(text),
+            csv_filename=_csv_filename("invitation-links", [study.code]),
+        )
+        response = TemplateResponse(request, "admin/surveys/participant/import_done.html", context)
+        # The page holds the only copy of the links: no cache may keep it.
+        add_never_cache_headers(response)
+        response["Cache-Control"] += ", no-store"
+        return response
+
+    # Actions
+
+    def _confirmation(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[Participant],
+        *,
+        action: str,
+        title: str,
+        warning: str,
+        button: str,
+        participants: list[Participant],
+        skipped: int,
+        skipped_text: str,
+    ) -> TemplateResponse:
+        select_across = request.POST.get("select_across") == "1"
+        selected = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
+        context = self._context(
+            request,
+            title=title,
+            warning=warning,
+            button=button,
+            action=action,
+            select_across=select_across,
+            # With "select all", the action runs again on the filtered list (the form posts
+            # to this same URL); otherwise on exactly the ticked participants.
+            selected=selected[:1] if select_across else selected,
+            action_checkbox_name=helpers.ACTION_CHECKBOX_NAME,
+            participants=participants[:50],
+            more=max(0, len(participants) - 50),
+            count=len(participants),
+            skipped=skipped,
+            skipped_text=skipped_text,
+        )
+        return TemplateResponse(request, "admin/surveys/participant/confirm_action.html", context)
+
+    @admin.action(
+        description=_("Export invitation links (issues new links)"), permissions=["change"]
+    )
+    def export_links(
+        self, request: HttpRequest, queryset: QuerySet[Participant]
+    ) -> HttpResponseBase | None:
+        active = list(
+            queryset.filter(status=Participant.Status.ACTIVE).order_by(
+                "site__study__code", "site__code", "reference"
+            )
+        )
+        skipped = queryset.count() - len(active)
+        if request.POST.get("confirmed") != "yes":
+            return self._confirmation(
+                request,
+                queryset,
+                action="export_links",
+                title=str(_("Export invitation links")),
+                warning=str(
+                    _(
+                        "Links are stored only in a form that cannot be turned back into a "
+                        "link, so exporting issues NEW links. The participants' current links "
+                        "stop working at once: send them the new ones."
+                    )
+                ),
+                button=str(_("Yes, issue new links and download")),
+                participants=active,
+                skipped=skipped,
+                skipped_text=str(_("Withdrawn participants get no link and are left out.")),
+            )
+        if not active:
+            self.message_user(request, _("No active participants were selected."), messages.WARNING)
+            return None
+        invitations = services.participant_reissue_links(participants=active)
+        response = HttpResponse(
+            invitations_csv(invitations), content_type="text/csv; charset=utf-8"
+        )
+        filename = _csv_filename("invitation-links", (p.site.study.code for p in active))
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        add_never_cache_headers(response)
+        response["Cache-Control"] += ", no-store"
+        return response
+
+    @admin.action(description=_("Withdraw the selected participants"), permissions=["change"])
+    def withdraw(
+        self, request: HttpRequest, queryset: QuerySet[Participant]
+    ) -> HttpResponseBase | None:
+        active = list(queryset.filter(status=Participant.Status.ACTIVE))
+        skipped = queryset.count() - len(active)
+        if request.POST.get("confirmed") != "yes":
+            return self._confirmation(
+                request,
+                queryset,
+                action="withdraw",
+                title=str(_("Withdraw participants")),
+                warning=str(
+                    _(
+                        "Withdrawn participants leave the study: their links stop working and "
+                        "they no longer count in the response rate. Answers they already gave "
+                        "are kept."
+                    )
+                ),
+                button=str(_("Yes, withdraw them")),
+                participants=active,
+                skipped=skipped,
+                skipped_text=str(_("Already withdrawn participants are left as they are.")),
+            )
+        for participant in active:
+            services.participant_withdraw(participant=participant)
+        self.message_user(
+            request,
+            ngettext(
+                "%(count)d participant withdrawn.", "%(count)d participants withdrawn.", len(active)
+            )
+            % {"count": len(active)},
+            messages.SUCCESS,
+        )
+        return None
+
+
+def _data_uri(text: str) -> str:
+    """A ``data:`` URI of a UTF-8 CSV: the download lives in the page, not on the server."""
+    payload = base64.b64encode(text.encode("utf-8")).decode("ascii")
+    return f"data:text/csv;charset=utf-8;base64,{payload}"

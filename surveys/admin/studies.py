@@ -1,0 +1,203 @@
+"""Studies and their sites, with the response-rate table on a study's page."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.contrib.admin.utils import unquote
+from django.db import models
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
+
+from .. import selectors
+from ..models import Participant, Response, Site, Study
+from .common import RANGE, _changelist_url, _format_rate, _period, _rate
+
+
+class SiteInline(admin.TabularInline):
+    model = Site
+    extra = 0
+    fields = (
+        "code",
+        "name_ja",
+        "name_en",
+        "period_start",
+        "period_end",
+        "survey_opens_at",
+        "survey_closes_at",
+    )
+    show_change_link = True
+    formfield_overrides = {
+        models.CharField: {"widget": forms.TextInput(attrs={"size": 16})},
+        models.SlugField: {"widget": forms.TextInput(attrs={"size": 10})},
+    }
+
+
+@dataclass(frozen=True)
+class RateRow:
+    """One line of the response-rate table."""
+
+    label: str
+    code: str
+    participants: int
+    drafts: int
+    submitted: int
+    participants_url: str = ""
+    drafts_url: str = ""
+    submitted_url: str = ""
+
+    @property
+    def rate(self) -> float | None:
+        return _rate(self.submitted, self.participants)
+
+
+def response_rate_rows(study: Study) -> tuple[list[RateRow], RateRow]:
+    """Per-site rows and the study total, from one aggregate query."""
+    rows = []
+    for site in selectors.site_response_counts(study):
+        rows.append(
+            RateRow(
+                label=site.name,
+                code=site.code,
+                participants=site.participants_total,  # type: ignore[attr-defined]
+                drafts=site.drafts,  # type: ignore[attr-defined]
+                submitted=site.submitted,  # type: ignore[attr-defined]
+                participants_url=_changelist_url(
+                    Participant, site=site.pk, status__exact=Participant.Status.ACTIVE
+                ),
+                drafts_url=_changelist_url(
+                    Response, site=site.pk, status__exact=Response.Status.DRAFT
+                ),
+                submitted_url=_changelist_url(
+                    Response, site=site.pk, status__exact=Response.Status.SUBMITTED
+                ),
+            )
+        )
+    total = RateRow(
+        label=str(_("Study total")),
+        code="",
+        participants=sum(r.participants for r in rows),
+        drafts=sum(r.drafts for r in rows),
+        submitted=sum(r.submitted for r in rows),
+    )
+    return rows, total
+
+
+@admin.register(Study)
+class StudyAdmin(admin.ModelAdmin):
+    list_display = (
+        "code",
+        "name_ja",
+        "status",
+        "period",
+        "sites_column",
+        "participants_column",
+        "submitted_column",
+        "response_rate",
+    )
+    list_display_links = ("code", "name_ja")
+    list_filter = ("status",)
+    search_fields = ("code", "name_ja", "name_en")
+    ordering = ("-period_start", "code")
+    list_per_page = 50
+    inlines = (SiteInline,)
+    readonly_fields = ("created_at",)
+    fieldsets = (
+        (None, {"fields": ("code", "name_ja", "name_en", "status", "default_language")}),
+        (_("Period"), {"fields": ("period_start", "period_end")}),
+        (_("Description"), {"fields": ("description_ja", "description_en")}),
+        (_("Record"), {"fields": ("created_at",), "classes": ("collapse",)}),
+    )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Study]:
+        return selectors.studies_with_response_counts()
+
+    @admin.display(description=_("period"), ordering="period_start")
+    def period(self, obj: Study) -> str:
+        return _period(obj.period_start, obj.period_end)
+
+    @admin.display(description=_("sites"), ordering="sites_total")
+    def sites_column(self, obj: Study) -> int:
+        return obj.sites_total  # type: ignore[attr-defined]
+
+    @admin.display(description=_("participants"), ordering="participants_total")
+    def participants_column(self, obj: Study) -> str:
+        return format_html(
+            '<a href="{}">{}</a>',
+            _changelist_url(Participant, site__study__id__exact=obj.pk),
+            obj.participants_total,  # type: ignore[attr-defined]
+        )
+
+    @admin.display(
+        description=pgettext_lazy("count of responses", "submitted"), ordering="submitted"
+    )
+    def submitted_column(self, obj: Study) -> str:
+        return format_html(
+            '<a href="{}">{}</a>',
+            _changelist_url(
+                Response,
+                participant__site__study__id__exact=obj.pk,
+                status__exact=Response.Status.SUBMITTED,
+            ),
+            obj.submitted,  # type: ignore[attr-defined]
+        )
+
+    @admin.display(description=_("response rate"))
+    def response_rate(self, obj: Study) -> str:
+        return _format_rate(obj.submitted, obj.participants_total)  # type: ignore[attr-defined]
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        study = self.get_object(request, unquote(object_id))
+        extra_context = dict(extra_context or {})
+        if study is not None:
+            rows, total = response_rate_rows(study)
+            extra_context.update(rate_rows=rows, rate_total=total, rate_as_of=timezone.now())
+        return super().change_view(request, object_id, form_url, extra_context)
+
+
+@admin.register(Site)
+class SiteAdmin(admin.ModelAdmin):
+    list_display = ("code", "name_ja", "name_en", "study", "period", "questionnaire_window")
+    list_display_links = ("code", "name_ja")
+    list_filter = ("study",)
+    list_select_related = ("study",)
+    search_fields = ("code", "name_ja", "name_en", "study__code")
+    ordering = ("study__code", "code")
+    list_per_page = 100
+    fieldsets = (
+        (None, {"fields": ("study", "code", "name_ja", "name_en")}),
+        (_("Programme period"), {"fields": ("period_start", "period_end")}),
+        (_("Questionnaire window"), {"fields": ("survey_opens_at", "survey_closes_at")}),
+    )
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Site | None = None) -> tuple[str, ...]:
+        # A site does not move between studies once it exists: its participants would.
+        return ("study",) if obj is not None else ()
+
+    @admin.display(description=_("programme period"), ordering="period_start")
+    def period(self, obj: Site) -> str:
+        return _period(obj.period_start, obj.period_end)
+
+    @admin.display(description=_("questionnaire window"), ordering="survey_opens_at")
+    def questionnaire_window(self, obj: Site) -> str:
+        if obj.survey_opens_at is None:
+            return str(_("Not open yet"))
+        opens = date_format(timezone.localtime(obj.survey_opens_at), "SHORT_DATETIME_FORMAT")
+        if obj.survey_closes_at is None:
+            return str(_("From %(opens)s, no end set") % {"opens": opens})
+        closes = date_format(timezone.localtime(obj.survey_closes_at), "SHORT_DATETIME_FORMAT")
+        return f"{opens} {RANGE} {closes}"
