@@ -47,6 +47,7 @@ types: $(VENV)/.dev
 ## bench: benchmarks (PostgreSQL on 127.0.0.1 needed), never part of the tests
 bench: $(VENV)/.dev
 	$(BIN)/python bench/submit.py
+	$(BIN)/python bench/score.py
 
 ## messages: refresh and compile the Japanese translations
 messages: $(VENV)/.dev
