@@ -48,6 +48,7 @@ types: $(VENV)/.dev
 bench: $(VENV)/.dev
 	$(BIN)/python bench/submit.py
 	$(BIN)/python bench/score.py
+	$(BIN)/python bench/report.py
 
 ## messages: refresh and compile the Japanese translations
 messages: $(VENV)/.dev

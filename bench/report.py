@@ -1,0 +1,392 @@
+"""Rendering and signing of the evaluation report PDF: time, memory and size.
+
+    .venv/bin/python bench/report.py [--responses 20000] [--sites 50] [--repeats 3] [--keep DIR]
+
+1. Creates a temporary SQLite database (embedded mode: no broker, scoring in-process) and
+   a development signing certificate (``kpi.signing.make_development_certificate``) in a
+   temporary folder, and points ``HYOKA_SIGNING_P12`` / ``HYOKA_SIGNING_PASSPHRASE`` at it.
+2. Builds two evaluations:
+   * the reference study (``surveys.demo``: 229 of 352 participants answered, 3 sites);
+   * a study with the reference questionnaire and KPIs, ``--sites`` sites (the last one
+     with no participants, so the "no respondents" path is drawn) and ``--responses``
+     submitted responses, spread unevenly over the sites: participants and responses are
+     bulk-inserted with random but valid answers as ``choice_bits`` (the bits
+     ``InstrumentForm.bit_of`` gives; scoring and the report's distributions read only the
+     bits, so no ``Answer`` rows are written).
+   Each is scored with ``kpi.services.run_execute``, frozen with ``evaluation_create`` and
+   marked signed off (in memory), as the rendering task finds it.
+3. For each: one untimed warm-up, then ``--repeats`` timed renders of the final report
+   (``render_pdf(draft=False)``) and signatures (``sign_pdf``), wall and CPU time (median);
+   then one more render and signature under ``tracemalloc`` (Python's peak) and with the
+   peak resident set (VmHWM, reset through /proc/self/clear_refs) for the RSS increase.
+   The signed PDF's size and page count are reported, and its signature is verified.
+
+Targets: the reference report rendered and signed in under 2 s and under 1 MB; the 50-site
+report rendered and signed in under 10 s. Missed targets print FAIL (exit status 0, as the
+other benchmarks do); a signature that does not verify exits 1. Wall time on a busy machine
+overstates the work: compare it with the CPU time printed beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import io
+import os
+import random
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+import tracemalloc
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+if str(BASE_DIR) not in sys.path:  # ``python bench/report.py`` puts bench/ first
+    sys.path.insert(0, str(BASE_DIR))
+
+TARGET_REFERENCE_SECONDS = 2.0
+TARGET_REFERENCE_BYTES = 1_000_000
+TARGET_SITES_SECONDS = 10.0
+
+# Random but valid answers to the reference questionnaire (DESIGN.md codes).
+CHANNEL_P = {
+    "anytime": 0.35,
+    "night": 0.25,
+    "midwife_chat": 0.30,
+    "ward_phone": 0.20,
+    "ward_desk": 0.15,
+    "articles": 0.40,
+    "live": 0.20,
+    "home_visit": 0.50,
+    "checkup": 0.45,
+}
+SINGLE_WEIGHTS = {
+    "reassured": {"agree": 45, "somewhat_agree": 35, "somewhat_disagree": 13, "disagree": 7},
+    "continue": {"agree": 50, "somewhat_agree": 30, "somewhat_disagree": 12, "disagree": 8},
+    "reuse": {"agree": 40, "somewhat_agree": 35, "somewhat_disagree": 15, "disagree": 10},
+    "tool": {"line": 60, "phone": 12, "face_to_face": 15, "email": 5, "other_sns": 5, "other": 3},
+}
+UNDERSTOOD_WEIGHTS = {"fully": 50, "fairly": 35, "not_very": 10, "not_at_all": 5}
+
+
+def setup_django(folder: Path) -> None:
+    os.environ.update(
+        {
+            "HYOKA_ENV": "embedded",
+            "DATABASE_URL": f"sqlite:///{folder / 'bench.sqlite3'}",
+            "CELERY_BROKER_URL": "",
+            "DEBUG": "false",
+            "LOG_LEVEL": "WARNING",
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "MEDIA_ROOT": str(folder / "media"),
+        }
+    )
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.core.management import call_command
+
+    from kpi.signing import make_development_certificate
+
+    call_command("migrate", interactive=False, verbosity=0)
+    passphrase = secrets.token_urlsafe(16)  # a throwaway certificate for this run only
+    settings.HYOKA_SIGNING_P12 = str(
+        make_development_certificate(folder / "signing" / "bench.p12", passphrase)
+    )
+    settings.HYOKA_SIGNING_PASSPHRASE = passphrase
+    settings.HYOKA_SIGNING_TRUST_ROOTS = []
+
+
+# --- building the studies -----------------------------------------------------------------
+
+
+def reference_evaluation() -> Any:
+    from kpi.evaluations import evaluation_create
+    from kpi.loading import kpis_path, load_kpis
+    from surveys.demo import generate_demo_responses
+    from surveys.loading import load_study
+
+    study = load_study()
+    path = kpis_path()
+    assert path is not None
+    load_kpis(study=study, path=path)
+    generate_demo_responses(study)
+    return evaluation_create(run=score(study), user=None)
+
+
+def score(study: Any) -> Any:
+    from kpi.models import EvaluationRun
+    from kpi.services import run_execute
+
+    run = run_execute(run_id=EvaluationRun.objects.create(study=study, trigger="command").pk)
+    if run.status != EvaluationRun.Status.SUCCEEDED:
+        raise SystemExit(f"scoring failed: {run.error}")
+    return run
+
+
+def many_sites_evaluation(sites: int, responses: int, rng: random.Random) -> Any:
+    from django.db import transaction
+    from django.utils import timezone
+
+    from kpi.evaluations import evaluation_create
+    from kpi.loading import kpis_path, load_kpis
+    from surveys.answers import InstrumentForm
+    from surveys.models import Participant, Response
+    from tests.factories import SiteFactory, StudyFactory, reference_instrument
+
+    opened = timezone.now() - dt.timedelta(days=30)
+    with transaction.atomic():
+        study = StudyFactory(
+            code=f"bench-{sites}-sites",
+            name_ja=f"ベンチマーク：{sites}自治体",
+            name_en=f"Benchmark: {sites} sites",
+        )
+        instrument = reference_instrument(study)
+        site_rows = [
+            SiteFactory(
+                study=study,
+                code=f"site-{k:02d}",
+                name_ja=f"第{k + 1}区",
+                name_en=f"Ward {k + 1}",
+                survey_opens_at=opened,
+            )
+            for k in range(sites)
+        ]
+        path = kpis_path()
+        assert path is not None
+        load_kpis(study=study, path=path)
+        form = InstrumentForm.load(instrument)
+
+        def bit(question: str, code: str) -> int:
+            return 1 << form.bit_of[form.choices[question][code].pk]
+
+        online = {c.code for c in form.choices["channels"].values() if "online" in c.tags}
+        answering = site_rows[:-1]  # the last site has no participants at all
+        weights = [rng.uniform(0.3, 1.7) for _ in answering]
+        invited = int(responses / 0.65)
+        site_of = rng.choices(answering, weights, k=invited)
+        submitted = timezone.now() - dt.timedelta(days=1)
+        participants = [
+            Participant(
+                site=site,
+                reference=f"B{i:06d}",
+                token_hash=hashlib.sha256(f"bench-{study.pk}-{i}".encode()).hexdigest(),
+                invited_at=opened,
+            )
+            for i, site in enumerate(site_of)
+        ]
+        Participant.objects.bulk_create(participants, batch_size=2000)
+        rows = []
+        for participant in rng.sample(participants, responses):
+            ticked = [c for c, p in CHANNEL_P.items() if rng.random() < p]
+            bits = sum(bit("channels", c) for c in ticked) or bit("channels", "none")
+            for question, options in SINGLE_WEIGHTS.items():
+                bits |= bit(question, rng.choices(list(options), list(options.values()))[0])
+            if online & set(ticked):  # shown only to users of an online channel
+                choice = rng.choices(list(UNDERSTOOD_WEIGHTS), list(UNDERSTOOD_WEIGHTS.values()))
+                bits |= bit("understood", choice[0])
+            rows.append(
+                Response(
+                    participant=participant,
+                    instrument=instrument,
+                    site=participant.site,
+                    status=Response.Status.SUBMITTED,
+                    choice_bits=bits,
+                    language="ja",
+                    source=Response.Source.IMPORT,
+                    started_at=submitted,
+                    submitted_at=submitted,
+                )
+            )
+        Response.objects.bulk_create(rows, batch_size=2000)
+    return evaluation_create(run=score(study), user=None)
+
+
+# --- measuring ----------------------------------------------------------------------------
+
+
+def _status_kb(name: str) -> int | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(name + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def _reset_peak_rss() -> bool:
+    """Linux: writing 5 to clear_refs resets VmHWM (the peak resident set) to the current."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+@dataclass
+class Figures:
+    name: str
+    pages: int = 0
+    size: int = 0
+    render_wall: list[float] = field(default_factory=list)
+    render_cpu: list[float] = field(default_factory=list)
+    sign_wall: list[float] = field(default_factory=list)
+    total_wall: list[float] = field(default_factory=list)
+    peak_mb: float = 0.0
+    rss_mb: float | None = None  # increase of the peak resident set during one call
+    rss_peak_mb: float | None = None  # the process's peak resident set then
+
+    @staticmethod
+    def median(values: list[float]) -> float:
+        return statistics.median(values) if values else float("nan")
+
+
+def timed(call: Callable[[], Any]) -> tuple[float, float, Any]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = call()
+    return time.perf_counter() - wall, time.process_time() - cpu, result
+
+
+def signed_off(evaluation: Any) -> Any:
+    """The evaluation as the rendering task sees it after a sign-off (in memory only: the
+    sign-off service's password and permission checks are not what is measured)."""
+    from django.utils import timezone
+
+    from kpi.models import Evaluation
+
+    evaluation.status = Evaluation.Status.SIGNED_OFF
+    evaluation.signed_off_at = timezone.now()
+    evaluation.signer_name = "ベンチマーク 担当者"
+    evaluation.signer_role = "評価担当"
+    evaluation.statement = "本評価の集計結果、母数、信頼区間および判定を確認しました。"
+    return evaluation
+
+
+def measure(name: str, evaluation: Any, repeats: int, keep: Path | None) -> Figures:
+    from pypdf import PdfReader
+
+    from kpi.report import render_pdf
+    from kpi.signing import sign_pdf, verify_pdf
+
+    figures = Figures(name)
+
+    def render() -> bytes:
+        return render_pdf(evaluation, draft=False)
+
+    def sign(pdf: bytes) -> bytes:
+        return sign_pdf(pdf, reason=f"Hyoka benchmark, evaluation {evaluation.pk}")
+
+    sign(render())  # warm-up: templates, fonts, the certificate
+    signed = b""
+    for _ in range(repeats):
+        render_wall, render_cpu, pdf = timed(render)
+        sign_wall, _, signed = timed(lambda pdf=pdf: sign(pdf))
+        figures.render_wall.append(render_wall)
+        figures.render_cpu.append(render_cpu)
+        figures.sign_wall.append(sign_wall)
+        figures.total_wall.append(render_wall + sign_wall)
+    figures.size = len(signed)
+    figures.pages = len(PdfReader(io.BytesIO(signed)).pages)
+    verification = verify_pdf(signed)
+    if not verification.ok:
+        raise SystemExit(f"{name}: the signed PDF does not verify: {verification.problem}")
+    if keep:
+        keep.mkdir(parents=True, exist_ok=True)
+        (keep / f"{name}.pdf").write_bytes(signed)
+
+    before = _status_kb("VmRSS")
+    resettable = _reset_peak_rss()
+    sign(render())
+    peak = _status_kb("VmHWM") if resettable else None
+    if before is not None and peak is not None:
+        figures.rss_mb = max(0, peak - before) / 1024
+        figures.rss_peak_mb = peak / 1024
+    tracemalloc.start()
+    try:
+        sign(render())
+        figures.peak_mb = tracemalloc.get_traced_memory()[1] / 2**20
+    finally:
+        tracemalloc.stop()
+    return figures
+
+
+def report(figures: Figures, targets: list[tuple[str, bool]]) -> None:
+    m = Figures.median
+    print(f"\n{figures.name}: {figures.pages} pages, signed PDF {figures.size / 1024:.0f} KiB")
+    print(
+        f"  render {m(figures.render_wall):.2f} s wall ({m(figures.render_cpu):.2f} s CPU), "
+        f"sign {m(figures.sign_wall):.3f} s, render + sign {m(figures.total_wall):.2f} s "
+        f"(median of {len(figures.total_wall)}; best {min(figures.total_wall):.2f} s)"
+    )
+    rss = (
+        f"peak RSS {figures.rss_peak_mb:.0f} MB, {figures.rss_mb:.0f} MB above the RSS before"
+        if figures.rss_mb is not None and figures.rss_peak_mb is not None
+        else "RSS n/a"
+    )
+    print(f"  peak memory: Python {figures.peak_mb:.0f} MB (tracemalloc); {rss}")
+    for label, ok in targets:
+        print(f"  {'PASS' if ok else 'FAIL'}  {label}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--responses", type=int, default=20_000)
+    parser.add_argument("--sites", type=int, default=50)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--keep", type=Path, help="write the signed PDFs to this folder")
+    parser.add_argument("--seed", type=int, default=2021)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="hyoka-bench-report-") as tmp:
+        folder = Path(tmp)
+        setup_django(folder)
+        started = time.perf_counter()
+        reference = reference_evaluation()
+        print(f"reference study built and scored in {time.perf_counter() - started:.1f} s")
+        started = time.perf_counter()
+        many = many_sites_evaluation(args.sites, args.responses, random.Random(args.seed))
+        print(
+            f"{args.sites}-site study with {args.responses:,} responses built and scored in "
+            f"{time.perf_counter() - started:.1f} s"
+        )
+
+        ref = measure("reference", signed_off(reference), args.repeats, args.keep)
+        report(
+            ref,
+            [
+                (
+                    f"reference: render + sign under {TARGET_REFERENCE_SECONDS:.0f} s "
+                    f"(median {Figures.median(ref.total_wall):.2f} s)",
+                    Figures.median(ref.total_wall) < TARGET_REFERENCE_SECONDS,
+                ),
+                (
+                    f"reference: signed PDF under 1 MB ({ref.size:,} bytes)",
+                    ref.size < TARGET_REFERENCE_BYTES,
+                ),
+            ],
+        )
+        big = measure(f"{args.sites}-sites", signed_off(many), args.repeats, args.keep)
+        report(
+            big,
+            [
+                (
+                    f"{args.sites} sites: render + sign under {TARGET_SITES_SECONDS:.0f} s "
+                    f"(median {Figures.median(big.total_wall):.2f} s)",
+                    Figures.median(big.total_wall) < TARGET_SITES_SECONDS,
+                )
+            ],
+        )
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+        print(f"\nload average during the run: {load:.1f} on {os.cpu_count()} CPUs")
+
+
+if __name__ == "__main__":
+    main()
