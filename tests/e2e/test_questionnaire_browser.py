@@ -53,9 +53,22 @@ def browser():  # type: ignore[no-untyped-def]
             browser.close()
 
 
-def test_a_participant_answers_on_a_phone_and_submits_once(
-    browser, live_server, transactional_db, tmp_path
-):
+@pytest.fixture
+def server(transactional_db):  # type: ignore[no-untyped-def]
+    """A live server for this test alone. pytest-django's ``live_server`` lives for the
+    whole session, so a request still in flight (an autosave) can hold a database
+    session past the test and keep PostgreSQL from dropping the test database
+    (pytest-django issue #454). Stopping this one joins its request threads."""
+    from pytest_django.live_server_helper import LiveServer
+
+    live = LiveServer("127.0.0.1:0")
+    try:
+        yield live
+    finally:
+        live.stop()
+
+
+def test_a_participant_answers_on_a_phone_and_submits_once(browser, server, tmp_path):
     study = StudyFactory()
     reference_instrument(study)
     participant = ParticipantFactory(site=SiteFactory(study=study))
@@ -64,7 +77,7 @@ def test_a_participant_answers_on_a_phone_and_submits_once(
     page.set_default_timeout(10_000)
 
     # An English browser still gets Japanese: that is the questionnaire's default.
-    page.goto(f"{live_server.url}/r/{participant.token}/")
+    page.goto(f"{server.url}/r/{participant.token}/")
     assert page.locator("html").get_attribute("lang") == "ja"
     assert (
         page.get_by_role("heading", level=1).inner_text() == "産後サポート実証実験 事後アンケート"
