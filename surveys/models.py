@@ -395,6 +395,12 @@ class Response(models.Model):
     started_at = models.DateTimeField(_("started"), default=timezone.now)
     updated_at = models.DateTimeField(_("last saved"), auto_now=True)
     submitted_at = models.DateTimeField(_("submitted"), null=True, blank=True)
+    # The Idempotency-Key of the API request that submitted this response: a retry with
+    # the same key gets this response back instead of a refusal. A participant has one
+    # response, so the key needs no uniqueness beyond the row.
+    idempotency_key = models.CharField(  # noqa: DJ001
+        _("idempotency key"), max_length=64, null=True, blank=True, editable=False
+    )
 
     class Meta:
         verbose_name = _("response")

@@ -1,0 +1,457 @@
+"""The survey API: studies, sites, published instruments, participants, responses, and the
+participant's own questionnaire by invitation token.
+
+Views are thin: scope (``permissions.ScopedViewMixin`` over ``surveys/scoping.py``),
+validate (serializers), call a service, serialize. Rule violations propagate to the one
+exception handler (``config/api/exceptions.py``).
+"""
+
+from __future__ import annotations
+
+import re
+from types import SimpleNamespace
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F, Prefetch, QuerySet
+from django.http import StreamingHttpResponse
+from django.urls import reverse
+from django.utils import timezone, translation
+from django.utils.cache import add_never_cache_headers
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import mixins, parsers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response as APIResponse
+from rest_framework.views import APIView
+
+from .. import scoping, services
+from ..answers import InstrumentForm
+from ..errors import AlreadySubmitted, ImportRejected, RuleViolation
+from ..models import (
+    Choice,
+    Instrument,
+    Language,
+    Participant,
+    Question,
+    Response,
+    Site,
+    Study,
+)
+from ..selectors import instrument_current, participant_for_token, response_for_participant
+from . import export
+from .filters import InstrumentFilter, ParticipantFilter, ResponseFilter, SiteFilter
+from .negotiation import FileContentNegotiation
+from .permissions import MANAGER, ScopedViewMixin, study_scope
+from .serializers import (
+    AnswersInputSerializer,
+    ImportResultSerializer,
+    InstrumentSerializer,
+    InvitationCreatedSerializer,
+    InvitationSerializer,
+    OwnResponseSerializer,
+    ParticipantCreateSerializer,
+    ParticipantImportSerializer,
+    ParticipantSerializer,
+    ResponseDetailSerializer,
+    ResponseSerializer,
+    SiteSerializer,
+    StudySerializer,
+)
+
+ID = r"[0-9]{1,19}"
+
+
+def no_store(response: Any) -> Any:
+    """An answer holding invitation links: no cache may keep it."""
+    add_never_cache_headers(response)
+    response["Cache-Control"] += ", no-store"
+    return response
+
+
+# --- Studies, sites, instruments ------------------------------------------------------
+
+
+class StudyViewSet(ScopedViewMixin, viewsets.ReadOnlyModelViewSet):
+    """Studies of which the caller is a member (through any of their sites)."""
+
+    serializer_class = StudySerializer
+    scope = staticmethod(scoping.studies)
+    filterset_fields = ["code", "status"]
+    lookup_value_regex = ID
+
+    def base_queryset(self) -> QuerySet[Study]:
+        return Study.objects.order_by("-period_start", "code")
+
+
+class SiteViewSet(ScopedViewMixin, viewsets.ReadOnlyModelViewSet):
+    """The caller's sites."""
+
+    serializer_class = SiteSerializer
+    scope = staticmethod(scoping.sites)
+    filterset_class = SiteFilter
+    lookup_value_regex = ID
+
+    def base_queryset(self) -> QuerySet[Site]:
+        return Site.objects.order_by("study__code", "code")
+
+
+class InstrumentViewSet(ScopedViewMixin, viewsets.ReadOnlyModelViewSet):
+    """Published (and retired) questionnaire versions of the caller's studies, with their
+    questions and choices; labels in the request's language and in both."""
+
+    serializer_class = InstrumentSerializer
+    scope = staticmethod(study_scope("study_id"))
+    filterset_class = InstrumentFilter
+    lookup_value_regex = ID
+
+    def base_queryset(self) -> QuerySet[Instrument]:
+        return (
+            Instrument.objects.exclude(status=Instrument.Status.DRAFT)
+            .prefetch_related(*QUESTION_PREFETCH)
+            .order_by("study__code", "-version")
+        )
+
+
+QUESTION_PREFETCH = [
+    Prefetch(
+        "questions",
+        queryset=Question.objects.select_related("condition_question")
+        .prefetch_related(
+            Prefetch("choices", queryset=Choice.objects.order_by("order")), "condition_choices"
+        )
+        .order_by("order"),
+    )
+]
+
+
+# --- Participants ---------------------------------------------------------------------
+
+
+class ParticipantViewSet(
+    ScopedViewMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Participants of the caller's sites. Creating one (or importing many) needs the
+    manager role on their site; the answer holds the invitation link, shown only then."""
+
+    scope = staticmethod(scoping.participants)
+    filterset_class = ParticipantFilter
+    lookup_value_regex = ID
+    action_permissions = {"import_csv": ["surveys.add_participant"]}
+
+    def base_queryset(self) -> QuerySet[Participant]:
+        return (
+            Participant.objects.select_related("site")
+            .annotate(response_pk=F("response__pk"), response_status=F("response__status"))
+            .order_by("site__study__code", "site__code", "reference")
+        )
+
+    def get_serializer_class(self) -> type:
+        if self.action == "create":
+            return ParticipantCreateSerializer
+        if self.action == "import_csv":
+            return ParticipantImportSerializer
+        return ParticipantSerializer
+
+    def _created(self, invitations: list[services.Invitation]) -> list[Participant]:
+        participants = []
+        for invitation in invitations:
+            participant = invitation.participant
+            participant.response_pk = None  # type: ignore[attr-defined]
+            participant.response_status = None  # type: ignore[attr-defined]
+            participant.invitation_url = invitation.url  # type: ignore[attr-defined]
+            participant.token = invitation.token  # type: ignore[attr-defined]
+            participants.append(participant)
+        return participants
+
+    @extend_schema(
+        request=ParticipantCreateSerializer, responses={201: InvitationCreatedSerializer}
+    )
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> APIResponse:
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        invitation = services.participant_create(
+            site=serializer.validated_data["site"],
+            reference=serializer.validated_data["reference"],
+        )
+        (participant,) = self._created([invitation])
+        location = reverse("api:participant-detail", args=[participant.pk])
+        return no_store(
+            APIResponse(
+                InvitationCreatedSerializer(participant).data,
+                status=status.HTTP_201_CREATED,
+                headers={"Location": location},
+            )
+        )
+
+    @extend_schema(
+        request={"multipart/form-data": ParticipantImportSerializer},
+        responses={201: ImportResultSerializer},
+        description="CSV upload (columns reference,site): every row is checked first; if "
+        "any is wrong nothing is imported and `fields` maps row numbers (the header is "
+        "row 1) to messages. The links are in this answer only.",
+    )
+    @action(
+        detail=False,
+        methods=["post"],
+        url_path="import",
+        url_name="import",
+        parser_classes=[parsers.MultiPartParser],
+    )
+    def import_csv(self, request: Request) -> APIResponse:
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        study = serializer.validated_data["study"]
+        data = serializer.validated_data["file"].read()
+        mine = scoping.sites(request.user, study.sites.all(), at_least=MANAGER)
+        allowed = dict(mine.values_list("pk", "code"))
+        with transaction.atomic():
+            invitations = services.participants_import_csv(study=study, data=data)
+            # The service imports into any site of the study; the caller may import only
+            # into the sites they manage. Rows for other sites roll the whole import back.
+            outside = {
+                row: [
+                    _("“%(site)s” is not a site of this study (sites: %(sites)s).")
+                    % {
+                        "site": invitation.participant.site.code,
+                        "sites": ", ".join(sorted(allowed.values())),
+                    }
+                ]
+                for row, invitation in enumerate(invitations, start=2)
+                if invitation.participant.site_id not in allowed
+            }
+            if outside:
+                raise ImportRejected(errors=outside)
+        participants = self._created(invitations)
+        body = {"created": len(participants), "participants": participants}
+        return no_store(
+            APIResponse(ImportResultSerializer(body).data, status=status.HTTP_201_CREATED)
+        )
+
+
+# --- Responses ------------------------------------------------------------------------
+
+
+class ResponseViewSet(ScopedViewMixin, viewsets.ReadOnlyModelViewSet):
+    """Responses of the caller's sites, with filters; ``export/`` streams them as CSV."""
+
+    scope = staticmethod(scoping.responses)
+    filterset_class = ResponseFilter
+    lookup_value_regex = ID
+
+    def base_queryset(self) -> QuerySet[Response]:
+        return Response.objects.select_related("site", "participant", "instrument").order_by(
+            "-submitted_at", "-started_at", "-pk"
+        )
+
+    def get_serializer_class(self) -> type:
+        return ResponseDetailSerializer if self.action == "retrieve" else ResponseSerializer
+
+    @extend_schema(
+        responses={
+            (200, "text/csv"): OpenApiResponse(
+                OpenApiTypes.STR,
+                description="One row per response: its facts, then per question the choice "
+                "codes (several joined by |) or the value, and `<code>__label` with the "
+                "choices' labels in the request's language. UTF-8 with a byte-order mark.",
+            )
+        },
+    )
+    @action(
+        detail=False,
+        methods=["get"],
+        url_path="export",
+        url_name="export",
+        content_negotiation_class=FileContentNegotiation,
+        pagination_class=None,
+    )
+    def export(self, request: Request) -> StreamingHttpResponse:
+        """The filtered responses as CSV, streamed (any number of rows, flat memory)."""
+        queryset = self.filter_queryset(self.get_queryset())
+        language = translation.get_language() or Language.JA
+        stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
+        response = StreamingHttpResponse(
+            export.stream(queryset, language=language[:2]),
+            content_type="text/csv; charset=utf-8",
+        )
+        response["Content-Disposition"] = f'attachment; filename="hyoka-responses-{stamp}.csv"'
+        add_never_cache_headers(response)
+        return response
+
+
+# --- The participant's side: by invitation token --------------------------------------
+
+
+class IdempotencyKeyInvalid(RuleViolation):
+    code = "idempotency_key_invalid"
+    default_message = gettext_lazy("The Idempotency-Key header is not valid.")
+
+
+class IdempotencyKeyReused(RuleViolation):
+    code = "idempotency_key_reused"
+    default_message = gettext_lazy(
+        "This Idempotency-Key was used for a submission with other answers."
+    )
+
+
+IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,64}$")
+
+TOKEN_PARAMETER = OpenApiParameter(
+    "token", OpenApiTypes.STR, OpenApiParameter.PATH, description="The invitation token."
+)
+
+
+class InvitationAPIView(APIView):
+    """The token is the credential: no login, no session (so no CSRF to pass), and every
+    invalid token (unknown, replaced, withdrawn, malformed) answers the same 404."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    parser_classes = [parsers.JSONParser]
+
+    def participant(self, token: str) -> Participant:
+        participant = participant_for_token(token)
+        if participant is None:
+            raise NotFound()
+        return participant
+
+    def language(self, participant: Participant, data: dict[str, Any]) -> str:
+        return data.get("language") or participant.site.study.default_language or Language.JA
+
+
+class InvitationView(InvitationAPIView):
+    @extend_schema(
+        parameters=[TOKEN_PARAMETER],
+        responses={200: InvitationSerializer},
+        description="The participant's questionnaire: study, site (open or not), the "
+        "instrument they answer and their response so far (null before the first save).",
+    )
+    def get(self, request: Request, token: str) -> APIResponse:
+        participant = self.participant(token)
+        response = response_for_participant(participant)
+        instrument = response.instrument if response else instrument_current(participant.site.study)
+        if instrument is not None:
+            instrument = Instrument.objects.prefetch_related(*QUESTION_PREFETCH).get(
+                pk=instrument.pk
+            )
+        state = SimpleNamespace(site=participant.site, instrument=instrument, response=response)
+        return APIResponse(InvitationSerializer(state).data)
+
+
+class InvitationDraftView(InvitationAPIView):
+    @extend_schema(
+        parameters=[TOKEN_PARAMETER],
+        request=AnswersInputSerializer,
+        responses={
+            200: OwnResponseSerializer,
+            403: OpenApiResponse(description="`survey_closed`"),
+            409: OpenApiResponse(description="`already_submitted`"),
+        },
+        description="Keep the answers as the participant's draft (the whole questionnaire "
+        "as it stands; unanswered questions are fine). Invalid values: 400 "
+        "`answers_invalid` with messages per question code, nothing stored.",
+    )
+    def put(self, request: Request, token: str) -> APIResponse:
+        participant = self.participant(token)
+        serializer = AnswersInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        response = services.response_save_draft(
+            participant=participant,
+            answers=serializer.validated_data["answers"],
+            language=self.language(participant, serializer.validated_data),
+            source=Response.Source.API,
+        )
+        return APIResponse(OwnResponseSerializer(response).data)
+
+
+class InvitationSubmitView(InvitationAPIView):
+    @extend_schema(
+        parameters=[
+            TOKEN_PARAMETER,
+            OpenApiParameter(
+                "Idempotency-Key",
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                description="1–64 printable ASCII characters, new for each submission. A "
+                "retry with the same key after a success answers 200 with the same "
+                "response (header Idempotent-Replayed: true) instead of 409.",
+            ),
+        ],
+        request=AnswersInputSerializer,
+        responses={
+            201: OwnResponseSerializer,
+            200: OpenApiResponse(OwnResponseSerializer, description="A replayed retry."),
+            403: OpenApiResponse(description="`survey_closed`"),
+            409: OpenApiResponse(description="`already_submitted`"),
+            422: OpenApiResponse(description="`idempotency_key_reused`"),
+        },
+        description="Submit the participant's answers, once: every shown required question "
+        "answered and every value valid (the web questionnaire's rules), or 400 "
+        "`answers_invalid` with messages per question code and nothing stored.",
+    )
+    def post(self, request: Request, token: str) -> APIResponse:
+        participant = self.participant(token)
+        key = request.headers.get("Idempotency-Key")
+        if key is not None and not IDEMPOTENCY_KEY.fullmatch(key):
+            raise IdempotencyKeyInvalid(
+                errors={"Idempotency-Key": _("Use 1 to 64 printable ASCII characters.")}
+            )
+        serializer = AnswersInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        answers = serializer.validated_data["answers"]
+        replay = self.replay(participant, key, answers)
+        if replay is not None:
+            return replay
+        try:
+            # One transaction around the service and the key: a concurrent retry waits on
+            # the participant's row lock, then finds the key stored with the submission.
+            with transaction.atomic():
+                response = services.response_submit(
+                    participant=participant,
+                    answers=answers,
+                    language=self.language(participant, serializer.validated_data),
+                    source=Response.Source.API,
+                )
+                if key is not None:
+                    Response.objects.filter(pk=response.pk).update(idempotency_key=key)
+        except AlreadySubmitted:
+            replay = self.replay(participant, key, answers)
+            if replay is not None:
+                return replay
+            raise
+        location = reverse("api:invitation", args=[token])
+        return APIResponse(
+            OwnResponseSerializer(response).data,
+            status=status.HTTP_201_CREATED,
+            headers={"Location": location},
+        )
+
+    def replay(self, participant: Participant, key: str | None, answers: Any) -> Any:
+        """The stored response, if ``key`` submitted it; a key reused for other answers
+        is refused rather than answered with a response that does not hold them."""
+        if key is None:
+            return None
+        response = (
+            Response.objects.select_related("instrument")
+            .filter(participant=participant, status=Response.Status.SUBMITTED)
+            .filter(idempotency_key=key)
+            .first()
+        )
+        if response is None:
+            return None
+        form = InstrumentForm.load(response.instrument)
+        clean, errors = form.clean(answers, complete=True)
+        if errors or form.to_raw(clean) != services.response_draft_answers(response):
+            raise IdempotencyKeyReused()
+        return APIResponse(
+            OwnResponseSerializer(response).data, headers={"Idempotent-Replayed": "true"}
+        )
