@@ -353,6 +353,18 @@ class Participant(models.Model):
                 name="participant_token_hash_is_sha256",
             ),
         ]
+        indexes = [
+            # Scoring counts the invited per site: active participants up to the cut-off
+            # (an index-only count), plus the few withdrawn ones who had responded.
+            models.Index(
+                fields=["site", "created_at"],
+                condition=Q(status="active"),
+                name="participant_active_by_site",
+            ),
+            models.Index(
+                fields=["site"], condition=Q(status="withdrawn"), name="participant_withdrawn"
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.reference

@@ -15,8 +15,8 @@ from fractions import Fraction
 from typing import Any
 
 from django.conf import settings
+from django.utils.translation import get_language, ngettext, pgettext
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext, pgettext
 
 from surveys.models import Question
 
@@ -211,7 +211,8 @@ def summary_text(summary: dict[str, int]) -> str:
             )
             % values
         )
-    return pgettext("between sentences", " ").join(sentences)
+    # Japanese runs sentences together; English separates them with a space.
+    return ("" if get_language().startswith("ja") else " ").join(sentences)
 
 
 def _wilson_row(name: str, respondents: int, invited: int, confidence: str = "0.95") -> Data:
