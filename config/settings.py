@@ -153,6 +153,11 @@ TIME_ZONE = env.str("TIME_ZONE", default="Asia/Tokyo")
 USE_I18N = True
 USE_TZ = True
 
+# --- Cache ----------------------------------------------------------------------------
+# API throttling counts requests here: in production point it at Redis (CACHE_URL=
+# redis://host:6379/1) so that the limits hold across gunicorn workers and machines.
+CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+
 # --- Static files ---------------------------------------------------------------------
 STATIC_URL = "static/"
 STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
