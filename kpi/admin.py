@@ -17,7 +17,6 @@ from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import (
-    Http404,
     HttpRequest,
     HttpResponse,
     HttpResponseBase,
@@ -34,15 +33,25 @@ from simple_history.admin import SimpleHistoryAdmin
 from simple_history.models import ModelChange
 from simple_history.template_utils import HistoricalRecordContextHelper
 
-from surveys.models import Study, _pick
+from surveys import scoping
+from surveys.admin.common import MANAGER, ScopedAdminMixin, by_study, register_scope, scope_of
+from surveys.models import Choice, Study, _pick
 
 from . import reporting, selectors, services
 from .forms import ClauseForm, ClauseFormSet, KPIForm, KPIListForm, plain_decimal
-from .models import KPI, Clause, EvaluationRun, KPIResult, Segment, StudyResults
+from .models import KPI, Clause, Evaluation, EvaluationRun, KPIResult, Segment, StudyResults
 from .statistics import Rule, Verdict, round_half_up
 
 EMPTY = "\u2014"  # an em dash for "nothing here"
 SCORE_PERMISSION = "kpi.score_study"
+
+# Everything of the KPI app is study-wide: members of any site of the study see it. Per-site
+# results are the exception, shown only for the caller's sites (``selectors.visible_results``).
+register_scope(Segment, by_study("study_id"))
+register_scope(Clause, by_study("segment__study_id"))
+register_scope(KPI, by_study("study_id"))
+register_scope(EvaluationRun, by_study("study_id"))
+register_scope(Evaluation, by_study("study_id"))
 
 
 def _when(value: Any) -> str:
@@ -98,7 +107,7 @@ class ReadableHistory(HistoricalRecordContextHelper):
         return value
 
 
-class HistoryAdmin(SimpleHistoryAdmin):
+class HistoryAdmin(ScopedAdminMixin, SimpleHistoryAdmin):
     """Each object's History page lists who changed what and when, with old → new."""
 
     object_history_template = "admin/kpi/object_history.html"
@@ -124,7 +133,7 @@ class HistoryAdmin(SimpleHistoryAdmin):
 # --- Segments and their conditions -------------------------------------------------------
 
 
-class ClauseInline(admin.StackedInline):
+class ClauseInline(ScopedAdminMixin, admin.StackedInline):
     model = Clause
     form = ClauseForm
     formset = ClauseFormSet
@@ -133,13 +142,34 @@ class ClauseInline(admin.StackedInline):
     verbose_name = _("condition")
     verbose_name_plural = _("conditions (a respondent is in the segment if all of them hold)")
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Clause]:
+    def base_queryset(self, request: HttpRequest) -> QuerySet[Clause]:
         return (
             super()
-            .get_queryset(request)
+            .base_queryset(request)
             .select_related("question__instrument__study")
             .prefetch_related("choices")
         )
+
+    def get_formset(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+        """The forms offer only the caller's studies' questions (``ScopedAdminMixin``); the
+        tags suggested beside them (every study's, while the segment has none) likewise."""
+        formset = super().get_formset(request, obj, **kwargs)
+        user = request.user
+        if scoping.sees_everything(user):
+            return formset
+        original = formset.__init__
+
+        def __init__(self: ClauseFormSet, *args: Any, **kw: Any) -> None:
+            original(self, *args, **kw)
+            if self.instance.study_id is None:
+                scope = scope_of(Choice)
+                assert scope is not None
+                mine = scope.rows(user, self.options.choices, at_least=MANAGER)
+                tags = mine.values_list("tags", flat=True)
+                self.options.tags = sorted({tag for some in tags for tag in some})
+
+        formset.__init__ = __init__
+        return formset
 
 
 def clause_text(clause: Clause) -> str:
@@ -163,8 +193,8 @@ class SegmentAdmin(HistoryAdmin):
     history_list_display = ("name_column",)
     object_history_template = "admin/kpi/segment/object_history.html"
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Segment]:
-        return selectors.segments_with_clauses(super().get_queryset(request))
+    def base_queryset(self, request: HttpRequest) -> QuerySet[Segment]:
+        return selectors.segments_with_clauses(super().base_queryset(request))
 
     def get_readonly_fields(
         self, request: HttpRequest, obj: Segment | None = None
@@ -175,10 +205,12 @@ class SegmentAdmin(HistoryAdmin):
     def get_formset_kwargs(
         self, request: HttpRequest, obj: Segment, inline: Any, prefix: str
     ) -> dict[str, Any]:
-        # "Add segment" opened with ?study=<id> offers that study's questions at once.
+        # "Add segment" opened with ?study=<id> offers that study's questions at once (a
+        # study the caller manages).
         if obj.pk is None and obj.study_id is None and request.method == "GET":
             study = request.GET.get("study", "")
-            if study.isdigit():
+            mine = scoping.studies(request.user, at_least=MANAGER)
+            if study.isdigit() and mine.filter(pk=int(study)).exists():
                 obj.study_id = int(study)
         return super().get_formset_kwargs(request, obj, inline, prefix)
 
@@ -331,8 +363,8 @@ class KPIAdmin(HistoryAdmin):
         kwargs.setdefault("form", KPIListForm)
         return super().get_changelist_form(request, **kwargs)
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet[KPI]:
-        return super().get_queryset(request).select_related("study", "base_segment")
+    def base_queryset(self, request: HttpRequest) -> QuerySet[KPI]:
+        return super().base_queryset(request).select_related("study", "base_segment")
 
     @admin.display(description=_("name"), ordering="name_ja")
     def name_column(self, obj: KPI) -> str:
@@ -464,8 +496,9 @@ def section_views(sections: list[selectors.ResultSection]) -> list[SectionView]:
 
 
 @admin.register(EvaluationRun)
-class EvaluationRunAdmin(admin.ModelAdmin):
-    """Read-only: a run is made by "Score now" (or automatically), never by hand."""
+class EvaluationRunAdmin(ScopedAdminMixin, admin.ModelAdmin):
+    """Read-only: a run is made by "Score now" (or automatically), never by hand. The runs
+    of the caller's studies; the results of the whole study and of the caller's sites."""
 
     list_display = (
         "run_column",
@@ -486,7 +519,7 @@ class EvaluationRunAdmin(admin.ModelAdmin):
     ordering = ("-created_at", "-pk")
     list_per_page = 50
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -495,8 +528,8 @@ class EvaluationRunAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet[EvaluationRun]:
-        return super().get_queryset(request).select_related("study", "requested_by")
+    def base_queryset(self, request: HttpRequest) -> QuerySet[EvaluationRun]:
+        return super().base_queryset(request).select_related("study", "requested_by")
 
     def get_fieldsets(self, request: HttpRequest, obj: EvaluationRun | None = None) -> list:
         fieldsets: list = [
@@ -580,7 +613,11 @@ class EvaluationRunAdmin(admin.ModelAdmin):
         if run is not None and self.has_view_permission(request, run):
             extra_context.update(
                 run=run,
-                sections=section_views(selectors.run_result_sections(run)),
+                sections=section_views(
+                    selectors.run_result_sections(
+                        run, results=selectors.visible_results(request.user, run.results.all())
+                    )
+                ),
                 refresh=not run.is_finished,
                 now=timezone.now(),
                 results_by_study_url=reverse("admin:kpi_studyresults_change", args=[run.study_id]),
@@ -592,7 +629,10 @@ class EvaluationRunAdmin(admin.ModelAdmin):
 
 
 @admin.register(StudyResults)
-class StudyResultsAdmin(admin.ModelAdmin):
+class StudyResultsAdmin(ScopedAdminMixin, admin.ModelAdmin):
+    """The caller's studies with their latest scoring (whole-study verdicts). "Score now"
+    takes the permission and the manager role in the study."""
+
     list_display = (
         "name_column",
         "latest_run_column",
@@ -608,7 +648,7 @@ class StudyResultsAdmin(admin.ModelAdmin):
     fields = ("code", "name_ja", "name_en", "status", "period_start", "period_end")
     readonly_fields = fields
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -617,11 +657,12 @@ class StudyResultsAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    def has_score_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm(SCORE_PERMISSION)
+    def has_score_permission(self, request: HttpRequest, obj: Study | None = None) -> bool:
+        """The permission, and the manager role in the study (with no study, in some)."""
+        return request.user.has_perm(SCORE_PERMISSION) and self.has_role(request, obj, MANAGER)
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Study]:
-        return selectors.studies_with_latest_run(super().get_queryset(request))
+    def base_queryset(self, request: HttpRequest) -> QuerySet[Study]:
+        return selectors.studies_with_latest_run(super().base_queryset(request))
 
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
@@ -729,11 +770,11 @@ class StudyResultsAdmin(admin.ModelAdmin):
     def score_view(self, request: HttpRequest, object_id: str) -> HttpResponseBase:
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
-        if not self.has_score_permission(request):
+        if not request.user.has_perm(SCORE_PERMISSION):
+            raise PermissionDenied  # the same answer for every study: it tells nothing
+        study = self.get_object(request, unquote(object_id))  # 404 outside the scope
+        if not self.has_score_permission(request, study):
             raise PermissionDenied
-        study = self.get_object(request, unquote(object_id))
-        if study is None:
-            raise Http404
         return self._score(request, [study])
 
     def change_view(
@@ -747,7 +788,7 @@ class StudyResultsAdmin(admin.ModelAdmin):
         extra_context = dict(extra_context or {})
         if study is not None and self.has_view_permission(request, study):
             extra_context.update(
-                can_score=self.has_score_permission(request),
+                can_score=self.has_score_permission(request, study),
                 recent_runs=selectors.recent_runs(study),
                 runs_url=reverse("admin:kpi_evaluationrun_changelist")
                 + f"?study__id__exact={study.pk}",

@@ -1,6 +1,11 @@
 """Admin for evaluations: create one from a run, preview it, sign it off (permission,
 password and statement), download the signed PDF, withdraw it. A signed-off evaluation is
-read-only here; the services in ``kpi/evaluations.py`` refuse any change too."""
+read-only here; the services in ``kpi/evaluations.py`` refuse any change too.
+
+Evaluations are study-wide: members of any site of the study see them. Their report shows
+every site's results, so downloading it, and signing it off, take a role on every site of
+the study (as the API asks). Creating one takes the manager role in the study; signing off
+and withdrawing the signer role, each with its permission."""
 
 from __future__ import annotations
 
@@ -20,6 +25,14 @@ from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from surveys.admin.common import (
+    EMPTY,
+    MANAGER,
+    SIGNER,
+    ScopedAdminMixin,
+    narrow_choices,
+    studies_seen_whole,
+)
 from surveys.errors import RuleViolation
 
 from . import evaluations
@@ -75,7 +88,7 @@ def default_statement(language: str) -> str:
 
 
 @admin.register(Evaluation)
-class EvaluationAdmin(admin.ModelAdmin):
+class EvaluationAdmin(ScopedAdminMixin, admin.ModelAdmin):
     list_display = [
         "id",
         "study",
@@ -85,8 +98,7 @@ class EvaluationAdmin(admin.ModelAdmin):
         "signed_off_at",
         "signer_name",
         "rendering",
-        "download_link",
-    ]
+    ]  # and the PDF (get_list_display)
     list_filter = ["status", "language", "study"]
     list_select_related = ["study"]
     search_fields = ["study__code", "study__name_ja", "signer_name"]
@@ -142,8 +154,8 @@ class EvaluationAdmin(admin.ModelAdmin):
     ]
     change_form_template = "admin/kpi/evaluation/change_form.html"
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Evaluation]:
-        return super().get_queryset(request).select_related("study", "run")
+    def base_queryset(self, request: HttpRequest) -> QuerySet[Evaluation]:
+        return super().base_queryset(request).select_related("study", "run")
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # every change is an act with its own view: sign off, withdraw
@@ -151,11 +163,39 @@ class EvaluationAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # evaluations are records; a wrong one is withdrawn, not deleted
 
-    @admin.display(description=_("PDF"))
-    def download_link(self, obj: Evaluation) -> str:
-        url = reverse("admin:kpi_evaluation_download", args=[obj.pk])
-        label = gettext("signed PDF") if obj.pdf else gettext("draft preview")
-        return format_html('<a href="{}">{}</a>', url, label)
+    # Who may do what with an evaluation the caller sees.
+
+    def _sees_whole_study(self, request: HttpRequest, evaluation: Evaluation) -> bool:
+        whole = studies_seen_whole(request.user)
+        return whole is None or evaluation.study_id in whole
+
+    def can_read_report(self, request: HttpRequest, evaluation: Evaluation) -> bool:
+        return request.user.has_perm(VIEW) and self._sees_whole_study(request, evaluation)
+
+    def can_sign_off(self, request: HttpRequest, evaluation: Evaluation) -> bool:
+        return (
+            request.user.has_perm(SIGN_OFF)
+            and self.has_role(request, evaluation, SIGNER)
+            and self._sees_whole_study(request, evaluation)
+        )
+
+    def can_withdraw(self, request: HttpRequest, evaluation: Evaluation) -> bool:
+        return request.user.has_perm(WITHDRAW) and self.has_role(request, evaluation, SIGNER)
+
+    def get_list_display(self, request: HttpRequest) -> list[Any]:
+        # The download column links only the reports the caller may read (worked out once
+        # for the page, not per row).
+        whole = studies_seen_whole(request.user)
+
+        @admin.display(description=_("PDF"))
+        def download_link(obj: Evaluation) -> str:
+            if whole is not None and obj.study_id not in whole:
+                return EMPTY
+            url = reverse("admin:kpi_evaluation_download", args=[obj.pk])
+            label = gettext("signed PDF") if obj.pdf else gettext("draft preview")
+            return format_html('<a href="{}">{}</a>', url, label)
+
+        return [*self.list_display, download_link]
 
     def get_urls(self) -> list:
         wrap = self.admin_site.admin_view
@@ -179,6 +219,8 @@ class EvaluationAdmin(admin.ModelAdmin):
         ]
 
     def _get(self, request: HttpRequest, object_id: str) -> Evaluation:
+        """The evaluation, in the caller's scope: 403 without the view permission (the same
+        for every id), then 404 for one outside the scope."""
         if not request.user.has_perm(VIEW):
             raise PermissionDenied
         return get_object_or_404(self.get_queryset(request), pk=unquote(object_id))
@@ -189,6 +231,7 @@ class EvaluationAdmin(admin.ModelAdmin):
         if not self.has_add_permission(request):
             raise PermissionDenied
         form = CreateForm(request.POST or None, initial={"run": request.GET.get("run")})
+        narrow_choices(form.fields.values(), request.user, at_least=MANAGER)
         if request.method == "POST" and form.is_valid():
             try:
                 evaluation = evaluations.evaluation_create(
@@ -218,16 +261,19 @@ class EvaluationAdmin(admin.ModelAdmin):
         extra = {
             **(extra_context or {}),
             "evaluation": evaluation,
+            "can_download": self.can_read_report(request, evaluation),
             "can_sign_off": evaluation.status == Evaluation.Status.DRAFT
-            and request.user.has_perm(SIGN_OFF),
+            and self.can_sign_off(request, evaluation),
             "can_withdraw": evaluation.status == Evaluation.Status.SIGNED_OFF
-            and request.user.has_perm(WITHDRAW),
+            and self.can_withdraw(request, evaluation),
             "rendering_pending": evaluation.rendering == Evaluation.Rendering.PENDING,
         }
         return super().change_view(request, object_id, form_url, extra)
 
     def download_view(self, request: HttpRequest, object_id: str) -> HttpResponseBase:
         evaluation = self._get(request, object_id)
+        if not self.can_read_report(request, evaluation):
+            raise PermissionDenied
         name = evaluations.download_name(evaluation)
         if evaluation.pdf:
             return FileResponse(
@@ -245,7 +291,7 @@ class EvaluationAdmin(admin.ModelAdmin):
 
     def sign_off_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         evaluation = self._get(request, object_id)
-        if not request.user.has_perm(SIGN_OFF):
+        if not self.can_sign_off(request, evaluation):
             raise PermissionDenied
         initial = {
             "signer_name": request.user.get_full_name() or request.user.get_username(),  # type: ignore[union-attr]
@@ -280,7 +326,7 @@ class EvaluationAdmin(admin.ModelAdmin):
 
     def withdraw_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         evaluation = self._get(request, object_id)
-        if not request.user.has_perm(WITHDRAW):
+        if not self.can_withdraw(request, evaluation):
             raise PermissionDenied
         form = WithdrawForm(request.POST or None)
         if request.method == "POST" and form.is_valid():

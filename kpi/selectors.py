@@ -16,6 +16,7 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce
 
+from surveys import scoping
 from surveys.models import Choice, Instrument, Question, Site, Study
 
 from .models import KPI, Clause, EvaluationRun, KPIResult, Segment
@@ -173,11 +174,25 @@ class ResultSection:
         return self.count("")
 
 
-def run_result_sections(run: EvaluationRun) -> list[ResultSection]:
-    """A run's results as a report reads them, in one query: the whole study first, then
-    each site by code; within each, by KPI order then code."""
+def visible_results(user: scoping.User, results: QuerySet[KPIResult]) -> QuerySet[KPIResult]:
+    """The results a manager may read: the whole study's for members of the study, a
+    site's for members of that site only. Superusers read all."""
+    if scoping.sees_everything(user):
+        return results
+    overall = scoping.by_study_lookup(user, results.filter(site__isnull=True), "run__study_id")
+    per_site = scoping.by_site_lookup(user, results.filter(site__isnull=False), "site_id")
+    return overall | per_site
+
+
+def run_result_sections(
+    run: EvaluationRun, *, results: QuerySet[KPIResult] | None = None
+) -> list[ResultSection]:
+    """A run's results (or those of ``results``, e.g. ``visible_results``) as a report
+    reads them, in one query: the whole study first, then each site by code; within
+    each, by KPI order then code."""
     results = (
-        KPIResult.objects.filter(run=run)
+        (results if results is not None else KPIResult.objects.all())
+        .filter(run=run)
         .select_related("site")
         .order_by("site__code", "order", "kpi_code")
     )

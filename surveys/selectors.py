@@ -68,28 +68,29 @@ def _count_subquery(queryset: QuerySet, outer: str) -> Subquery:
     return Subquery(counted, output_field=IntegerField())
 
 
-def studies_with_response_counts() -> QuerySet[Study]:
-    """Studies with their site count and study-wide participant and submitted counts, on the
-    same definitions as ``site_response_counts`` (``INVITED``; submitted responses)."""
+def studies_with_response_counts(*, sites: QuerySet[Site] | None = None) -> QuerySet[Study]:
+    """Studies with their site count and their participant and submitted counts, on the
+    same definitions as ``site_response_counts`` (``INVITED``; submitted responses):
+    study-wide, or over ``sites`` only (a manager's own sites)."""
+    participants = Participant.objects.filter(INVITED)
+    submitted = Response.objects.filter(status=Response.Status.SUBMITTED)
+    if sites is not None:
+        participants = participants.filter(site__in=sites)
+        submitted = submitted.filter(site__in=sites)
     return Study.objects.annotate(
-        sites_total=Coalesce(_count_subquery(Site.objects.all(), "study"), 0),
-        participants_total=Coalesce(
-            _count_subquery(Participant.objects.filter(INVITED), "site__study"),
-            0,
+        sites_total=Coalesce(
+            _count_subquery(sites if sites is not None else Site.objects.all(), "study"), 0
         ),
-        submitted=Coalesce(
-            _count_subquery(
-                Response.objects.filter(status=Response.Status.SUBMITTED),
-                "participant__site__study",
-            ),
-            0,
-        ),
+        participants_total=Coalesce(_count_subquery(participants, "site__study"), 0),
+        submitted=Coalesce(_count_subquery(submitted, "participant__site__study"), 0),
     )
 
 
-def instruments_with_counts() -> QuerySet[Instrument]:
-    """Instruments with their question and response counts."""
+def instruments_with_counts(*, responses: QuerySet[Response] | None = None) -> QuerySet[Instrument]:
+    """Instruments with their question count and their count of ``responses`` (all of
+    them unless given, such as a manager's sites' responses)."""
+    responses = responses if responses is not None else Response.objects.all()
     return Instrument.objects.select_related("study").annotate(
         questions_total=Coalesce(_count_subquery(Question.objects.all(), "instrument"), 0),
-        responses_total=Coalesce(_count_subquery(Response.objects.all(), "instrument"), 0),
+        responses_total=Coalesce(_count_subquery(responses, "instrument"), 0),
     )

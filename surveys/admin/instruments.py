@@ -13,16 +13,16 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models
 from django.db.models import QuerySet
 from django.forms.models import ModelChoiceIterator
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from .. import selectors, services
+from .. import scoping, selectors, services
 from ..errors import RuleViolation
 from ..models import Choice, Instrument, Question, Response
-from .common import EMPTY, _changelist_url
+from .common import EMPTY, MANAGER, ScopedAdminMixin, _changelist_url
 
 
 def _condition_text(question: Question) -> str:
@@ -40,7 +40,8 @@ def _condition_text(question: Question) -> str:
 
 class FrozenInstrumentMixin:
     """Nothing of a published instrument can be added, changed or deleted: a change is a
-    new draft version. ``_instrument(obj)`` finds the instrument an object belongs to."""
+    new draft version. ``_instrument(obj)`` finds the instrument an object belongs to.
+    Comes before ``ScopedAdminMixin``, which takes the optional object of an inline."""
 
     def _instrument(self, obj: Any) -> Instrument | None:
         raise NotImplementedError
@@ -61,7 +62,7 @@ class FrozenInstrumentMixin:
         return not self._frozen(obj) and super().has_delete_permission(request, obj)  # type: ignore[misc]
 
 
-class QuestionInline(FrozenInstrumentMixin, admin.TabularInline):
+class QuestionInline(FrozenInstrumentMixin, ScopedAdminMixin, admin.TabularInline):
     model = Question
     extra = 0
     fields = (
@@ -82,10 +83,10 @@ class QuestionInline(FrozenInstrumentMixin, admin.TabularInline):
     def _instrument(self, obj: Instrument) -> Instrument:
         return obj
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Question]:
+    def base_queryset(self, request: HttpRequest) -> QuerySet[Question]:
         return (
             super()
-            .get_queryset(request)
+            .base_queryset(request)
             .select_related("condition_question")
             .prefetch_related("choices", "condition_choices")
         )
@@ -102,7 +103,10 @@ class QuestionInline(FrozenInstrumentMixin, admin.TabularInline):
 
 
 @admin.register(Instrument)
-class InstrumentAdmin(FrozenInstrumentMixin, admin.ModelAdmin):
+class InstrumentAdmin(FrozenInstrumentMixin, ScopedAdminMixin, admin.ModelAdmin):
+    """The questionnaires of the caller's studies; editing, publishing and new versions
+    take the manager role in the study."""
+
     list_display = (
         "__str__",
         "study",
@@ -127,11 +131,15 @@ class InstrumentAdmin(FrozenInstrumentMixin, admin.ModelAdmin):
     def _instrument(self, obj: Instrument) -> Instrument:
         return obj
 
-    def has_add_permission(self, request: HttpRequest) -> bool:  # type: ignore[override]
-        return admin.ModelAdmin.has_add_permission(self, request)
+    def base_queryset(self, request: HttpRequest) -> QuerySet[Instrument]:
+        # Responses counted over the caller's sites, like every count they see.
+        responses = None
+        if not scoping.sees_everything(request.user):
+            responses = scoping.responses(request.user)
+        return selectors.instruments_with_counts(responses=responses)
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Instrument]:
-        return selectors.instruments_with_counts()
+    def can_new_version(self, request: HttpRequest, instrument: Instrument) -> bool:
+        return self.has_add_permission(request) and self.has_role(request, instrument, MANAGER)
 
     def get_readonly_fields(
         self, request: HttpRequest, obj: Instrument | None = None
@@ -235,10 +243,7 @@ class InstrumentAdmin(FrozenInstrumentMixin, admin.ModelAdmin):
         return TemplateResponse(request, "admin/surveys/instrument/confirm.html", context)
 
     def _get_or_404(self, request: HttpRequest, object_id: str) -> Instrument:
-        instrument = self.get_object(request, unquote(object_id))
-        if instrument is None:
-            raise Http404
-        return instrument
+        return self.get_object(request, unquote(object_id))  # 404 when out of scope
 
     def publish_view(self, request: HttpRequest, object_id: str) -> HttpResponseBase:
         instrument = self._get_or_404(request, object_id)
@@ -267,7 +272,7 @@ class InstrumentAdmin(FrozenInstrumentMixin, admin.ModelAdmin):
 
     def new_version_view(self, request: HttpRequest, object_id: str) -> HttpResponseBase:
         instrument = self._get_or_404(request, object_id)
-        if not admin.ModelAdmin.has_add_permission(self, request):
+        if not self.can_new_version(request, instrument):
             raise PermissionDenied
         if request.method == "POST":
             copy = self._new_version(request, instrument)
@@ -298,7 +303,7 @@ class InstrumentAdmin(FrozenInstrumentMixin, admin.ModelAdmin):
     ) -> HttpResponse:
         if obj is not None:
             context["can_publish"] = not obj.is_frozen and self.has_change_permission(request, obj)
-            context["can_new_version"] = admin.ModelAdmin.has_add_permission(self, request)
+            context["can_new_version"] = self.can_new_version(request, obj)
         return super().render_change_form(request, context, add, change, form_url, obj)
 
 
@@ -348,7 +353,7 @@ class ChoiceForm(forms.ModelForm):
         }
 
 
-class ChoiceInline(FrozenInstrumentMixin, admin.TabularInline):
+class ChoiceInline(FrozenInstrumentMixin, ScopedAdminMixin, admin.TabularInline):
     model = Choice
     form = ChoiceForm
     extra = 0
@@ -415,7 +420,7 @@ class QuestionForm(forms.ModelForm):
 
 
 @admin.register(Question)
-class QuestionAdmin(FrozenInstrumentMixin, admin.ModelAdmin):
+class QuestionAdmin(FrozenInstrumentMixin, ScopedAdminMixin, admin.ModelAdmin):
     form = QuestionForm
     list_display = ("code", "instrument", "order", "type", "required", "condition", "choices_count")
     list_display_links = ("code",)
@@ -444,13 +449,10 @@ class QuestionAdmin(FrozenInstrumentMixin, admin.ModelAdmin):
     def _instrument(self, obj: Question) -> Instrument:
         return obj.instrument
 
-    def has_add_permission(self, request: HttpRequest) -> bool:  # type: ignore[override]
-        return admin.ModelAdmin.has_add_permission(self, request)
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Question]:
+    def base_queryset(self, request: HttpRequest) -> QuerySet[Question]:
         return (
             super()
-            .get_queryset(request)
+            .base_queryset(request)
             .select_related("instrument__study", "condition_question")
             .prefetch_related("condition_choices")
             .annotate(choices_total=models.Count("choices"))

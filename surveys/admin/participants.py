@@ -22,10 +22,10 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from .. import services
+from .. import scoping, services
 from ..errors import ImportRejected
-from ..models import Participant, Response, Site, Study
-from .common import SiteFilter
+from ..models import Participant, Response, Study
+from .common import EMPTY, MANAGER, ScopedAdminMixin, SiteFilter, narrow_choices
 
 # An import larger than this is almost certainly the wrong file (352 rows are ~10 kB).
 IMPORT_MAX_BYTES = 5 * 1024 * 1024
@@ -57,6 +57,29 @@ def invitations_csv(invitations: Iterable[services.Invitation]) -> str:
         participant = invitation.participant
         writer.writerow([participant.reference, participant.site.code, invitation.url])
     return "\ufeff" + out.getvalue()
+
+
+def rows_outside(data: bytes, site_codes: set[str]) -> dict[int, list[str]]:
+    """The rows of an import whose site is not one of ``site_codes`` (the sites the
+    caller manages), with their numbers as in a spreadsheet. Checked before the import
+    runs, so that its other checks (a reference already taken) say nothing about another
+    site. A file that cannot be read is left to the import to explain."""
+    try:
+        records = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
+    except (UnicodeDecodeError, csv.Error):
+        return {}
+    errors: dict[int, list[str]] = {}
+    for number, record in enumerate(records, start=2):
+        row = {(k or "").strip().lower(): v for k, v in record.items() if isinstance(v, str)}
+        code = (row.get("site") or "").strip()
+        if code and code not in site_codes:
+            errors[number] = [
+                str(
+                    _("“%(site)s” is not one of the sites you manage in this study (%(sites)s).")
+                    % {"site": code, "sites": ", ".join(sorted(site_codes)) or EMPTY}
+                )
+            ]
+    return errors
 
 
 def _csv_filename(prefix: str, study_codes: Iterable[str]) -> str:
@@ -99,7 +122,10 @@ class ImportForm(forms.Form):
 
 
 @admin.register(Participant)
-class ParticipantAdmin(admin.ModelAdmin):
+class ParticipantAdmin(ScopedAdminMixin, admin.ModelAdmin):
+    """The caller's sites' participants. Importing, exporting links and withdrawing take
+    the manager role on every site concerned."""
+
     form = ParticipantForm
     list_display = (
         "reference",
@@ -125,14 +151,14 @@ class ParticipantAdmin(admin.ModelAdmin):
 
     def get_list_display(self, request: HttpRequest) -> tuple[str, ...]:
         # The study column only tells studies apart; with one study it is noise.
-        if not Study.objects.all()[1:2].exists():
+        if not scoping.studies(request.user)[1:2].exists():
             return tuple(c for c in self.list_display if c != "study_column")
         return tuple(self.list_display)
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Participant]:
+    def base_queryset(self, request: HttpRequest) -> QuerySet[Participant]:
         return (
             super()
-            .get_queryset(request)
+            .base_queryset(request)
             .select_related("site__study")
             .annotate(response_status=F("response__status"), response_pk=F("response__pk"))
         )
@@ -192,27 +218,40 @@ class ParticipantAdmin(admin.ModelAdmin):
     def import_view(self, request: HttpRequest) -> HttpResponse:
         if not self.has_add_permission(request):
             raise PermissionDenied
+        user = request.user
         rejected: ImportRejected | None = None
         if request.method == "POST":
             form = ImportForm(request.POST, request.FILES)
+            narrow_choices(form.fields.values(), user, at_least=MANAGER)
             if form.is_valid():
                 study = form.cleaned_data["study"]
+                data = form.cleaned_data["file"].read()
                 try:
-                    invitations = services.participants_import_csv(
-                        study=study, data=form.cleaned_data["file"].read()
-                    )
+                    if not scoping.sees_everything(user):
+                        mine = scoping.sites(user, study.sites.all(), at_least=MANAGER)
+                        outside = rows_outside(data, set(mine.values_list("code", flat=True)))
+                        if outside:
+                            raise ImportRejected(errors=outside)
+                    invitations = services.participants_import_csv(study=study, data=data)
                 except ImportRejected as exc:
                     rejected = exc
                 else:
                     return self._import_done(request, study, invitations)
         else:
-            studies = list(ImportForm.base_fields["study"].queryset[:2])  # type: ignore[attr-defined]
-            form = ImportForm(initial={"study": studies[0]} if len(studies) == 1 else None)
+            form = ImportForm()
+            narrow_choices(form.fields.values(), user, at_least=MANAGER)
+            studies = list(form.fields["study"].queryset[:2])  # type: ignore[attr-defined]
+            if len(studies) == 1:
+                form.initial["study"] = studies[0]
         row_errors = sorted(
             (rejected.errors if rejected else {}).items(),
             key=lambda item: int(item[0]) if str(item[0]).isdigit() else 0,
         )
-        sites = Site.objects.select_related("study").order_by("study__code", "code")
+        sites = (
+            scoping.sites(user, at_least=MANAGER)
+            .select_related("study")
+            .order_by("study__code", "code")
+        )
         template = "\ufeffreference,site\r\n"
         context = self._context(
             request,

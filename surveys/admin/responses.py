@@ -13,7 +13,7 @@ from django.utils.formats import number_format
 from django.utils.translation import gettext_lazy as _
 
 from ..models import Answer, Response
-from .common import ResponseSiteFilter
+from .common import ResponseSiteFilter, ScopedAdminMixin
 
 
 @dataclass(frozen=True)
@@ -44,8 +44,9 @@ def answer_rows_for(response: Response) -> list[AnswerRow]:
 
 
 @admin.register(Response)
-class ResponseAdmin(admin.ModelAdmin):
-    """Responses are evidence: managers read them, nobody edits or deletes them here."""
+class ResponseAdmin(ScopedAdminMixin, admin.ModelAdmin):
+    """Responses are evidence: managers read their sites' responses, nobody edits or
+    deletes them here."""
 
     list_display = (
         "participant_column",
@@ -84,7 +85,7 @@ class ResponseAdmin(admin.ModelAdmin):
     )
     readonly_fields = fields
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: Response | None = None) -> bool:
@@ -93,9 +94,9 @@ class ResponseAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Response | None = None) -> bool:
         return False
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Response]:
+    def base_queryset(self, request: HttpRequest) -> QuerySet[Response]:
         return (
-            super().get_queryset(request).select_related("participant__site__study", "instrument")
+            super().base_queryset(request).select_related("participant__site__study", "instrument")
         )
 
     @admin.display(description=_("participant"), ordering="participant__reference")

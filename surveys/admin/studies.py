@@ -17,12 +17,28 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
-from .. import selectors
+from .. import scoping, selectors
 from ..models import Participant, Response, Site, Study
-from .common import RANGE, _changelist_url, _format_rate, _period, _rate
+from .common import (
+    RANGE,
+    ScopedAdminMixin,
+    _changelist_url,
+    _format_rate,
+    _period,
+    _rate,
+)
+from .memberships import MembershipInline
 
 
-class SiteInline(admin.TabularInline):
+def own_sites(request: HttpRequest) -> QuerySet[Site] | None:
+    """The caller's sites, or ``None`` for a superuser (every site: counts need no filter)."""
+    return None if scoping.sees_everything(request.user) else scoping.sites(request.user)
+
+
+class SiteInline(ScopedAdminMixin, admin.TabularInline):
+    """The study's sites the caller is a member of. Read-only but for superusers: a site's
+    own page checks the role on that site, which an inline (asked about the study) cannot."""
+
     model = Site
     extra = 0
     fields = (
@@ -39,6 +55,15 @@ class SiteInline(admin.TabularInline):
         models.CharField: {"widget": forms.TextInput(attrs={"size": 16})},
         models.SlugField: {"widget": forms.TextInput(attrs={"size": 10})},
     }
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return scoping.sees_everything(request.user)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return scoping.sees_everything(request.user)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return scoping.sees_everything(request.user)
 
 
 @dataclass(frozen=True)
@@ -59,10 +84,11 @@ class RateRow:
         return _rate(self.submitted, self.participants)
 
 
-def response_rate_rows(study: Study) -> tuple[list[RateRow], RateRow]:
-    """Per-site rows and the study total, from one aggregate query."""
+def response_rate_rows(study: Study, request: HttpRequest) -> tuple[list[RateRow], RateRow]:
+    """Rows of the caller's sites of the study and their total, from one aggregate query.
+    The total is the study's only when the caller sees every site of it."""
     rows = []
-    for site in selectors.site_response_counts(study):
+    for site in scoping.sites(request.user, selectors.site_response_counts(study)):
         rows.append(
             RateRow(
                 label=site.name,
@@ -81,8 +107,9 @@ def response_rate_rows(study: Study) -> tuple[list[RateRow], RateRow]:
                 ),
             )
         )
+    whole = scoping.sees_everything(request.user) or len(rows) == study.sites.count()
     total = RateRow(
-        label=str(_("Study total")),
+        label=str(_("Study total") if whole else _("Total of your sites")),
         code="",
         participants=sum(r.participants for r in rows),
         drafts=sum(r.drafts for r in rows),
@@ -92,7 +119,10 @@ def response_rate_rows(study: Study) -> tuple[list[RateRow], RateRow]:
 
 
 @admin.register(Study)
-class StudyAdmin(admin.ModelAdmin):
+class StudyAdmin(ScopedAdminMixin, admin.ModelAdmin):
+    """Studies the caller is a member of. Their counts are over the caller's sites only:
+    a study-wide count beside one's own would give away the other sites' counts."""
+
     list_display = (
         "code",
         "name_ja",
@@ -117,8 +147,26 @@ class StudyAdmin(admin.ModelAdmin):
         (_("Record"), {"fields": ("created_at",), "classes": ("collapse",)}),
     )
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Study]:
-        return selectors.studies_with_response_counts()
+    def base_queryset(self, request: HttpRequest) -> QuerySet[Study]:
+        return selectors.studies_with_response_counts(sites=own_sites(request))
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # A new study has no sites, so no member: only a superuser would ever see it.
+        return scoping.sees_everything(request.user)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Deleting a study deletes every site's set-up with it.
+        return scoping.sees_everything(request.user)
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        extra_context = dict(extra_context or {})
+        if not scoping.sees_everything(request.user):
+            extra_context.setdefault(
+                "subtitle", _("Sites, participants and responses are counted over your sites.")
+            )
+        return super().changelist_view(request, extra_context)
 
     @admin.display(description=_("period"), ordering="period_start")
     def period(self, obj: Study) -> str:
@@ -164,13 +212,17 @@ class StudyAdmin(admin.ModelAdmin):
         study = self.get_object(request, unquote(object_id))
         extra_context = dict(extra_context or {})
         if study is not None:
-            rows, total = response_rate_rows(study)
+            rows, total = response_rate_rows(study, request)
             extra_context.update(rate_rows=rows, rate_total=total, rate_as_of=timezone.now())
         return super().change_view(request, object_id, form_url, extra_context)
 
 
 @admin.register(Site)
-class SiteAdmin(admin.ModelAdmin):
+class SiteAdmin(ScopedAdminMixin, admin.ModelAdmin):
+    """The caller's sites, with their members below. A manager of a site edits its
+    periods and window; adding and deleting sites is for superusers (a new site has no
+    members yet, so nobody else would see it)."""
+
     list_display = ("code", "name_ja", "name_en", "study", "period", "questionnaire_window")
     list_display_links = ("code", "name_ja")
     list_filter = ("study",)
@@ -178,11 +230,18 @@ class SiteAdmin(admin.ModelAdmin):
     search_fields = ("code", "name_ja", "name_en", "study__code")
     ordering = ("study__code", "code")
     list_per_page = 100
+    inlines = (MembershipInline,)
     fieldsets = (
         (None, {"fields": ("study", "code", "name_ja", "name_en")}),
         (_("Programme period"), {"fields": ("period_start", "period_end")}),
         (_("Questionnaire window"), {"fields": ("survey_opens_at", "survey_closes_at")}),
     )
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return scoping.sees_everything(request.user)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return scoping.sees_everything(request.user)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Site | None = None) -> tuple[str, ...]:
         # A site does not move between studies once it exists: its participants would.

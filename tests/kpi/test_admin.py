@@ -19,7 +19,7 @@ from django.urls import reverse
 
 from kpi import services
 from kpi.models import KPI, Clause, EvaluationRun, KPIResult, Segment
-from surveys.models import Choice, Question, Study
+from surveys.models import Choice, Membership, Question, Study
 from tests.factories import StudyFactory, reference_instrument
 
 # WhiteNoise warns that STATIC_ROOT has not been collected; the admin does not need it here.
@@ -565,9 +565,16 @@ def test_runs_and_results_cannot_be_added_changed_or_deleted(manager, study_with
     assert run.results.count() == results
 
 
+def member(username: str, study: Study, role: str) -> None:
+    """A role on one site of ``study``: the study is in the user's scope."""
+    user = User.objects.get(username=username)
+    Membership.objects.create(user=user, site=study.sites.order_by("code").first(), role=role)
+
+
 def test_a_staff_user_without_the_permission_cannot_score(
     viewer, study_with_kpis, django_capture_on_commit_callbacks
 ):
+    member("viewer", study_with_kpis, "manager")
     listing = viewer.get(url("studyresults_changelist"))
     assert listing.status_code == 200
     assert "score_now" not in listing.content.decode()
@@ -583,7 +590,8 @@ def test_a_staff_user_without_the_permission_cannot_score(
     assert not EvaluationRun.objects.exists()
 
 
-def test_the_permission_to_score_is_enough_to_score(viewer, study_with_kpis):
+def test_the_permission_and_the_manager_role_are_enough_to_score(viewer, study_with_kpis):
+    member("viewer", study_with_kpis, "manager")
     user = User.objects.get(username="viewer")
     user.user_permissions.add(
         Permission.objects.get(content_type__app_label="kpi", codename="score_study")

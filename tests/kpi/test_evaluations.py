@@ -18,6 +18,7 @@ from kpi.errors import EvaluationFrozen, RunNotSucceeded, SignOffRefused
 from kpi.models import KPI, Evaluation, EvaluationRun
 from kpi.signing import make_development_certificate, verify_pdf
 from surveys import services as survey_services
+from surveys.models import Membership
 from tests.factories import complete_answers
 
 PASSWORD = "correct horse battery staple"
@@ -47,6 +48,14 @@ def manager(*permissions: str, username: str = "hanako") -> User:
 
 
 SIGNER = ("sign_off_evaluation", "view_evaluation", "add_evaluation", "withdraw_evaluation")
+
+
+def signer_on_every_site(user: User, run: EvaluationRun) -> User:
+    """The signer role on every site of the run's study: what the admin asks of someone who
+    reads or signs off a report showing every site's results."""
+    for site in run.study.sites.all():
+        Membership.objects.create(user=user, site=site, role="signer")
+    return user
 
 
 def sign_off(evaluation: Evaluation, user: User, **overrides: str) -> Evaluation:
@@ -181,7 +190,7 @@ def test_a_signed_off_evaluation_is_read_only_in_the_admin(
 
 
 def test_the_admin_sign_off_form_checks_the_password(run, client):
-    user = manager(*[f"kpi.{p}" for p in SIGNER])
+    user = signer_on_every_site(manager(*[f"kpi.{p}" for p in SIGNER]), run)
     evaluation = evaluations.evaluation_create(run=run, user=user)
     client.force_login(user)
     url = reverse("admin:kpi_evaluation_sign_off", args=[evaluation.pk])
@@ -260,7 +269,7 @@ def test_the_signed_pdf_downloads_with_its_type_and_name(
     run, client, django_capture_on_commit_callbacks
 ):
     evaluation = signed(run, django_capture_on_commit_callbacks)
-    client.force_login(User.objects.get(username="hanako"))
+    client.force_login(signer_on_every_site(User.objects.get(username="hanako"), run))
     response = client.get(reverse("admin:kpi_evaluation_download", args=[evaluation.pk]))
     assert response.status_code == 200
     assert response["Content-Type"] == "application/pdf"
