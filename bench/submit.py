@@ -609,6 +609,13 @@ def run_one(args: argparse.Namespace, spec: ServerSpec, workdir: Path) -> Verdic
     finally:
         stop(server)
     rate, bad = report(tally, spec, cpu)
+    warm_statuses = first.get_status + first.post_status
+    if first.errors or first.doubles_wrong or set(warm_statuses) - {200, 303, 409}:
+        bad = True
+        print(
+            f"  warm-up: unexpected statuses {dict(warm_statuses)}, client errors "
+            f"{dict(first.errors)}, double taps answered {first.doubles_wrong}"
+        )
     lost, duplicated, messages = check_database(
         first.accepted + tally.accepted, first.answer_rows + tally.answer_rows
     )

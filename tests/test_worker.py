@@ -11,14 +11,14 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
 import pytest
 import redis
+from celery import states
 from celery.backends.redis import RedisBackend
-from celery.exceptions import TimeoutError as CeleryTimeoutError
-from celery.result import AsyncResult
 from django.conf import settings
 
 from config.celery import app
@@ -27,6 +27,21 @@ from surveys.tasks import ping
 BASE_DIR = Path(__file__).resolve().parent.parent
 RESULT_TIMEOUT = 60  # seconds: a prefork worker starts in 2 to 5 s here
 STOP_TIMEOUT = 30
+
+
+def wait_for_result(backend: RedisBackend, task_id: str, log: Path) -> dict:
+    """The task's stored state once it is final, polled (no pub/sub connection to leak)."""
+    deadline = time.monotonic() + RESULT_TIMEOUT
+    while True:
+        meta = backend.get_task_meta(task_id)
+        if meta["status"] in states.READY_STATES:
+            return meta
+        if time.monotonic() > deadline:
+            pytest.fail(
+                f"no result in {RESULT_TIMEOUT} s (last state {meta['status']}); "
+                f"worker log:\n{log.read_text()}"
+            )
+        time.sleep(0.2)
 
 
 def test_ping_runs_in_process_as_the_embedded_mode_does():
@@ -66,14 +81,13 @@ def test_a_real_worker_runs_a_task_end_to_end(tmp_path):
             command, cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT
         )
     try:
-        result = AsyncResult(ping.apply_async(queue=queue).id, backend=backend, app=app)
-        try:
-            value = result.get(timeout=RESULT_TIMEOUT)
-        except CeleryTimeoutError:
-            pytest.fail(f"no result in {RESULT_TIMEOUT} s; worker log:\n{log_path.read_text()}")
-        assert value == "pong"
-        assert result.successful()
-        result.forget()
+        # An explicit connection, closed on leaving, rather than the app's producer pool.
+        with app.connection_for_write() as connection:
+            task_id = ping.apply_async(queue=queue, connection=connection).id
+        meta = wait_for_result(backend, task_id, log_path)
+        assert meta["status"] == states.SUCCESS, meta
+        assert meta["result"] == "pong"
+        backend.forget(task_id)
     finally:
         # SIGTERM is Celery's warm shutdown: finish the task in hand, then exit 0.
         worker.send_signal(signal.SIGTERM)
@@ -83,7 +97,10 @@ def test_a_real_worker_runs_a_task_end_to_end(tmp_path):
             worker.kill()
             worker.wait(STOP_TIMEOUT)
             pytest.fail(f"the worker did not stop in {STOP_TIMEOUT} s:\n{log_path.read_text()}")
-        redis.Redis.from_url(broker).delete(queue, f"_kombu.binding.{queue}")
+        finally:
+            with redis.Redis.from_url(broker) as client:
+                client.delete(queue, f"_kombu.binding.{queue}")
+            backend.client.connection_pool.disconnect()
 
     output = log_path.read_text()
     assert returncode == 0, output
