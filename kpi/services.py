@@ -73,6 +73,10 @@ def run_request_debounced(*, study_id: int, trigger: str) -> EvaluationRun | Non
     concurrent requests cannot both create one)."""
     now = time.time()
     slot = int(now // DEBOUNCE_SECONDS)
+    # Look first: after the first submission of a minute the slot is taken, and a failing
+    # INSERT would cost a round trip and an ERROR line in the database's log each time.
+    if EvaluationRun.objects.filter(study_id=study_id, debounce_slot=slot).exists():
+        return None
     try:
         with transaction.atomic():
             run = EvaluationRun.objects.create(
