@@ -119,8 +119,11 @@ TEMPLATES = [
 # --- Database -------------------------------------------------------------------------
 if PRODUCTION:
     _required("DATABASE_URL")
+# An empty DATABASE_URL means "not set" (the embedded SQLite file), as for the broker.
 DATABASES = {
-    "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'hyoka.sqlite3'}"),
+    "default": env.db_url_config(
+        env.str("DATABASE_URL", default="") or f"sqlite:///{BASE_DIR / 'hyoka.sqlite3'}"
+    ),
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # IMMEDIATE transactions take the write lock at BEGIN, so two concurrent writers queue
@@ -173,6 +176,27 @@ STORAGES = {
     },
 }
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "media")
+# The report's font (6 MB) is only read by WeasyPrint from disk: compressing it would
+# make every collectstatic slow for nothing.
+WHITENOISE_SKIP_COMPRESS_EXTENSIONS = [
+    "jpg",
+    "jpeg",
+    "png",
+    "gif",
+    "webp",
+    "zip",
+    "gz",
+    "tgz",
+    "bz2",
+    "tbz",
+    "xz",
+    "br",
+    "swf",
+    "flv",
+    "woff",
+    "woff2",
+    "ttf",
+]
 
 # --- Celery ---------------------------------------------------------------------------
 # Without a broker the tasks run eagerly in-process: the same task code, no worker.
