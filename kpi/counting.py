@@ -121,10 +121,7 @@ def _score(forms: dict[int, InstrumentForm], question_code: str) -> str:
             else ""
         )
         tests[i] = f"(CASE {arms} END)" if arms else "NULL"
-    if len(forms) == 1:
-        return tests[next(iter(forms))]
-    arms = " ".join(f"WHEN instrument_id = {int(i)} THEN {tests[i]}" for i in forms)
-    return f"(CASE {arms} END)"
+    return _per_instrument(forms, tests, "NULL")
 
 
 def count_sql(forms: dict[int, InstrumentForm], plan: CountPlan) -> str:
