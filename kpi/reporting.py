@@ -37,7 +37,7 @@ def verdict_text(result: KPIResult) -> str:
     if result.verdict == st.Verdict.MET:
         if result.met_with_confidence:
             return _("met with %(level)s %% confidence") % {
-                "level": st.round_half_up(result.confidence * 100)
+                "level": st.confidence_percent(result.confidence)
             }
         return _("met")
     return _("not met")

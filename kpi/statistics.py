@@ -335,6 +335,11 @@ def round_half_up(value: Fraction | Decimal | int | float, places: int = 0) -> D
     return Decimal(f"{sign}{digits}E-{places}")
 
 
+def confidence_percent(confidence: Decimal | float | str) -> str:
+    """A confidence level as printed before "%": 0.95 as "95", 0.975 as "97.5"."""
+    return f"{round_half_up(Decimal(str(confidence)) * 100, 1).normalize():f}"
+
+
 def share_percent(successes: int, n: int, places: int = 0) -> Decimal:
     """The share ``successes / n`` in percent, rounded half up exactly (227/229 -> 99)."""
     _check_count(successes, n)

@@ -87,7 +87,7 @@ def interval(r: Result) -> str:
 
 def level_number(r: Result) -> str:
     """The KPI's confidence level in percent, "95" (or "97.5")."""
-    return f"{st.round_half_up(Decimal(r['confidence']) * 100, 1).normalize():f}"
+    return st.confidence_percent(r["confidence"])
 
 
 def level(r: Result) -> str:

@@ -25,6 +25,7 @@ from kpi.statistics import (
     Rule,
     Tipping,
     Verdict,
+    confidence_percent,
     judge,
     mean_interval,
     nonresponse_range,
@@ -510,3 +511,11 @@ def test_percent_formats_a_proportion():
 def test_share_percent_rejects_impossible_counts(bad):
     with pytest.raises(ValueError):
         share_percent(*bad)
+
+
+@pytest.mark.parametrize(
+    ("confidence", "printed"),
+    [(Decimal("0.95"), "95"), (Decimal("0.975"), "97.5"), ("0.990", "99"), (0.9, "90")],
+)
+def test_a_confidence_level_prints_as_the_reader_expects(confidence, printed):
+    assert confidence_percent(confidence) == printed
