@@ -50,6 +50,8 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 if str(BASE_DIR) not in sys.path:  # ``python bench/report.py`` puts bench/ first
     sys.path.insert(0, str(BASE_DIR))
 
+from bench.measure import reset_peak_rss, status_kb  # noqa: E402
+
 TARGET_REFERENCE_SECONDS = 2.0
 TARGET_REFERENCE_BYTES = 1_000_000
 TARGET_SITES_SECONDS = 10.0
@@ -212,25 +214,6 @@ def many_sites_evaluation(sites: int, responses: int, rng: random.Random) -> Any
 # --- measuring ----------------------------------------------------------------------------
 
 
-def _status_kb(name: str) -> int | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(name + ":"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
-def _reset_peak_rss() -> bool:
-    """Linux: writing 5 to clear_refs resets VmHWM (the peak resident set) to the current."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        return False
-    return True
-
-
 @dataclass
 class Figures:
     name: str
@@ -302,10 +285,10 @@ def measure(name: str, evaluation: Any, repeats: int, keep: Path | None) -> Figu
         keep.mkdir(parents=True, exist_ok=True)
         (keep / f"{name}.pdf").write_bytes(signed)
 
-    before = _status_kb("VmRSS")
-    resettable = _reset_peak_rss()
+    before = status_kb("VmRSS")
+    resettable = reset_peak_rss()
     sign(render())
-    peak = _status_kb("VmHWM") if resettable else None
+    peak = status_kb("VmHWM") if resettable else None
     if before is not None and peak is not None:
         figures.rss_mb = max(0, peak - before) / 1024
         figures.rss_peak_mb = peak / 1024

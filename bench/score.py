@@ -53,6 +53,8 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 if str(BASE_DIR) not in sys.path:  # ``python bench/score.py`` puts bench/ first, not the project
     sys.path.insert(0, str(BASE_DIR))
 
+from bench.measure import reset_peak_rss, status_kb  # noqa: E402
+
 HOST = "127.0.0.1"  # the only target: this machine
 POSTGRES = f"postgres://postgres@{HOST}:5432"
 DB_NAME = "hyoka_bench_score"
@@ -518,25 +520,6 @@ def machine_busy(seconds: float = 1.0) -> float:
     return (busy2 - busy) / max(total2 - total, 1)
 
 
-def _status_kb(field_name: str) -> int | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field_name + ":"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
-def _reset_peak_rss() -> bool:
-    """Linux: writing 5 to clear_refs resets VmHWM (the peak resident set) to the current."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        return False
-    return True
-
-
 @dataclass
 class Timed:
     seconds: list[float] = field(default_factory=list)
@@ -565,13 +548,13 @@ def measure(call: Callable[[], object], *, memory: bool = False) -> tuple[Timed,
     timed.cold = time.perf_counter() - started
     for _ in range(REPEATS):
         gc.collect()
-        resettable = _reset_peak_rss()
-        before = _status_kb("VmRSS") or 0
+        resettable = reset_peak_rss()
+        before = status_kb("VmRSS") or 0
         timed.rss_before_mb = before / 1024
         started = time.perf_counter()
         results.append(call())
         timed.seconds.append(time.perf_counter() - started)
-        peak = _status_kb("VmHWM") if resettable else None
+        peak = status_kb("VmHWM") if resettable else None
         if peak is not None:
             timed.rss_mb.append(max(peak - before, 0) / 1024)
     if memory:
