@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite needs when they are missing:
-# chromium (browser test), poppler-utils (PDF checks), the IPAex Gothic font (PDF).
+# chromium (browser test), poppler-utils (PDF checks), gettext (translations) and HarfBuzz's
+# subsetting library, which WeasyPrint uses to embed font subsets (without it, it warns).
 # Never downloads a browser of its own: Chromium comes from Debian.
 set -euo pipefail
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v pdftoppm >/dev/null 2>&1 || need+=(poppler-utils)
 command -v msgfmt >/dev/null 2>&1 || need+=(gettext)
+ldconfig -p | grep -q libharfbuzz-subset || need+=(libharfbuzz-subset0)
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "Installing Debian packages: ${need[*]}"
 sudo=""

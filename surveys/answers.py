@@ -230,6 +230,12 @@ _FROZEN_FORMS: dict[tuple[int, object], InstrumentForm] = {}
 _FROZEN_FORMS_MAX = 64
 
 
+def frozen_form(instrument_id: int, published_at: object) -> InstrumentForm | None:
+    """The kept form of a published instrument, if this process has loaded it (the key
+    holds the publication time, so a stale entry is never found)."""
+    return _FROZEN_FORMS.get((instrument_id, published_at))
+
+
 def _plain(number: Decimal) -> str:
     """20.00 as "20", 2.50 as "2.5": a bound as a participant would write it."""
     return format(number.normalize(), "f")

@@ -16,7 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from . import tokens
+from . import sql, tokens
 from .answers import MAX_CHOICES, CleanAnswers, InstrumentForm, answer_rows
 from .errors import (
     AlreadySubmitted,
@@ -37,7 +37,7 @@ from .models import (
     Site,
     Study,
 )
-from .selectors import instrument_current
+from .selectors import participant_instrument
 from .signals import response_submitted
 
 # --- Participants ---------------------------------------------------------------------
@@ -242,36 +242,39 @@ def _check_open(participant: Participant) -> None:
         raise SurveyClosed()
 
 
-def _locked_response(participant: Participant, *, language: str, source: str) -> Response:
-    """The participant's response, created as a draft if needed, with the participant row
-    locked so that concurrent requests for one participant run one after the other."""
-    Participant.objects.select_for_update().only("pk").get(pk=participant.pk)
-    response = Response.objects.select_related("instrument").filter(participant=participant).first()
-    if response is None:
-        instrument = instrument_current(participant.site.study)
-        if instrument is None:
-            raise SurveyClosed()
-        response = Response.objects.create(
-            participant=participant,
-            instrument=instrument,
-            site_id=participant.site_id,
-            language=language,
-            source=source,
-        )
-    if response.is_submitted:
-        raise AlreadySubmitted()
-    return response
+def _lock_participant(participant: Participant) -> Response | None:
+    """Lock the participant's row, so that concurrent requests for one participant run one
+    after the other, and return their response as it is once the lock is held."""
+    return sql.lock_participant_and_read_response(participant)
+
+
+def _current_instrument(participant: Participant) -> Instrument:
+    instrument = participant_instrument(participant)
+    if instrument is None:
+        raise SurveyClosed()
+    return instrument
 
 
 def _normal_language(language: str) -> str:
     return language if language in Language.values else Language.JA
 
 
-def _store(response: Response, form: InstrumentForm, clean: CleanAnswers) -> None:
-    """Replace the response's answers; the caller saves ``choice_bits`` with the response."""
-    response.answers.all().delete()
+def _store(response: Response, form: InstrumentForm, clean: CleanAnswers, *, fresh: bool) -> None:
+    """Replace the response's answers (a ``fresh`` response has none to delete); the caller
+    saves ``choice_bits`` with the response."""
+    if not fresh:
+        response.answers.all().delete()
     Answer.objects.bulk_create(answer_rows(response.pk, form, clean))
     response.choice_bits = form.bits(clean)
+
+
+def _clean_or_refuse(
+    form: InstrumentForm, answers: Mapping[str, Any], *, complete: bool
+) -> CleanAnswers:
+    clean, errors = form.clean(answers, complete=complete)
+    if errors:
+        raise AnswersInvalid(errors=errors)
+    return clean
 
 
 def response_save_draft(
@@ -287,14 +290,28 @@ def response_save_draft(
     and nothing changes. Answers to questions the other answers hide are not kept.
     """
     _check_open(participant)
+    language = _normal_language(language)
     with transaction.atomic():
-        response = _locked_response(participant, language=language, source=source)
+        response = _lock_participant(participant)
+        if response is not None and response.is_submitted:
+            raise AlreadySubmitted()
+        if response is None:
+            form = InstrumentForm.load(_current_instrument(participant))
+            clean = _clean_or_refuse(form, answers, complete=False)
+            response = Response.objects.create(
+                participant=participant,
+                instrument=form.instrument,
+                site_id=participant.site_id,
+                language=language,
+                source=source,
+                choice_bits=form.bits(clean),
+            )
+            _store(response, form, clean, fresh=True)
+            return response
         form = InstrumentForm.load(response.instrument)
-        clean, errors = form.clean(answers, complete=False)
-        if errors:
-            raise AnswersInvalid(errors=errors)
-        _store(response, form, clean)
-        response.language = _normal_language(language)
+        clean = _clean_or_refuse(form, answers, complete=False)
+        _store(response, form, clean, fresh=False)
+        response.language = language
         response.save(update_fields=["language", "choice_bits", "updated_at"])
     return response
 
@@ -305,6 +322,7 @@ def response_submit(
     answers: Mapping[str, Any],
     language: str,
     source: str = Response.Source.WEB,
+    idempotency_key: str | None = None,
 ) -> Response:
     """Submit the participant's answers, once.
 
@@ -312,29 +330,54 @@ def response_submit(
     and every value valid, or ``AnswersInvalid`` is raised and nothing changes. A
     participant who has already submitted gets ``AlreadySubmitted``; two concurrent
     submissions store exactly one response (the participant row is locked).
+    ``idempotency_key`` (an API client's) is stored with the response.
+
+    The usual case, a first submission without a saved draft, writes the response in its
+    final state and its answers: two INSERTs, nothing written twice.
     """
     _check_open(participant)
+    language = _normal_language(language)
     with transaction.atomic():
-        response = _locked_response(participant, language=language, source=source)
-        form = InstrumentForm.load(response.instrument)
-        clean, errors = form.clean(answers, complete=True)
-        if errors:
-            raise AnswersInvalid(errors=errors)
-        _store(response, form, clean)
-        response.status = Response.Status.SUBMITTED
-        response.submitted_at = timezone.now()
-        response.language = _normal_language(language)
-        response.source = source
-        response.save(
-            update_fields=[
-                "status",
-                "submitted_at",
-                "language",
-                "source",
-                "choice_bits",
-                "updated_at",
-            ]
-        )
+        response = _lock_participant(participant)
+        if response is not None and response.is_submitted:
+            raise AlreadySubmitted()
+        now = timezone.now()
+        if response is None:
+            form = InstrumentForm.load(_current_instrument(participant))
+            clean = _clean_or_refuse(form, answers, complete=True)
+            response = Response.objects.create(
+                participant=participant,
+                instrument=form.instrument,
+                site_id=participant.site_id,
+                status=Response.Status.SUBMITTED,
+                language=language,
+                source=source,
+                started_at=now,
+                submitted_at=now,
+                choice_bits=form.bits(clean),
+                idempotency_key=idempotency_key,
+            )
+            _store(response, form, clean, fresh=True)
+        else:
+            form = InstrumentForm.load(response.instrument)
+            clean = _clean_or_refuse(form, answers, complete=True)
+            _store(response, form, clean, fresh=False)
+            response.status = Response.Status.SUBMITTED
+            response.submitted_at = now
+            response.language = language
+            response.source = source
+            response.idempotency_key = idempotency_key
+            response.save(
+                update_fields=[
+                    "status",
+                    "submitted_at",
+                    "language",
+                    "source",
+                    "choice_bits",
+                    "idempotency_key",
+                    "updated_at",
+                ]
+            )
         site = participant.site
         transaction.on_commit(
             lambda: response_submitted.send(

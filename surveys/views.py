@@ -26,7 +26,12 @@ from django.views.decorators.http import require_http_methods
 from .answers import InstrumentForm
 from .errors import AlreadySubmitted, AnswersInvalid, RuleViolation, SurveyClosed
 from .models import Instrument, Language, Participant, Question, Response
-from .selectors import instrument_current, participant_for_token, response_for_participant
+from .selectors import (
+    participant_for_token,
+    participant_instrument,
+    participant_response,
+    response_for_participant,
+)
 from .services import response_draft_answers, response_save_draft, response_submit
 
 SAVE = "save"
@@ -307,7 +312,7 @@ def _json_refusal(exc: RuleViolation, status: int) -> JsonResponse:
 
 def _instrument_for(participant: Participant) -> Instrument | None:
     response = response_for_participant(participant)
-    return response.instrument if response else instrument_current(participant.site.study)
+    return response.instrument if response else participant_instrument(participant)
 
 
 def _violation_response(
@@ -344,7 +349,8 @@ def _violation_response(
 @never_cache
 @require_http_methods(["GET", "HEAD", "POST"])
 def questionnaire(request: HttpRequest, token: str) -> HttpResponseBase:
-    participant = participant_for_token(token)
+    # A form page shows the participant's response; a submission locks and reads it itself.
+    participant = participant_for_token(token, with_response=request.method != "POST")
     default = participant.site.study.default_language if participant else Language.JA
     chosen = _activate_language(request, default)
     if participant is None:
@@ -357,7 +363,7 @@ def questionnaire(request: HttpRequest, token: str) -> HttpResponseBase:
 
 
 def _get(request: HttpRequest, token: str, participant: Participant) -> HttpResponse:
-    response = response_for_participant(participant)
+    response = participant_response(participant)
     if response is not None and response.is_submitted:
         return _thanks_page(request, participant, response)
     if not participant.site.is_survey_open():
@@ -365,7 +371,7 @@ def _get(request: HttpRequest, token: str, participant: Participant) -> HttpResp
     if response is not None:
         draft = _as_lists(response_draft_answers(response))
         return _form_page(request, token, participant, response.instrument, draft)
-    instrument = instrument_current(participant.site.study)
+    instrument = participant_instrument(participant)
     if instrument is None:
         return _closed_page(request, participant)
     return _form_page(request, token, participant, instrument, {})

@@ -412,17 +412,15 @@ class InvitationSubmitView(InvitationAPIView):
         if replay is not None:
             return replay
         try:
-            # One transaction around the service and the key: a concurrent retry waits on
-            # the participant's row lock, then finds the key stored with the submission.
-            with transaction.atomic():
-                response = services.response_submit(
-                    participant=participant,
-                    answers=answers,
-                    language=self.language(participant, serializer.validated_data),
-                    source=Response.Source.API,
-                )
-                if key is not None:
-                    Response.objects.filter(pk=response.pk).update(idempotency_key=key)
+            # The key is stored with the submission, in its transaction: a concurrent retry
+            # waits on the participant's row lock, then finds the key.
+            response = services.response_submit(
+                participant=participant,
+                answers=answers,
+                language=self.language(participant, serializer.validated_data),
+                source=Response.Source.API,
+                idempotency_key=key,
+            )
         except AlreadySubmitted:
             replay = self.replay(participant, key, answers)
             if replay is not None:
