@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import json
 import math
 import os
 import random
@@ -42,6 +44,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,7 +54,7 @@ if str(BASE_DIR) not in sys.path:  # ``python bench/submit.py`` puts bench/ firs
 
 HOST = "127.0.0.1"  # the only target: this machine
 POSTGRES = f"postgres://postgres@{HOST}:5432"
-DB_NAME = "hyoka_bench"
+DB_NAME = "hyoka_bench"  # --database changes it
 BROKER = f"redis://{HOST}:6379/15"  # a Redis database of the bench's own, flushed each run
 TARGET_RATE = 400  # accepted submissions per second
 TARGET_P99 = 0.150  # seconds, submit POST
@@ -350,6 +353,94 @@ def random_answers(rng: random.Random) -> list[tuple[str, str]]:
     return fields
 
 
+class Client:
+    """One keep-alive HTTP/1.1 connection, as a phone's browser keeps one open.
+
+    Deliberately small (asyncio streams, requests written as bytes): on two shared cores
+    the load generator's own CPU is taken from the server, and aiohttp spent 1 to 2 ms per
+    request where this spends a fraction of that."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(self, raw: bytes) -> tuple[int, dict[bytes, list[bytes]], bytes]:
+        reused = self.writer is not None
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(HOST, self.port)
+        assert self.reader is not None and self.writer is not None
+        self.writer.write(raw)
+        try:
+            head = await self.reader.readuntil(b"\r\n\r\n")
+        except asyncio.IncompleteReadError as exc:
+            if not reused or exc.partial:
+                raise
+            # The server had closed this idle keep-alive connection (gunicorn's
+            # --keep-alive) before reading the request: a browser sends it again on a new
+            # connection, and so do we.
+            await self.close()
+            return await self.request(raw)
+        lines = head.split(b"\r\n")
+        status = int(lines[0].split(b" ", 2)[1])
+        headers: dict[bytes, list[bytes]] = {}
+        for line in lines[1:]:
+            if line:
+                name, _, value = line.partition(b":")
+                headers.setdefault(name.strip().lower(), []).append(value.strip())
+        keep = True
+        if b"content-length" in headers:
+            body = await self.reader.readexactly(int(headers[b"content-length"][0]))
+        elif headers.get(b"transfer-encoding", [b""])[0].lower() == b"chunked":
+            body = await self._chunked()
+        else:  # the body ends when the server closes the connection
+            body, keep = await self.reader.read(), False
+        if not keep or headers.get(b"connection", [b""])[0].lower() == b"close":
+            await self.close()
+        return status, headers, body
+
+    async def _chunked(self) -> bytes:
+        assert self.reader is not None
+        parts = []
+        while True:
+            size = int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16)
+            parts.append(await self.reader.readexactly(size + 2))
+            if size == 0:
+                return b"".join(parts)
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            with contextlib.suppress(OSError):
+                await self.writer.wait_closed()
+        self.reader = self.writer = None
+
+
+def http_request(
+    method: str, origin: str, path: str, headers: dict[str, str], body: bytes = b""
+) -> bytes:
+    """A request as bytes; the Host header is the origin's host and port, as a browser
+    sends it (Django's CSRF check compares it with the Origin header)."""
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {origin.split('://', 1)[1]}"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    if method != "GET":
+        lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+@dataclass
+class Participant:
+    """What the bench knows of one participant: their token, how they will submit, and
+    what the form they opened gave them."""
+
+    token: str
+    double: bool = False  # sends the submit POST twice at once (a double tap)
+    api: bool = False  # submits through the API instead of the web form
+    cookie: str = ""
+    csrf: str = ""
+    answers: list[tuple[str, str]] = field(default_factory=list)
+
+
 @dataclass
 class Tally:
     get_latency: list[float] = field(default_factory=list)
@@ -357,110 +448,148 @@ class Tally:
     get_status: Counter[int] = field(default_factory=Counter)
     post_status: Counter[int] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
-    accepted: list[str] = field(default_factory=list)  # a token per 303
+    accepted: list[str] = field(default_factory=list)  # a token per accepted submission
     answer_rows: int = 0  # Answer rows the accepted submissions should have stored
     doubles: int = 0
     doubles_wrong: list[tuple[int, ...]] = field(default_factory=list)
+    retries: int = 0  # API submissions retried at once with the same Idempotency-Key
+    retries_wrong: list[tuple[int, ...]] = field(default_factory=list)
     participants: int = 0
     wall: float = 0.0
 
+    @property
+    def submissions(self) -> int:
+        """Accepted submissions: 303 from the form, 201 from the API."""
+        return self.post_status[303] + self.post_status[201]
 
-async def one_participant(
-    session, base: str, origin: str, token: str, double: bool, rng: random.Random, tally: Tally
-) -> None:
-    import aiohttp
 
-    url = f"{base}/r/{token}/"
-    proxy = {"X-Forwarded-Proto": "https"}
+Step = Callable[[list["Client"], "Participant"], Awaitable[None]]
+
+PROXY = {"X-Forwarded-Proto": "https"}  # what the TLS proxy adds (see the docstring)
+
+
+async def open_form(client: Client, who: Participant, origin: str, tally: Tally) -> None:
+    """A participant opens their link: the form, its CSRF cookie and token."""
     tally.participants += 1
+    started = time.perf_counter()
     try:
-        started = time.perf_counter()
-        async with session.get(url, headers=proxy, allow_redirects=False) as page:
-            html = await page.read()
-            cookies = {name: morsel.value for name, morsel in page.cookies.items()}
-        tally.get_latency.append(time.perf_counter() - started)
-        tally.get_status[page.status] += 1
-        if page.status != 200:
-            return
-        csrf = CSRF_FIELD.search(html)
-        if csrf is None:
-            tally.errors["form without csrfmiddlewaretoken"] += 1
-            return
-        answers = random_answers(rng)
-        body = urllib.parse.urlencode(
-            [("csrfmiddlewaretoken", csrf.group(1).decode()), ("action", "submit"), *answers]
-        ).encode()
-        headers = {
-            **proxy,
-            "Content-Type": "application/x-www-form-urlencoded",
-            "Cookie": "; ".join(f"{name}={value}" for name, value in cookies.items()),
-            "Origin": origin,
-            "Referer": f"{origin}/r/{token}/",
-        }
-    except (aiohttp.ClientError, TimeoutError) as exc:
+        status, headers, html = await client.request(
+            http_request("GET", origin, f"/r/{who.token}/", PROXY)
+        )
+    except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
         tally.errors[f"GET {type(exc).__name__}"] += 1
+        await client.close()
         return
+    tally.get_latency.append(time.perf_counter() - started)
+    tally.get_status[status] += 1
+    if status != 200:
+        return
+    csrf = CSRF_FIELD.search(html)
+    if csrf is None:
+        tally.errors["form without csrfmiddlewaretoken"] += 1
+        return
+    who.csrf = csrf.group(1).decode()
+    who.cookie = "; ".join(c.split(b";", 1)[0].decode() for c in headers.get(b"set-cookie", []))
 
-    async def submit() -> int:
+
+def _form_post(who: Participant, origin: str) -> bytes:
+    body = urllib.parse.urlencode(
+        [("csrfmiddlewaretoken", who.csrf), ("action", "submit"), *who.answers]
+    ).encode()
+    headers = {
+        **PROXY,
+        "Content-Type": "application/x-www-form-urlencoded",
+        "Cookie": who.cookie,
+        "Origin": origin,
+        "Referer": f"{origin}/r/{who.token}/",
+    }
+    return http_request("POST", origin, f"/r/{who.token}/", headers, body)
+
+
+def _api_post(who: Participant, origin: str) -> bytes:
+    answers: dict[str, object] = {}
+    for code, value in who.answers:
+        if code == "channels":
+            answers.setdefault(code, []).append(value)  # type: ignore[union-attr]
+        else:
+            answers[code] = value
+    body = json.dumps({"answers": answers}).encode()
+    headers = {
+        **PROXY,
+        "Content-Type": "application/json",
+        "Idempotency-Key": f"bench-{who.token[:16]}",
+    }
+    path = f"/api/v1/invitations/{who.token}/submission/"
+    return http_request("POST", origin, path, headers, body)
+
+
+async def submit(clients: list[Client], who: Participant, origin: str, tally: Tally) -> None:
+    """The participant submits: once, or twice at once (a double tap on the form, or an API
+    client retrying with the same Idempotency-Key before the first answer came back)."""
+    raw = _api_post(who, origin) if who.api else _form_post(who, origin)
+
+    async def one(client: Client) -> int:
         started = time.perf_counter()
         try:
-            async with session.post(url, data=body, headers=headers, allow_redirects=False) as r:
-                await r.read()
-        except (aiohttp.ClientError, TimeoutError) as exc:
+            status, _, _ = await client.request(raw)
+        except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
             tally.errors[f"POST {type(exc).__name__}"] += 1
+            await client.close()
             return 0
         tally.post_latency.append(time.perf_counter() - started)
-        tally.post_status[r.status] += 1
-        if r.status == 303:
-            tally.accepted.append(token)
-            tally.answer_rows += len(answers)
-        return r.status
+        tally.post_status[status] += 1
+        if status in (201, 303):
+            tally.accepted.append(who.token)
+            tally.answer_rows += len(who.answers)
+        return status
 
-    if double:
+    if not who.double:
+        await one(clients[0])
+        return
+    statuses = tuple(sorted(await asyncio.gather(one(clients[0]), one(clients[1]))))
+    if who.api:  # the retry gets the first one's response back: 200 (replayed) + 201
+        tally.retries += 1
+        if statuses != (200, 201):
+            tally.retries_wrong.append(statuses)
+    else:
         tally.doubles += 1
-        statuses = tuple(sorted(await asyncio.gather(submit(), submit())))
         if statuses != (303, 409):
             tally.doubles_wrong.append(statuses)
-    else:
-        await submit()
 
 
-async def load(
-    *,
-    port: int,
-    tokens: list[str],
-    concurrency: int,
-    duration: float,
-    double_share: float,
-    seed: int,
-) -> Tally:
-    import aiohttp
+async def run_phase(
+    work: list[Participant], args: argparse.Namespace, port: int, step: Step
+) -> float:
+    """``--concurrency`` clients take the next participant until none is left (or the time is
+    up) and do ``step`` for each; returns the wall time."""
+    queue = iter(work)
+    deadline = time.monotonic() + args.duration
 
-    base = f"http://{HOST}:{port}"
-    origin = f"https://{HOST}:{port}"  # what the browser sees, behind the TLS proxy
-    rng = random.Random(seed)
-    work = iter([(token, rng.random() < double_share) for token in tokens])
-    tally = Tally()
-    connector = aiohttp.TCPConnector(limit=2 * concurrency, limit_per_host=0)
-    timeout = aiohttp.ClientTimeout(total=30)
-    async with aiohttp.ClientSession(
-        connector=connector, timeout=timeout, cookie_jar=aiohttp.DummyCookieJar()
-    ) as session:
-        deadline = time.monotonic() + duration
-
-        async def phone(n: int) -> None:
-            client_rng = random.Random(seed * 1000 + n)
+    async def phone() -> None:
+        clients = [Client(port), Client(port)]  # the second only for double taps
+        try:
             while time.monotonic() < deadline:
-                item = next(work, None)
-                if item is None:
+                who = next(queue, None)
+                if who is None:
                     return
-                token, double = item
-                await one_participant(session, base, origin, token, double, client_rng, tally)
+                await step(clients, who)
+        finally:
+            for client in clients:
+                await client.close()
 
-        started = time.perf_counter()
-        await asyncio.gather(*(phone(n) for n in range(concurrency)))
-        tally.wall = time.perf_counter() - started
-    return tally
+    started = time.perf_counter()
+    await asyncio.gather(*(phone() for _ in range(args.concurrency)))
+    return time.perf_counter() - started
+
+
+def participants_for(tokens: list[str], args: argparse.Namespace, seed: int) -> list[Participant]:
+    rng = random.Random(seed)
+    work = []
+    for token in tokens:
+        api = rng.random() < args.api_share
+        double = rng.random() < (args.retry_share if api else args.double_share)
+        work.append(Participant(token, double=double, api=api, answers=random_answers(rng)))
+    return work
 
 
 # --- Figures ----------------------------------------------------------------------------
@@ -523,47 +652,143 @@ def check_database(accepted: list[str], answer_rows: int) -> tuple[int, int, lis
     return lost, duplicated, messages
 
 
-def report(tally: Tally, spec: ServerSpec, cpu: dict[str, float]) -> tuple[float, bool]:
-    rate = tally.post_status[303] / tally.wall if tally.wall else 0.0
-    server_errors = sum(n for s, n in (tally.get_status + tally.post_status).items() if s >= 500)
-    other = {s: n for s, n in tally.post_status.items() if s not in {303, 409} and s < 500} | {
-        f"GET {s}": n for s, n in tally.get_status.items() if s != 200
-    }
-    print(f"  measured: {tally.participants} participants in {tally.wall:.2f} s")
-    print(f"  submissions/s: {rate:.1f} (accepted submit POSTs / wall time)")
-    for name, values in (("submit POST", tally.post_latency), ("GET form   ", tally.get_latency)):
-        print(
-            f"  {name}: p50 {ms(percentile(values, 50))}  p95 {ms(percentile(values, 95))}"
-            f"  p99 {ms(percentile(values, 99))}  max {ms(max(values, default=math.nan))}"
-            f"  (n={len(values)})"
-        )
-    print(
-        f"  POST statuses: accepted 303: {tally.post_status[303]}, duplicate 409: "
-        f"{tally.post_status[409]}, other: {other or 0}, 5xx: {server_errors}"
+def latency_line(name: str, values: list[float]) -> str:
+    return (
+        f"  {name}: p50 {ms(percentile(values, 50))}  p95 {ms(percentile(values, 95))}"
+        f"  p99 {ms(percentile(values, 99))}  max {ms(max(values, default=math.nan))}"
+        f"  (n={len(values)})"
     )
-    print(
-        f"  double taps: {tally.doubles}, answered other than 303 + 409: "
-        f"{len(tally.doubles_wrong)} {tally.doubles_wrong[:5] or ''}"
-    )
-    if tally.errors:
-        print(f"  client errors: {dict(tally.errors)}")
-    print(
-        "  CPU during the measured phase, in cores: "
-        + ", ".join(f"{name} {seconds / tally.wall:.2f}" for name, seconds in cpu.items())
-        + f"; machine {sum(cpu.values()) / tally.wall:.2f} of {os.cpu_count()}"
-    )
-    # CPU per participant (one GET, one or two POSTs) is steadier than the rate when the
-    # machine is shared: it gives the rate these cores would allow if they did nothing else.
-    accepted = tally.post_status[303] or 1
-    own = {name: seconds / accepted for name, seconds in cpu.items() if name != "anything else"}
-    print(
-        "  CPU per accepted submission: "
+
+
+def cpu_lines(cpu: dict[str, float], wall: float, per: int, what: str) -> list[str]:
+    """CPU in cores during a phase, and per ``what`` (steadier than the rate when the
+    machine is shared: it gives the rate these cores would allow if they did nothing else)."""
+    own = {name: seconds / (per or 1) for name, seconds in cpu.items() if name != "anything else"}
+    return [
+        "  CPU in cores: "
+        + ", ".join(f"{name} {seconds / wall:.2f}" for name, seconds in cpu.items())
+        + f"; machine {sum(cpu.values()) / wall:.2f} of {os.cpu_count()}",
+        f"  CPU per {what}: "
         + ", ".join(f"{name} {ms(seconds).strip()}" for name, seconds in own.items())
         + f"; ceiling on {os.cpu_count()} otherwise idle cores: "
-        + f"{(os.cpu_count() or 1) / sum(own.values()):.0f} submissions/s"
+        + f"{(os.cpu_count() or 1) / max(sum(own.values()), 1e-9):.0f}/s",
+    ]
+
+
+def report(
+    opened: Tally, submitted: Tally, cpu_open: dict[str, float], cpu_submit: dict[str, float]
+) -> tuple[float, bool]:
+    rate = submitted.submissions / submitted.wall if submitted.wall else 0.0
+    opens = opened.get_status[200] / opened.wall if opened.wall else 0.0
+    server_errors = sum(
+        n for s, n in (opened.get_status + submitted.post_status).items() if s >= 500
     )
-    bad = bool(server_errors or tally.doubles_wrong or tally.errors or other)
+    other = {
+        s: n for s, n in submitted.post_status.items() if s not in {200, 201, 303, 409} and s < 500
+    } | {f"GET {s}": n for s, n in opened.get_status.items() if s != 200}
+    print(f"  opening the form: {opened.participants} participants in {opened.wall:.2f} s")
+    print(f"  form pages/s: {opens:.1f}")
+    print(latency_line("GET form   ", opened.get_latency))
+    print("\n".join(cpu_lines(cpu_open, opened.wall, opened.get_status[200], "form page")))
+    print(f"  submitting: {submitted.participants} participants in {submitted.wall:.2f} s")
+    print(
+        f"  submissions/s: {rate:.1f} (accepted submissions: form 303 + API 201, "
+        "over the phase's wall time)"
+    )
+    print(latency_line("submit POST", submitted.post_latency))
+    print("\n".join(cpu_lines(cpu_submit, submitted.wall, submitted.submissions, "submission")))
+    if opens and rate:
+        print(
+            f"  both in turn (each participant opening, then submitting): "
+            f"{1 / (1 / opens + 1 / rate):.1f} participants/s"
+        )
+    print(
+        f"  POST statuses: form accepted 303: {submitted.post_status[303]}, API accepted 201:"
+        f" {submitted.post_status[201]}, API replayed 200: {submitted.post_status[200]},"
+        f" duplicate 409: {submitted.post_status[409]}, other: {other or 0}, 5xx: {server_errors}"
+    )
+    print(
+        f"  double taps: {submitted.doubles}, answered other than 303 + 409: "
+        f"{len(submitted.doubles_wrong)} {submitted.doubles_wrong[:5] or ''}"
+    )
+    print(
+        f"  API retries with the same Idempotency-Key: {submitted.retries}, answered other "
+        f"than 201 + 200: {len(submitted.retries_wrong)} {submitted.retries_wrong[:5] or ''}"
+    )
+    errors = opened.errors + submitted.errors
+    if errors:
+        print(f"  client errors: {dict(errors)}")
+    bad = bool(
+        server_errors or submitted.doubles_wrong or submitted.retries_wrong or errors or other
+    )
     return rate, bad
+
+
+def run_phases(
+    port: int,
+    tokens: list[str],
+    args: argparse.Namespace,
+    seed: int,
+    server_pid: int | None = None,
+) -> tuple[Tally, Tally, dict[str, float], dict[str, float]]:
+    """Two phases, as the load arrives in a real study: the participants open their links
+    (and take minutes to answer), then their submissions arrive. Returns the tallies of
+    the form pages and of the submissions, each with its wall time, and with
+    ``server_pid`` the CPU each phase used."""
+    origin = f"https://{HOST}:{port}"  # what the browser sees, behind the TLS proxy
+    work = participants_for(tokens, args, seed)
+    opened, submitted = Tally(), Tally()
+
+    async def open_step(clients: list[Client], who: Participant) -> None:
+        await open_form(clients[0], who, origin, opened)
+
+    async def submit_step(clients: list[Client], who: Participant) -> None:
+        await submit(clients, who, origin, submitted)
+
+    def measuring() -> Measured | contextlib.nullcontext:
+        return Measured(server_pid) if server_pid else contextlib.nullcontext()
+
+    with measuring() as open_cpu:
+        opened.wall = asyncio.run(run_phase(work, args, port, open_step))
+    ready = [who for who in work if who.csrf]
+    submitted.participants = len(ready)
+    with measuring() as submit_cpu:
+        submitted.wall = asyncio.run(run_phase(ready, args, port, submit_step))
+    return (
+        opened,
+        submitted,
+        getattr(open_cpu, "cpu", {}),
+        getattr(submit_cpu, "cpu", {}),
+    )
+
+
+class Measured:
+    """CPU seconds of gunicorn, PostgreSQL, the load generator and the rest of the machine
+    over a block."""
+
+    def __init__(self, server_pid: int) -> None:
+        self.server_pid = server_pid
+        self.cpu: dict[str, float] = {}
+
+    def __enter__(self) -> Measured:
+        self.server = process_tree_cpu(self.server_pid)
+        self.own = resource.getrusage(0)
+        self.busy = machine_cpu()[0]
+        self.db = PostgresCpu().__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.db.__exit__()
+        busy = machine_cpu()[0] - self.busy
+        own = resource.getrusage(0)
+        load_cpu = own.ru_utime + own.ru_stime - self.own.ru_utime - self.own.ru_stime
+        server = process_tree_cpu(self.server_pid) - self.server
+        self.cpu = {
+            "gunicorn": server,
+            "PostgreSQL": self.db.total,
+            "load generator": load_cpu,
+            "anything else": busy - server - self.db.total - load_cpu,
+        }
 
 
 def run_one(args: argparse.Namespace, spec: ServerSpec, workdir: Path) -> Verdict:
@@ -580,60 +805,52 @@ def run_one(args: argparse.Namespace, spec: ServerSpec, workdir: Path) -> Verdic
     server = start_gunicorn(spec, args.env, port, log, args.wsgi)
     try:
         warmup, measured = tokens[: args.warmup], tokens[args.warmup :]
-        settings = {
-            "port": port,
-            "concurrency": args.concurrency,
-            "duration": args.duration,
-            "double_share": args.double_share,
-        }
-        first = asyncio.run(load(tokens=warmup, seed=args.seed, **settings))
+        first_open, first_submit, _, _ = run_phases(port, warmup, args, args.seed)
         profiler = start_py_spy(args.py_spy, server.pid) if args.py_spy else None
-        server_cpu, own_cpu = process_tree_cpu(server.pid), resource.getrusage(0)
-        busy = machine_cpu()[0]
-        with PostgresCpu() as db:
-            tally = asyncio.run(load(tokens=measured, seed=args.seed + 1, **settings))
-        busy, db_cpu = machine_cpu()[0] - busy, db.total
-        own = resource.getrusage(0)
-        load_cpu = own.ru_utime + own.ru_stime - own_cpu.ru_utime - own_cpu.ru_stime
-        server_cpu = process_tree_cpu(server.pid) - server_cpu
+        opened, submitted, open_cpu, submit_cpu = run_phases(
+            port, measured, args, args.seed + 1, server_pid=server.pid
+        )
         if profiler:
             profiler.send_signal(signal.SIGINT)
             profiler.wait(60)
             print(f"  py-spy: collapsed stacks of the workers in {args.py_spy}")
-        cpu = {  # CPU seconds during the measured phase
-            "gunicorn": server_cpu,
-            "PostgreSQL": db_cpu,
-            "load generator": load_cpu,
-            "anything else": busy - server_cpu - db_cpu - load_cpu,
-        }
     finally:
         stop(server)
-    rate, bad = report(tally, spec, cpu)
-    warm_statuses = first.get_status + first.post_status
-    if first.errors or first.doubles_wrong or set(warm_statuses) - {200, 303, 409}:
+    rate, bad = report(opened, submitted, open_cpu, submit_cpu)
+    warm_statuses = first_open.get_status + first_submit.post_status
+    warm_errors = first_open.errors + first_submit.errors
+    if (
+        warm_errors
+        or first_submit.doubles_wrong
+        or first_submit.retries_wrong
+        or (set(warm_statuses) - {200, 201, 303, 409})
+    ):
         bad = True
         print(
             f"  warm-up: unexpected statuses {dict(warm_statuses)}, client errors "
-            f"{dict(first.errors)}, double taps answered {first.doubles_wrong}"
+            f"{dict(warm_errors)}, double taps answered {first_submit.doubles_wrong}, "
+            f"retries answered {first_submit.retries_wrong}"
         )
     lost, duplicated, messages = check_database(
-        first.accepted + tally.accepted, first.answer_rows + tally.answer_rows
+        first_submit.accepted + submitted.accepted,
+        first_submit.answer_rows + submitted.answer_rows,
     )
     print("\n".join(messages))
     logged = log.read_text(errors="replace")
     if "Traceback" in logged:
         bad = True
         print("  gunicorn logged errors (last 40 lines):\n" + "\n".join(logged.splitlines()[-40:]))
-    p99 = percentile(tally.post_latency, 99)
+    p99 = percentile(submitted.post_latency, 99)
     met = rate >= TARGET_RATE and p99 <= TARGET_P99
     print(
-        f"  target ({TARGET_RATE}/s at submit p99 <= {TARGET_P99 * 1000:.0f} ms): "
+        f"  target ({TARGET_RATE} submissions/s at submit p99 <= {TARGET_P99 * 1000:.0f} ms): "
         + ("met" if met else "NOT met")
     )
     return Verdict(spec, rate, p99, ok=not (bad or lost or duplicated))
 
 
 def main(argv: list[str] | None = None) -> int:
+    global DB_NAME  # read by the set-up, the server's environment and the CPU sampler
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--participants", type=int, default=4000, help="default 4000")
     parser.add_argument("--concurrency", type=int, default=32, help="clients; default 32")
@@ -650,6 +867,18 @@ def main(argv: list[str] | None = None) -> int:
         help="share of participants who send their submit POST twice at once; default 0.02",
     )
     parser.add_argument(
+        "--api-share",
+        type=float,
+        default=0.05,
+        help="share of participants who submit through the API; default 0.05",
+    )
+    parser.add_argument(
+        "--retry-share",
+        type=float,
+        default=0.2,
+        help="share of API submissions retried at once with the same Idempotency-Key; default 0.2",
+    )
+    parser.add_argument(
         "--server",
         type=ServerSpec.parse,
         action="append",
@@ -657,6 +886,11 @@ def main(argv: list[str] | None = None) -> int:
         f"(each on a fresh database); default {' '.join(DEFAULT_SERVERS)}",
     )
     parser.add_argument("--seed", type=int, default=2021)
+    parser.add_argument(
+        "--database",
+        default=DB_NAME,
+        help="the PostgreSQL database to (re)create and use; default %(default)s",
+    )
     parser.add_argument(
         "--wsgi",
         default="config.wsgi:application",
@@ -670,6 +904,7 @@ def main(argv: list[str] | None = None) -> int:
         help="sample the workers with py-spy during the measured phase (collapsed stacks)",
     )
     args = parser.parse_args(argv)
+    DB_NAME = args.database
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     if args.participants <= args.warmup:
         parser.error("--participants must be larger than --warmup")

@@ -264,17 +264,33 @@ def _as_strings(raw: Any) -> list[str] | None:
     return None
 
 
+# An answer row's values, in this order: what ``answer_values`` gives and ``Answer`` stores.
+ANSWER_COLUMNS = ("response_id", "question_id", "choice_id", "text_value", "number_value")
+AnswerValues = tuple[int, int, int | None, str | None, Decimal | None]
+
+
+def answer_values(
+    response_id: int, form: InstrumentForm, clean: CleanAnswers
+) -> list[AnswerValues]:
+    """The values of the ``Answer`` rows that store ``clean`` for a response
+    (``ANSWER_COLUMNS``)."""
+    rows: list[AnswerValues] = []
+    for code, value in clean.items():
+        question_id = form.by_code[code].pk
+        if isinstance(value, list):
+            rows.extend((response_id, question_id, c.pk, None, None) for c in value)
+        elif isinstance(value, Choice):
+            rows.append((response_id, question_id, value.pk, None, None))
+        elif isinstance(value, Decimal):
+            rows.append((response_id, question_id, None, None, value))
+        else:
+            rows.append((response_id, question_id, None, value, None))
+    return rows
+
+
 def answer_rows(response_id: int, form: InstrumentForm, clean: CleanAnswers) -> list[Answer]:
     """The ``Answer`` rows that store ``clean`` for a response."""
-    rows: list[Answer] = []
-    for code, value in clean.items():
-        question = form.by_code[code]
-        if isinstance(value, list):
-            rows.extend(Answer(response_id=response_id, question=question, choice=c) for c in value)
-        elif isinstance(value, Choice):
-            rows.append(Answer(response_id=response_id, question=question, choice=value))
-        elif isinstance(value, Decimal):
-            rows.append(Answer(response_id=response_id, question=question, number_value=value))
-        else:
-            rows.append(Answer(response_id=response_id, question=question, text_value=value))
-    return rows
+    return [
+        Answer(**dict(zip(ANSWER_COLUMNS, values, strict=True)))
+        for values in answer_values(response_id, form, clean)
+    ]

@@ -17,7 +17,14 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from . import sql, tokens
-from .answers import MAX_CHOICES, CleanAnswers, InstrumentForm, answer_rows
+from .answers import (
+    ANSWER_COLUMNS,
+    MAX_CHOICES,
+    CleanAnswers,
+    InstrumentForm,
+    answer_rows,
+    answer_values,
+)
 from .errors import (
     AlreadySubmitted,
     AnswersInvalid,
@@ -264,7 +271,7 @@ def _store(response: Response, form: InstrumentForm, clean: CleanAnswers, *, fre
     saves ``choice_bits`` with the response."""
     if not fresh:
         response.answers.all().delete()
-    Answer.objects.bulk_create(answer_rows(response.pk, form, clean))
+    sql.insert_rows(Answer, ANSWER_COLUMNS, answer_values(response.pk, form, clean))
     response.choice_bits = form.bits(clean)
 
 
@@ -345,17 +352,19 @@ def response_submit(
         if response is None:
             form = InstrumentForm.load(_current_instrument(participant))
             clean = _clean_or_refuse(form, answers, complete=True)
-            response = Response.objects.create(
-                participant=participant,
-                instrument=form.instrument,
-                site_id=participant.site_id,
-                status=Response.Status.SUBMITTED,
-                language=language,
-                source=source,
-                started_at=now,
-                submitted_at=now,
-                choice_bits=form.bits(clean),
-                idempotency_key=idempotency_key,
+            response = sql.insert(
+                Response(
+                    participant=participant,
+                    instrument=form.instrument,
+                    site_id=participant.site_id,
+                    status=Response.Status.SUBMITTED,
+                    language=language,
+                    source=source,
+                    started_at=now,
+                    submitted_at=now,
+                    choice_bits=form.bits(clean),
+                    idempotency_key=idempotency_key,
+                )
             )
             _store(response, form, clean, fresh=True)
         else:

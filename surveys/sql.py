@@ -189,3 +189,44 @@ def lock_participant_and_read_response(participant: Participant) -> Response | N
     response.instrument = instrument_columns.build(row[len(response_columns) :])  # type: ignore[attr-defined]
     response.participant = participant  # type: ignore[attr-defined]
     return response  # type: ignore[return-value]
+
+
+def insert(instance: M) -> M:
+    """INSERT one new instance and set its primary key: ``instance.save()`` for a model
+    without signals that matter here, minus the statement's compilation."""
+    model = type(instance)
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    values = [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in fields]
+    table = _quote(model._meta.db_table)
+    columns = ", ".join(_quote(f.column) for f in fields)
+    placeholders = ", ".join(["%s"] * len(fields))
+    sql = f"INSERT INTO {table} ({columns}) VALUES ({placeholders})"
+    returning = connection.features.can_return_columns_from_insert
+    if returning:
+        sql += f" RETURNING {_quote(model._meta.pk.column)}"  # type: ignore[union-attr]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
+        instance.pk = cursor.fetchone()[0] if returning else cursor.lastrowid
+    instance._state.adding = False
+    instance._state.db = connection.alias
+    return instance
+
+
+def insert_rows(model: type[Model], columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """INSERT many rows of ``model`` given as values of the named fields (attnames), in one
+    statement: ``bulk_create`` without building an instance per row."""
+    if not rows:
+        return
+    fields = [model._meta.get_field(name) for name in columns]
+    table = _quote(model._meta.db_table)
+    names = ", ".join(_quote(f.column) for f in fields)  # type: ignore[union-attr, arg-type]
+    one = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    params = [
+        f.get_db_prep_save(value, connection)  # type: ignore[union-attr]
+        for row in rows
+        for f, value in zip(fields, row, strict=True)
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} ({names}) VALUES {', '.join([one] * len(rows))}", params
+        )
