@@ -33,6 +33,11 @@ TRANSIENT_DB_ERRORS = (OperationalError, InterfaceError)
 # Automatic runs of a study are debounced into slots of this many seconds.
 DEBOUNCE_SECONDS = 60
 
+# The slot of each study that this process knows to be taken. Every submission asks for a
+# scoring: the memory spares all but the first of a minute a query. (Should the slot's run
+# vanish meanwhile, the backstop, kpi.tasks.score_unscored, scores what it missed.)
+_TAKEN_SLOTS: dict[int, int] = {}
+
 
 def _enqueue(run_id: int, *, countdown: float | None = None) -> None:
     """Hand the run to Celery. A broker that is down must not fail the caller (a
@@ -73,9 +78,13 @@ def run_request_debounced(*, study_id: int, trigger: str) -> EvaluationRun | Non
     concurrent requests cannot both create one)."""
     now = time.time()
     slot = int(now // DEBOUNCE_SECONDS)
-    # Look first: after the first submission of a minute the slot is taken, and a failing
-    # INSERT would cost a round trip and an ERROR line in the database's log each time.
+    # After the first submission of a minute the slot is taken: this process remembers it
+    # (and asks no more), others look before inserting, since a failing INSERT would cost
+    # a round trip and an ERROR line in the database's log each time.
+    if _TAKEN_SLOTS.get(study_id) == slot:
+        return None
     if _slot_taken(study_id, slot):
+        _TAKEN_SLOTS[study_id] = slot
         return None
     try:
         with transaction.atomic():
@@ -83,7 +92,9 @@ def run_request_debounced(*, study_id: int, trigger: str) -> EvaluationRun | Non
                 study_id=study_id, trigger=trigger, debounce_slot=slot
             )
     except IntegrityError:
+        _TAKEN_SLOTS[study_id] = slot
         return None
+    _TAKEN_SLOTS[study_id] = slot
     countdown = (slot + 1) * DEBOUNCE_SECONDS - now
     transaction.on_commit(lambda: _enqueue(run.pk, countdown=countdown))
     return run

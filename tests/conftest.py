@@ -86,6 +86,16 @@ def _celery_mode(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def
     app.conf.task_always_eager = saved
 
 
+@pytest.fixture(autouse=True)
+def _forget_taken_slots():  # type: ignore[no-untyped-def]
+    """Each test starts with a database of its own, so with no debounce slot known taken
+    (the process-wide memory of ``kpi.services``; ids are reused after a rollback)."""
+    from kpi import services
+
+    services._TAKEN_SLOTS.clear()
+    yield
+
+
 @pytest.fixture
 def reference_study(db):  # type: ignore[no-untyped-def]
     """The reference study with its KPIs and the 229 demo responses, not yet scored."""
