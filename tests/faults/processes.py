@@ -107,7 +107,9 @@ def redis_server(directory: Path) -> Iterator[RedisServer]:
 
 class TcpProxy:
     """Forwards 127.0.0.1:``port`` to ``upstream``. While cut, every connection is closed
-    and new ones are accepted and closed at once: the client sees its server go away."""
+    and new ones are accepted and closed at once: the client sees its server go away.
+    While hung, new connections are accepted and never answered: a host that is gone
+    without a word (a network cut, a failover), which only a timeout can tell."""
 
     POLL = 0.2  # seconds each thread waits before looking at its stop flag again
 
@@ -117,6 +119,8 @@ class TcpProxy:
         self._listener.settimeout(self.POLL)
         self.port = self._listener.getsockname()[1]
         self._cut = threading.Event()
+        self._hang = threading.Event()
+        self._held: list[socket.socket] = []
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._pairs: list[tuple[socket.socket, socket.socket]] = []
@@ -130,11 +134,21 @@ class TcpProxy:
         for pair in pairs:
             self._close(pair)
 
+    def hang(self) -> None:
+        self.cut()
+        self._hang.set()
+
     def restore(self) -> None:
+        self._hang.clear()
         self._cut.clear()
+        with self._lock:
+            held, self._held = self._held, []
+        for sock in held:
+            sock.close()
 
     def close(self) -> None:
         self._stop.set()
+        self.restore()
         self.cut()
         for thread in self._threads:
             thread.join(STOP_TIMEOUT)
@@ -153,6 +167,10 @@ class TcpProxy:
                 continue
             except OSError:
                 return
+            if self._hang.is_set():
+                with self._lock:
+                    self._held.append(client)
+                continue
             if self._cut.is_set():
                 client.close()
                 continue
