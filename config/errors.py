@@ -5,7 +5,7 @@ exception still active; looking at it here covers every page and API endpoint, a
 place that touches the database (a session, the participant lookup, a submission's
 transaction), without a try/except in each. A database that cannot be reached is an
 outage, not a bug: participants are asked to come back shortly (503, Retry-After), API
-clients get the API's JSON error shape. Nothing was stored: the request's transaction, if
+clients get the API's JSON error shape. So is a Redis cache that does not answer. Nothing was stored: the request's transaction, if
 it had begun, dies with its connection.
 """
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sys
 
+import redis
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import translation
@@ -22,8 +23,14 @@ from django.utils.translation import gettext as _
 from config.api.exceptions import error_body
 from surveys import views as survey_views
 
-# The errors Django raises when it cannot connect to the database or loses the connection.
-UNREACHABLE = (OperationalError, InterfaceError)
+# The errors Django raises when it cannot connect to the database or loses the connection,
+# and redis-py's when a Redis cache (CACHE_URL: the API's throttling) does not answer.
+UNREACHABLE = (
+    OperationalError,
+    InterfaceError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+)
 
 
 def server_error(request: HttpRequest) -> HttpResponse:

@@ -185,3 +185,16 @@ def test_healthz_tells_no_secret(browser, settings):
 def test_healthz_needs_no_login_and_takes_only_get(browser):
     assert browser.get("/healthz").status_code == 200
     assert browser.post("/healthz").status_code == 405
+
+
+def test_a_cache_that_does_not_answer_is_a_503_for_the_api_too(browser, participant):
+    import redis
+
+    with mock.patch(
+        "rest_framework.throttling.SimpleRateThrottle.allow_request",
+        side_effect=redis.exceptions.ConnectionError("Error 111 connecting"),
+    ):
+        answer = browser.get(f"/api/v1/invitations/{participant.token}/")
+
+    assert answer.status_code == 503
+    assert answer.json()["error"]["code"] == "service_unavailable"
