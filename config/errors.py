@@ -5,8 +5,8 @@ exception still active; looking at it here covers every page and API endpoint, a
 place that touches the database (a session, the participant lookup, a submission's
 transaction), without a try/except in each. A database that cannot be reached is an
 outage, not a bug: participants are asked to come back shortly (503, Retry-After), API
-clients get the API's JSON error shape. So is a Redis cache that does not answer. Nothing was stored: the request's transaction, if
-it had begun, dies with its connection.
+clients get the API's JSON error shape. Nothing was stored: the request's transaction, if
+it had begun, dies with its connection. A Redis cache that does not answer is the same.
 """
 
 from __future__ import annotations
@@ -53,6 +53,8 @@ def _api_error(request: HttpRequest, *, unavailable: bool) -> JsonResponse:
         response = JsonResponse(body, status=503)
         response["Retry-After"] = str(survey_views.RETRY_AFTER)
     else:
-        response = JsonResponse(error_body("server_error", _("A server error occurred.")), status=500)
+        response = JsonResponse(
+            error_body("server_error", _("A server error occurred.")), status=500
+        )
     add_never_cache_headers(response)
     return response

@@ -88,7 +88,19 @@ class RedisServer:
 
     def stop(self) -> None:
         if self.process is not None:
+            self.thaw()  # a stopped process cannot handle SIGTERM
             stop_process(self.process)
+
+    def freeze(self) -> None:
+        """SIGSTOP: connections are still accepted (by the kernel) but never answered, as
+        with a Redis stuck swapping or a host gone silent."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
 
 
 @contextlib.contextmanager
@@ -330,9 +342,7 @@ def open_form(server: WebServer, token: str) -> Form:
     assert match is not None, "the form has no csrfmiddlewaretoken field"
     # The cookie is Secure (production): a client library would not send it back over
     # plain http, so it is sent by hand, as a browser does over HTTPS.
-    cookies = [
-        header.split(";", 1)[0] for header in page.headers.get_list("set-cookie")
-    ]
+    cookies = [header.split(";", 1)[0] for header in page.headers.get_list("set-cookie")]
     return Form(url=url, csrf=match.group(1), cookie="; ".join(cookies))
 
 

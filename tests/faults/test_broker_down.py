@@ -1,11 +1,14 @@
-"""Fault: the broker (Redis) stops while participants submit.
+"""Fault: the broker (Redis) stops, or freezes, while participants submit.
 
 Real processes: a private ``redis-server``, the web app (gunicorn, production mode), a
 Celery worker and Celery beat with a short backstop interval, all on the test's
-PostgreSQL database. With Redis stopped, every participant's submission is accepted at
-once (303) and stored exactly once: the scoring it asks for cannot be sent, stays a queued
-run, and ``kpi.score_unscored`` (the backstop beat runs) sends it once Redis is back, empty
-as after a crash. The test waits until a scoring has counted every submission.
+PostgreSQL database. With Redis stopped (connections refused) or frozen (SIGSTOP:
+connections accepted, never answered), every participant's submission is accepted within
+the publish bounds of config/settings.py (303) and stored exactly once: the scoring it
+asks for cannot be sent, stays a queued run, and ``kpi.score_unscored`` (the backstop beat
+runs) sends it once Redis is back (stopped: restarted empty, as after a crash; frozen:
+resumed, with whatever it had half-received). The test waits until a scoring has counted
+every submission, and every run has finished.
 """
 
 from __future__ import annotations
@@ -24,8 +27,15 @@ from tests.celery_worker import celery_worker, wait_until
 from tests.celery_worker import test_database_url as database_url
 from tests.factories import complete_answers
 
-from .processes import HTTPS, celery_beat, open_form, post_form, production_environment
-from .processes import redis_server, web_server
+from .processes import (
+    HTTPS,
+    celery_beat,
+    open_form,
+    post_form,
+    production_environment,
+    redis_server,
+    web_server,
+)
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -34,8 +44,9 @@ TOOLS = ["line", "phone", "face_to_face", "email", "other_sns", "other"]
 WAIT = 120  # seconds, for each bounded wait
 
 
+@pytest.mark.parametrize("fault", ["stopped", "frozen"])
 def test_submissions_while_redis_is_down_are_stored_once_and_scored_when_it_is_back(
-    tmp_path, static_root
+    tmp_path, static_root, fault
 ):
     study = load_study()
     load_kpis(study=study, path=kpis_path())
@@ -65,7 +76,10 @@ def test_submissions_while_redis_is_down_are_stored_once_and_scored_when_it_is_b
             celery_beat(env, tmp_path),
         ):
             forms = [open_form(web, token) for token in tokens]
-            broker.stop()
+            if fault == "stopped":
+                broker.stop()
+            else:
+                broker.freeze()
 
             durations = []
             for i, form in enumerate(forms):
@@ -95,14 +109,18 @@ def test_submissions_while_redis_is_down_are_stored_once_and_scored_when_it_is_b
             health = httpx.get(f"{web.url}/healthz", headers=HTTPS, timeout=30)
             assert (health.status_code, health.json()["checks"]["broker"]) == (200, "down")
 
-            broker.start()  # the same port, empty: the lost messages are not coming back
+            if fault == "stopped":
+                broker.start()  # the same port, empty: lost messages are not coming back
+            else:
+                broker.thaw()
             restarted = time.monotonic()
 
             def scored_everything() -> bool:
                 runs = EvaluationRun.objects.filter(study=study)
-                return not runs.exclude(status="succeeded").exists() and runs.filter(
-                    responses_counted=before + PARTICIPANTS
-                ).exists()
+                return (
+                    not runs.exclude(status="succeeded").exists()
+                    and runs.filter(responses_counted=before + PARTICIPANTS).exists()
+                )
 
             wait_until(scored_everything, WAIT, "a run counts every submission", worker.log)
             caught_up = time.monotonic() - restarted
@@ -119,7 +137,7 @@ def test_submissions_while_redis_is_down_are_stored_once_and_scored_when_it_is_b
     response_rate = run.results.get(kpi_code="response_rate", site=None)
     assert response_rate.numerator == before + PARTICIPANTS
     print(
-        f"submissions with Redis down: {len(durations)} accepted, slowest "
+        f"submissions with Redis {fault}: {len(durations)} accepted, slowest "
         f"{max(durations):.2f} s, median {sorted(durations)[len(durations) // 2]:.2f} s; "
-        f"all scored {caught_up:.1f} s after Redis restarted"
+        f"all scored {caught_up:.1f} s after Redis came back"
     )

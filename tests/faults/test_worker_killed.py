@@ -46,9 +46,7 @@ FIGURES = [
 
 
 def figures(run: EvaluationRun) -> list[tuple[object, ...]]:
-    return sorted(
-        run.results.values_list(*FIGURES), key=lambda row: tuple(str(v) for v in row)
-    )
+    return sorted(run.results.values_list(*FIGURES), key=lambda row: tuple(str(v) for v in row))
 
 
 def backends_waiting_on_results() -> list[int]:
