@@ -21,7 +21,7 @@ from django.core.cache import cache
 from django.db import connections
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ REQUIRED = ("database", "cache")
 
 
 @never_cache
-@require_GET
+@require_safe  # GET, and HEAD for probes that only look at the status
 def healthz(request: HttpRequest) -> JsonResponse:
     checks = {"database": database(), "broker": broker(), "cache": cache_state()}
     healthy = all(checks[name] == UP for name in REQUIRED)

@@ -455,7 +455,9 @@ def service_unavailable(request: HttpRequest) -> HttpResponse:
     to come back shortly, in their language. Like the 500 page, rendered without a request
     context (its context processors could touch the database) and from no stored data."""
     _activate_language(request)
-    context = {"retry_url": request.path if request.method in {"GET", "HEAD"} else ""}
+    # Reloading is the retry for a page; after a POST it would lose the typed answers
+    # (the page asks to go back instead).
+    context = {"can_reload": request.method in {"GET", "HEAD"}}
     response = HttpResponse(loader.render_to_string("503.html", context), status=503)
     response["Retry-After"] = str(RETRY_AFTER)
     add_never_cache_headers(response)

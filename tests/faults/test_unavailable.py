@@ -60,7 +60,7 @@ def test_a_participant_sees_a_try_again_page_in_japanese(browser, participant, d
 def test_the_try_again_page_speaks_english_when_asked(browser, participant, database_down):
     page = browser.get(f"/r/{participant.token}/?lang=en")
 
-    assert_try_again_page(page, 'lang="en"', "Please try again shortly", "Try again")
+    assert_try_again_page(page, 'lang="en"', "Please try again shortly", 'href="">Try again')
 
 
 def test_a_submission_that_cannot_reach_the_database_gets_the_page_and_stores_nothing(
@@ -71,7 +71,7 @@ def test_a_submission_that_cannot_reach_the_database_gets_the_page_and_stores_no
         page = browser.post(f"/r/{participant.token}/", form)
 
     assert_try_again_page(page, "送信")
-    assert 'href="/r/' not in page.content.decode()  # go back to the form, not reload it
+    assert "もう一度試す" not in page.content.decode()  # go back to the form: no reload
     assert not Response.objects.exists()
 
 
@@ -182,8 +182,9 @@ def test_healthz_tells_no_secret(browser, settings):
         assert secret not in text
 
 
-def test_healthz_needs_no_login_and_takes_only_get(browser):
+def test_healthz_needs_no_login_and_takes_only_get_and_head(browser):
     assert browser.get("/healthz").status_code == 200
+    assert browser.head("/healthz").status_code == 200
     assert browser.post("/healthz").status_code == 405
 
 

@@ -49,16 +49,16 @@ def figures(run: EvaluationRun) -> list[tuple[object, ...]]:
     return sorted(run.results.values_list(*FIGURES), key=lambda row: tuple(str(v) for v in row))
 
 
-def backends_waiting_on_results() -> list[int]:
+def backends_waiting_on_results() -> list[tuple[int, str]]:
     """PostgreSQL backends of the test database blocked on a lock while touching the
-    results table: the worker's final write, held up by the test's lock."""
+    results table, with their statement: the worker's final write, held up by the test."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "SELECT pid, query FROM pg_stat_activity WHERE datname = current_database() "
             "AND wait_event_type = 'Lock' AND query ILIKE %s AND pid <> pg_backend_pid()",
             ["%kpi_kpiresult%"],
         )
-        return [pid for (pid,) in cursor.fetchall()]
+        return list(cursor.fetchall())
 
 
 def backend_alive(pid: int) -> bool:
@@ -95,7 +95,9 @@ def test_a_run_whose_worker_is_killed_mid_write_completes_once_on_a_new_worker(
                     return state.status == "running" and bool(backends_waiting_on_results())
 
                 wait_until(stuck_in_final_write, WAIT, "the worker blocks in its write", first.log)
-                (backend,) = backends_waiting_on_results()
+                ((backend, statement),) = backends_waiting_on_results()
+                # The first statement of the final write: it has claimed and counted.
+                assert statement.startswith('DELETE FROM "kpi_kpiresult"'), statement
                 assert len(first.pids()) >= 2, "expected the main process and a pool child"
                 first.kill()
                 killed_at = time.monotonic()
