@@ -13,12 +13,15 @@ during the outage.
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import psycopg
 import pytest
 from django.db import connection
 
 from surveys.models import Answer, Response
+from tests.celery_worker import test_database_url as database_url
 from tests.celery_worker import wait_until
 from tests.factories import complete_answers
 
@@ -144,3 +147,85 @@ def test_an_unreachable_database_gives_503_pages_and_nothing_half_written(
     assert rows == sorted([*channels, *((code, value) for code, value in final.items() if value)])
     assert Response.objects.filter(participant=participant).count() == 1
     print(f"with the database host silent, the 503 page came after {hung_for:.1f} s")
+
+
+def test_a_submission_cut_off_in_the_middle_of_its_transaction_leaves_nothing(
+    tmp_path, static_root, participant
+):
+    """The hard case of "nothing half-written": the connection drops after the submission
+    has written its response row and while it writes the answers. The test holds a lock on
+    the answers table so that the web app's transaction waits there, deterministically, then
+    cuts the proxy."""
+    db = connection.settings_dict
+    blocker = psycopg.connect(database_url())  # the test's own transaction, not proxied
+    try:
+        with (
+            redis_server(tmp_path / "redis") as broker,
+            tcp_proxy((db["HOST"], int(db["PORT"] or 5432))) as proxy,
+        ):
+            env = production_environment(
+                database_url=f"postgres://{db['USER']}@{HOST}:{proxy.port}/{db['NAME']}",
+                broker_url=broker.url(),
+                static_root=static_root,
+            )
+            with web_server(env, tmp_path / "web.log") as web:
+                form = open_form(web, participant.token)
+                blocker.execute("LOCK TABLE surveys_answer IN ACCESS EXCLUSIVE MODE")
+                with ThreadPoolExecutor(max_workers=1) as phone:
+                    sent = phone.submit(
+                        post_form, web, form, "submit", complete_answers(tool="phone")
+                    )
+                    wait_until(
+                        lambda: bool(writers_waiting_on("surveys_answer")),
+                        WAIT,
+                        "the submission waits to write its answers",
+                        web.log,
+                    )
+                    ((backend, has_written),) = writers_waiting_on("surveys_answer")
+                    assert has_written  # its transaction has already written (the response)
+                    proxy.cut()
+                    assert_try_again(sent.result(timeout=WAIT), "もう一度送信してください")
+
+                # The orphaned transaction ends, rolled back, once it gets the lock and
+                # finds its client gone.
+                blocker.rollback()
+                wait_until(
+                    lambda: not backend_alive(backend), WAIT, "the cut-off backend ends", web.log
+                )
+                assert stored(participant) == (None, [])
+
+                proxy.restore()
+                wait_until(
+                    lambda: httpx.get(f"{web.url}/healthz", timeout=WAIT).status_code == 200,
+                    WAIT,
+                    "the web app sees the database again",
+                    web.log,
+                )
+                done = post_form(web, form, "submit", complete_answers(tool="line"))
+                assert done.status_code == 303
+    finally:
+        blocker.close()
+
+    status, rows = stored(participant)
+    assert status == "submitted"
+    assert ("tool", "line") in rows and len(rows) == 7
+    assert Response.objects.filter(participant=participant).count() == 1
+
+
+def writers_waiting_on(table: str) -> list[tuple[int, bool]]:
+    """Backends of the test database blocked on a lock in a statement naming ``table``,
+    and whether their transaction has written anything yet (it has an xid)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid, backend_xid IS NOT NULL FROM pg_stat_activity "
+            "WHERE datname = current_database() AND wait_event_type = 'Lock' "
+            "AND query ILIKE %s AND pid <> pg_backend_pid()",
+            [f"%{table}%"],
+        )
+        return list(cursor.fetchall())
+
+
+def backend_alive(pid: int) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", [pid])
+        return cursor.fetchone() is not None
