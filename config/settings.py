@@ -134,6 +134,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+    # A database host that does not answer (a failover, a network cut) fails a request
+    # after this many seconds with a 503 page (config/errors.py) instead of holding it.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=5)
+    )
     DATABASES["default"].setdefault("TEST", {})["NAME"] = env.str(
         "TEST_DATABASE_NAME", default="test_hyoka"
     )
@@ -160,6 +165,11 @@ USE_TZ = True
 # API throttling counts requests here: in production point it at Redis (CACHE_URL=
 # redis://host:6379/1) so that the limits hold across gunicorn workers and machines.
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+if CACHES["default"]["BACKEND"].endswith(".RedisCache"):
+    # A Redis that is down or frozen fails a cache call in seconds, never holds a request.
+    CACHES["default"].setdefault("OPTIONS", {}).update(
+        {"socket_connect_timeout": 2, "socket_timeout": 2}
+    )
 
 # --- Static files ---------------------------------------------------------------------
 STATIC_URL = "static/"
@@ -219,9 +229,33 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=600)
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=540)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A task whose worker died unacknowledged is redelivered after this many seconds. It must
+# exceed the longest task (CELERY_TASK_TIME_LIMIT), or a slow run would be sent twice.
+visibility_timeout = env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)
+# A participant's submission publishes a scoring task: a broker that is down, or frozen
+# (accepting connections but never answering), must not hold the request. Without these,
+# kombu waits forever on a frozen Redis; with them a publish gives up within ~3 s (frozen)
+# or ~0.5 s (refused).
+# Enqueueing failures are swallowed (kpi.services._enqueue) and the backstop catches up.
+broker_timeout = env.float("CELERY_BROKER_TIMEOUT", default=2.0)
+CELERY_BROKER_CONNECTION_TIMEOUT = broker_timeout
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.2,
+}
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    # A task whose worker died unacknowledged is redelivered after this many seconds.
-    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
+    "visibility_timeout": visibility_timeout,
+    "socket_connect_timeout": broker_timeout,
+    # Above the 1 s BRPOP timeout of consuming workers, so that an idle queue is no error.
+    "socket_timeout": max(broker_timeout, 2.0) + 1.0,
+    # Kombu looks for unacknowledged tasks past their visibility timeout when a worker
+    # starts, then only every `interval x throttle` seconds (10 x 10 by default): scan every
+    # tenth of the timeout instead (at most once a minute, one cheap sorted-set query), so
+    # that a task whose worker was killed comes back soon after its timeout.
+    "unacked_restore_interval": min(max(visibility_timeout // 10, 1), 60),
+    "unacked_restore_throttle": 1,
 }
 CELERY_TIMEZONE = TIME_ZONE
 # The schedule `celery beat` runs (production): nightly scoring of open studies, and a
@@ -231,8 +265,13 @@ CELERY_BEAT_SCHEDULE = {
         "task": "kpi.score_open_studies",
         "schedule": crontab(hour=2, minute=0),
     },
-    "score-unscored-submissions": {"task": "kpi.score_unscored", "schedule": 300.0},
+    "score-unscored-submissions": {
+        "task": "kpi.score_unscored",
+        "schedule": float(env.int("HYOKA_BACKSTOP_INTERVAL", default=300)),
+    },
 }
+# The backstop re-sends a queued run once it is this many seconds old (never delivered).
+HYOKA_BACKSTOP_STUCK_AFTER = env.int("HYOKA_BACKSTOP_STUCK_AFTER", default=180)
 
 # --- Security -------------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
@@ -244,6 +283,8 @@ if PRODUCTION:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    # Load balancers and monitors probe over plain http inside the network.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)

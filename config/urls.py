@@ -3,8 +3,11 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from config.api.views import NotFoundView
+from config.health import healthz
 
 urlpatterns = [
+    # Probes and monitors (no authentication, never cached): see config/health.py.
+    path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
     # The REST API (docs/api.md); its schema, and the docs served without a CDN.
     path("api/v1/", include("config.api.urls")),
@@ -18,4 +21,4 @@ urlpatterns = [
 # Participants may land on any of these: each page is translated and in the site's look.
 handler400 = "surveys.views.bad_request"
 handler404 = "surveys.views.page_not_found"
-handler500 = "surveys.views.server_error"
+handler500 = "config.errors.server_error"

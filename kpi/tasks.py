@@ -7,6 +7,7 @@ import logging
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
 from django.db.models import Max
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
@@ -60,18 +61,16 @@ def score_open_studies() -> int:
     return len(studies)
 
 
-# A queued run older than this was probably never delivered (the broker was down).
-STUCK_AFTER = dt.timedelta(minutes=3)
-
-
 @shared_task(name="kpi.score_unscored")
 def score_unscored() -> int:
     """Backstop, every few minutes: re-send runs stuck in the queue, and score open studies
     whose latest submission is newer than their latest scoring's cut-off (submissions made
     while the broker was down)."""
+    # A queued run older than this was probably never delivered (the broker was down).
+    stuck_after = dt.timedelta(seconds=settings.HYOKA_BACKSTOP_STUCK_AFTER)
     now = timezone.now()
     stuck = EvaluationRun.objects.filter(
-        status=EvaluationRun.Status.QUEUED, created_at__lt=now - STUCK_AFTER
+        status=EvaluationRun.Status.QUEUED, created_at__lt=now - stuck_after
     ).values_list("pk", flat=True)
     for run_id in stuck:
         services._enqueue(run_id)

@@ -18,6 +18,7 @@ from django.shortcuts import render
 from django.template import loader
 from django.urls import reverse
 from django.utils import timezone, translation
+from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext as _
 from django.utils.translation import pgettext
 from django.views.decorators.cache import never_cache
@@ -442,3 +443,22 @@ def server_error(request: HttpRequest) -> HttpResponse:
     """Rendered without a request context, so that it works whatever failed."""
     _activate_language(request)
     return HttpResponse(loader.render_to_string("500.html"), status=500)
+
+
+# Seconds a client is asked to wait when the database is unreachable: a restart or a
+# failover takes about that long.
+RETRY_AFTER = 120
+
+
+def service_unavailable(request: HttpRequest) -> HttpResponse:
+    """The database cannot be reached (config.errors decides): a 503 asking the participant
+    to come back shortly, in their language. Like the 500 page, rendered without a request
+    context (its context processors could touch the database) and from no stored data."""
+    _activate_language(request)
+    # Reloading is the retry for a page; after a POST it would lose the typed answers
+    # (the page asks to go back instead).
+    context = {"can_reload": request.method in {"GET", "HEAD"}}
+    response = HttpResponse(loader.render_to_string("503.html", context), status=503)
+    response["Retry-After"] = str(RETRY_AFTER)
+    add_never_cache_headers(response)
+    return response

@@ -32,6 +32,32 @@ class Worker:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def pids(self) -> list[int]:
+        """The main process and its pool children (the worker is its own process group)."""
+        pgid = self.process.pid
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(stat[2]) == pgid and stat[0] != "Z":  # fields: state, ppid, pgrp
+                found.append(int(entry.name))
+        return found
+
+    def kill(self) -> None:
+        """SIGKILL the whole worker at once, as the kernel's OOM killer or a lost machine
+        would: no warm shutdown, no child reporting back, nothing acknowledged."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(STOP_TIMEOUT)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while self.pids():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"worker processes {self.pids()} survived SIGKILL")
+            time.sleep(0.1)
+
 
 def test_database_url() -> str:
     """The URL of the database this test runs on, for a worker in another process."""
@@ -81,8 +107,14 @@ def celery_worker(
         "--loglevel=INFO",
     ]
     with log_path.open("ab") as log:
+        # A process group of its own, so that Worker.kill() reaches the pool children too.
         process = subprocess.Popen(
-            command, cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT
+            command,
+            cwd=BASE_DIR,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     worker = Worker(process=process, log_path=log_path, queue=queue)
     try:
