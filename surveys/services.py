@@ -15,8 +15,9 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
-from . import tokens
+from . import audit, tokens
 from .answers import MAX_CHOICES, CleanAnswers, InstrumentForm, answer_rows
 from .errors import (
     AlreadySubmitted,
@@ -37,6 +38,7 @@ from .models import (
     Site,
     Study,
 )
+from .history import Reason
 from .selectors import instrument_current
 from .signals import response_submitted
 
@@ -57,7 +59,9 @@ class Invitation:
 
 def participant_create(*, site: Site, reference: str) -> Invitation:
     token, token_hash = tokens.new_token()
-    participant = Participant.objects.create(site=site, reference=reference, token_hash=token_hash)
+    participant = Participant(site=site, reference=reference, token_hash=token_hash)
+    participant._change_reason = Reason.PARTICIPANT_CREATED.value  # type: ignore[attr-defined]
+    participant.save()
     return Invitation(participant=participant, token=token)
 
 
@@ -69,14 +73,23 @@ def participant_reissue_links(*, participants: Iterable[Participant]) -> list[In
     for participant in participants:
         token, participant.token_hash = tokens.new_token()
         participant.token_issued_at = now
-        participant.save(update_fields=["token_hash", "token_issued_at"])
         invitations.append(Invitation(participant=participant, token=token))
+    # One UPDATE and one INSERT of historical rows (which keep the time, never the hash).
+    bulk_update_with_history(
+        [i.participant for i in invitations],
+        Participant,
+        ["token_hash", "token_issued_at"],
+        batch_size=1000,
+        default_change_reason=Reason.LINK_REISSUED.value,
+        default_date=now,
+    )
     return invitations
 
 
 def participant_withdraw(*, participant: Participant) -> None:
     """The participant leaves the study: their link stops working; their answers stay."""
     participant.status = Participant.Status.WITHDRAWN
+    participant._change_reason = Reason.PARTICIPANT_WITHDRAWN.value  # type: ignore[attr-defined]
     participant.save(update_fields=["status"])
 
 
@@ -166,7 +179,12 @@ def _import_rows(
         participant = Participant(site=site, reference=reference, token_hash=token_hash)
         invitations.append(Invitation(participant=participant, token=token))
     with transaction.atomic():  # all rows are stored, or none
-        Participant.objects.bulk_create([i.participant for i in invitations], batch_size=1000)
+        bulk_create_with_history(
+            [i.participant for i in invitations],
+            Participant,
+            batch_size=1000,
+            default_change_reason=Reason.PARTICIPANTS_IMPORTED.value,
+        )
     return invitations
 
 
@@ -251,13 +269,14 @@ def _locked_response(participant: Participant, *, language: str, source: str) ->
         instrument = instrument_current(participant.site.study)
         if instrument is None:
             raise SurveyClosed()
-        response = Response.objects.create(
+        response = Response(
             participant=participant,
             instrument=instrument,
             site_id=participant.site_id,
             language=language,
             source=source,
         )
+        audit.save_unrecorded(response)  # recorded once, as created, when saved at the end
     if response.is_submitted:
         raise AlreadySubmitted()
     return response
@@ -267,10 +286,9 @@ def _normal_language(language: str) -> str:
     return language if language in Language.values else Language.JA
 
 
-def _store(response: Response, form: InstrumentForm, clean: CleanAnswers) -> None:
+def _store(response: Response, form: InstrumentForm, clean: CleanAnswers, *, reason: str) -> None:
     """Replace the response's answers; the caller saves ``choice_bits`` with the response."""
-    response.answers.all().delete()
-    Answer.objects.bulk_create(answer_rows(response.pk, form, clean))
+    audit.answers_replace(response, answer_rows(response.pk, form, clean), reason=reason)
     response.choice_bits = form.bits(clean)
 
 
@@ -293,9 +311,12 @@ def response_save_draft(
         clean, errors = form.clean(answers, complete=False)
         if errors:
             raise AnswersInvalid(errors=errors)
-        _store(response, form, clean)
+        reason = audit.participant_reason(source, submission=False)
+        _store(response, form, clean, reason=reason)
         response.language = _normal_language(language)
-        response.save(update_fields=["language", "choice_bits", "updated_at"])
+        audit.save_recorded(
+            response, update_fields=["language", "choice_bits", "updated_at"], reason=reason
+        )
     return response
 
 
@@ -320,12 +341,14 @@ def response_submit(
         clean, errors = form.clean(answers, complete=True)
         if errors:
             raise AnswersInvalid(errors=errors)
-        _store(response, form, clean)
+        reason = audit.participant_reason(source, submission=True)
+        _store(response, form, clean, reason=reason)
         response.status = Response.Status.SUBMITTED
         response.submitted_at = timezone.now()
         response.language = _normal_language(language)
         response.source = source
-        response.save(
+        audit.save_recorded(
+            response,
             update_fields=[
                 "status",
                 "submitted_at",
@@ -333,7 +356,8 @@ def response_submit(
                 "source",
                 "choice_bits",
                 "updated_at",
-            ]
+            ],
+            reason=reason,
         )
         site = participant.site
         transaction.on_commit(
@@ -383,7 +407,8 @@ def responses_import(*, instrument: Instrument, rows: Iterable[ImportedResponse]
     if errors:
         raise AnswersInvalid(errors=errors)
     with transaction.atomic():
-        responses = Response.objects.bulk_create(
+        # Each table and its history: one INSERT each per batch.
+        responses = bulk_create_with_history(
             [
                 Response(
                     participant=row.participant,
@@ -398,15 +423,19 @@ def responses_import(*, instrument: Instrument, rows: Iterable[ImportedResponse]
                 )
                 for row, clean in zip(rows, cleaned, strict=True)
             ],
+            Response,
             batch_size=1000,
+            default_change_reason=Reason.RESPONSES_IMPORTED.value,
         )
-        Answer.objects.bulk_create(
+        bulk_create_with_history(
             [
                 answer
                 for response, clean in zip(responses, cleaned, strict=True)
                 for answer in answer_rows(response.pk, form, clean)
             ],
+            Answer,
             batch_size=2000,
+            default_change_reason=Reason.RESPONSES_IMPORTED.value,
         )
         site_ids = sorted({r.participant.site_id for r in rows})
         # One announcement per site, not per response: scoring is debounced anyway.

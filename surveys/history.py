@@ -1,0 +1,128 @@
+"""The audit trail's model layer: which history the models keep, and how a record says
+what made the change.
+
+Every change to participants, responses and their answers, site memberships, segments,
+KPI targets and evaluations leaves a row in a historical table (django-simple-history):
+the row as it then was, when, who (a manager's account, or none) and how (the
+``history_change_reason``: "participant submission (web)", "admin", "command: demo" …).
+The historical tables are append-only in the database (``surveys/appendonly.py``).
+
+This module imports no model of the project, so that ``models.py`` can use it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+from simple_history.models import HistoricalRecords
+
+
+class Reason(models.TextChoices):
+    """The fixed ways a change is made, as stored in ``history_change_reason`` (English,
+    so that a record reads the same whatever language was active) and as shown."""
+
+    DRAFT_WEB = "participant draft (web)", _("participant saved a draft (web)")
+    DRAFT_API = "participant draft (api)", _("participant saved a draft (API)")
+    SUBMISSION_WEB = "participant submission (web)", _("participant submission (web)")
+    SUBMISSION_API = "participant submission (api)", _("participant submission (API)")
+    RESPONSES_IMPORTED = "responses imported", _("responses imported")
+    PARTICIPANT_CREATED = "participant created", _("participant created")
+    PARTICIPANTS_IMPORTED = "participants imported", _("participants imported")
+    PARTICIPANT_WITHDRAWN = "participant withdrawn", _("participant withdrawn")
+    LINK_REISSUED = "invitation link reissued", _("invitation link reissued")
+    EVALUATION_CREATED = "evaluation created", _("evaluation created")
+    SIGNED_OFF = "evaluation signed off", _("evaluation signed off")
+    WITHDRAWN = "evaluation withdrawn", _("evaluation withdrawn")
+    PDF_STORED = "signed PDF stored", _("signed PDF rendered and stored")
+    ADMIN = "admin", _("admin")
+    API = "api", _("API")
+    WEB = "web", _("web")
+
+
+COMMAND = "command: "
+TASK = "task: "
+
+_acting: ContextVar[str | None] = ContextVar("hyoka_history_acting", default=None)
+
+
+@contextmanager
+def acting(reason: str) -> Iterator[None]:
+    """Records written inside say ``reason`` unless they name their own (a management
+    command: ``acting(command("demo"))``; a Celery task: set for every task, see
+    ``kpi/receivers.py``)."""
+    token = _acting.set(reason)
+    try:
+        yield
+    finally:
+        _acting.reset(token)
+
+
+def command(name: str) -> str:
+    return f"{COMMAND}{name}"
+
+
+def task(name: str) -> str:
+    return f"{TASK}{name}"
+
+
+def current_reason() -> str | None:
+    """What is making changes now: ``acting()``, else the channel of the request being
+    served (never its path: participant links carry their token)."""
+    reason = _acting.get()
+    if reason:
+        return reason
+    request = getattr(HistoricalRecords.context, "request", None)
+    if request is None:
+        return None
+    path = getattr(request, "path_info", "") or ""
+    if path.startswith("/admin/"):
+        return Reason.ADMIN.value
+    if path.startswith("/api/"):
+        return Reason.API.value
+    return Reason.WEB.value
+
+
+def reason_label(value: str | None) -> str:
+    """A stored reason as a manager reads it, in the active language."""
+    if not value:
+        return ""
+    if value in Reason.values:
+        return str(Reason(value).label)
+    if value.startswith(COMMAND):
+        return str(_("command %(name)s")) % {"name": value.removeprefix(COMMAND)}
+    if value.startswith(TASK):
+        return str(_("background task %(name)s")) % {"name": value.removeprefix(TASK)}
+    return value
+
+
+class AuditedHistory(HistoricalRecords):
+    """simple-history's records, with two changes for an audit trail.
+
+    - ``history_user`` is ``PROTECT`` instead of ``SET_NULL``: deleting an account that
+      changed something would blank "who" in its records (and the append-only triggers
+      refuse the update anyway). Such an account is deactivated, not deleted.
+    - A record without a reason of its own gets ``current_reason()``.
+    """
+
+    def _get_history_user_fields(self) -> dict[str, Any]:
+        fields: dict[str, Any] = super()._get_history_user_fields()  # type: ignore[misc]
+        user = fields.get("history_user")
+        if isinstance(user, models.ForeignKey):
+            fields["history_user"] = models.ForeignKey(
+                user.remote_field.model,
+                null=True,
+                related_name=self.user_related_name,
+                on_delete=models.PROTECT,
+                db_constraint=self.user_db_constraint,
+            )
+        return fields
+
+    def get_change_reason_for_object(self, instance: Any, history_type: str, using: Any) -> Any:
+        return super().get_change_reason_for_object(instance, history_type, using) or (
+            current_reason()
+        )
