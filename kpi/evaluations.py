@@ -17,6 +17,8 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from surveys.history import Reason
+
 from . import snapshot as snapshots
 from .errors import EvaluationFrozen, RunNotSucceeded, SignOffRefused
 from .models import Evaluation, EvaluationRun
@@ -46,6 +48,7 @@ def evaluation_create(*, run: EvaluationRun, user: User | None, language: str = 
         created_by_id=_user_id(user),
     )
     evaluation._history_user = user if _user_id(user) else None  # type: ignore[attr-defined]
+    evaluation._change_reason = Reason.EVALUATION_CREATED.value  # type: ignore[attr-defined]
     evaluation.save()
     return evaluation
 
@@ -93,6 +96,7 @@ def evaluation_sign_off(
         evaluation.signer_role = signer_role.strip()
         evaluation.rendering = Evaluation.Rendering.PENDING
         evaluation._history_user = user  # type: ignore[attr-defined]
+        evaluation._change_reason = Reason.SIGNED_OFF.value  # type: ignore[attr-defined]
         evaluation.save()
         evaluation_id = evaluation.pk
         transaction.on_commit(lambda: _enqueue_render(evaluation_id))
@@ -130,6 +134,8 @@ def evaluation_render_signed(*, evaluation_id: int) -> Evaluation:
         evaluation.pdf_size = len(pdf)
         evaluation.rendering = Evaluation.Rendering.DONE
         evaluation.rendering_error = ""
+        evaluation._history_user = None  # type: ignore[attr-defined]
+        evaluation._change_reason = Reason.PDF_STORED.value  # type: ignore[attr-defined]
         evaluation.save()
     return evaluation
 
@@ -165,6 +171,7 @@ def evaluation_withdraw(
         evaluation.withdrawn_at = timezone.now()
         evaluation.withdrawal_reason = reason.strip()
         evaluation._history_user = user  # type: ignore[attr-defined]
+        evaluation._change_reason = Reason.WITHDRAWN.value  # type: ignore[attr-defined]
         evaluation.save()
     return evaluation
 

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
+from django.core.management.base import BaseCommand
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
@@ -68,6 +69,36 @@ def command(name: str) -> str:
 
 def task(name: str) -> str:
     return f"{TASK}{name}"
+
+
+class AuditedCommand(BaseCommand):
+    """A management command whose changes are recorded as made by it ("command: demo")."""
+
+    def execute(self, *args: Any, **options: Any) -> Any:
+        with acting(command(self.__module__.rsplit(".", 1)[-1])):
+            return super().execute(*args, **options)
+
+
+def _task_started(sender: Any = None, task_id: str = "", **kwargs: Any) -> None:
+    _task_tokens[task_id] = _acting.set(task(getattr(sender, "name", "") or "?"))
+
+
+def _task_finished(sender: Any = None, task_id: str = "", **kwargs: Any) -> None:
+    token = _task_tokens.pop(task_id, None)
+    if token is not None:
+        _acting.reset(token)
+
+
+_task_tokens: dict[str, Any] = {}
+
+
+def record_tasks() -> None:
+    """Changes made by a Celery task are recorded as made by it ("task: kpi.render…"),
+    on a worker and in-process alike."""
+    from celery.signals import task_postrun, task_prerun
+
+    task_prerun.connect(_task_started, weak=False, dispatch_uid="hyoka.history.task_started")
+    task_postrun.connect(_task_finished, weak=False, dispatch_uid="hyoka.history.task_finished")
 
 
 def current_reason() -> str | None:

@@ -27,6 +27,7 @@ from .errors import (
     InstrumentInvalid,
     SurveyClosed,
 )
+from .history import Reason
 from .models import (
     Answer,
     Choice,
@@ -38,7 +39,6 @@ from .models import (
     Site,
     Study,
 )
-from .history import Reason
 from .selectors import instrument_current
 from .signals import response_submitted
 
