@@ -17,7 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from surveys.history import Reason
+from surveys.history import Reason, save_with_reason
 
 from . import snapshot as snapshots
 from .errors import EvaluationFrozen, RunNotSucceeded, SignOffRefused
@@ -48,8 +48,7 @@ def evaluation_create(*, run: EvaluationRun, user: User | None, language: str = 
         created_by_id=_user_id(user),
     )
     evaluation._history_user = user if _user_id(user) else None  # type: ignore[attr-defined]
-    evaluation._change_reason = Reason.EVALUATION_CREATED.value  # type: ignore[attr-defined]
-    evaluation.save()
+    save_with_reason(evaluation, Reason.EVALUATION_CREATED.value)
     return evaluation
 
 
@@ -96,8 +95,7 @@ def evaluation_sign_off(
         evaluation.signer_role = signer_role.strip()
         evaluation.rendering = Evaluation.Rendering.PENDING
         evaluation._history_user = user  # type: ignore[attr-defined]
-        evaluation._change_reason = Reason.SIGNED_OFF.value  # type: ignore[attr-defined]
-        evaluation.save()
+        save_with_reason(evaluation, Reason.SIGNED_OFF.value)
         evaluation_id = evaluation.pk
         transaction.on_commit(lambda: _enqueue_render(evaluation_id))
     return evaluation
@@ -135,8 +133,7 @@ def evaluation_render_signed(*, evaluation_id: int) -> Evaluation:
         evaluation.rendering = Evaluation.Rendering.DONE
         evaluation.rendering_error = ""
         evaluation._history_user = None  # type: ignore[attr-defined]
-        evaluation._change_reason = Reason.PDF_STORED.value  # type: ignore[attr-defined]
-        evaluation.save()
+        save_with_reason(evaluation, Reason.PDF_STORED.value)
     return evaluation
 
 
@@ -171,8 +168,7 @@ def evaluation_withdraw(
         evaluation.withdrawn_at = timezone.now()
         evaluation.withdrawal_reason = reason.strip()
         evaluation._history_user = user  # type: ignore[attr-defined]
-        evaluation._change_reason = Reason.WITHDRAWN.value  # type: ignore[attr-defined]
-        evaluation.save()
+        save_with_reason(evaluation, Reason.WITHDRAWN.value)
     return evaluation
 
 

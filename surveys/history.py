@@ -63,6 +63,16 @@ def acting(reason: str) -> Iterator[None]:
         _acting.reset(token)
 
 
+def save_with_reason(obj: models.Model, reason: str, **save: Any) -> None:
+    """``obj.save(**save)`` recorded with ``reason`` (which then leaves the instance:
+    simple-history would give it to the instance's next records too)."""
+    obj._change_reason = reason  # type: ignore[attr-defined]
+    try:
+        obj.save(**save)
+    finally:
+        del obj._change_reason  # type: ignore[attr-defined]
+
+
 def command(name: str) -> str:
     return f"{COMMAND}{name}"
 

@@ -27,7 +27,7 @@ from .errors import (
     InstrumentInvalid,
     SurveyClosed,
 )
-from .history import Reason
+from .history import Reason, save_with_reason
 from .models import (
     Answer,
     Choice,
@@ -60,8 +60,7 @@ class Invitation:
 def participant_create(*, site: Site, reference: str) -> Invitation:
     token, token_hash = tokens.new_token()
     participant = Participant(site=site, reference=reference, token_hash=token_hash)
-    participant._change_reason = Reason.PARTICIPANT_CREATED.value  # type: ignore[attr-defined]
-    participant.save()
+    save_with_reason(participant, Reason.PARTICIPANT_CREATED.value)
     return Invitation(participant=participant, token=token)
 
 
@@ -89,8 +88,7 @@ def participant_reissue_links(*, participants: Iterable[Participant]) -> list[In
 def participant_withdraw(*, participant: Participant) -> None:
     """The participant leaves the study: their link stops working; their answers stay."""
     participant.status = Participant.Status.WITHDRAWN
-    participant._change_reason = Reason.PARTICIPANT_WITHDRAWN.value  # type: ignore[attr-defined]
-    participant.save(update_fields=["status"])
+    save_with_reason(participant, Reason.PARTICIPANT_WITHDRAWN.value, update_fields=["status"])
 
 
 IMPORT_COLUMNS = ("reference", "site")
