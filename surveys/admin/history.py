@@ -13,6 +13,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from django.contrib import admin
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
@@ -83,6 +84,15 @@ class HistoryAdmin(ScopedAdminMixin, SimpleHistoryAdmin):
         return bool(super().revert_disabled(request, obj)) or not self.has_change_permission(
             request, obj
         )
+
+    def has_view_history_or_change_history_permission(
+        self, request: HttpRequest, obj: Any = None
+    ) -> bool:
+        if obj is not None and not self.model._default_manager.filter(pk=obj.pk).exists():
+            # A deleted row: ``history_in_scope`` found its last version in the caller's
+            # scope; what is left to ask is the model permission.
+            return bool(admin.ModelAdmin.has_view_permission(self, request))
+        return bool(super().has_view_history_or_change_history_permission(request, obj))
 
     def history_view(
         self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
