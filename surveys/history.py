@@ -45,6 +45,19 @@ class Reason(models.TextChoices):
     WEB = "web", _("web")
 
 
+# The participant's own acts: recorded without an account.
+PARTICIPANT_ACTS = frozenset(
+    {Reason.DRAFT_WEB, Reason.DRAFT_API, Reason.SUBMISSION_WEB, Reason.SUBMISSION_API}
+)
+
+
+def by_participant(reason: str | None) -> bool:
+    return bool(reason) and (
+        reason in PARTICIPANT_ACTS
+        or str(reason).startswith(("participant draft (", "participant submission ("))
+    )
+
+
 COMMAND = "command: "
 TASK = "task: "
 

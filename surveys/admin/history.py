@@ -22,10 +22,8 @@ from simple_history.admin import SimpleHistoryAdmin
 from simple_history.models import ModelChange
 from simple_history.template_utils import HistoricalRecordContextHelper
 
-from ..history import reason_label
+from ..history import by_participant, reason_label
 from .common import EMPTY, ScopedAdminMixin
-
-PARTICIPANT_PREFIX = "participant "
 
 
 def plain_decimal(value: Decimal) -> str:
@@ -38,7 +36,7 @@ def actor(record: Any) -> str:
     user = getattr(record, "history_user", None)
     if user is not None:
         return str(user.get_username())
-    if (record.history_change_reason or "").startswith(PARTICIPANT_PREFIX):
+    if by_participant(record.history_change_reason):
         return gettext("the participant")
     return gettext("the system")
 

@@ -261,3 +261,15 @@ def test_reasons_are_stored_in_english_and_shown_in_the_managers_language():
         assert history.reason_label("task: kpi.render_evaluation") == (
             "background task kpi.render_evaluation"
         )
+
+
+def test_only_the_participants_own_acts_are_shown_as_theirs(site):
+    from surveys.admin.history import actor
+
+    participant = services.participant_create(site=site, reference="P-1").participant
+    response = services.response_submit(
+        participant=participant, answers=complete_answers(), language="ja"
+    )
+    with translation.override("en"):
+        assert actor(ParticipantHistory.objects.get(id=participant.pk)) == "the system"
+        assert actor(ResponseHistory.objects.get(id=response.pk)) == "the participant"
