@@ -9,7 +9,6 @@ through ``services.run_request``; the figures come from ``selectors`` and are wo
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any, cast
 
 from django.contrib import admin, messages
@@ -29,16 +28,14 @@ from django.utils.formats import date_format, number_format
 from django.utils.html import format_html
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
-from simple_history.admin import SimpleHistoryAdmin
-from simple_history.models import ModelChange
-from simple_history.template_utils import HistoricalRecordContextHelper
 
 from surveys import scoping
 from surveys.admin.common import MANAGER, ScopedAdminMixin, by_study, register_scope, scope_of
+from surveys.admin.history import HistoryAdmin
 from surveys.models import Choice, Study, _pick
 
 from . import reporting, selectors, services
-from .forms import ClauseForm, ClauseFormSet, KPIForm, KPIListForm, plain_decimal
+from .forms import ClauseForm, ClauseFormSet, KPIForm, KPIListForm
 from .models import KPI, Clause, Evaluation, EvaluationRun, KPIResult, Segment, StudyResults
 from .statistics import Rule, Verdict, round_half_up
 
@@ -83,51 +80,6 @@ def _seconds(value: float | None) -> str:
 def _target(obj: KPI | KPIResult | Any) -> str:
     """``>= 70 %``: the same words as the report (a KPI and its result share the fields)."""
     return reporting.target_text(cast(KPIResult, obj)) or EMPTY
-
-
-# --- History ------------------------------------------------------------------------------
-
-
-class ReadableHistory(HistoricalRecordContextHelper):
-    """Old and new values as a manager reads them: labels of choices, 70 not 70.0000,
-    yes/no, a dash for empty."""
-
-    def prepare_delta_change_value(self, change: ModelChange, value: Any) -> Any:
-        field = self.model._meta.get_field(change.field)
-        if field.many_to_many:
-            return super().prepare_delta_change_value(change, value)
-        if value is None or value == "":
-            return EMPTY
-        if isinstance(value, bool):
-            return gettext("yes") if value else gettext("no")
-        if getattr(field, "choices", None):
-            return str(dict(field.flatchoices).get(value, value))  # type: ignore[attr-defined]
-        if isinstance(value, Decimal):
-            return plain_decimal(value)
-        return value
-
-
-class HistoryAdmin(ScopedAdminMixin, SimpleHistoryAdmin):
-    """Each object's History page lists who changed what and when, with old → new."""
-
-    object_history_template = "admin/kpi/object_history.html"
-    object_history_list_template = "admin/kpi/history_list.html"
-
-    def get_historical_record_context_helper(
-        self, request: HttpRequest, historical_record: Any
-    ) -> HistoricalRecordContextHelper:
-        return ReadableHistory(self.model, historical_record)
-
-    def history_view(
-        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
-    ) -> HttpResponse:
-        columns = []
-        for name in self.get_history_list_display(request):
-            method = getattr(self, name, None)
-            label = getattr(method, "short_description", None) or name
-            columns.append((name, label))
-        context = {**(extra_context or {}), "history_columns": columns}
-        return super().history_view(request, object_id, context)
 
 
 # --- Segments and their conditions -------------------------------------------------------

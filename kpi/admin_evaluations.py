@@ -29,10 +29,10 @@ from surveys.admin.common import (
     EMPTY,
     MANAGER,
     SIGNER,
-    ScopedAdminMixin,
     narrow_choices,
     studies_seen_whole,
 )
+from surveys.admin.history import HistoryAdmin
 from surveys.errors import RuleViolation
 
 from . import evaluations
@@ -88,7 +88,7 @@ def default_statement(language: str) -> str:
 
 
 @admin.register(Evaluation)
-class EvaluationAdmin(ScopedAdminMixin, admin.ModelAdmin):
+class EvaluationAdmin(HistoryAdmin):
     list_display = [
         "id",
         "study",
@@ -153,6 +153,7 @@ class EvaluationAdmin(ScopedAdminMixin, admin.ModelAdmin):
         (_("Withdrawal"), {"fields": ["withdrawn_by", "withdrawn_at", "withdrawal_reason"]}),
     ]
     change_form_template = "admin/kpi/evaluation/change_form.html"
+    allow_revert = False  # it changes only by signing off and withdrawing
 
     def base_queryset(self, request: HttpRequest) -> QuerySet[Evaluation]:
         return super().base_queryset(request).select_related("study", "run")

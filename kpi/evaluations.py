@@ -17,6 +17,8 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from surveys.history import Reason, save_with_reason
+
 from . import snapshot as snapshots
 from .errors import EvaluationFrozen, RunNotSucceeded, SignOffRefused
 from .models import Evaluation, EvaluationRun
@@ -46,7 +48,7 @@ def evaluation_create(*, run: EvaluationRun, user: User | None, language: str = 
         created_by_id=_user_id(user),
     )
     evaluation._history_user = user if _user_id(user) else None  # type: ignore[attr-defined]
-    evaluation.save()
+    save_with_reason(evaluation, Reason.EVALUATION_CREATED.value)
     return evaluation
 
 
@@ -93,7 +95,7 @@ def evaluation_sign_off(
         evaluation.signer_role = signer_role.strip()
         evaluation.rendering = Evaluation.Rendering.PENDING
         evaluation._history_user = user  # type: ignore[attr-defined]
-        evaluation.save()
+        save_with_reason(evaluation, Reason.SIGNED_OFF.value)
         evaluation_id = evaluation.pk
         transaction.on_commit(lambda: _enqueue_render(evaluation_id))
     return evaluation
@@ -130,7 +132,8 @@ def evaluation_render_signed(*, evaluation_id: int) -> Evaluation:
         evaluation.pdf_size = len(pdf)
         evaluation.rendering = Evaluation.Rendering.DONE
         evaluation.rendering_error = ""
-        evaluation.save()
+        evaluation._history_user = None  # type: ignore[attr-defined]
+        save_with_reason(evaluation, Reason.PDF_STORED.value)
     return evaluation
 
 
@@ -165,7 +168,7 @@ def evaluation_withdraw(
         evaluation.withdrawn_at = timezone.now()
         evaluation.withdrawal_reason = reason.strip()
         evaluation._history_user = user  # type: ignore[attr-defined]
-        evaluation.save()
+        save_with_reason(evaluation, Reason.WITHDRAWN.value)
     return evaluation
 
 

@@ -15,8 +15,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
-from simple_history.models import HistoricalRecords
 
+from surveys.history import AuditedHistory
 from surveys.models import Choice, Question, Site, Study, _pick
 
 from .statistics import Comparator, Rule, Verdict
@@ -41,7 +41,7 @@ class Segment(models.Model):
     code = models.SlugField(_("code"), max_length=64)
     name_ja = models.CharField(_("name (Japanese)"), max_length=200)
     name_en = models.CharField(_("name (English)"), max_length=200, blank=True)
-    history = HistoricalRecords()
+    history = AuditedHistory()
 
     class Meta:
         verbose_name = _("segment")
@@ -88,7 +88,7 @@ class Clause(models.Model):
         default=False,
         help_text=_("Tick to count respondents who chose none of these."),
     )
-    history = HistoricalRecords(m2m_fields=[choices])
+    history = AuditedHistory(m2m_fields=[choices])
 
     class Meta:
         verbose_name = _("condition")
@@ -196,7 +196,7 @@ class KPI(models.Model):
     )
     by_site = models.BooleanField(_("broken down by site"), default=True)
     active = models.BooleanField(_("active"), default=True)
-    history = HistoricalRecords()
+    history = AuditedHistory()
 
     class Meta:
         verbose_name = _("KPI")
@@ -497,7 +497,7 @@ class Evaluation(models.Model):
     )
     withdrawn_at = models.DateTimeField(_("withdrawn"), null=True, blank=True)
     withdrawal_reason = models.TextField(_("reason for withdrawal"), blank=True)
-    history = HistoricalRecords()
+    history = AuditedHistory()
 
     class Meta:
         verbose_name = _("evaluation")

@@ -5,3 +5,8 @@ from django.utils.translation import gettext_lazy as _
 class SurveysConfig(AppConfig):
     name = "surveys"
     verbose_name = _("Surveys")
+
+    def ready(self) -> None:
+        from .history import record_tasks
+
+        record_tasks()

@@ -17,6 +17,8 @@ from django.utils import timezone
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
+from .history import AuditedHistory
+
 
 class Language(models.TextChoices):
     JA = "ja", _("Japanese")
@@ -339,6 +341,9 @@ class Participant(models.Model):
     invited_at = models.DateTimeField(_("invited"), null=True, blank=True)
     reminded_at = models.DateTimeField(_("reminded"), null=True, blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    # Not even the hash of a link goes into the history: a reissue shows as a new
+    # "link issued" time.
+    history = AuditedHistory(excluded_fields=["token_hash"])
 
     class Meta:
         verbose_name = _("participant")
@@ -413,6 +418,9 @@ class Response(models.Model):
     idempotency_key = models.CharField(  # noqa: DJ001
         _("idempotency key"), max_length=64, null=True, blank=True, editable=False
     )
+    # Written by ``audit.py`` for participants' own changes (one row per save, with the
+    # answers' rows); "last saved" is the record's own time.
+    history = AuditedHistory(excluded_fields=["updated_at"], no_db_index=["instrument"])
 
     class Meta:
         verbose_name = _("response")
@@ -463,6 +471,9 @@ class Answer(models.Model):
     number_value = models.DecimalField(
         _("number"), max_digits=14, decimal_places=4, null=True, blank=True
     )
+    # Read by response (the response's history page): the other indexes would only slow
+    # down the submission that writes these rows.
+    history = AuditedHistory(no_db_index=["question", "choice"])
 
     class Meta:
         verbose_name = _("answer")
@@ -515,6 +526,7 @@ class Membership(models.Model):
         Site, on_delete=models.CASCADE, related_name="memberships", verbose_name=_("site")
     )
     role = models.CharField(_("role"), max_length=10, choices=Role.choices, default=Role.VIEWER)
+    history = AuditedHistory()
 
     class Meta:
         verbose_name = _("site membership")

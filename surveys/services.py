@@ -15,8 +15,9 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
-from . import sql, tokens
+from . import audit, sql, tokens
 from .answers import (
     ANSWER_COLUMNS,
     MAX_CHOICES,
@@ -33,6 +34,7 @@ from .errors import (
     InstrumentInvalid,
     SurveyClosed,
 )
+from .history import Reason, save_with_reason
 from .models import (
     Answer,
     Choice,
@@ -64,7 +66,8 @@ class Invitation:
 
 def participant_create(*, site: Site, reference: str) -> Invitation:
     token, token_hash = tokens.new_token()
-    participant = Participant.objects.create(site=site, reference=reference, token_hash=token_hash)
+    participant = Participant(site=site, reference=reference, token_hash=token_hash)
+    save_with_reason(participant, Reason.PARTICIPANT_CREATED.value)
     return Invitation(participant=participant, token=token)
 
 
@@ -76,15 +79,23 @@ def participant_reissue_links(*, participants: Iterable[Participant]) -> list[In
     for participant in participants:
         token, participant.token_hash = tokens.new_token()
         participant.token_issued_at = now
-        participant.save(update_fields=["token_hash", "token_issued_at"])
         invitations.append(Invitation(participant=participant, token=token))
+    # One UPDATE and one INSERT of historical rows (which keep the time, never the hash).
+    bulk_update_with_history(
+        [i.participant for i in invitations],
+        Participant,
+        ["token_hash", "token_issued_at"],
+        batch_size=1000,
+        default_change_reason=Reason.LINK_REISSUED.value,
+        default_date=now,
+    )
     return invitations
 
 
 def participant_withdraw(*, participant: Participant) -> None:
     """The participant leaves the study: their link stops working; their answers stay."""
     participant.status = Participant.Status.WITHDRAWN
-    participant.save(update_fields=["status"])
+    save_with_reason(participant, Reason.PARTICIPANT_WITHDRAWN.value, update_fields=["status"])
 
 
 IMPORT_COLUMNS = ("reference", "site")
@@ -173,7 +184,12 @@ def _import_rows(
         participant = Participant(site=site, reference=reference, token_hash=token_hash)
         invitations.append(Invitation(participant=participant, token=token))
     with transaction.atomic():  # all rows are stored, or none
-        Participant.objects.bulk_create([i.participant for i in invitations], batch_size=1000)
+        bulk_create_with_history(
+            [i.participant for i in invitations],
+            Participant,
+            batch_size=1000,
+            default_change_reason=Reason.PARTICIPANTS_IMPORTED.value,
+        )
     return invitations
 
 
@@ -266,12 +282,45 @@ def _normal_language(language: str) -> str:
     return language if language in Language.values else Language.JA
 
 
-def _store(response: Response, form: InstrumentForm, clean: CleanAnswers, *, fresh: bool) -> None:
-    """Replace the response's answers (a ``fresh`` response has none to delete); the caller
-    saves ``choice_bits`` with the response."""
-    if not fresh:
-        response.answers.all().delete()
+def _create(
+    participant: Participant,
+    form: InstrumentForm,
+    clean: CleanAnswers,
+    *,
+    submitted: bool,
+    language: str,
+    source: str,
+    idempotency_key: str | None = None,
+) -> Response:
+    """A participant's first save or submission: the response, in its final state, and its
+    answers, each recorded once as created. Fixed statements (``surveys/sql.py``): this is
+    the path of nearly every submission, and it makes four INSERTs in all."""
+    now = timezone.now()
+    response = sql.insert(
+        Response(
+            participant=participant,
+            instrument=form.instrument,
+            site_id=participant.site_id,
+            status=Response.Status.SUBMITTED if submitted else Response.Status.DRAFT,
+            language=language,
+            source=source,
+            started_at=now,
+            submitted_at=now if submitted else None,
+            choice_bits=form.bits(clean),
+            idempotency_key=idempotency_key,
+        )
+    )
     sql.insert_rows(Answer, ANSWER_COLUMNS, answer_values(response.pk, form, clean))
+    reason = audit.participant_reason(source, submission=submitted)
+    sql.record_created(Response, "id", response.pk, reason=reason, when=now)
+    sql.record_created(Answer, "response_id", response.pk, reason=reason, when=now)
+    return response
+
+
+def _store(response: Response, form: InstrumentForm, clean: CleanAnswers, *, reason: str) -> None:
+    """Replace an existing response's answers (recording those that changed); the caller
+    saves ``choice_bits`` with the response."""
+    audit.answers_replace(response, answer_rows(response.pk, form, clean), reason=reason)
     response.choice_bits = form.bits(clean)
 
 
@@ -305,21 +354,17 @@ def response_save_draft(
         if response is None:
             form = InstrumentForm.load(_current_instrument(participant))
             clean = _clean_or_refuse(form, answers, complete=False)
-            response = Response.objects.create(
-                participant=participant,
-                instrument=form.instrument,
-                site_id=participant.site_id,
-                language=language,
-                source=source,
-                choice_bits=form.bits(clean),
+            return _create(
+                participant, form, clean, submitted=False, language=language, source=source
             )
-            _store(response, form, clean, fresh=True)
-            return response
         form = InstrumentForm.load(response.instrument)
         clean = _clean_or_refuse(form, answers, complete=False)
-        _store(response, form, clean, fresh=False)
+        reason = audit.participant_reason(source, submission=False)
+        _store(response, form, clean, reason=reason)
         response.language = language
-        response.save(update_fields=["language", "choice_bits", "updated_at"])
+        audit.save_recorded(
+            response, update_fields=["language", "choice_bits", "updated_at"], reason=reason
+        )
     return response
 
 
@@ -340,7 +385,7 @@ def response_submit(
     ``idempotency_key`` (an API client's) is stored with the response.
 
     The usual case, a first submission without a saved draft, writes the response in its
-    final state and its answers: two INSERTs, nothing written twice.
+    final state, its answers and their history: four INSERTs, nothing written twice.
     """
     _check_open(participant)
     language = _normal_language(language)
@@ -348,35 +393,30 @@ def response_submit(
         response = _lock_participant(participant)
         if response is not None and response.is_submitted:
             raise AlreadySubmitted()
-        now = timezone.now()
         if response is None:
             form = InstrumentForm.load(_current_instrument(participant))
             clean = _clean_or_refuse(form, answers, complete=True)
-            response = sql.insert(
-                Response(
-                    participant=participant,
-                    instrument=form.instrument,
-                    site_id=participant.site_id,
-                    status=Response.Status.SUBMITTED,
-                    language=language,
-                    source=source,
-                    started_at=now,
-                    submitted_at=now,
-                    choice_bits=form.bits(clean),
-                    idempotency_key=idempotency_key,
-                )
+            response = _create(
+                participant,
+                form,
+                clean,
+                submitted=True,
+                language=language,
+                source=source,
+                idempotency_key=idempotency_key,
             )
-            _store(response, form, clean, fresh=True)
         else:
             form = InstrumentForm.load(response.instrument)
             clean = _clean_or_refuse(form, answers, complete=True)
-            _store(response, form, clean, fresh=False)
+            reason = audit.participant_reason(source, submission=True)
+            _store(response, form, clean, reason=reason)
             response.status = Response.Status.SUBMITTED
-            response.submitted_at = now
+            response.submitted_at = timezone.now()
             response.language = language
             response.source = source
             response.idempotency_key = idempotency_key
-            response.save(
+            audit.save_recorded(
+                response,
                 update_fields=[
                     "status",
                     "submitted_at",
@@ -385,7 +425,8 @@ def response_submit(
                     "choice_bits",
                     "idempotency_key",
                     "updated_at",
-                ]
+                ],
+                reason=reason,
             )
         site = participant.site
         transaction.on_commit(
@@ -435,7 +476,8 @@ def responses_import(*, instrument: Instrument, rows: Iterable[ImportedResponse]
     if errors:
         raise AnswersInvalid(errors=errors)
     with transaction.atomic():
-        responses = Response.objects.bulk_create(
+        # Each table and its history: one INSERT each per batch.
+        responses = bulk_create_with_history(
             [
                 Response(
                     participant=row.participant,
@@ -450,15 +492,19 @@ def responses_import(*, instrument: Instrument, rows: Iterable[ImportedResponse]
                 )
                 for row, clean in zip(rows, cleaned, strict=True)
             ],
+            Response,
             batch_size=1000,
+            default_change_reason=Reason.RESPONSES_IMPORTED.value,
         )
-        Answer.objects.bulk_create(
+        bulk_create_with_history(
             [
                 answer
                 for response, clean in zip(responses, cleaned, strict=True)
                 for answer in answer_rows(response.pk, form, clean)
             ],
+            Answer,
             batch_size=2000,
+            default_change_reason=Reason.RESPONSES_IMPORTED.value,
         )
         site_ids = sorted({r.participant.site_id for r in rows})
         # One announcement per site, not per response: scoring is debounced anyway.

@@ -262,3 +262,25 @@ def insert_rows(model: type[Model], columns: Sequence[str], rows: Sequence[Seque
     with _cursor() as cursor:
         values = ", ".join([one] * len(rows))
         _execute(cursor, f"INSERT INTO {table} ({names}) VALUES {values}", params)
+
+
+@cache
+def _record_statement(vendor: str, model: type[Model], where: str) -> str:
+    historical: Any = model.history.model  # type: ignore[attr-defined]
+    tracked = [_quote(f.column) for f in historical.tracked_fields]
+    extra = [_quote(c) for c in ("history_date", "history_type", "history_change_reason")]
+    extra.append(_quote("history_user_id"))
+    return (
+        f"INSERT INTO {_quote(historical._meta.db_table)} ({', '.join(tracked + extra)}) "
+        f"SELECT {', '.join(tracked)}, %s, '+', %s, NULL "
+        f"FROM {_quote(model._meta.db_table)} WHERE {_quote(where)} = %s"
+    )
+
+
+def record_created(model: type[Model], where: str, value: Any, *, reason: str, when: Any) -> None:
+    """The history rows (simple-history's, as ``surveys.audit`` writes them) of the rows of
+    ``model`` whose ``where`` column is ``value``, recorded as created by nobody (a
+    participant) for ``reason``: one INSERT … SELECT, copying the rows as stored."""
+    sql = _record_statement(connection.vendor, model, where)
+    with _cursor() as cursor:
+        _execute(cursor, sql, [connection.ops.adapt_datetimefield_value(when), reason, value])

@@ -12,7 +12,12 @@ from django import forms
 from django.contrib import admin
 from django.contrib.admin.options import InlineModelAdmin
 from django.contrib.admin.utils import NotRelationField, get_fields_from_path, unquote
-from django.core.exceptions import FieldDoesNotExist, PermissionDenied
+from django.core.exceptions import (
+    FieldDoesNotExist,
+    FieldError,
+    PermissionDenied,
+    ValidationError,
+)
 from django.db import models
 from django.db.models import Count, F, Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
@@ -314,13 +319,36 @@ class ScopedAdminMixin:
 
     # --- history pages (Django's and django-simple-history's)
 
+    def history_in_scope(self, request: HttpRequest, object_id: str) -> None:
+        """404 unless the row is in the caller's scope, or, once deleted, its last
+        recorded version was (its history stays readable by those who could read it)."""
+        if scoping.sees_everything(request.user):
+            return
+        try:
+            self.get_object(request, object_id)
+            return
+        except Http404:
+            pass
+        history = getattr(self.model, "history", None)
+        scope = scope_of(self.model)
+        if history is None or scope is None:
+            raise Http404
+        try:
+            key = {self.model._meta.pk.attname: object_id}
+            last = history.filter(**key).order_by("-history_date", "-history_id")[:1]
+            versions = history.model.objects.filter(pk__in=last.values("pk"), history_type="-")
+            if scope.rows(request.user, versions).exists():
+                return
+        except (ValueError, ValidationError, FieldError):
+            pass
+        raise Http404
+
     def history_view(
         self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
         # django-simple-history falls back to the historical record of a row it cannot
-        # find: look the row up in scope first (superusers may see a deleted row's history).
-        if not scoping.sees_everything(request.user):
-            self.get_object(request, unquote(object_id))
+        # find: look the row (or its deletion) up in scope first.
+        self.history_in_scope(request, unquote(object_id))
         return super().history_view(request, object_id, extra_context)  # type: ignore[misc]
 
     def history_form_view(
@@ -332,8 +360,7 @@ class ScopedAdminMixin:
     ) -> HttpResponse:
         # Routed only for django-simple-history admins, whose view finds the version
         # without the scope.
-        if not scoping.sees_everything(request.user):
-            self.get_object(request, unquote(object_id))
+        self.history_in_scope(request, unquote(object_id))
         return super().history_form_view(  # type: ignore[misc]
             request, object_id, version_id, extra_context
         )

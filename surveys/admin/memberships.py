@@ -19,6 +19,7 @@ from django.utils.translation import gettext_lazy as _
 
 from ..models import Membership
 from .common import SIGNER, ScopedAdminMixin, SiteFilter
+from .history import HistoryAdmin
 
 
 class MembershipInline(ScopedAdminMixin, admin.TabularInline):
@@ -50,7 +51,7 @@ class UserMembershipInline(ScopedAdminMixin, admin.TabularInline):
 
 
 @admin.register(Membership)
-class MembershipAdmin(ScopedAdminMixin, admin.ModelAdmin):
+class MembershipAdmin(HistoryAdmin):
     list_display = ("user", "site", "study_column", "role")
     list_filter = (SiteFilter, "role", "user")
     list_select_related = ("user", "site__study")
@@ -58,6 +59,7 @@ class MembershipAdmin(ScopedAdminMixin, admin.ModelAdmin):
     ordering = ("site__study__code", "site__code", "user__username")
     fields = ("user", "site", "role")
     write_role = SIGNER
+    allow_revert = False
 
     @admin.display(description=_("study"), ordering="site__study__code")
     def study_column(self, obj: Membership) -> str:

@@ -25,7 +25,8 @@ from django.utils.translation import ngettext
 from .. import scoping, services
 from ..errors import ImportRejected
 from ..models import Participant, Response, Study
-from .common import EMPTY, MANAGER, ScopedAdminMixin, SiteFilter, narrow_choices
+from .common import EMPTY, MANAGER, SiteFilter, narrow_choices
+from .history import HistoryAdmin
 
 # An import larger than this is almost certainly the wrong file (352 rows are ~10 kB).
 IMPORT_MAX_BYTES = 5 * 1024 * 1024
@@ -122,7 +123,7 @@ class ImportForm(forms.Form):
 
 
 @admin.register(Participant)
-class ParticipantAdmin(ScopedAdminMixin, admin.ModelAdmin):
+class ParticipantAdmin(HistoryAdmin):
     """The caller's sites' participants. Importing, exporting links and withdrawing take
     the manager role on every site concerned."""
 
@@ -142,6 +143,7 @@ class ParticipantAdmin(ScopedAdminMixin, admin.ModelAdmin):
     ordering = ("site__study__code", "site__code", "reference")
     list_per_page = 100
     actions = ("export_links", "withdraw")
+    allow_revert = False  # withdrawing and new links are acts of their own
     readonly_fields = ("status", "response_link", "token_issued_at", "created_at")
     fieldsets = (
         (None, {"fields": ("site", "reference", "status", "response_link")}),

@@ -1,4 +1,5 @@
-"""Responses, read-only: the answers as evidence."""
+"""Responses, read-only: the answers as evidence, and their history (the response's and
+its answers')."""
 
 from __future__ import annotations
 
@@ -10,10 +11,13 @@ from django.contrib.admin.utils import unquote
 from django.db.models import F, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils.formats import number_format
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from ..history import reason_label
 from ..models import Answer, Response
-from .common import ResponseSiteFilter, ScopedAdminMixin
+from .common import ResponseSiteFilter
+from .history import HistoryAdmin, actor
 
 
 @dataclass(frozen=True)
@@ -43,8 +47,52 @@ def answer_rows_for(response: Response) -> list[AnswerRow]:
     return rows
 
 
+@dataclass(frozen=True)
+class AnswerChange:
+    when: Any
+    who: str
+    how: str
+    action: str
+    question: str
+    value: str
+
+
+def answer_changes(response_id: Any) -> list[AnswerChange]:
+    """Every answer ever added to or removed from the response, newest first (one
+    query; questions and choices joined even if deleted since: then their ids)."""
+    records = (
+        Answer.history.filter(response_id=response_id)  # type: ignore[attr-defined]
+        .select_related("question", "choice", "history_user")
+        .order_by("-history_date", "-history_id")
+    )
+    changes = []
+    for record in records:
+        if record.choice_id is not None:
+            choice = record.choice
+            value = f"{choice.code} ({choice.label})" if choice else f"#{record.choice_id}"
+        elif record.text_value is not None:
+            value = record.text_value
+        else:
+            value = number_format(record.number_value.normalize())
+        question = record.question.code if record.question else f"#{record.question_id}"
+        action = {"+": gettext("answered"), "-": gettext("answer removed")}.get(
+            record.history_type, gettext("changed")
+        )
+        changes.append(
+            AnswerChange(
+                when=record.history_date,
+                who=actor(record),
+                how=reason_label(record.history_change_reason),
+                action=action,
+                question=question,
+                value=value,
+            )
+        )
+    return changes
+
+
 @admin.register(Response)
-class ResponseAdmin(ScopedAdminMixin, admin.ModelAdmin):
+class ResponseAdmin(HistoryAdmin):
     """Responses are evidence: managers read their sites' responses, nobody edits or
     deletes them here."""
 
@@ -84,6 +132,8 @@ class ResponseAdmin(ScopedAdminMixin, admin.ModelAdmin):
         "submitted_at",
     )
     readonly_fields = fields
+    object_history_template = "admin/surveys/response/object_history.html"
+    allow_revert = False
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -123,3 +173,10 @@ class ResponseAdmin(ScopedAdminMixin, admin.ModelAdmin):
         if response is not None and self.has_view_permission(request, response):
             extra_context["answer_rows"] = answer_rows_for(response)
         return super().change_view(request, object_id, form_url, extra_context)
+
+    def history_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        self.history_in_scope(request, unquote(object_id))
+        context = {**(extra_context or {}), "answer_changes": answer_changes(unquote(object_id))}
+        return super().history_view(request, object_id, context)

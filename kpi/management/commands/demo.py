@@ -4,7 +4,7 @@ import os
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.db import transaction
 from django.utils import translation
 
@@ -14,6 +14,7 @@ from kpi.models import Evaluation, EvaluationRun
 from kpi.reporting import results_table
 from kpi.services import run_request
 from surveys.demo import generate_demo_responses
+from surveys.history import AuditedCommand
 from surveys.loading import REFERENCE_STUDY, load_study, read_toml
 from surveys.models import Participant, Response, Study
 from surveys.services import participant_reissue_links
@@ -21,7 +22,7 @@ from surveys.services import participant_reissue_links
 DEMO_USER = "demo"
 
 
-class Command(BaseCommand):
+class Command(AuditedCommand):
     help = (
         "Set up the demo (the reference study with its synthetic responses, a demo manager "
         "login) and print the admin URL and three participant links."

@@ -1,15 +1,16 @@
 import time
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.utils import translation
 
 from kpi.models import EvaluationRun
 from kpi.reporting import results_table
 from kpi.services import run_request
+from surveys.history import AuditedCommand
 from surveys.models import Study
 
 
-class Command(BaseCommand):
+class Command(AuditedCommand):
     help = "Score a study now (through Celery), wait for the run and print its results."
 
     def add_arguments(self, parser: CommandParser) -> None:

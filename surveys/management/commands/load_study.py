@@ -1,13 +1,14 @@
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from surveys.demo import generate_demo_responses
 from surveys.errors import RuleViolation
+from surveys.history import AuditedCommand
 from surveys.loading import REFERENCE_STUDY, load_study
 
 
-class Command(BaseCommand):
+class Command(AuditedCommand):
     help = "Load a study, its sites and its published instrument from a study.toml file."
 
     def add_arguments(self, parser: CommandParser) -> None:
