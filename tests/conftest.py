@@ -86,6 +86,16 @@ def _celery_mode(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def
     app.conf.task_always_eager = saved
 
 
+@pytest.fixture(autouse=True)
+def _no_counted_attempts():  # type: ignore[no-untyped-def]
+    """Rate-limit counters (failed invitation tokens, API throttles) live in the cache:
+    every test starts with none, whatever the tests before it tried."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
 @pytest.fixture
 def reference_study(db):  # type: ignore[no-untyped-def]
     """The reference study with its KPIs and the 229 demo responses, not yet scored."""
