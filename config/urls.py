@@ -15,15 +15,26 @@ urlpatterns = [
     # The REST API (docs/api.md); its schema, and the docs served without a CDN.
     path("api/v1/", include("config.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    # Swagger UI with its start-up script as a separate request (no inline script).
-    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
-    # ReDoc injects <style> elements and runs its search in a blob: worker: this page alone
-    # allows both. Scripts stay 'self' only.
+    # Swagger UI with its start-up script as a separate request (no inline script); its
+    # stylesheet draws icons from data: URIs.
+    path(
+        "api/docs/",
+        csp_update({"img-src": [SELF, "data:"]})(
+            SpectacularSwaggerSplitView.as_view(url_name="api-schema")
+        ),
+        name="api-docs",
+    ),
+    # ReDoc injects <style> elements, draws icons from data: URIs and runs its search in a
+    # blob: worker: this page alone allows these. Scripts stay 'self' only everywhere.
     path(
         "api/redoc/",
-        csp_update({"style-src": [UNSAFE_INLINE], "worker-src": [SELF, "blob:"]})(
-            SpectacularRedocView.as_view(url_name="api-schema")
-        ),
+        csp_update(
+            {
+                "style-src": [UNSAFE_INLINE],
+                "img-src": [SELF, "data:"],
+                "worker-src": [SELF, "blob:"],
+            }
+        )(SpectacularRedocView.as_view(url_name="api-schema")),
         name="api-redoc",
     ),
     re_path(r"^api/", NotFoundView.as_view()),
