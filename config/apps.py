@@ -8,5 +8,13 @@ class AdminConfig(DjangoAdminConfig):
     default_site = "config.admin_site.AdminSite"
 
     def ready(self) -> None:
-        super().ready()
+        super().ready()  # autodiscovers every app's admin module
+        from django.contrib import admin
+        from django_otp.plugins.otp_totp.models import TOTPDevice
+
         from config import checks  # noqa: F401  (registers them)
+
+        # django-otp's device pages are English only and show the secret's QR code to any
+        # user allowed to view devices; devices are enrolled with `manage.py enrol_totp`.
+        if admin.site.is_registered(TOTPDevice):
+            admin.site.unregister(TOTPDevice)

@@ -92,7 +92,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "csp.middleware.CSPMiddleware",
+    "config.security.CSPMiddleware",  # django-csp's, with the policy built once
     "config.security.PermissionsPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -176,6 +176,9 @@ AXES_RESET_ON_SUCCESS = True
 AXES_CLIENT_IP_CALLABLE = "config.client_ip.client_ip"
 AXES_LOCKOUT_CALLABLE = "config.lockout.lockout_response"
 AXES_VERBOSE = False  # no banner at start; lockouts are still logged
+# Its admin pages are English only; `manage.py axes_list_attempts` and `axes_reset_username`
+# do the same job for whoever runs the server.
+AXES_ENABLE_ADMIN = False
 
 # A second factor (TOTP, django-otp) for the admin: "off" (the default), "optional" (asked
 # of the managers who enrolled a device) or "required" (no admin page without one).

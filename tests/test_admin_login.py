@@ -214,3 +214,13 @@ def test_enrol_totp_gives_a_staff_user_a_device_and_prints_its_link(manager):
     call_command("enrol_totp", "manager", "--replace", stdout=io.StringIO())
     assert TOTPDevice.objects.filter(user=manager).count() == 1
     assert not TOTPDevice.objects.filter(pk=device.pk).exists()
+
+
+def test_the_admin_has_no_untranslated_pages_for_devices_or_login_attempts(db):
+    """django-otp's device pages and django-axes' attempt pages are English only: they are
+    left out of the admin (enrol_totp and the axes_* commands do their jobs)."""
+    client = Client()
+    client.force_login(User.objects.create_superuser("root", password=PASSWORD))
+    index = client.get("/admin/").content.decode()
+    assert "/admin/otp_totp/" not in index
+    assert "/admin/axes/" not in index

@@ -57,3 +57,20 @@ def test_the_questionnaire_posts_only_to_itself_and_carries_a_csrf_token(partici
     assert f'action="/r/{participant.token}/"' in html
     assert 'name="csrfmiddlewaretoken"' in html
     assert "<script>" not in html and " style=" not in html  # no inline script or style
+
+
+def test_the_prebuilt_policy_is_django_csps_own():
+    """config.security.CSPMiddleware builds the site-wide header once; it must say what
+    django-csp's middleware says for every response."""
+    import csp.middleware
+    from django.http import HttpResponse
+    from django.test import RequestFactory
+
+    from config.security import CSPMiddleware
+
+    def view(request):  # type: ignore[no-untyped-def]
+        return HttpResponse("ok")
+
+    ours = CSPMiddleware(view)(RequestFactory().get("/"))["Content-Security-Policy"]
+    theirs = csp.middleware.CSPMiddleware(view)(RequestFactory().get("/"))
+    assert directives(ours) == directives(theirs["Content-Security-Policy"])
