@@ -86,16 +86,6 @@ def _celery_mode(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def
     app.conf.task_always_eager = saved
 
 
-@pytest.fixture(autouse=True)
-def _no_counted_attempts():  # type: ignore[no-untyped-def]
-    """Rate-limit counters (failed invitation tokens, API throttles) live in the cache:
-    every test starts with none, whatever the tests before it tried."""
-    from django.core.cache import cache
-
-    cache.clear()
-    yield
-
-
 @pytest.fixture
 def reference_study(db):  # type: ignore[no-untyped-def]
     """The reference study with its KPIs and the 229 demo responses, not yet scored."""
@@ -126,3 +116,13 @@ def site(study):  # type: ignore[no-untyped-def]
 def participant(site):  # type: ignore[no-untyped-def]
     """A participant of an open site; ``participant.token`` is the plain token."""
     return ParticipantFactory(site=site)
+
+
+@pytest.fixture(autouse=True)
+def _no_counted_attempts():  # type: ignore[no-untyped-def]
+    """Rate-limit counters (failed invitation tokens, API throttles) live in the cache:
+    every test starts with none, whatever the tests before it tried."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
