@@ -12,10 +12,13 @@ Two modes share this file and every code path:
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 from pathlib import Path
 
 import environ
 from celery.schedules import crontab
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
@@ -66,7 +69,8 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # The admin, with its login form and permission chosen by HYOKA_ADMIN_OTP.
+    "config.apps.AdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -79,21 +83,30 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "simple_history",
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "surveys",
     "kpi",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "config.security.CSPMiddleware",  # django-csp's, with the policy built once
+    "config.security.PermissionsPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Only when the admin asks for a second factor (HYOKA_ADMIN_OTP, below).
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: turns a login refused by django-axes into the lockout page (config/lockout.py).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -151,6 +164,39 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# django-axes counts failed logins (the admin's, and the API's token login) and locks a
+# username out from one client address after HYOKA_LOGIN_FAILURE_LIMIT failures, for
+# HYOKA_LOGIN_COOLOFF_MINUTES. Its backend comes first; it only refuses, never accepts.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("HYOKA_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = dt.timedelta(minutes=env.int("HYOKA_LOGIN_COOLOFF_MINUTES", default=15))
+# Username and address together: a guesser is stopped, and cannot lock a manager out from
+# everywhere by failing on purpose from somewhere else.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "config.client_ip.client_ip"
+AXES_LOCKOUT_CALLABLE = "config.lockout.lockout_response"
+AXES_VERBOSE = False  # no banner at start; lockouts are still logged
+# Its admin pages are English only; `manage.py axes_list_attempts` and `axes_reset_username`
+# do the same job for whoever runs the server.
+AXES_ENABLE_ADMIN = False
+
+# A second factor (TOTP, django-otp) for the admin: "off" (the default), "optional" (asked
+# of the managers who enrolled a device) or "required" (no admin page without one).
+# docs/security-access.md says how a manager enrols.
+HYOKA_ADMIN_OTP = env.str("HYOKA_ADMIN_OTP", default="off")
+if HYOKA_ADMIN_OTP not in {"off", "optional", "required"}:
+    raise ImproperlyConfigured(
+        f"HYOKA_ADMIN_OTP must be 'off', 'optional' or 'required', not {HYOKA_ADMIN_OTP!r}."
+    )
+if HYOKA_ADMIN_OTP == "off":
+    # Not even a lazy object per request: participants' requests stay as they were.
+    MIDDLEWARE.remove("django_otp.middleware.OTPMiddleware")
+OTP_TOTP_ISSUER = "Hyoka"
 
 # --- Languages ------------------------------------------------------------------------
 # Japanese first: participants are Japanese residents; English is the one alternative.
@@ -279,6 +325,45 @@ CSRF_COOKIE_HTTPONLY = False  # forms read it from the rendered token, not from 
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# Behind a proxy (the production default), the client's address is taken from the
+# X-Forwarded-For entry added by the outermost of PROXY_COUNT trusted proxies, never from
+# the left-most, client-written entries (config/client_ip.py); and X-Forwarded-Proto says
+# whether the request came over TLS.
+BEHIND_PROXY = env.bool("BEHIND_PROXY", default=PRODUCTION)
+PROXY_COUNT = env.int("PROXY_COUNT", default=1)
+if PROXY_COUNT < 0:
+    raise ImproperlyConfigured("PROXY_COUNT must be 0 or more.")
+# Features no page of Hyoka uses, refused to every page (config/security.py).
+PERMISSIONS_POLICY = (
+    "accelerometer=(), camera=(), geolocation=(), gyroscope=(), magnetometer=(), "
+    "microphone=(), payment=(), usb=()"
+)
+# No inline script or style anywhere; the API docs' own relaxations are in config/urls.py.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF],
+    }
+}
+
+# Failed invitation-token lookups per client address (surveys/token_attempts.py), counted
+# in the cache with django-ratelimit: "10/m" is ten a minute.
+HYOKA_TOKEN_FAILURE_RATE = env.str("HYOKA_TOKEN_FAILURE_RATE", default="10/m")
+if not re.fullmatch(r"[1-9][0-9]*/[0-9]*[smhd]", HYOKA_TOKEN_FAILURE_RATE):
+    raise ImproperlyConfigured(
+        "HYOKA_TOKEN_FAILURE_RATE must be a count per period, such as 10/m or 100/h."
+    )
+RATELIMIT_IP_META_KEY = "config.client_ip.client_ip"
+RATELIMIT_FAIL_OPEN = True
 if PRODUCTION:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
@@ -289,7 +374,7 @@ if PRODUCTION:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
     # Behind a TLS-terminating proxy that sets X-Forwarded-Proto.
-    if env.bool("BEHIND_PROXY", default=True):
+    if BEHIND_PROXY:
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 # --- REST framework -------------------------------------------------------------------
@@ -313,9 +398,10 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "config.api.schema.AutoSchema",
     "EXCEPTION_HANDLER": "config.api.exceptions.exception_handler",
     "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.AnonRateThrottle",
-        "rest_framework.throttling.UserRateThrottle",
-        "rest_framework.throttling.ScopedRateThrottle",
+        # REST framework's own, keyed on config/client_ip.py rather than X-Forwarded-For.
+        "config.api.throttling.AnonRateThrottle",
+        "config.api.throttling.UserRateThrottle",
+        "config.api.throttling.ScopedRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
         "anon": env.str("API_THROTTLE_ANON", default="600/minute"),

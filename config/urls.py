@@ -1,6 +1,12 @@
+from csp.constants import SELF, UNSAFE_INLINE
+from csp.decorators import csp_update
 from django.contrib import admin
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from drf_spectacular.views import (
+    SpectacularAPIView,
+    SpectacularRedocView,
+    SpectacularSwaggerSplitView,
+)
 
 from config.api.views import NotFoundView
 from config.health import healthz
@@ -12,8 +18,28 @@ urlpatterns = [
     # The REST API (docs/api.md); its schema, and the docs served without a CDN.
     path("api/v1/", include("config.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
-    path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+    # Swagger UI with its start-up script as a separate request (no inline script); its
+    # stylesheet draws icons from data: URIs.
+    path(
+        "api/docs/",
+        csp_update({"img-src": [SELF, "data:"]})(
+            SpectacularSwaggerSplitView.as_view(url_name="api-schema")
+        ),
+        name="api-docs",
+    ),
+    # ReDoc injects <style> elements, draws icons from data: URIs and runs its search in a
+    # blob: worker: this page alone allows these. Scripts stay 'self' only everywhere.
+    path(
+        "api/redoc/",
+        csp_update(
+            {
+                "style-src": [UNSAFE_INLINE],
+                "img-src": [SELF, "data:"],
+                "worker-src": [SELF, "blob:"],
+            }
+        )(SpectacularRedocView.as_view(url_name="api-schema")),
+        name="api-redoc",
+    ),
     re_path(r"^api/", NotFoundView.as_view()),
     path("", include("surveys.urls")),
 ]

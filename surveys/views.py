@@ -34,6 +34,7 @@ from .selectors import (
     response_for_participant,
 )
 from .services import response_draft_answers, response_save_draft, response_submit
+from .token_attempts import failed_lookup, too_many_attempts_page
 
 SAVE = "save"
 SUBMIT = "submit"
@@ -355,7 +356,11 @@ def questionnaire(request: HttpRequest, token: str) -> HttpResponseBase:
     default = participant.site.study.default_language if participant else Language.JA
     chosen = _activate_language(request, default)
     if participant is None:
-        page: HttpResponseBase = _link_invalid_page(request)
+        # Only a failed lookup is counted (a cache round trip): valid links never are.
+        wait = failed_lookup(request)
+        page: HttpResponseBase = (
+            _link_invalid_page(request) if wait is None else too_many_attempts_page(request, wait)
+        )
     elif request.method == "POST":
         page = _post(request, token, participant)
     else:

@@ -145,3 +145,13 @@ def site(study):  # type: ignore[no-untyped-def]
 def participant(site):  # type: ignore[no-untyped-def]
     """A participant of an open site; ``participant.token`` is the plain token."""
     return ParticipantFactory(site=site)
+
+
+@pytest.fixture(autouse=True)
+def _no_counted_attempts():  # type: ignore[no-untyped-def]
+    """Rate-limit counters (failed invitation tokens, API throttles) live in the cache:
+    every test starts with none, whatever the tests before it tried."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield

@@ -31,10 +31,11 @@ PRODUCTION = {
     "ALLOWED_HOSTS": "hyoka.example.jp",
     "DATABASE_URL": "postgres://hyoka:secret@db.example.jp:5432/hyoka",
     "CELERY_BROKER_URL": "redis://broker.example.jp:6379/0",
+    "CACHE_URL": "redis://cache.example.jp:6379/1",
     "HYOKA_SIGNING_P12": "/etc/hyoka/signing.p12",
     "HYOKA_SIGNING_PASSPHRASE": secrets.token_urlsafe(24),
 }
-REQUIRED = [name for name in PRODUCTION if name != "HYOKA_ENV"]
+REQUIRED = [name for name in PRODUCTION if name not in {"HYOKA_ENV", "CACHE_URL"}]
 
 
 def manage(*args: str, **variables: str | None) -> subprocess.CompletedProcess[str]:
@@ -114,3 +115,30 @@ def test_a_complete_production_environment_passes_the_deployment_checks():
     assert result.returncode == 0, result.stderr
     assert "System check identified no issues (0 silenced)." in result.stdout
     assert "WARNINGS" not in result.stderr
+
+
+def test_production_warns_when_rate_limits_would_count_per_process():
+    result = manage("check", "--deploy", **{**PRODUCTION, "CACHE_URL": ABSENT})
+
+    assert "hyoka.W001" in result.stderr
+
+
+def test_production_refuses_unknown_attack_settings():
+    for name, value in [
+        ("HYOKA_ADMIN_OTP", "sometimes"),
+        ("HYOKA_TOKEN_FAILURE_RATE", "ten a minute"),
+        ("PROXY_COUNT", "-1"),
+    ]:
+        result = manage("check", **{**PRODUCTION, name: value})
+        assert result.returncode != 0
+        assert f"ImproperlyConfigured: {name}" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("otp", ["optional", "required"])
+def test_production_with_the_second_factor_passes_the_deployment_checks(otp):
+    result = manage(
+        "check", "--deploy", "--fail-level", "WARNING", **{**PRODUCTION, "HYOKA_ADMIN_OTP": otp}
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "System check identified no issues (0 silenced)." in result.stdout

@@ -24,7 +24,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, parsers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotFound, Throttled
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response as APIResponse
@@ -44,6 +44,7 @@ from ..models import (
     Study,
 )
 from ..selectors import instrument_current, participant_for_token, response_for_participant
+from ..token_attempts import failed_lookup
 from . import export
 from .filters import InstrumentFilter, ParticipantFilter, ResponseFilter, SiteFilter
 from .negotiation import FileContentNegotiation
@@ -303,6 +304,14 @@ class IdempotencyKeyReused(RuleViolation):
     )
 
 
+class TooManyAttempts(Throttled):
+    """429 ``throttled`` with ``Retry-After``: this client tried too many invalid tokens."""
+
+    default_detail = gettext_lazy(
+        "Too many invalid invitation links from this connection: wait a minute and try again."
+    )
+
+
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,64}$")
 
 TOKEN_PARAMETER = OpenApiParameter(
@@ -321,6 +330,10 @@ class InvitationAPIView(APIView):
     def participant(self, token: str) -> Participant:
         participant = participant_for_token(token)
         if participant is None:
+            # Counted only on failure: a valid token makes no cache round trip.
+            wait = failed_lookup(self.request._request)
+            if wait is not None:
+                raise TooManyAttempts(wait=wait)
             raise NotFound()
         return participant
 
