@@ -187,7 +187,7 @@ AXES_ENABLE_ADMIN = False
 
 # A second factor (TOTP, django-otp) for the admin: "off" (the default), "optional" (asked
 # of the managers who enrolled a device) or "required" (no admin page without one).
-# docs/security-access.md says how a manager enrols.
+# docs/security.md says how a manager enrols.
 HYOKA_ADMIN_OTP = env.str("HYOKA_ADMIN_OTP", default="off")
 if HYOKA_ADMIN_OTP not in {"off", "optional", "required"}:
     raise ImproperlyConfigured(

@@ -9,7 +9,7 @@ ORM, raw SQL or a shell. Migrations install the triggers with ``operation(...)``
   on each table. Only a role that may set ``session_replication_role`` (a superuser: a
   restore with ``pg_restore --disable-triggers``) or the tables' owner (``ALTER TABLE …
   DISABLE TRIGGER``) can get past them; production runs the application as a role that
-  is neither (docs/security-audit.md).
+  is neither (docs/security.md).
 - SQLite: ``BEFORE UPDATE`` and ``BEFORE DELETE`` triggers that ``RAISE(ABORT, …)``.
   Whoever can write the file can drop them; on SQLite they guard against the
   application's own code, not against its owner. Django's SQLite backend rebuilds a
