@@ -296,24 +296,26 @@ def _create(
     answers, each recorded once as created. Fixed statements (``surveys/sql.py``): this is
     the path of nearly every submission, and it makes four INSERTs in all."""
     now = timezone.now()
-    response = sql.insert(
-        Response(
-            participant=participant,
-            instrument=form.instrument,
-            site_id=participant.site_id,
-            status=Response.Status.SUBMITTED if submitted else Response.Status.DRAFT,
-            language=language,
-            source=source,
-            started_at=now,
-            submitted_at=now if submitted else None,
-            choice_bits=form.bits(clean),
-            idempotency_key=idempotency_key,
-        )
-    )
-    sql.insert_rows(Answer, ANSWER_COLUMNS, answer_values(response.pk, form, clean))
     reason = audit.participant_reason(source, submission=submitted)
-    sql.record_created(Response, "id", response.pk, reason=reason, when=now)
-    sql.record_created(Answer, "response_id", response.pk, reason=reason, when=now)
+    with sql.statements() as run:
+        response = sql.insert(
+            run,
+            Response(
+                participant=participant,
+                instrument=form.instrument,
+                site_id=participant.site_id,
+                status=Response.Status.SUBMITTED if submitted else Response.Status.DRAFT,
+                language=language,
+                source=source,
+                started_at=now,
+                submitted_at=now if submitted else None,
+                choice_bits=form.bits(clean),
+                idempotency_key=idempotency_key,
+            ),
+        )
+        sql.insert_rows(run, Answer, ANSWER_COLUMNS, answer_values(response.pk, form, clean))
+        sql.record_created(run, Response, "id", response.pk, reason=reason, when=now)
+        sql.record_created(run, Answer, "response_id", response.pk, reason=reason, when=now)
     return response
 
 

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from functools import cache, partial
+from functools import cache
 from typing import Any, TypeVar
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Model
 
 from .models import Instrument, Participant, Response, Site, Study
@@ -30,114 +31,120 @@ from .models import Instrument, Participant, Response, Site, Study
 M = TypeVar("M", bound=Model)
 
 try:  # psycopg 3 (production); the embedded mode may run without it
-    from psycopg import Cursor as _server_cursor
-
-    _PREPARING: tuple[type, ...] = (_server_cursor,)
+    from psycopg import Cursor as ServerCursor
 except ImportError:  # pragma: no cover
-    _PREPARING = ()
+    ServerCursor = None  # type: ignore[assignment, misc]
 
-Converter = Callable[[Any], Any]
+Converter = Callable[[Any, Any, Any], Any]
 
 
-def _quote(name: str) -> str:
-    return connection.ops.quote_name(name)
+class Statements:
+    """Runs the statements of one operation on one cursor.
+
+    On PostgreSQL the cursor binds parameters on the server, so that psycopg *prepares*
+    each statement once per connection (connections live ``CONN_MAX_AGE``): parsing and
+    planning the token lookup cost the server three times as much CPU as running it.
+    Elsewhere, and whenever Django records queries (``DEBUG``, tests counting queries),
+    it is Django's own cursor."""
+
+    def __init__(self, db: BaseDatabaseWrapper, cursor: Any, prepare: bool) -> None:
+        self.db = db
+        self.cursor = cursor
+        self.prepare = prepare
+
+    def run(self, sql: str, params: Sequence[Any]) -> Any:
+        if self.prepare:
+            self.cursor.execute(sql, params, prepare=True)
+        else:
+            self.cursor.execute(sql, params)
+        return self.cursor
 
 
 @contextmanager
-def _cursor() -> Iterator[Any]:
-    """A cursor for these statements. On PostgreSQL, one that binds parameters on the
-    server, so that psycopg *prepares* each statement once per connection (connections
-    live ``CONN_MAX_AGE``): parsing and planning the token lookup cost the server three
-    times as much CPU as running it. Elsewhere, and whenever Django records queries
-    (``DEBUG``, tests counting queries), Django's own cursor."""
-    if connection.vendor != "postgresql" or connection.queries_logged:
-        with connection.cursor() as cursor:
-            yield cursor
+def statements() -> Iterator[Statements]:
+    db = connections[DEFAULT_DB_ALIAS]
+    if db.vendor != "postgresql" or db.queries_logged or ServerCursor is None:
+        with db.cursor() as cursor:
+            yield Statements(db, cursor, prepare=False)
         return
-    # What ``connection.cursor()`` does first: the health check, then connect if needed.
-    connection.close_if_health_check_failed()
-    connection.ensure_connection()
-    with connection.wrap_database_errors, _server_cursor(connection.connection) as cursor:
-        yield cursor
+    # What ``db.cursor()`` does first: the health check, then connect if needed.
+    db.close_if_health_check_failed()
+    db.ensure_connection()
+    with db.wrap_database_errors, ServerCursor(db.connection) as cursor:
+        yield Statements(db, cursor, prepare=True)
 
 
-def _execute(cursor: Any, sql: str, params: Sequence[Any]) -> None:
-    if isinstance(cursor, _PREPARING):
-        cursor.execute(sql, params, prepare=True)  # type: ignore[attr-defined]
-    else:
-        cursor.execute(sql, params)
-
-
-def _converters(field: Any, column: Any) -> list[Converter]:
-    """What the ORM applies to a column's raw value (SQLite returns datetimes as text)."""
-    found = connection.ops.get_db_converters(column) + field.get_db_converters(connection)
-    return [partial(_apply, convert, column) for convert in found]
-
-
-def _apply(convert: Any, column: Any, value: Any) -> Any:
-    return convert(value, column, connection)
+# --- Reading rows back into models ----------------------------------------------------
 
 
 class _Columns:
     """A model's concrete columns under a table alias, and how to turn a row slice back
-    into an instance with the values the ORM would have given."""
+    into an instance with the values the ORM would have given (SQLite, for one, returns
+    datetimes as text)."""
 
-    def __init__(self, model: type[Model], alias: str) -> None:
+    def __init__(self, db: BaseDatabaseWrapper, model: type[Model], alias: str) -> None:
         self.model = model
-        self.fields = list(model._meta.concrete_fields)
-        self.names = [f.attname for f in self.fields]
-        self.sql = ", ".join(f"{alias}.{_quote(f.column)}" for f in self.fields)
-        self.converters: list[list[Converter]] = []
-        for f in self.fields:
+        self.alias = db.alias
+        fields = list(model._meta.concrete_fields)
+        self.names = [f.attname for f in fields]
+        self.sql = ", ".join(f"{alias}.{db.ops.quote_name(f.column)}" for f in fields)
+        self.converters: list[tuple[int, Converter, Any]] = []
+        for i, f in enumerate(fields):
             column = f.get_col(alias)
-            self.converters.append(_converters(f, column))
+            found = db.ops.get_db_converters(column) + f.get_db_converters(db)  # type: ignore[attr-defined]
+            self.converters += [(i, convert, column) for convert in found]
 
     def __len__(self) -> int:
-        return len(self.fields)
+        return len(self.names)
 
-    def build(self, row: Sequence[Any]) -> Model:
+    def build(self, db: BaseDatabaseWrapper, row: Sequence[Any]) -> Model:
         values = list(row)
-        for i, converters in enumerate(self.converters):
-            for convert in converters:
-                values[i] = convert(values[i])
-        return self.model.from_db(connection.alias, self.names, values)
+        for i, convert, column in self.converters:
+            values[i] = convert(values[i], column, db)
+        return self.model.from_db(self.alias, self.names, values)
+
+
+def _convert_published_at(db: BaseDatabaseWrapper, value: Any) -> Any:
+    """A scalar subquery's value has no field to convert it: use ``published_at``'s."""
+    field: Any = Instrument._meta.get_field("published_at")
+    column = field.get_col("ci")
+    for convert in db.ops.get_db_converters(column) + field.get_db_converters(db):
+        value = convert(value, column, db)
+    return value
+
+
+# --- The participant of a link --------------------------------------------------------
 
 
 @cache
-def _participant_statement(vendor: str, with_response: bool) -> tuple[str, list[_Columns]]:
+def _participant_statement(alias: str, with_response: bool) -> tuple[str, list[_Columns]]:
     """The participant of a token hash with site, study, the study's current instrument
     (id and publication time: the key of its kept form) and optionally the response."""
-    parts = [
-        _Columns(Participant, "p"),
-        _Columns(Site, "s"),
-        _Columns(Study, "st"),
-    ]
+    db = connections[alias]
+    q = db.ops.quote_name
+    parts = [_Columns(db, Participant, "p"), _Columns(db, Site, "s"), _Columns(db, Study, "st")]
     if with_response:
-        parts += [_Columns(Response, "r"), _Columns(Instrument, "ri")]
+        parts += [_Columns(db, Response, "r"), _Columns(db, Instrument, "ri")]
     current = (
-        f"SELECT {{column}} FROM {_quote(Instrument._meta.db_table)} ci "
-        f"WHERE ci.{_quote('study_id')} = st.{_quote('id')} AND ci.{_quote('status')} = %s "
-        f"ORDER BY ci.{_quote('version')} DESC LIMIT 1"
+        f"SELECT {{column}} FROM {q(Instrument._meta.db_table)} ci "
+        f"WHERE ci.{q('study_id')} = st.{q('id')} AND ci.{q('status')} = %s "
+        f"ORDER BY ci.{q('version')} DESC LIMIT 1"
     )
     select = ", ".join(c.sql for c in parts)
-    select += f", ({current.format(column='ci.' + _quote('id'))})"
-    select += f", ({current.format(column='ci.' + _quote('published_at'))})"
+    select += f", ({current.format(column='ci.' + q('id'))})"
+    select += f", ({current.format(column='ci.' + q('published_at'))})"
     joins = (
-        f"{_quote(Participant._meta.db_table)} p "
-        f"JOIN {_quote(Site._meta.db_table)} s ON s.{_quote('id')} = p.{_quote('site_id')} "
-        f"JOIN {_quote(Study._meta.db_table)} st ON st.{_quote('id')} = s.{_quote('study_id')}"
+        f"{q(Participant._meta.db_table)} p "
+        f"JOIN {q(Site._meta.db_table)} s ON s.{q('id')} = p.{q('site_id')} "
+        f"JOIN {q(Study._meta.db_table)} st ON st.{q('id')} = s.{q('study_id')}"
     )
     if with_response:
         joins += (
-            f" LEFT JOIN {_quote(Response._meta.db_table)} r"
-            f" ON r.{_quote('participant_id')} = p.{_quote('id')}"
-            f" LEFT JOIN {_quote(Instrument._meta.db_table)} ri"
-            f" ON ri.{_quote('id')} = r.{_quote('instrument_id')}"
+            f" LEFT JOIN {q(Response._meta.db_table)} r ON r.{q('participant_id')} = p.{q('id')}"
+            f" LEFT JOIN {q(Instrument._meta.db_table)} ri"
+            f" ON ri.{q('id')} = r.{q('instrument_id')}"
         )
-    sql = (
-        f"SELECT {select} FROM {joins} "
-        f"WHERE p.{_quote('token_hash')} = %s AND p.{_quote('status')} = %s"
-    )
+    sql = f"SELECT {select} FROM {joins} WHERE p.{q('token_hash')} = %s AND p.{q('status')} = %s"
     return sql, parts
 
 
@@ -146,56 +153,56 @@ def participant_by_token_hash(token_hash: str, *, with_response: bool) -> Partic
     current instrument as ``current_instrument_id`` and
     ``current_instrument_published_at``; with ``with_response``, their response (or
     ``None``) cached on ``participant.response``."""
-    sql, parts = _participant_statement(connection.vendor, with_response)
-    published = Instrument.Status.PUBLISHED
-    with _cursor() as cursor:
-        _execute(cursor, sql, [published, published, token_hash, Participant.Status.ACTIVE.value])
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    objects = []
-    start = 0
-    for columns in parts:
-        chunk = row[start : start + len(columns)]
-        start += len(columns)
-        objects.append(None if chunk[0] is None else columns.build(chunk))
+    published = Instrument.Status.PUBLISHED.value
+    with statements() as run:
+        sql, parts = _participant_statement(run.db.alias, with_response)
+        params = [published, published, token_hash, Participant.Status.ACTIVE.value]
+        row = run.run(sql, params).fetchone()
+        if row is None:
+            return None
+        objects: list[Any] = []
+        start = 0
+        for columns in parts:
+            chunk = row[start : start + len(columns)]
+            start += len(columns)
+            objects.append(None if chunk[0] is None else columns.build(run.db, chunk))
+        current_id, current_published_at = row[start], row[start + 1]
+        if current_published_at is not None:
+            current_published_at = _convert_published_at(run.db, current_published_at)
     participant, site, study = objects[:3]
-    assert isinstance(participant, Participant) and isinstance(site, Site)
-    site.study = study  # type: ignore[assignment]
+    site.study = study
     participant.site = site
-    current_id, current_published_at = row[start], row[start + 1]
-    if current_published_at is not None:
-        current_published_at = _convert_datetime(current_published_at)
-    participant.current_instrument_id = current_id  # type: ignore[attr-defined]
-    participant.current_instrument_published_at = current_published_at  # type: ignore[attr-defined]
+    participant.current_instrument_id = current_id
+    participant.current_instrument_published_at = current_published_at
     if with_response:
         response, instrument = objects[3], objects[4]
         if response is not None:
-            response.instrument = instrument  # type: ignore[attr-defined]
-            response.participant = participant  # type: ignore[attr-defined]
+            response.instrument = instrument
+            response.participant = participant
         # The reverse one-to-one's cache: ``participant.response`` without a query.
         Participant.response.related.set_cached_value(participant, response)  # type: ignore[attr-defined]
-    return participant
-
-
-def _convert_datetime(value: Any) -> Any:
-    """A scalar subquery's value has no field to convert it: use ``published_at``'s."""
-    field = Instrument._meta.get_field("published_at")
-    for convert in _converters(field, field.get_col("ci")):  # type: ignore[union-attr]
-        value = convert(value)
-    return value
+    return participant  # type: ignore[no-any-return]
 
 
 @cache
-def _response_statement(vendor: str) -> tuple[str, list[_Columns]]:
-    parts = [_Columns(Response, "r"), _Columns(Instrument, "ri")]
+def _response_statement(alias: str) -> tuple[str, _Columns, _Columns]:
+    db = connections[alias]
+    q = db.ops.quote_name
+    response, instrument = _Columns(db, Response, "r"), _Columns(db, Instrument, "ri")
     sql = (
-        f"SELECT {parts[0].sql}, {parts[1].sql} FROM {_quote(Response._meta.db_table)} r "
-        f"JOIN {_quote(Instrument._meta.db_table)} ri "
-        f"ON ri.{_quote('id')} = r.{_quote('instrument_id')} "
-        f"WHERE r.{_quote('participant_id')} = %s"
+        f"SELECT {response.sql}, {instrument.sql} FROM {q(Response._meta.db_table)} r "
+        f"JOIN {q(Instrument._meta.db_table)} ri ON ri.{q('id')} = r.{q('instrument_id')} "
+        f"WHERE r.{q('participant_id')} = %s"
     )
-    return sql, parts
+    return sql, response, instrument
+
+
+@cache
+def _lock_statement(alias: str) -> str:
+    db = connections[alias]
+    q = db.ops.quote_name
+    sql = f"SELECT {q('id')} FROM {q(Participant._meta.db_table)} WHERE {q('id')} = %s"
+    return sql + (" FOR UPDATE" if db.features.has_select_for_update else "")
 
 
 def lock_participant_and_read_response(participant: Participant) -> Response | None:
@@ -206,81 +213,88 @@ def lock_participant_and_read_response(participant: Participant) -> Response | N
     Two statements on purpose: under READ COMMITTED a row joined in the locking
     statement would be read from before a concurrent holder of the lock committed (a
     double tap that has just submitted, say); the second statement sees that commit."""
-    table = _quote(Participant._meta.db_table)
-    lock = f"SELECT {_quote('id')} FROM {table} WHERE {_quote('id')} = %s"
-    if connection.features.has_select_for_update:
-        lock += " FOR UPDATE"
-    sql, (response_columns, instrument_columns) = _response_statement(connection.vendor)
-    with _cursor() as cursor:
-        _execute(cursor, lock, [participant.pk])
-        cursor.fetchone()
-        _execute(cursor, sql, [participant.pk])
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    response = response_columns.build(row[: len(response_columns)])
-    response.instrument = instrument_columns.build(row[len(response_columns) :])  # type: ignore[attr-defined]
-    response.participant = participant  # type: ignore[attr-defined]
-    return response  # type: ignore[return-value]
+    with statements() as run:
+        run.run(_lock_statement(run.db.alias), [participant.pk]).fetchone()
+        sql, response_columns, instrument_columns = _response_statement(run.db.alias)
+        row = run.run(sql, [participant.pk]).fetchone()
+        if row is None:
+            return None
+        split = len(response_columns)
+        response: Any = response_columns.build(run.db, row[:split])
+        response.instrument = instrument_columns.build(run.db, row[split:])
+    response.participant = participant
+    return response  # type: ignore[no-any-return]
 
 
-def insert(instance: M) -> M:
-    """INSERT one new instance and set its primary key: ``instance.save()`` for a model
-    without signals that matter here, minus the statement's compilation."""
-    model = type(instance)
-    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
-    values = [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in fields]
-    table = _quote(model._meta.db_table)
-    columns = ", ".join(_quote(f.column) for f in fields)
-    placeholders = ", ".join(["%s"] * len(fields))
-    sql = f"INSERT INTO {table} ({columns}) VALUES ({placeholders})"
-    returning = connection.features.can_return_columns_from_insert
-    if returning:
-        sql += f" RETURNING {_quote(model._meta.pk.column)}"  # type: ignore[union-attr]
-    with _cursor() as cursor:
-        _execute(cursor, sql, values)
-        instance.pk = cursor.fetchone()[0] if returning else cursor.lastrowid
-    instance._state.adding = False
-    instance._state.db = connection.alias
-    return instance
-
-
-def insert_rows(model: type[Model], columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    """INSERT many rows of ``model`` given as values of the named fields (attnames), in one
-    statement: ``bulk_create`` without building an instance per row."""
-    if not rows:
-        return
-    fields = [model._meta.get_field(name) for name in columns]
-    table = _quote(model._meta.db_table)
-    names = ", ".join(_quote(f.column) for f in fields)  # type: ignore[union-attr, arg-type]
-    one = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    params = [
-        f.get_db_prep_save(value, connection)  # type: ignore[union-attr]
-        for row in rows
-        for f, value in zip(fields, row, strict=True)
-    ]
-    with _cursor() as cursor:
-        values = ", ".join([one] * len(rows))
-        _execute(cursor, f"INSERT INTO {table} ({names}) VALUES {values}", params)
+# --- Writing a first save or submission -----------------------------------------------
 
 
 @cache
-def _record_statement(vendor: str, model: type[Model], where: str) -> str:
+def _insert_statement(alias: str, model: type[Model]) -> tuple[str, list[Any], bool]:
+    db = connections[alias]
+    q = db.ops.quote_name
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    columns = ", ".join(q(f.column) for f in fields)
+    sql = (
+        f"INSERT INTO {q(model._meta.db_table)} ({columns}) "
+        f"VALUES ({', '.join(['%s'] * len(fields))})"
+    )
+    returning = db.features.can_return_columns_from_insert
+    if returning:
+        sql += f" RETURNING {q(model._meta.pk.column)}"  # type: ignore[union-attr]
+    return sql, fields, returning
+
+
+def insert(run: Statements, instance: M) -> M:
+    """INSERT one new instance and set its primary key: ``instance.save()`` without its
+    signals, minus the statement's compilation."""
+    sql, fields, returning = _insert_statement(run.db.alias, type(instance))
+    values = [f.get_db_prep_save(f.pre_save(instance, True), run.db) for f in fields]
+    cursor = run.run(sql, values)
+    instance.pk = cursor.fetchone()[0] if returning else cursor.lastrowid
+    instance._state.adding = False
+    instance._state.db = run.db.alias
+    return instance
+
+
+@cache
+def _insert_rows_statement(alias: str, model: type[Model], columns: tuple[str, ...], n: int) -> str:
+    q = connections[alias].ops.quote_name
+    names = ", ".join(q(model._meta.get_field(c).column) for c in columns)  # type: ignore[union-attr, arg-type]
+    one = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    return f"INSERT INTO {q(model._meta.db_table)} ({names}) VALUES {', '.join([one] * n)}"
+
+
+def insert_rows(
+    run: Statements, model: type[Model], columns: tuple[str, ...], rows: Sequence[Sequence[Any]]
+) -> None:
+    """INSERT rows of ``model`` given as the values of the named fields (attnames) in one
+    statement: ``bulk_create`` without building an instance per row. The values must be
+    what the database takes as they are: integers, strings, ``None``, ``Decimal``."""
+    if rows:
+        sql = _insert_rows_statement(run.db.alias, model, columns, len(rows))
+        run.run(sql, [value for row in rows for value in row])
+
+
+@cache
+def _record_statement(alias: str, model: type[Model], where: str) -> str:
+    q = connections[alias].ops.quote_name
     historical: Any = model.history.model  # type: ignore[attr-defined]
-    tracked = [_quote(f.column) for f in historical.tracked_fields]
-    extra = [_quote(c) for c in ("history_date", "history_type", "history_change_reason")]
-    extra.append(_quote("history_user_id"))
+    tracked = [q(f.column) for f in historical.tracked_fields]
+    extra = [q(c) for c in ("history_date", "history_type", "history_change_reason")]
+    extra.append(q("history_user_id"))
     return (
-        f"INSERT INTO {_quote(historical._meta.db_table)} ({', '.join(tracked + extra)}) "
+        f"INSERT INTO {q(historical._meta.db_table)} ({', '.join(tracked + extra)}) "
         f"SELECT {', '.join(tracked)}, %s, '+', %s, NULL "
-        f"FROM {_quote(model._meta.db_table)} WHERE {_quote(where)} = %s"
+        f"FROM {q(model._meta.db_table)} WHERE {q(where)} = %s"
     )
 
 
-def record_created(model: type[Model], where: str, value: Any, *, reason: str, when: Any) -> None:
+def record_created(
+    run: Statements, model: type[Model], where: str, value: Any, *, reason: str, when: Any
+) -> None:
     """The history rows (simple-history's, as ``surveys.audit`` writes them) of the rows of
     ``model`` whose ``where`` column is ``value``, recorded as created by nobody (a
     participant) for ``reason``: one INSERT … SELECT, copying the rows as stored."""
-    sql = _record_statement(connection.vendor, model, where)
-    with _cursor() as cursor:
-        _execute(cursor, sql, [connection.ops.adapt_datetimefield_value(when), reason, value])
+    sql = _record_statement(run.db.alias, model, where)
+    run.run(sql, [run.db.ops.adapt_datetimefield_value(when), reason, value])
