@@ -7,13 +7,15 @@
    tokens stay in this process's memory only).
 2. Starts gunicorn (``config.wsgi``) in production mode with bench-only secrets on a free
    port of 127.0.0.1.
-3. Runs C concurrent clients (asyncio + aiohttp), each doing what a phone does per
-   participant: GET the link, then ONE POST of a complete questionnaire with
-   ``action=submit``. A share of participants sends that POST twice at once (a double tap):
-   exactly one 303 and one 409 are expected.
-4. Prints throughput and latencies, then checks the database: every accepted submission
-   (303) is stored exactly once, and nothing else is. Exits non-zero on any loss,
-   duplicate, double tap not answered 303 + 409, 5xx or client error.
+3. Runs C concurrent clients (asyncio, keep-alive HTTP/1.1) in two phases: every
+   participant opens their link (GET: the form and its CSRF token), then every participant
+   submits a complete questionnaire, through the form (``action=submit``) or, for a share
+   of them, through the API with an Idempotency-Key. Some send it twice at once: a double
+   tap on the form (303 + 409 expected), a retry with the same key (201 + 200 expected).
+4. Prints the rate, latencies and CPU of each phase, then checks the database: every
+   accepted submission (303 or 201) is stored exactly once, and nothing else is. Exits
+   non-zero on any loss, duplicate, double tap or retry answered otherwise, 5xx or client
+   error.
 
 Production sits behind a TLS-terminating proxy that sets ``X-Forwarded-Proto: https``; the
 clients send that header, so Django treats each request as HTTPS (no SSL redirect, CSRF
