@@ -277,7 +277,7 @@ CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=540
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A task whose worker died unacknowledged is redelivered after this many seconds. It must
 # exceed the longest task (CELERY_TASK_TIME_LIMIT), or a slow run would be sent twice.
-visibility_timeout = env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)
+visibility_timeout = env.int("CELERY_VISIBILITY_TIMEOUT", default=900)
 # A participant's submission publishes a scoring task: a broker that is down, or frozen
 # (accepting connections but never answering), must not hold the request. Without these,
 # kombu waits forever on a frozen Redis; with them a publish gives up within ~3 s (frozen)
@@ -442,7 +442,11 @@ SPECTACULAR_SETTINGS = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    # Invitation tokens are credentials: no log line shows one (config/logfilters.py).
+    "filters": {"redact_tokens": {"()": "config.logfilters.RedactTokens"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "filters": ["redact_tokens"]},
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},

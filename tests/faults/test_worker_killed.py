@@ -32,7 +32,7 @@ from tests.celery_worker import test_database_url as database_url
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
-# Short for the test (3600 s in production): the broker redelivers the killed worker's
+# Short for the test (900 s by default): the broker redelivers the killed worker's
 # message this many seconds after that worker took it.
 VISIBILITY_TIMEOUT = 10
 WAIT = 120  # seconds, for each bounded wait below
