@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
@@ -291,10 +293,13 @@ def _create(
     language: str,
     source: str,
     idempotency_key: str | None = None,
-) -> Response:
+    unless_exists: bool = False,
+) -> Response | None:
     """A participant's first save or submission: the response, in its final state, and its
     answers, each recorded once as created. Fixed statements (``surveys/sql.py``): this is
-    the path of nearly every submission, and it makes four INSERTs in all."""
+    the path of nearly every submission, and it makes four INSERTs in all. With
+    ``unless_exists``, nothing is written and ``None`` returned if the participant has a
+    response already (or a concurrent request is creating one)."""
     now = timezone.now()
     reason = audit.participant_reason(source, submission=submitted)
     with sql.statements() as run:
@@ -312,17 +317,66 @@ def _create(
                 choice_bits=form.bits(clean),
                 idempotency_key=idempotency_key,
             ),
+            unless_exists="participant_id" if unless_exists else None,
         )
+        if response is None:
+            return None
         sql.insert_rows(run, Answer, ANSWER_COLUMNS, answer_values(response.pk, form, clean))
-        sql.record_created(run, Response, "id", response.pk, reason=reason, when=now)
-        sql.record_created(run, Answer, "response_id", response.pk, reason=reason, when=now)
+        created = {"history_type": "+", "reason": reason, "when": now}
+        sql.record(run, Response, "id", response.pk, **created)  # type: ignore[arg-type]
+        sql.record(run, Answer, "response_id", response.pk, **created)  # type: ignore[arg-type]
     return response
+
+
+def _answer_keys(rows: Iterable[Sequence[Any]]) -> Counter[tuple[Any, ...]]:
+    """(question, choice, text, number) rows, comparable: numbers as the database keeps
+    them may carry trailing zeros (20.0000 is 20)."""
+    return Counter(
+        (question, choice, text, None if number is None else Decimal(number).normalize())
+        for question, choice, text, number in rows
+    )
+
+
+def _seen_responding(participant: Participant) -> bool:
+    """Whether the participant's lookup (``participant_for_token(..., with_response=True)``)
+    saw a response: a draft to submit, so the one-go path would only find it taken. A
+    hint that picks the path; the statements themselves decide."""
+    return bool(
+        Participant.response.is_cached(participant)  # type: ignore[attr-defined]
+        and getattr(participant, "response", None) is not None
+    )
+
+
+def _create_first(
+    participant: Participant, answers: Mapping[str, Any], *, submitted: bool, **fields: Any
+) -> Response | None:
+    """The usual case in one go: a participant without a response sends valid answers.
+    Nothing is locked: the response's unique participant decides between two concurrent
+    requests (the loser inserts nothing and waits for the winner's commit). ``None`` when
+    the participant has a response already, when the study has no current instrument or
+    when the answers have errors: the careful path, which locks the participant's row,
+    takes over and says what is wrong."""
+    if not sql.can_insert_unless_exists():
+        return None
+    instrument = participant_instrument(participant)
+    if instrument is None:
+        return None
+    form = InstrumentForm.load(instrument)
+    clean, errors = form.clean(answers, complete=submitted)
+    if errors:
+        return None
+    return _create(participant, form, clean, submitted=submitted, unless_exists=True, **fields)
 
 
 def _store(response: Response, form: InstrumentForm, clean: CleanAnswers, *, reason: str) -> None:
     """Replace an existing response's answers (recording those that changed); the caller
-    saves ``choice_bits`` with the response."""
-    audit.answers_replace(response, answer_rows(response.pk, form, clean), reason=reason)
+    saves ``choice_bits`` with the response. Submitting a draft as it was autosaved, the
+    usual case on the web, reads the answers with a fixed statement and writes none."""
+    values = answer_values(response.pk, form, clean)
+    with sql.statements() as run:
+        stored = sql.answer_values_of(run, response.pk)
+    if _answer_keys(stored) != _answer_keys([v[1:] for v in values]):
+        audit.answers_replace(response, answer_rows(response.pk, form, clean), reason=reason)
     response.choice_bits = form.bits(clean)
 
 
@@ -350,15 +404,26 @@ def response_save_draft(
     _check_open(participant)
     language = _normal_language(language)
     with transaction.atomic():
+        created = (
+            None
+            if _seen_responding(participant)
+            else _create_first(
+                participant, answers, submitted=False, language=language, source=source
+            )
+        )
+        if created is not None:
+            return created
         response = _lock_participant(participant)
         if response is not None and response.is_submitted:
             raise AlreadySubmitted()
         if response is None:
             form = InstrumentForm.load(_current_instrument(participant))
             clean = _clean_or_refuse(form, answers, complete=False)
-            return _create(
+            created = _create(
                 participant, form, clean, submitted=False, language=language, source=source
             )
+            assert created is not None  # inserted unconditionally
+            return created
         form = InstrumentForm.load(response.instrument)
         clean = _clean_or_refuse(form, answers, complete=False)
         reason = audit.participant_reason(source, submission=False)
@@ -383,8 +448,9 @@ def response_submit(
     ``answers`` is the whole questionnaire; every shown required question must be answered
     and every value valid, or ``AnswersInvalid`` is raised and nothing changes. A
     participant who has already submitted gets ``AlreadySubmitted``; two concurrent
-    submissions store exactly one response (the participant row is locked).
-    ``idempotency_key`` (an API client's) is stored with the response.
+    submissions store exactly one response (the response's unique participant, then the
+    participant's row lock, decide). ``idempotency_key`` (an API client's) is stored with
+    the response.
 
     The usual case, a first submission without a saved draft, writes the response in its
     final state, its answers and their history: four INSERTs, nothing written twice.
@@ -392,49 +458,93 @@ def response_submit(
     _check_open(participant)
     language = _normal_language(language)
     with transaction.atomic():
-        response = _lock_participant(participant)
-        if response is not None and response.is_submitted:
-            raise AlreadySubmitted()
-        if response is None:
-            form = InstrumentForm.load(_current_instrument(participant))
-            clean = _clean_or_refuse(form, answers, complete=True)
-            response = _create(
+        response = (
+            None
+            if _seen_responding(participant)
+            else _create_first(
                 participant,
-                form,
-                clean,
+                answers,
                 submitted=True,
                 language=language,
                 source=source,
                 idempotency_key=idempotency_key,
             )
-        else:
-            form = InstrumentForm.load(response.instrument)
-            clean = _clean_or_refuse(form, answers, complete=True)
-            reason = audit.participant_reason(source, submission=True)
-            _store(response, form, clean, reason=reason)
-            response.status = Response.Status.SUBMITTED
-            response.submitted_at = timezone.now()
-            response.language = language
-            response.source = source
-            response.idempotency_key = idempotency_key
-            audit.save_recorded(
-                response,
-                update_fields=[
-                    "status",
-                    "submitted_at",
-                    "language",
-                    "source",
-                    "choice_bits",
-                    "idempotency_key",
-                    "updated_at",
-                ],
-                reason=reason,
+        )
+        if response is None:
+            response = _submit_locked(
+                participant,
+                answers,
+                language=language,
+                source=source,
+                idempotency_key=idempotency_key,
             )
         site = participant.site
         transaction.on_commit(
             lambda: response_submitted.send(
                 sender=Response, response_id=response.pk, study_id=site.study_id, site_id=site.pk
             )
+        )
+    return response
+
+
+def _submit_locked(
+    participant: Participant,
+    answers: Mapping[str, Any],
+    *,
+    language: str,
+    source: str,
+    idempotency_key: str | None,
+) -> Response:
+    """A submission that is not a valid first one: with the participant's row locked,
+    refuse a second submission, say what is wrong with the answers, or submit the draft."""
+    response = _lock_participant(participant)
+    if response is not None and response.is_submitted:
+        raise AlreadySubmitted()
+    if response is None:
+        form = InstrumentForm.load(_current_instrument(participant))
+        clean = _clean_or_refuse(form, answers, complete=True)
+        created = _create(
+            participant,
+            form,
+            clean,
+            submitted=True,
+            language=language,
+            source=source,
+            idempotency_key=idempotency_key,
+        )
+        assert created is not None  # inserted unconditionally
+        return created
+    form = InstrumentForm.load(response.instrument)
+    clean = _clean_or_refuse(form, answers, complete=True)
+    reason = audit.participant_reason(source, submission=True)
+    _store(response, form, clean, reason=reason)
+    response.status = Response.Status.SUBMITTED
+    response.submitted_at = timezone.now()
+    response.language = language
+    response.source = source
+    response.idempotency_key = idempotency_key
+    with sql.statements() as run:
+        sql.update(
+            run,
+            response,
+            (
+                "status",
+                "submitted_at",
+                "language",
+                "source",
+                "choice_bits",
+                "idempotency_key",
+                "updated_at",
+            ),
+        )
+        sql.record(
+            run,
+            Response,
+            "id",
+            response.pk,
+            history_type="~",
+            reason=reason,
+            when=response.updated_at,
         )
     return response
 

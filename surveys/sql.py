@@ -63,15 +63,18 @@ class Statements:
 @contextmanager
 def statements() -> Iterator[Statements]:
     db = connections[DEFAULT_DB_ALIAS]
-    if db.vendor != "postgresql" or db.queries_logged or ServerCursor is None:
-        with db.cursor() as cursor:
-            yield Statements(db, cursor, prepare=False)
-        return
-    # What ``db.cursor()`` does first: the health check, then connect if needed.
-    db.close_if_health_check_failed()
-    db.ensure_connection()
-    with db.wrap_database_errors, ServerCursor(db.connection) as cursor:
-        yield Statements(db, cursor, prepare=True)
+    if db.vendor == "postgresql" and not db.queries_logged and ServerCursor is not None:
+        # What ``db.cursor()`` does first: the health check, then connect if needed.
+        db.close_if_health_check_failed()
+        db.ensure_connection()
+        # Django leaves preparing off unless OPTIONS say otherwise (config/settings.py:
+        # DATABASE_PREPARED_STATEMENTS).
+        if db.connection.prepare_threshold is not None:
+            with db.wrap_database_errors, ServerCursor(db.connection) as cursor:
+                yield Statements(db, cursor, prepare=True)
+            return
+    with db.cursor() as cursor:
+        yield Statements(db, cursor, prepare=False)
 
 
 # --- Reading rows back into models ----------------------------------------------------
@@ -230,7 +233,9 @@ def lock_participant_and_read_response(participant: Participant) -> Response | N
 
 
 @cache
-def _insert_statement(alias: str, model: type[Model]) -> tuple[str, list[Any], bool]:
+def _insert_statement(
+    alias: str, model: type[Model], unless_exists: str | None
+) -> tuple[str, list[Any], bool]:
     db = connections[alias]
     q = db.ops.quote_name
     fields = [f for f in model._meta.concrete_fields if not f.primary_key]
@@ -239,19 +244,35 @@ def _insert_statement(alias: str, model: type[Model]) -> tuple[str, list[Any], b
         f"INSERT INTO {q(model._meta.db_table)} ({columns}) "
         f"VALUES ({', '.join(['%s'] * len(fields))})"
     )
+    if unless_exists:
+        sql += f" ON CONFLICT ({q(unless_exists)}) DO NOTHING"
     returning = db.features.can_return_columns_from_insert
     if returning:
         sql += f" RETURNING {q(model._meta.pk.column)}"  # type: ignore[union-attr]
     return sql, fields, returning
 
 
-def insert(run: Statements, instance: M) -> M:
+def can_insert_unless_exists() -> bool:
+    """Whether ``insert(..., unless_exists=...)`` can tell an insert from a conflict."""
+    return bool(connections[DEFAULT_DB_ALIAS].features.can_return_columns_from_insert)
+
+
+def insert(run: Statements, instance: M, *, unless_exists: str | None = None) -> M | None:
     """INSERT one new instance and set its primary key: ``instance.save()`` without its
-    signals, minus the statement's compilation."""
-    sql, fields, returning = _insert_statement(run.db.alias, type(instance))
+    signals, minus the statement's compilation. With ``unless_exists`` (a column with a
+    unique constraint), a row already holding that value — or one a concurrent
+    transaction is inserting, once it commits — makes it insert nothing and return
+    ``None`` (``ON CONFLICT DO NOTHING``; needs ``can_insert_unless_exists()``)."""
+    sql, fields, returning = _insert_statement(run.db.alias, type(instance), unless_exists)
     values = [f.get_db_prep_save(f.pre_save(instance, True), run.db) for f in fields]
     cursor = run.run(sql, values)
-    instance.pk = cursor.fetchone()[0] if returning else cursor.lastrowid
+    if returning:
+        row = cursor.fetchone()
+        if row is None:
+            return None
+        instance.pk = row[0]
+    else:
+        instance.pk = cursor.lastrowid
     instance._state.adding = False
     instance._state.db = run.db.alias
     return instance
@@ -277,7 +298,39 @@ def insert_rows(
 
 
 @cache
-def _record_statement(alias: str, model: type[Model], where: str) -> str:
+def _update_statement(alias: str, model: type[Model], names: tuple[str, ...]) -> str:
+    q = connections[alias].ops.quote_name
+    fields = [model._meta.get_field(name) for name in names]
+    assignments = ", ".join(f"{q(f.column)} = %s" for f in fields)  # type: ignore[union-attr, arg-type]
+    pk = q(model._meta.pk.column)  # type: ignore[union-attr]
+    return f"UPDATE {q(model._meta.db_table)} SET {assignments} WHERE {pk} = %s"
+
+
+def update(run: Statements, instance: Model, names: tuple[str, ...]) -> None:
+    """UPDATE the named fields of a stored instance: ``save(update_fields=...)`` without
+    its signals, minus the statement's compilation (``auto_now`` fields are set here)."""
+    sql = _update_statement(run.db.alias, type(instance), names)
+    fields: list[Any] = [type(instance)._meta.get_field(name) for name in names]
+    values = [f.get_db_prep_save(f.pre_save(instance, False), run.db) for f in fields]
+    run.run(sql, [*values, instance.pk])
+
+
+@cache
+def _answers_statement(alias: str) -> str:
+    q = connections[alias].ops.quote_name
+    from .models import Answer
+
+    columns = ", ".join(q(c) for c in ("question_id", "choice_id", "text_value", "number_value"))
+    return f"SELECT {columns} FROM {q(Answer._meta.db_table)} WHERE {q('response_id')} = %s"
+
+
+def answer_values_of(run: Statements, response_id: int) -> list[tuple[Any, ...]]:
+    """A stored response's answers as (question_id, choice_id, text_value, number_value)."""
+    return [tuple(row) for row in run.run(_answers_statement(run.db.alias), [response_id])]
+
+
+@cache
+def _record_statement(alias: str, model: type[Model], where: str, history_type: str) -> str:
     q = connections[alias].ops.quote_name
     historical: Any = model.history.model  # type: ignore[attr-defined]
     tracked = [q(f.column) for f in historical.tracked_fields]
@@ -285,16 +338,25 @@ def _record_statement(alias: str, model: type[Model], where: str) -> str:
     extra.append(q("history_user_id"))
     return (
         f"INSERT INTO {q(historical._meta.db_table)} ({', '.join(tracked + extra)}) "
-        f"SELECT {', '.join(tracked)}, %s, '+', %s, NULL "
+        f"SELECT {', '.join(tracked)}, %s, '{history_type}', %s, NULL "
         f"FROM {q(model._meta.db_table)} WHERE {q(where)} = %s"
     )
 
 
-def record_created(
-    run: Statements, model: type[Model], where: str, value: Any, *, reason: str, when: Any
+def record(
+    run: Statements,
+    model: type[Model],
+    where: str,
+    value: Any,
+    *,
+    history_type: str,
+    reason: str,
+    when: Any,
 ) -> None:
     """The history rows (simple-history's, as ``surveys.audit`` writes them) of the rows of
-    ``model`` whose ``where`` column is ``value``, recorded as created by nobody (a
-    participant) for ``reason``: one INSERT … SELECT, copying the rows as stored."""
-    sql = _record_statement(run.db.alias, model, where)
+    ``model`` whose ``where`` column is ``value``, as they are now: created (``+``) or
+    changed (``~``) by nobody (a participant) for ``reason``. One INSERT … SELECT, copying
+    the rows as stored."""
+    assert history_type in {"+", "~"}
+    sql = _record_statement(run.db.alias, model, where, history_type)
     run.run(sql, [run.db.ops.adapt_datetimefield_value(when), reason, value])

@@ -351,8 +351,8 @@ def _violation_response(
 @never_cache
 @require_http_methods(["GET", "HEAD", "POST"])
 def questionnaire(request: HttpRequest, token: str) -> HttpResponseBase:
-    # A form page shows the participant's response; a submission locks and reads it itself.
-    participant = participant_for_token(token, with_response=request.method != "POST")
+    # With their response: a form page shows it, and a submission knows which path to take.
+    participant = participant_for_token(token, with_response=True)
     default = participant.site.study.default_language if participant else Language.JA
     chosen = _activate_language(request, default)
     if participant is None:
