@@ -438,6 +438,7 @@ class Participant:
     token: str
     double: bool = False  # sends the submit POST twice at once (a double tap)
     api: bool = False  # submits through the API instead of the web form
+    draft: bool = False  # the page's JavaScript autosaved the answers before the submit
     cookie: str = ""
     csrf: str = ""
     answers: list[tuple[str, str]] = field(default_factory=list)
@@ -506,6 +507,39 @@ def _form_post(who: Participant, origin: str) -> bytes:
         "Referer": f"{origin}/r/{who.token}/",
     }
     return http_request("POST", origin, f"/r/{who.token}/", headers, body)
+
+
+def _draft_post(who: Participant, origin: str) -> bytes:
+    """What the page's JavaScript sends 1.5 s after the last change: the form as it stands,
+    ``action=save``, asking for JSON."""
+    body = urllib.parse.urlencode(
+        [("csrfmiddlewaretoken", who.csrf), ("action", "save"), *who.answers]
+    ).encode()
+    headers = {
+        **PROXY,
+        "Content-Type": "application/x-www-form-urlencoded",
+        "Accept": "application/json",
+        "X-CSRFToken": who.csrf,
+        "Cookie": who.cookie,
+        "Origin": origin,
+        "Referer": f"{origin}/r/{who.token}/",
+    }
+    return http_request("POST", origin, f"/r/{who.token}/", headers, body)
+
+
+async def save_draft(client: Client, who: Participant, origin: str, tally: Tally) -> None:
+    tally.participants += 1
+    started = time.perf_counter()
+    try:
+        status, _, body = await client.request(_draft_post(who, origin))
+    except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+        tally.errors[f"draft {type(exc).__name__}"] += 1
+        await client.close()
+        return
+    tally.post_latency.append(time.perf_counter() - started)
+    tally.post_status[status] += 1
+    if status != 200 or b'"saved": true' not in body:
+        tally.errors[f"draft not saved: {status}"] += 1
 
 
 def _api_post(who: Participant, origin: str) -> bytes:
@@ -590,7 +624,9 @@ def participants_for(tokens: list[str], args: argparse.Namespace, seed: int) -> 
     for token in tokens:
         api = rng.random() < args.api_share
         double = rng.random() < (args.retry_share if api else args.double_share)
-        work.append(Participant(token, double=double, api=api, answers=random_answers(rng)))
+        draft = not api and rng.random() < args.draft_share
+        answers = random_answers(rng)
+        work.append(Participant(token, double=double, api=api, draft=draft, answers=answers))
     return work
 
 
@@ -677,13 +713,15 @@ def cpu_lines(cpu: dict[str, float], wall: float, per: int, what: str) -> list[s
     ]
 
 
-def report(
-    opened: Tally, submitted: Tally, cpu_open: dict[str, float], cpu_submit: dict[str, float]
-) -> tuple[float, bool]:
+def report(phases: Phases) -> tuple[float, bool]:
+    opened, drafted, submitted = phases.opened, phases.drafted, phases.submitted
     rate = submitted.submissions / submitted.wall if submitted.wall else 0.0
     opens = opened.get_status[200] / opened.wall if opened.wall else 0.0
+    drafts = drafted.post_status[200] / drafted.wall if drafted.wall else 0.0
     server_errors = sum(
-        n for s, n in (opened.get_status + submitted.post_status).items() if s >= 500
+        n
+        for s, n in (opened.get_status + drafted.post_status + submitted.post_status).items()
+        if s >= 500
     )
     other = {
         s: n for s, n in submitted.post_status.items() if s not in {200, 201, 303, 409} and s < 500
@@ -691,18 +729,26 @@ def report(
     print(f"  opening the form: {opened.participants} participants in {opened.wall:.2f} s")
     print(f"  form pages/s: {opens:.1f}")
     print(latency_line("GET form   ", opened.get_latency))
-    print("\n".join(cpu_lines(cpu_open, opened.wall, opened.get_status[200], "form page")))
+    print("\n".join(cpu_lines(phases.open_cpu, opened.wall, opened.get_status[200], "form page")))
+    print(f"  autosaving drafts: {drafted.participants} participants in {drafted.wall:.2f} s")
+    print(f"  drafts/s: {drafts:.1f}")
+    print(latency_line("draft POST ", drafted.post_latency))
+    print("\n".join(cpu_lines(phases.draft_cpu, drafted.wall, drafted.post_status[200], "draft")))
     print(f"  submitting: {submitted.participants} participants in {submitted.wall:.2f} s")
     print(
         f"  submissions/s: {rate:.1f} (accepted submissions: form 303 + API 201, "
         "over the phase's wall time)"
     )
     print(latency_line("submit POST", submitted.post_latency))
-    print("\n".join(cpu_lines(cpu_submit, submitted.wall, submitted.submissions, "submission")))
+    print(
+        "\n".join(cpu_lines(phases.submit_cpu, submitted.wall, submitted.submissions, "submission"))
+    )
     if opens and rate:
+        share = len(drafted.post_latency) / max(submitted.participants, 1)
+        per = 1 / opens + 1 / rate + (share / drafts if drafts else 0)
         print(
-            f"  both in turn (each participant opening, then submitting): "
-            f"{1 / (1 / opens + 1 / rate):.1f} participants/s"
+            f"  all in turn (each participant opening, autosaving as {share:.0%} do, then "
+            f"submitting): {1 / per:.1f} participants/s"
         )
     print(
         f"  POST statuses: form accepted 303: {submitted.post_status[303]}, API accepted 201:"
@@ -717,7 +763,7 @@ def report(
         f"  API retries with the same Idempotency-Key: {submitted.retries}, answered other "
         f"than 201 + 200: {len(submitted.retries_wrong)} {submitted.retries_wrong[:5] or ''}"
     )
-    errors = opened.errors + submitted.errors
+    errors = opened.errors + drafted.errors + submitted.errors
     if errors:
         print(f"  client errors: {dict(errors)}")
     bad = bool(
@@ -726,20 +772,31 @@ def report(
     return rate, bad
 
 
+@dataclass
+class Phases:
+    opened: Tally
+    drafted: Tally
+    submitted: Tally
+    open_cpu: dict[str, float]
+    draft_cpu: dict[str, float]
+    submit_cpu: dict[str, float]
+
+
 def run_phases(
     port: int,
     tokens: list[str],
     args: argparse.Namespace,
     seed: int,
     server_pid: int | None = None,
-) -> tuple[Tally, Tally, dict[str, float], dict[str, float]]:
-    """Two phases, as the load arrives in a real study: the participants open their links
-    (and take minutes to answer), then their submissions arrive. Returns the tallies of
-    the form pages and of the submissions, each with its wall time, and with
-    ``server_pid`` the CPU each phase used."""
+) -> Phases:
+    """Three phases, as the load arrives in a real study: the participants open their
+    links, the page's JavaScript autosaves the answers of most of them, then their
+    submissions arrive. Returns the tallies of the form pages, the drafts and the
+    submissions, each with its wall time, and with ``server_pid`` the CPU each phase
+    used."""
     origin = f"https://{HOST}:{port}"  # what the browser sees, behind the TLS proxy
     work = participants_for(tokens, args, seed)
-    opened, submitted = Tally(), Tally()
+    opened, drafted, submitted = Tally(), Tally(), Tally()
 
     async def open_step(clients: list[Client], who: Participant) -> None:
         await open_form(clients[0], who, origin, opened)
@@ -750,16 +807,25 @@ def run_phases(
     def measuring() -> Measured | contextlib.nullcontext:
         return Measured(server_pid) if server_pid else contextlib.nullcontext()
 
+    async def draft_step(clients: list[Client], who: Participant) -> None:
+        await save_draft(clients[0], who, origin, drafted)
+
     with measuring() as open_cpu:
         opened.wall = asyncio.run(run_phase(work, args, port, open_step))
     ready = [who for who in work if who.csrf]
+    with measuring() as draft_cpu:
+        drafted.wall = asyncio.run(
+            run_phase([who for who in ready if who.draft], args, port, draft_step)
+        )
     submitted.participants = len(ready)
     with measuring() as submit_cpu:
         submitted.wall = asyncio.run(run_phase(ready, args, port, submit_step))
-    return (
+    return Phases(
         opened,
+        drafted,
         submitted,
         getattr(open_cpu, "cpu", {}),
+        getattr(draft_cpu, "cpu", {}),
         getattr(submit_cpu, "cpu", {}),
     )
 
@@ -807,42 +873,42 @@ def run_one(args: argparse.Namespace, spec: ServerSpec, workdir: Path) -> Verdic
     server = start_gunicorn(spec, args.env, port, log, args.wsgi)
     try:
         warmup, measured = tokens[: args.warmup], tokens[args.warmup :]
-        first_open, first_submit, _, _ = run_phases(port, warmup, args, args.seed)
+        first = run_phases(port, warmup, args, args.seed)
         profiler = start_py_spy(args.py_spy, server.pid) if args.py_spy else None
-        opened, submitted, open_cpu, submit_cpu = run_phases(
-            port, measured, args, args.seed + 1, server_pid=server.pid
-        )
+        phases = run_phases(port, measured, args, args.seed + 1, server_pid=server.pid)
         if profiler:
             profiler.send_signal(signal.SIGINT)
             profiler.wait(60)
             print(f"  py-spy: collapsed stacks of the workers in {args.py_spy}")
     finally:
         stop(server)
-    rate, bad = report(opened, submitted, open_cpu, submit_cpu)
-    warm_statuses = first_open.get_status + first_submit.post_status
-    warm_errors = first_open.errors + first_submit.errors
+    rate, bad = report(phases)
+    warm_statuses = (
+        first.opened.get_status + first.drafted.post_status + first.submitted.post_status
+    )
+    warm_errors = first.opened.errors + first.drafted.errors + first.submitted.errors
     if (
         warm_errors
-        or first_submit.doubles_wrong
-        or first_submit.retries_wrong
+        or first.submitted.doubles_wrong
+        or first.submitted.retries_wrong
         or (set(warm_statuses) - {200, 201, 303, 409})
     ):
         bad = True
         print(
             f"  warm-up: unexpected statuses {dict(warm_statuses)}, client errors "
-            f"{dict(warm_errors)}, double taps answered {first_submit.doubles_wrong}, "
-            f"retries answered {first_submit.retries_wrong}"
+            f"{dict(warm_errors)}, double taps answered {first.submitted.doubles_wrong}, "
+            f"retries answered {first.submitted.retries_wrong}"
         )
     lost, duplicated, messages = check_database(
-        first_submit.accepted + submitted.accepted,
-        first_submit.answer_rows + submitted.answer_rows,
+        first.submitted.accepted + phases.submitted.accepted,
+        first.submitted.answer_rows + phases.submitted.answer_rows,
     )
     print("\n".join(messages))
     logged = log.read_text(errors="replace")
     if "Traceback" in logged:
         bad = True
         print("  gunicorn logged errors (last 40 lines):\n" + "\n".join(logged.splitlines()[-40:]))
-    p99 = percentile(submitted.post_latency, 99)
+    p99 = percentile(phases.submitted.post_latency, 99)
     met = rate >= TARGET_RATE and p99 <= TARGET_P99
     print(
         f"  target ({TARGET_RATE} submissions/s at submit p99 <= {TARGET_P99 * 1000:.0f} ms): "
@@ -867,6 +933,13 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         default=0.02,
         help="share of participants who send their submit POST twice at once; default 0.02",
+    )
+    parser.add_argument(
+        "--draft-share",
+        type=float,
+        default=0.8,
+        help="share of the web form's participants whose answers the page's JavaScript "
+        "autosaved before they submit; default 0.8",
     )
     parser.add_argument(
         "--api-share",
