@@ -730,10 +730,13 @@ def report(phases: Phases) -> tuple[float, bool]:
     print(f"  form pages/s: {opens:.1f}")
     print(latency_line("GET form   ", opened.get_latency))
     print("\n".join(cpu_lines(phases.open_cpu, opened.wall, opened.get_status[200], "form page")))
-    print(f"  autosaving drafts: {drafted.participants} participants in {drafted.wall:.2f} s")
-    print(f"  drafts/s: {drafts:.1f}")
-    print(latency_line("draft POST ", drafted.post_latency))
-    print("\n".join(cpu_lines(phases.draft_cpu, drafted.wall, drafted.post_status[200], "draft")))
+    if drafted.participants:
+        print(f"  autosaving drafts: {drafted.participants} participants in {drafted.wall:.2f} s")
+        print(f"  drafts/s: {drafts:.1f}")
+        print(latency_line("draft POST ", drafted.post_latency))
+        print(
+            "\n".join(cpu_lines(phases.draft_cpu, drafted.wall, drafted.post_status[200], "draft"))
+        )
     print(f"  submitting: {submitted.participants} participants in {submitted.wall:.2f} s")
     print(
         f"  submissions/s: {rate:.1f} (accepted submissions: form 303 + API 201, "
