@@ -495,18 +495,23 @@ async def open_form(client: Client, who: Participant, origin: str, tally: Tally)
     who.cookie = "; ".join(c.split(b";", 1)[0].decode() for c in headers.get(b"set-cookie", []))
 
 
-def _form_post(who: Participant, origin: str) -> bytes:
-    body = urllib.parse.urlencode(
-        [("csrfmiddlewaretoken", who.csrf), ("action", "submit"), *who.answers]
-    ).encode()
-    headers = {
+def _form_headers(who: Participant, origin: str, **extra: str) -> dict[str, str]:
+    """A browser's form post behind the TLS proxy: its cookie, Origin and Referer."""
+    return {
         **PROXY,
         "Content-Type": "application/x-www-form-urlencoded",
         "Cookie": who.cookie,
         "Origin": origin,
         "Referer": f"{origin}/r/{who.token}/",
+        **extra,
     }
-    return http_request("POST", origin, f"/r/{who.token}/", headers, body)
+
+
+def _form_post(who: Participant, origin: str) -> bytes:
+    body = urllib.parse.urlencode(
+        [("csrfmiddlewaretoken", who.csrf), ("action", "submit"), *who.answers]
+    ).encode()
+    return http_request("POST", origin, f"/r/{who.token}/", _form_headers(who, origin), body)
 
 
 def _draft_post(who: Participant, origin: str) -> bytes:
@@ -515,15 +520,7 @@ def _draft_post(who: Participant, origin: str) -> bytes:
     body = urllib.parse.urlencode(
         [("csrfmiddlewaretoken", who.csrf), ("action", "save"), *who.answers]
     ).encode()
-    headers = {
-        **PROXY,
-        "Content-Type": "application/x-www-form-urlencoded",
-        "Accept": "application/json",
-        "X-CSRFToken": who.csrf,
-        "Cookie": who.cookie,
-        "Origin": origin,
-        "Referer": f"{origin}/r/{who.token}/",
-    }
+    headers = _form_headers(who, origin, Accept="application/json", **{"X-CSRFToken": who.csrf})
     return http_request("POST", origin, f"/r/{who.token}/", headers, body)
 
 

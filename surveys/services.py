@@ -273,6 +273,38 @@ def _lock_participant(participant: Participant) -> Response | None:
     return sql.lock_participant_and_read_response(participant)
 
 
+def _locked_response(
+    participant: Participant,
+    answers: Mapping[str, Any],
+    *,
+    submitted: bool,
+    language: str,
+    source: str,
+    idempotency_key: str | None = None,
+) -> tuple[Response, bool]:
+    """With the participant's row locked: their response, refusing one already submitted,
+    or, if they have none, a new one made of ``answers`` (``AnswersInvalid`` says what is
+    wrong with them). ``True`` when the response was made here."""
+    response = _lock_participant(participant)
+    if response is not None and response.is_submitted:
+        raise AlreadySubmitted()
+    if response is not None:
+        return response, False
+    form = InstrumentForm.load(_current_instrument(participant))
+    clean = _clean_or_refuse(form, answers, complete=submitted)
+    created = _create(
+        participant,
+        form,
+        clean,
+        submitted=submitted,
+        language=language,
+        source=source,
+        idempotency_key=idempotency_key,
+    )
+    assert created is not None  # inserted unconditionally: the row lock is held
+    return created, True
+
+
 def _current_instrument(participant: Participant) -> Instrument:
     instrument = participant_instrument(participant)
     if instrument is None:
@@ -413,17 +445,11 @@ def response_save_draft(
         )
         if created is not None:
             return created
-        response = _lock_participant(participant)
-        if response is not None and response.is_submitted:
-            raise AlreadySubmitted()
-        if response is None:
-            form = InstrumentForm.load(_current_instrument(participant))
-            clean = _clean_or_refuse(form, answers, complete=False)
-            created = _create(
-                participant, form, clean, submitted=False, language=language, source=source
-            )
-            assert created is not None  # inserted unconditionally
-            return created
+        response, made = _locked_response(
+            participant, answers, submitted=False, language=language, source=source
+        )
+        if made:
+            return response
         form = InstrumentForm.load(response.instrument)
         clean = _clean_or_refuse(form, answers, complete=False)
         reason = audit.participant_reason(source, submission=False)
@@ -497,23 +523,16 @@ def _submit_locked(
 ) -> Response:
     """A submission that is not a valid first one: with the participant's row locked,
     refuse a second submission, say what is wrong with the answers, or submit the draft."""
-    response = _lock_participant(participant)
-    if response is not None and response.is_submitted:
-        raise AlreadySubmitted()
-    if response is None:
-        form = InstrumentForm.load(_current_instrument(participant))
-        clean = _clean_or_refuse(form, answers, complete=True)
-        created = _create(
-            participant,
-            form,
-            clean,
-            submitted=True,
-            language=language,
-            source=source,
-            idempotency_key=idempotency_key,
-        )
-        assert created is not None  # inserted unconditionally
-        return created
+    response, made = _locked_response(
+        participant,
+        answers,
+        submitted=True,
+        language=language,
+        source=source,
+        idempotency_key=idempotency_key,
+    )
+    if made:
+        return response
     form = InstrumentForm.load(response.instrument)
     clean = _clean_or_refuse(form, answers, complete=True)
     reason = audit.participant_reason(source, submission=True)
