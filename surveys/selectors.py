@@ -10,12 +10,6 @@ from .answers import frozen_form
 from .models import Instrument, Participant, Question, Response, Site, Study, hash_token
 
 
-def _current_published(study_ref: OuterRef) -> QuerySet[Instrument]:
-    return Instrument.objects.filter(study=study_ref, status=Instrument.Status.PUBLISHED).order_by(
-        "-version"
-    )
-
-
 def participant_for_token(token: str, *, with_response: bool = False) -> Participant | None:
     """The active participant a token belongs to, or ``None`` whatever the reason (unknown,
     replaced, withdrawn or malformed), so that callers answer every case the same way.
@@ -56,7 +50,7 @@ def participant_response(participant: Participant) -> Response | None:
 
 def instrument_current(study: Study) -> Instrument | None:
     """The study's newest published instrument: the one new responses answer."""
-    return _current_published(study.pk).first()  # type: ignore[arg-type]
+    return study.instruments.filter(status=Instrument.Status.PUBLISHED).order_by("-version").first()
 
 
 def response_for_participant(participant: Participant) -> Response | None:
