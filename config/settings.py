@@ -147,6 +147,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # The same backend with a health check that reads the socket instead of sending
+        # SELECT 1 before every request (config/postgresql/base.py).
+        DATABASES["default"]["ENGINE"] = "config.postgresql"
     # A database host that does not answer (a failover, a network cut) fails a request
     # after this many seconds with a 503 page (config/errors.py) instead of holding it.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
