@@ -11,6 +11,7 @@ import io
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -301,7 +302,6 @@ def _locked_response(
         source=source,
         idempotency_key=idempotency_key,
     )
-    assert created is not None  # inserted unconditionally: the row lock is held
     return created, True
 
 
@@ -325,39 +325,54 @@ def _create(
     language: str,
     source: str,
     idempotency_key: str | None = None,
-    unless_exists: bool = False,
-) -> Response | None:
-    """A participant's first save or submission: the response, in its final state, and its
-    answers, each recorded once as created. Fixed statements (``surveys/sql.py``): this is
-    the path of nearly every submission, and it makes four INSERTs in all. With
-    ``unless_exists``, nothing is written and ``None`` returned if the participant has a
-    response already (or a concurrent request is creating one)."""
+) -> Response:
+    """A participant's first save or submission, with their row locked: the response, in
+    its final state, and its answers, each recorded once as created. Fixed statements
+    (``surveys/sql.py``): four INSERTs in all."""
     now = timezone.now()
     reason = audit.participant_reason(source, submission=submitted)
+    response = _new_response(
+        participant,
+        form,
+        clean,
+        submitted=submitted,
+        language=language,
+        source=source,
+        idempotency_key=idempotency_key,
+        now=now,
+    )
     with sql.statements() as run:
-        response = sql.insert(
-            run,
-            Response(
-                participant=participant,
-                instrument=form.instrument,
-                site_id=participant.site_id,
-                status=Response.Status.SUBMITTED if submitted else Response.Status.DRAFT,
-                language=language,
-                source=source,
-                started_at=now,
-                submitted_at=now if submitted else None,
-                choice_bits=form.bits(clean),
-                idempotency_key=idempotency_key,
-            ),
-            unless_exists="participant_id" if unless_exists else None,
-        )
-        if response is None:
-            return None
+        sql.insert(run, response)
         sql.insert_rows(run, Answer, ANSWER_COLUMNS, answer_values(response.pk, form, clean))
         created = {"history_type": "+", "reason": reason, "when": now}
         sql.record(run, Response, "id", response.pk, **created)  # type: ignore[arg-type]
         sql.record(run, Answer, "response_id", response.pk, **created)  # type: ignore[arg-type]
     return response
+
+
+def _new_response(
+    participant: Participant,
+    form: InstrumentForm,
+    clean: CleanAnswers,
+    *,
+    submitted: bool,
+    language: str,
+    source: str,
+    idempotency_key: str | None,
+    now: datetime,
+) -> Response:
+    return Response(
+        participant=participant,
+        instrument=form.instrument,
+        site_id=participant.site_id,
+        status=Response.Status.SUBMITTED if submitted else Response.Status.DRAFT,
+        language=language,
+        source=source,
+        started_at=now,
+        submitted_at=now if submitted else None,
+        choice_bits=form.bits(clean),
+        idempotency_key=idempotency_key,
+    )
 
 
 def _answer_keys(rows: Iterable[Sequence[Any]]) -> Counter[tuple[Any, ...]]:
@@ -369,27 +384,41 @@ def _answer_keys(rows: Iterable[Sequence[Any]]) -> Counter[tuple[Any, ...]]:
     )
 
 
-def _seen_responding(participant: Participant) -> bool:
-    """Whether the participant's lookup (``participant_for_token(..., with_response=True)``)
-    saw a response: a draft to submit, so the one-go path would only find it taken. A
-    hint that picks the path; the statements themselves decide."""
-    return bool(
-        Participant.response.is_cached(participant)  # type: ignore[attr-defined]
-        and getattr(participant, "response", None) is not None
-    )
-
-
-def _create_first(
-    participant: Participant, answers: Mapping[str, Any], *, submitted: bool, **fields: Any
-) -> Response | None:
-    """The usual case in one go: a participant without a response sends valid answers.
-    Nothing is locked: the response's unique participant decides between two concurrent
-    requests (the loser inserts nothing and waits for the winner's commit). ``None`` when
-    the participant has a response already, when the study has no current instrument or
-    when the answers have errors: the careful path, which locks the participant's row,
-    takes over and says what is wrong."""
-    if not sql.can_insert_unless_exists():
+def _seen_response(participant: Participant) -> Response | None:
+    """The response the participant's lookup (``participant_for_token(...,
+    with_response=True)``) saw, if it looked: a hint that picks a path; the statements
+    themselves decide."""
+    if not Participant.response.is_cached(participant):  # type: ignore[attr-defined]
         return None
+    return getattr(participant, "response", None)
+
+
+def _in_one_statement(
+    participant: Participant,
+    answers: Mapping[str, Any],
+    *,
+    submitted: bool,
+    language: str,
+    source: str,
+    idempotency_key: str | None = None,
+) -> Response | None:
+    """The usual cases, each in one statement and no lock held in between (PostgreSQL,
+    ``sql.can_write_in_one_statement``): a participant without a response saves or
+    submits valid answers; or submits, unchanged, the draft their page autosaved. ``None``
+    when it is neither (answers with errors, a changed draft, a response already
+    submitted, no current instrument) or when a concurrent request got there first: the
+    general path, which locks the participant's row, takes over and says what is wrong.
+    The statement's conditions decide, not what was read before it: the response's
+    unique participant for a new one, the draft's ``updated_at`` for a draft."""
+    if not sql.can_write_in_one_statement():
+        return None
+    seen = _seen_response(participant)
+    if seen is not None:
+        if not submitted or seen.is_submitted:
+            return None
+        return _submit_draft_as_saved(
+            seen, answers, language=language, source=source, idempotency_key=idempotency_key
+        )
     instrument = participant_instrument(participant)
     if instrument is None:
         return None
@@ -397,7 +426,66 @@ def _create_first(
     clean, errors = form.clean(answers, complete=submitted)
     if errors:
         return None
-    return _create(participant, form, clean, submitted=submitted, unless_exists=True, **fields)
+    now = timezone.now()
+    response = _new_response(
+        participant,
+        form,
+        clean,
+        submitted=submitted,
+        language=language,
+        source=source,
+        idempotency_key=idempotency_key,
+        now=now,
+    )
+    rows = [values[1:] for values in answer_values(0, form, clean)]
+    reason = audit.participant_reason(source, submission=submitted)
+    with sql.statements() as run:
+        return sql.create(run, response, rows, reason=reason, when=now)
+
+
+def _submit_draft_as_saved(
+    response: Response,
+    answers: Mapping[str, Any],
+    *,
+    language: str,
+    source: str,
+    idempotency_key: str | None,
+) -> Response | None:
+    """Submit a draft whose stored answers are ``answers``: one read, one write."""
+    form = InstrumentForm.load(response.instrument)
+    clean, errors = form.clean(answers, complete=True)
+    if errors:
+        return None
+    with sql.statements() as run:
+        stored = sql.answer_values_of(run, response.pk)
+        if _answer_keys(stored) != _answer_keys(v[1:] for v in answer_values(0, form, clean)):
+            return None
+        seen = response.updated_at
+        _mark_submitted(response, language=language, source=source, key=idempotency_key)
+        response.choice_bits = form.bits(clean)
+        reason = audit.participant_reason(source, submission=True)
+        if not sql.submit_draft(run, response, _SUBMITTED_FIELDS, seen=seen, reason=reason):
+            return None
+    return response
+
+
+_SUBMITTED_FIELDS = (
+    "status",
+    "submitted_at",
+    "language",
+    "source",
+    "choice_bits",
+    "idempotency_key",
+    "updated_at",
+)
+
+
+def _mark_submitted(response: Response, *, language: str, source: str, key: str | None) -> None:
+    response.status = Response.Status.SUBMITTED
+    response.submitted_at = timezone.now()
+    response.language = language
+    response.source = source
+    response.idempotency_key = key
 
 
 def _store(response: Response, form: InstrumentForm, clean: CleanAnswers, *, reason: str) -> None:
@@ -435,16 +523,12 @@ def response_save_draft(
     """
     _check_open(participant)
     language = _normal_language(language)
+    created = _in_one_statement(
+        participant, answers, submitted=False, language=language, source=source
+    )
+    if created is not None:
+        return created
     with transaction.atomic():
-        created = (
-            None
-            if _seen_responding(participant)
-            else _create_first(
-                participant, answers, submitted=False, language=language, source=source
-            )
-        )
-        if created is not None:
-            return created
         response, made = _locked_response(
             participant, answers, submitted=False, language=language, source=source
         )
@@ -478,25 +562,22 @@ def response_submit(
     participant's row lock, decide). ``idempotency_key`` (an API client's) is stored with
     the response.
 
-    The usual case, a first submission without a saved draft, writes the response in its
-    final state, its answers and their history: four INSERTs, nothing written twice.
+    The usual cases, a first submission and the submission of a draft as it was
+    autosaved, write the response in its final state, with its history, and the answers
+    only if they are new: nothing written twice, and on PostgreSQL in one statement.
     """
     _check_open(participant)
     language = _normal_language(language)
-    with transaction.atomic():
-        response = (
-            None
-            if _seen_responding(participant)
-            else _create_first(
-                participant,
-                answers,
-                submitted=True,
-                language=language,
-                source=source,
-                idempotency_key=idempotency_key,
-            )
-        )
-        if response is None:
+    response = _in_one_statement(
+        participant,
+        answers,
+        submitted=True,
+        language=language,
+        source=source,
+        idempotency_key=idempotency_key,
+    )
+    if response is None:
+        with transaction.atomic():
             response = _submit_locked(
                 participant,
                 answers,
@@ -504,12 +585,13 @@ def response_submit(
                 source=source,
                 idempotency_key=idempotency_key,
             )
-        site = participant.site
-        transaction.on_commit(
-            lambda: response_submitted.send(
-                sender=Response, response_id=response.pk, study_id=site.study_id, site_id=site.pk
-            )
+    site = participant.site
+    # At once, the submission being committed; or when a caller's transaction commits.
+    transaction.on_commit(
+        lambda: response_submitted.send(
+            sender=Response, response_id=response.pk, study_id=site.study_id, site_id=site.pk
         )
+    )
     return response
 
 
@@ -537,25 +619,9 @@ def _submit_locked(
     clean = _clean_or_refuse(form, answers, complete=True)
     reason = audit.participant_reason(source, submission=True)
     _store(response, form, clean, reason=reason)
-    response.status = Response.Status.SUBMITTED
-    response.submitted_at = timezone.now()
-    response.language = language
-    response.source = source
-    response.idempotency_key = idempotency_key
+    _mark_submitted(response, language=language, source=source, key=idempotency_key)
     with sql.statements() as run:
-        sql.update(
-            run,
-            response,
-            (
-                "status",
-                "submitted_at",
-                "language",
-                "source",
-                "choice_bits",
-                "idempotency_key",
-                "updated_at",
-            ),
-        )
+        sql.update(run, response, _SUBMITTED_FIELDS)
         sql.record(
             run,
             Response,

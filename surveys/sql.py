@@ -233,9 +233,7 @@ def lock_participant_and_read_response(participant: Participant) -> Response | N
 
 
 @cache
-def _insert_statement(
-    alias: str, model: type[Model], unless_exists: str | None
-) -> tuple[str, list[Any], bool]:
+def _insert_statement(alias: str, model: type[Model]) -> tuple[str, list[Any], bool]:
     db = connections[alias]
     q = db.ops.quote_name
     fields = [f for f in model._meta.concrete_fields if not f.primary_key]
@@ -244,35 +242,19 @@ def _insert_statement(
         f"INSERT INTO {q(model._meta.db_table)} ({columns}) "
         f"VALUES ({', '.join(['%s'] * len(fields))})"
     )
-    if unless_exists:
-        sql += f" ON CONFLICT ({q(unless_exists)}) DO NOTHING"
     returning = db.features.can_return_columns_from_insert
     if returning:
         sql += f" RETURNING {q(model._meta.pk.column)}"  # type: ignore[union-attr]
     return sql, fields, returning
 
 
-def can_insert_unless_exists() -> bool:
-    """Whether ``insert(..., unless_exists=...)`` can tell an insert from a conflict."""
-    return bool(connections[DEFAULT_DB_ALIAS].features.can_return_columns_from_insert)
-
-
-def insert(run: Statements, instance: M, *, unless_exists: str | None = None) -> M | None:
+def insert(run: Statements, instance: M) -> M:
     """INSERT one new instance and set its primary key: ``instance.save()`` without its
-    signals, minus the statement's compilation. With ``unless_exists`` (a column with a
-    unique constraint), a row already holding that value — or one a concurrent
-    transaction is inserting, once it commits — makes it insert nothing and return
-    ``None`` (``ON CONFLICT DO NOTHING``; needs ``can_insert_unless_exists()``)."""
-    sql, fields, returning = _insert_statement(run.db.alias, type(instance), unless_exists)
+    signals, minus the statement's compilation."""
+    sql, fields, returning = _insert_statement(run.db.alias, type(instance))
     values = [f.get_db_prep_save(f.pre_save(instance, True), run.db) for f in fields]
     cursor = run.run(sql, values)
-    if returning:
-        row = cursor.fetchone()
-        if row is None:
-            return None
-        instance.pk = row[0]
-    else:
-        instance.pk = cursor.lastrowid
+    instance.pk = cursor.fetchone()[0] if returning else cursor.lastrowid
     instance._state.adding = False
     instance._state.db = run.db.alias
     return instance
@@ -329,18 +311,29 @@ def answer_values_of(run: Statements, response_id: int) -> list[tuple[Any, ...]]
     return [tuple(row) for row in run.run(_answers_statement(run.db.alias), [response_id])]
 
 
-@cache
-def _record_statement(alias: str, model: type[Model], where: str, history_type: str) -> str:
-    q = connections[alias].ops.quote_name
+def _history_from(db: BaseDatabaseWrapper, model: type[Model], source: str, kind: str) -> str:
+    """INSERT … SELECT of simple-history's rows for the rows of ``model`` in ``source`` (its
+    table, or a statement's ``RETURNING *``), as they are there: changed (``kind``: ``+``
+    created, ``~`` changed) by nobody (a participant), at the first parameter, for the
+    reason in the second."""
+    q = db.ops.quote_name
     historical: Any = model.history.model  # type: ignore[attr-defined]
     tracked = [q(f.column) for f in historical.tracked_fields]
     extra = [q(c) for c in ("history_date", "history_type", "history_change_reason")]
     extra.append(q("history_user_id"))
     return (
         f"INSERT INTO {q(historical._meta.db_table)} ({', '.join(tracked + extra)}) "
-        f"SELECT {', '.join(tracked)}, %s, '{history_type}', %s, NULL "
-        f"FROM {q(model._meta.db_table)} WHERE {q(where)} = %s"
+        f"SELECT {', '.join(f'{source}.{c}' for c in tracked)}, %s, '{kind}', %s, NULL "
+        f"FROM {source}"
     )
+
+
+@cache
+def _record_statement(alias: str, model: type[Model], where: str, history_type: str) -> str:
+    db = connections[alias]
+    q = db.ops.quote_name
+    table = q(model._meta.db_table)
+    return f"{_history_from(db, model, table, history_type)} WHERE {q(where)} = %s"
 
 
 def record(
@@ -360,3 +353,112 @@ def record(
     assert history_type in {"+", "~"}
     sql = _record_statement(run.db.alias, model, where, history_type)
     run.run(sql, [run.db.ops.adapt_datetimefield_value(when), reason, value])
+
+
+# --- A whole write in one statement (PostgreSQL) --------------------------------------
+#
+# A participant's first save or submission, and the submission of a draft as it was
+# autosaved, each take one statement on PostgreSQL: the writes and their history rows
+# chained by data-modifying WITH clauses, in autocommit (one statement is one
+# transaction). Against the same writes as separate statements inside BEGIN … COMMIT,
+# that saves five or six round trips, each costing both processes a wake-up; on the
+# project's two cores the round trips, not the writes, were most of a submission's
+# database time (bench/README.md). Other databases take the general path in
+# ``surveys/services.py``, which needs no such statement.
+
+
+def can_write_in_one_statement() -> bool:
+    """Whether ``create`` and ``submit_draft`` can run here (data-modifying WITH)."""
+    return connections[DEFAULT_DB_ALIAS].vendor == "postgresql"
+
+
+_ANSWER_VALUES = ("question_id", "choice_id", "text_value", "number_value")
+
+
+@cache
+def _create_statement(alias: str) -> tuple[str, list[Any]]:
+    from .models import Answer
+
+    db = connections[alias]
+    q = db.ops.quote_name
+    fields = [f for f in Response._meta.concrete_fields if not f.primary_key]
+    columns = ", ".join(q(f.column) for f in fields)
+    values: list[Any] = [Answer._meta.get_field(name) for name in _ANSWER_VALUES]
+    names = ", ".join(q(f.column) for f in values)
+    # One array per answer column: the statement stays the same (and prepared) whatever
+    # the number of answers.
+    arrays = ", ".join(f"%s::{f.db_type(db)}[]" for f in values)
+    sql = (
+        f"WITH r AS (INSERT INTO {q(Response._meta.db_table)} ({columns}) "
+        f"VALUES ({', '.join(['%s'] * len(fields))}) "
+        f"ON CONFLICT ({q('participant_id')}) DO NOTHING RETURNING *), "
+        f"a AS (INSERT INTO {q(Answer._meta.db_table)} ({q('response_id')}, {names}) "
+        f"SELECT r.{q('id')}, v.* FROM r, unnest({arrays}) AS v({names}) RETURNING *), "
+        f"rh AS ({_history_from(db, Response, 'r', '+')}), "
+        f"ah AS ({_history_from(db, Answer, 'a', '+')}) "
+        f"SELECT r.{q('id')} FROM r"
+    )
+    return sql, fields
+
+
+def create(
+    run: Statements,
+    response: Response,
+    answers: Sequence[Sequence[Any]],
+    *,
+    reason: str,
+    when: Any,
+) -> Response | None:
+    """INSERT a participant's new response, its answers (rows of question, choice, text and
+    number ids and values) and the history of both (created, for ``reason``), in one
+    statement. ``None``, and nothing written, if the participant has a response already
+    or a concurrent request is making one (``ON CONFLICT DO NOTHING`` waits for it)."""
+    sql, fields = _create_statement(run.db.alias)
+    values = [f.get_db_prep_save(f.pre_save(response, True), run.db) for f in fields]
+    columns = [list(column) for column in zip(*answers, strict=True)] or [[]] * 4
+    stamp = run.db.ops.adapt_datetimefield_value(when)
+    row = run.run(sql, [*values, *columns, stamp, reason, stamp, reason]).fetchone()
+    if row is None:
+        return None
+    response.pk = row[0]
+    response._state.adding = False
+    response._state.db = run.db.alias
+    return response
+
+
+@cache
+def _submit_draft_statement(alias: str, names: tuple[str, ...]) -> str:
+    db = connections[alias]
+    q = db.ops.quote_name
+    fields: list[Any] = [Response._meta.get_field(name) for name in names]
+    assignments = ", ".join(f"{q(f.column)} = %s" for f in fields)
+    # The participant's row lock is the one every other write of their response takes
+    # first (lock_participant_and_read_response): a draft save that holds it has not
+    # necessarily touched the response row yet, and must finish before this decides.
+    locked = (
+        f"EXISTS (SELECT 1 FROM {q(Participant._meta.db_table)} WHERE {q('id')} = %s FOR UPDATE)"
+    )
+    return (
+        f"WITH u AS (UPDATE {q(Response._meta.db_table)} SET {assignments} "
+        f"WHERE {q('id')} = %s AND {q('status')} = %s AND {q('updated_at')} = %s "
+        f"AND {locked} RETURNING *), "
+        f"h AS ({_history_from(db, Response, 'u', '~')}) "
+        f"SELECT u.{q('id')} FROM u"
+    )
+
+
+def submit_draft(
+    run: Statements, response: Response, names: tuple[str, ...], *, seen: Any, reason: str
+) -> bool:
+    """UPDATE the named fields of a draft (``auto_now`` fields are set here) and record the
+    change, in one statement, provided it is still the draft that was read: a draft, last
+    changed at ``seen`` (its ``updated_at`` then). ``False``, and nothing written, if it
+    is not: it was submitted or saved again meanwhile, or is being."""
+    sql = _submit_draft_statement(run.db.alias, names)
+    fields: list[Any] = [Response._meta.get_field(name) for name in names]
+    values = [f.get_db_prep_save(f.pre_save(response, False), run.db) for f in fields]
+    adapt = run.db.ops.adapt_datetimefield_value
+    stamp = adapt(response.updated_at)
+    draft = Response.Status.DRAFT.value
+    params = [*values, response.pk, draft, adapt(seen), response.participant_id]
+    return run.run(sql, [*params, stamp, reason]).fetchone() is not None

@@ -152,10 +152,12 @@ def test_an_unreachable_database_gives_503_pages_and_nothing_half_written(
 def test_a_submission_cut_off_in_the_middle_of_its_transaction_leaves_nothing(
     tmp_path, static_root, participant
 ):
-    """The hard case of "nothing half-written": the connection drops after the submission
-    has written its response row and while it writes the answers. The test holds a lock on
-    the answers table so that the web app's transaction waits there, deterministically, then
-    cuts the proxy."""
+    """The hard case of "nothing half-written": the connection drops in the middle of a
+    submission's transaction. A first submission, or a draft submitted as it was saved, is
+    one statement on PostgreSQL and cannot be cut in two; a submission that changes the
+    saved draft is several. The test holds a lock on the answers' history table, so that
+    the transaction waits there, deterministically, after replacing the draft's answers,
+    then cuts the proxy."""
     db = connection.settings_dict
     blocker = psycopg.connect(database_url())  # the test's own transaction, not proxied
     try:
@@ -170,19 +172,21 @@ def test_a_submission_cut_off_in_the_middle_of_its_transaction_leaves_nothing(
             )
             with web_server(env, tmp_path / "web.log") as web:
                 form = open_form(web, participant.token)
-                blocker.execute("LOCK TABLE surveys_answer IN ACCESS EXCLUSIVE MODE")
+                assert post_form(web, form, "save", {"channels": ["night"]}).status_code == 303
+                draft = stored(participant)
+                blocker.execute("LOCK TABLE surveys_historicalanswer IN ACCESS EXCLUSIVE MODE")
                 with ThreadPoolExecutor(max_workers=1) as phone:
                     sent = phone.submit(
                         post_form, web, form, "submit", complete_answers(tool="phone")
                     )
                     wait_until(
-                        lambda: bool(writers_waiting_on("surveys_answer")),
+                        lambda: bool(writers_waiting_on("surveys_historicalanswer")),
                         WAIT,
-                        "the submission waits to write its answers",
+                        "the submission waits to record its answers",
                         web.log,
                     )
-                    ((backend, has_written),) = writers_waiting_on("surveys_answer")
-                    assert has_written  # its transaction has already written (the response)
+                    ((backend, has_written),) = writers_waiting_on("surveys_historicalanswer")
+                    assert has_written  # its transaction has already written (the answers)
                     proxy.cut()
                     assert_try_again(sent.result(timeout=WAIT), "もう一度送信してください")
 
@@ -192,7 +196,7 @@ def test_a_submission_cut_off_in_the_middle_of_its_transaction_leaves_nothing(
                 wait_until(
                     lambda: not backend_alive(backend), WAIT, "the cut-off backend ends", web.log
                 )
-                assert stored(participant) == (None, [])
+                assert stored(participant) == draft
 
                 proxy.restore()
                 wait_until(

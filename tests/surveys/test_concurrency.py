@@ -10,17 +10,23 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
-from django.db import connections
+from django.db import connection, connections
 
 from surveys import selectors, services
 from surveys.errors import AlreadySubmitted
-from surveys.models import Answer, Response
+from surveys.models import Answer, Choice, Participant, Response
+from tests.celery_worker import test_database_url as database_url
 from tests.factories import ParticipantFactory, complete_answers
+
+ResponseHistory: Any = Response.history.model  # type: ignore[attr-defined]
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -122,6 +128,107 @@ def test_different_participants_submitting_together_all_succeed(site):
         == 8
     )
     assert Answer.objects.filter(response__participant__in=participants).count() == 8 * 7
+
+
+def submit_after_opening(token: str, answers: dict[str, object]) -> Callable[[], Response]:
+    """What the form's POST does: find the participant and the response their page saw."""
+
+    def work() -> Response:
+        participant = selectors.participant_for_token(token, with_response=True)
+        assert participant is not None
+        return services.response_submit(participant=participant, answers=answers, language="ja")
+
+    return work
+
+
+def in_own_thread(work: Callable[[], Any]) -> Callable[[], Any]:
+    """``work`` for another thread, closing the database connection it opens there."""
+
+    def run() -> Any:
+        try:
+            return work()
+        finally:
+            connections.close_all()
+
+    return run
+
+
+def stored_answers(participant: Participant) -> list[tuple[str, str]]:
+    rows = Answer.objects.filter(response__participant=participant)
+    return sorted(rows.values_list("question__code", "choice__code"))
+
+
+def expected_rows(answers: dict[str, object]) -> list[tuple[str, str]]:
+    """The (question, choice) rows of ``complete_answers(...)``."""
+    rows = [("channels", "anytime"), ("channels", "ward_phone")]
+    rows += [(code, str(answers[code])) for code in ("reassured", "continue", "reuse")]
+    return sorted([*rows, ("understood", "fully"), ("tool", str(answers["tool"]))])
+
+
+def test_a_participant_racing_itself_with_the_draft_as_saved_submits_once(site):
+    """The usual case on a phone: the page autosaved the answers, then the participant
+    taps submit twice. Each request saw the draft; one submits it."""
+    participant = ParticipantFactory(site=site)
+    answers = complete_answers()
+    services.response_save_draft(participant=participant, answers=answers, language="ja")
+
+    outcomes = race([submit_after_opening(participant.token, answers) for _ in range(4)])
+
+    assert sorted(kind for kind, _ in outcomes) == ["error", "error", "error", "ok"], outcomes
+    assert all(isinstance(v, AlreadySubmitted) for kind, v in outcomes if kind == "error")
+    response = Response.objects.get(participant=participant)
+    assert response.status == Response.Status.SUBMITTED
+    assert stored_answers(participant) == expected_rows(answers)
+    submissions = ResponseHistory.objects.filter(id=response.pk, status="submitted")
+    assert submissions.count() == 1  # one record of the submission, not one per tap
+
+
+def test_a_draft_save_in_flight_is_not_overtaken_by_the_submission(site):
+    """A draft save that holds the participant's row has replaced the answers but not yet
+    touched the response row when the submission of the draft as it was comes in. The
+    submission must wait for it, see the draft changed, and store its own answers; if it
+    went ahead, the save would then overwrite a submitted response's answers."""
+    participant = ParticipantFactory(site=site)
+    submitted = complete_answers(tool="line")
+    services.response_save_draft(participant=participant, answers=submitted, language="ja")
+    response = Response.objects.get(participant=participant)
+    other = Choice.objects.get(question__instrument=response.instrument_id, code="other")
+
+    saver = psycopg.connect(database_url())  # the save's transaction, by hand
+    try:
+        saver.execute(
+            "SELECT 1 FROM surveys_participant WHERE id = %s FOR UPDATE", [participant.pk]
+        )
+        saver.execute(
+            "UPDATE surveys_answer SET choice_id = %s WHERE response_id = %s AND question_id = %s",
+            [other.pk, response.pk, other.question_id],
+        )
+        with ThreadPoolExecutor(max_workers=1) as phone:
+            sent = phone.submit(in_own_thread(submit_after_opening(participant.token, submitted)))
+            deadline = time.monotonic() + JOIN_TIMEOUT
+            while not sent.done() and not waiting_for_a_lock():
+                assert time.monotonic() < deadline, "the submission neither ended nor waited"
+                time.sleep(0.05)
+            saver.execute(
+                "UPDATE surveys_response SET updated_at = clock_timestamp() WHERE id = %s",
+                [response.pk],
+            )
+            saver.commit()
+            sent.result(timeout=JOIN_TIMEOUT)
+    finally:
+        saver.close()
+
+    assert Response.objects.get(participant=participant).status == Response.Status.SUBMITTED
+    assert stored_answers(participant) == expected_rows(submitted)
+
+
+def waiting_for_a_lock() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+        )
+        return cursor.fetchone() is not None
 
 
 # --- Through HTTP -----------------------------------------------------------------------
