@@ -43,7 +43,12 @@ from ..models import (
     Site,
     Study,
 )
-from ..selectors import instrument_current, participant_for_token, response_for_participant
+from ..selectors import (
+    instrument_current,
+    participant_for_token,
+    participant_response,
+    response_for_participant,
+)
 from ..token_attempts import failed_lookup
 from . import export
 from .filters import InstrumentFilter, ParticipantFilter, ResponseFilter, SiteFilter
@@ -327,8 +332,8 @@ class InvitationAPIView(APIView):
     permission_classes = [AllowAny]
     parser_classes = [parsers.JSONParser]
 
-    def participant(self, token: str) -> Participant:
-        participant = participant_for_token(token)
+    def participant(self, token: str, *, with_response: bool = False) -> Participant:
+        participant = participant_for_token(token, with_response=with_response)
         if participant is None:
             # Counted only on failure: a valid token makes no cache round trip.
             wait = failed_lookup(self.request._request)
@@ -412,7 +417,9 @@ class InvitationSubmitView(InvitationAPIView):
         "`answers_invalid` with messages per question code and nothing stored.",
     )
     def post(self, request: Request, token: str) -> APIResponse:
-        participant = self.participant(token)
+        # With the response as it is now: whether this may be a retry, and, for the
+        # submission, whether there is a draft to submit.
+        participant = self.participant(token, with_response=True)
         key = request.headers.get("Idempotency-Key")
         if key is not None and not IDEMPOTENCY_KEY.fullmatch(key):
             raise IdempotencyKeyInvalid(
@@ -421,9 +428,11 @@ class InvitationSubmitView(InvitationAPIView):
         serializer = AnswersInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         answers = serializer.validated_data["answers"]
-        replay = self.replay(participant, key, answers)
-        if replay is not None:
-            return replay
+        seen = participant_response(participant)  # from the lookup, no query
+        if seen is not None and seen.is_submitted:
+            replay = self.replay(participant, key, answers)
+            if replay is not None:
+                return replay
         try:
             # The key is stored with the submission, in its transaction: a concurrent retry
             # waits on the participant's row lock, then finds the key.
