@@ -324,18 +324,21 @@ class PostgresCpu:
 
 def machine_busy(seconds: float = 1.0) -> float:
     """Share of the machine's cores busy over the next ``seconds`` (1.0: all of them)."""
-    busy, total = machine_cpu()
+    busy, total, stolen = machine_cpu()
     time.sleep(seconds)
-    busy2, total2 = machine_cpu()
-    return (busy2 - busy) / max(total2 - total, 1e-9)
+    busy2, total2, stolen2 = machine_cpu()
+    return (busy2 - busy + stolen2 - stolen) / max(total2 - total, 1e-9)
 
 
-def machine_cpu() -> tuple[float, float]:
-    """(busy, total) CPU seconds of the whole machine since boot."""
+def machine_cpu() -> tuple[float, float, float]:
+    """(busy, total, stolen) CPU seconds of the whole machine since boot. Stolen: the time
+    a virtual machine's cores were ready to run but the hypervisor ran something else (on
+    a shared host, a share of the machine that no process here used nor could use)."""
     ticks = os.sysconf("SC_CLK_TCK")
     values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     idle = values[3] + values[4]
-    return (sum(values) - idle) / ticks, sum(values) / ticks
+    stolen = values[7] if len(values) > 7 else 0
+    return (sum(values) - idle - stolen) / ticks, sum(values) / ticks, stolen / ticks
 
 
 # --- The load ---------------------------------------------------------------------------
@@ -698,7 +701,11 @@ def latency_line(name: str, values: list[float]) -> str:
 def cpu_lines(cpu: dict[str, float], wall: float, per: int, what: str) -> list[str]:
     """CPU in cores during a phase, and per ``what`` (steadier than the rate when the
     machine is shared: it gives the rate these cores would allow if they did nothing else)."""
-    own = {name: seconds / (per or 1) for name, seconds in cpu.items() if name != "anything else"}
+    own = {
+        name: seconds / (per or 1)
+        for name, seconds in cpu.items()
+        if name not in {"anything else", STOLEN}
+    }
     return [
         "  CPU in cores: "
         + ", ".join(f"{name} {seconds / wall:.2f}" for name, seconds in cpu.items())
@@ -830,6 +837,9 @@ def run_phases(
     )
 
 
+STOLEN = "stolen by the hypervisor"
+
+
 class Measured:
     """CPU seconds of gunicorn, PostgreSQL, the load generator and the rest of the machine
     over a block."""
@@ -841,13 +851,14 @@ class Measured:
     def __enter__(self) -> Measured:
         self.server = process_tree_cpu(self.server_pid)
         self.own = resource.getrusage(0)
-        self.busy = machine_cpu()[0]
+        self.busy, _, self.stolen = machine_cpu()
         self.db = PostgresCpu().__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.db.__exit__()
-        busy = machine_cpu()[0] - self.busy
+        busy, _, stolen = machine_cpu()
+        busy -= self.busy
         own = resource.getrusage(0)
         load_cpu = own.ru_utime + own.ru_stime - self.own.ru_utime - self.own.ru_stime
         server = process_tree_cpu(self.server_pid) - self.server
@@ -856,6 +867,7 @@ class Measured:
             "PostgreSQL": self.db.total,
             "load generator": load_cpu,
             "anything else": busy - server - self.db.total - load_cpu,
+            STOLEN: stolen - self.stolen,
         }
 
 
