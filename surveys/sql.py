@@ -26,7 +26,8 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Model
 
-from .models import Instrument, Participant, Response, Site, Study
+from .answers import ANSWER_COLUMNS
+from .models import Answer, Instrument, Participant, Response, Site, Study
 
 M = TypeVar("M", bound=Model)
 
@@ -300,8 +301,6 @@ def update(run: Statements, instance: Model, names: tuple[str, ...]) -> None:
 @cache
 def _answers_statement(alias: str) -> str:
     q = connections[alias].ops.quote_name
-    from .models import Answer
-
     columns = ", ".join(q(c) for c in ("question_id", "choice_id", "text_value", "number_value"))
     return f"SELECT {columns} FROM {q(Answer._meta.db_table)} WHERE {q('response_id')} = %s"
 
@@ -372,18 +371,14 @@ def can_write_in_one_statement() -> bool:
     return connections[DEFAULT_DB_ALIAS].vendor == "postgresql"
 
 
-_ANSWER_VALUES = ("question_id", "choice_id", "text_value", "number_value")
-
-
 @cache
 def _create_statement(alias: str) -> tuple[str, list[Any]]:
-    from .models import Answer
-
     db = connections[alias]
     q = db.ops.quote_name
     fields = [f for f in Response._meta.concrete_fields if not f.primary_key]
     columns = ", ".join(q(f.column) for f in fields)
-    values: list[Any] = [Answer._meta.get_field(name) for name in _ANSWER_VALUES]
+    # The answers' columns but the response's, whose id the statement inserts itself.
+    values: list[Any] = [Answer._meta.get_field(name) for name in ANSWER_COLUMNS[1:]]
     names = ", ".join(q(f.column) for f in values)
     # One array per answer column: the statement stays the same (and prepared) whatever
     # the number of answers.

@@ -3,12 +3,13 @@
 With ``CONN_HEALTH_CHECKS`` Django checks a persistent connection before each request
 uses it, by running ``SELECT 1``: one more round trip and one more statement for the
 server to parse and plan, on every request. On the project's 2-core machine that check
-cost a third of a trivial database-backed request (bench/README.md). Here the check
-looks at the connection's socket instead: a server that has closed the connection (a
-restart, a failover, ``pg_terminate_backend``, a proxy dropping it) has left an
-end-of-file there, which libpq reads without waiting and turns into a bad connection
-status. A connection that went silent without closing passes both checks alike; the
-query then fails and Django drops the connection at the end of that request.
+cost a third of a trivial database-backed request (bench/README.md). Between two
+requests the server has nothing to say on a healthy connection; when it drops one (a
+restart, a failover, ``pg_terminate_backend``, a proxy cutting it) it says goodbye: an
+error message, then the end of the stream. So the check looks at the socket first: with
+nothing to read, the connection is as the last request left it; with something to read,
+Django's own check decides. A connection that went silent without closing passes both
+checks alike; its query then fails and Django drops it at the end of that request.
 """
 
 from __future__ import annotations
@@ -16,14 +17,11 @@ from __future__ import annotations
 import select
 
 from django.db.backends.postgresql import base
-from psycopg import Error as PsycopgError
 from psycopg import pq
-
-_READS = 4
 
 
 def _readable(fd: int) -> bool:
-    """Whether the socket has something to read (data, end-of-file or an error) now."""
+    """Whether the socket has something to read (data, end of stream or an error) now."""
     if hasattr(select, "poll"):
         poller = select.poll()
         poller.register(fd, select.POLLIN)
@@ -34,14 +32,11 @@ def _readable(fd: int) -> bool:
 class DatabaseWrapper(base.DatabaseWrapper):
     def is_usable(self) -> bool:
         pgconn = self.connection.pgconn
-        try:
-            # Between requests the server has nothing to say but a notice, or a goodbye:
-            # its last error message ("terminating connection…"), then the end of the
-            # stream, where reading raises. A few reads tell which.
-            for _ in range(_READS):
-                if pgconn.status != pq.ConnStatus.OK or not _readable(pgconn.socket):
-                    break
-                pgconn.consume_input()
-        except (OSError, PsycopgError):
+        if pgconn.status != pq.ConnStatus.OK:
             return False
-        return bool(pgconn.status == pq.ConnStatus.OK)
+        try:
+            said_something = _readable(pgconn.socket)
+        except OSError:
+            return False
+        # Something to read between requests is rare (a notice, a goodbye): ask the server.
+        return super().is_usable() if said_something else True
