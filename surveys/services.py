@@ -465,6 +465,8 @@ def _submit_draft_as_saved(
         response.choice_bits = form.bits(clean)
         reason = audit.participant_reason(source, submission=True)
         if not sql.submit_draft(run, response, _SUBMITTED_FIELDS, seen=seen, reason=reason):
+            # The lookup's response, changed above, is not what is stored: forget it.
+            Participant.response.related.delete_cached_value(response.participant)  # type: ignore[attr-defined]
             return None
     return response
 
