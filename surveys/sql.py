@@ -234,31 +234,47 @@ def lock_participant_and_read_response(participant: Participant) -> Response | N
 
 
 @cache
-def _insert_statement(alias: str, model: type[Model]) -> tuple[str, list[Any], bool]:
-    db = connections[alias]
-    q = db.ops.quote_name
+def _insert_statement(alias: str, model: type[Model]) -> tuple[str, list[Any]]:
+    """INSERT of one row of ``model`` (every column but the primary key) and its fields."""
+    q = connections[alias].ops.quote_name
     fields = [f for f in model._meta.concrete_fields if not f.primary_key]
     columns = ", ".join(q(f.column) for f in fields)
     sql = (
         f"INSERT INTO {q(model._meta.db_table)} ({columns}) "
         f"VALUES ({', '.join(['%s'] * len(fields))})"
     )
+    return sql, fields
+
+
+def _insert_values(run: Statements, instance: Model, fields: list[Any]) -> list[Any]:
+    return [f.get_db_prep_save(f.pre_save(instance, True), run.db) for f in fields]
+
+
+def _stored(run: Statements, instance: M, pk: Any) -> M:
+    """``instance`` as ``save()`` leaves it once its row is inserted."""
+    instance.pk = pk
+    instance._state.adding = False
+    instance._state.db = run.db.alias
+    return instance
+
+
+@cache
+def _insert_pk_statement(alias: str, model: type[Model]) -> tuple[str, list[Any], bool]:
+    """``_insert_statement`` returning the new primary key where the database can."""
+    db = connections[alias]
+    sql, fields = _insert_statement(alias, model)
     returning = db.features.can_return_columns_from_insert
     if returning:
-        sql += f" RETURNING {q(model._meta.pk.column)}"  # type: ignore[union-attr]
+        sql += f" RETURNING {db.ops.quote_name(model._meta.pk.column)}"  # type: ignore[union-attr]
     return sql, fields, returning
 
 
 def insert(run: Statements, instance: M) -> M:
     """INSERT one new instance and set its primary key: ``instance.save()`` without its
     signals, minus the statement's compilation."""
-    sql, fields, returning = _insert_statement(run.db.alias, type(instance))
-    values = [f.get_db_prep_save(f.pre_save(instance, True), run.db) for f in fields]
-    cursor = run.run(sql, values)
-    instance.pk = cursor.fetchone()[0] if returning else cursor.lastrowid
-    instance._state.adding = False
-    instance._state.db = run.db.alias
-    return instance
+    sql, fields, returning = _insert_pk_statement(run.db.alias, type(instance))
+    cursor = run.run(sql, _insert_values(run, instance, fields))
+    return _stored(run, instance, cursor.fetchone()[0] if returning else cursor.lastrowid)
 
 
 @cache
@@ -293,9 +309,12 @@ def update(run: Statements, instance: Model, names: tuple[str, ...]) -> None:
     """UPDATE the named fields of a stored instance: ``save(update_fields=...)`` without
     its signals, minus the statement's compilation (``auto_now`` fields are set here)."""
     sql = _update_statement(run.db.alias, type(instance), names)
+    run.run(sql, [*_update_values(run, instance, names), instance.pk])
+
+
+def _update_values(run: Statements, instance: Model, names: tuple[str, ...]) -> list[Any]:
     fields: list[Any] = [type(instance)._meta.get_field(name) for name in names]
-    values = [f.get_db_prep_save(f.pre_save(instance, False), run.db) for f in fields]
-    run.run(sql, [*values, instance.pk])
+    return [f.get_db_prep_save(f.pre_save(instance, False), run.db) for f in fields]
 
 
 @cache
@@ -375,8 +394,7 @@ def can_write_in_one_statement() -> bool:
 def _create_statement(alias: str) -> tuple[str, list[Any]]:
     db = connections[alias]
     q = db.ops.quote_name
-    fields = [f for f in Response._meta.concrete_fields if not f.primary_key]
-    columns = ", ".join(q(f.column) for f in fields)
+    insert_response, fields = _insert_statement(alias, Response)
     # The answers' columns but the response's, whose id the statement inserts itself.
     values: list[Any] = [Answer._meta.get_field(name) for name in ANSWER_COLUMNS[1:]]
     names = ", ".join(q(f.column) for f in values)
@@ -384,8 +402,7 @@ def _create_statement(alias: str) -> tuple[str, list[Any]]:
     # the number of answers.
     arrays = ", ".join(f"%s::{f.db_type(db)}[]" for f in values)
     sql = (
-        f"WITH r AS (INSERT INTO {q(Response._meta.db_table)} ({columns}) "
-        f"VALUES ({', '.join(['%s'] * len(fields))}) "
+        f"WITH r AS ({insert_response} "
         f"ON CONFLICT ({q('participant_id')}) DO NOTHING RETURNING *), "
         f"a AS (INSERT INTO {q(Answer._meta.db_table)} ({q('response_id')}, {names}) "
         f"SELECT r.{q('id')}, v.* FROM r, unnest({arrays}) AS v({names}) RETURNING *), "
@@ -409,24 +426,17 @@ def create(
     statement. ``None``, and nothing written, if the participant has a response already
     or a concurrent request is making one (``ON CONFLICT DO NOTHING`` waits for it)."""
     sql, fields = _create_statement(run.db.alias)
-    values = [f.get_db_prep_save(f.pre_save(response, True), run.db) for f in fields]
+    values = _insert_values(run, response, fields)
     columns = [list(column) for column in zip(*answers, strict=True)] or [[]] * 4
     stamp = run.db.ops.adapt_datetimefield_value(when)
     row = run.run(sql, [*values, *columns, stamp, reason, stamp, reason]).fetchone()
-    if row is None:
-        return None
-    response.pk = row[0]
-    response._state.adding = False
-    response._state.db = run.db.alias
-    return response
+    return None if row is None else _stored(run, response, row[0])
 
 
 @cache
 def _submit_draft_statement(alias: str, names: tuple[str, ...]) -> str:
     db = connections[alias]
     q = db.ops.quote_name
-    fields: list[Any] = [Response._meta.get_field(name) for name in names]
-    assignments = ", ".join(f"{q(f.column)} = %s" for f in fields)
     # The participant's row lock is the one every other write of their response takes
     # first (lock_participant_and_read_response): a draft save that holds it has not
     # necessarily touched the response row yet, and must finish before this decides.
@@ -434,9 +444,8 @@ def _submit_draft_statement(alias: str, names: tuple[str, ...]) -> str:
         f"EXISTS (SELECT 1 FROM {q(Participant._meta.db_table)} WHERE {q('id')} = %s FOR UPDATE)"
     )
     return (
-        f"WITH u AS (UPDATE {q(Response._meta.db_table)} SET {assignments} "
-        f"WHERE {q('id')} = %s AND {q('status')} = %s AND {q('updated_at')} = %s "
-        f"AND {locked} RETURNING *), "
+        f"WITH u AS ({_update_statement(alias, Response, names)} "
+        f"AND {q('status')} = %s AND {q('updated_at')} = %s AND {locked} RETURNING *), "
         f"h AS ({_history_from(db, Response, 'u', '~')}) "
         f"SELECT u.{q('id')} FROM u"
     )
@@ -450,8 +459,7 @@ def submit_draft(
     changed at ``seen`` (its ``updated_at`` then). ``False``, and nothing written, if it
     is not: it was submitted or saved again meanwhile, or is being."""
     sql = _submit_draft_statement(run.db.alias, names)
-    fields: list[Any] = [Response._meta.get_field(name) for name in names]
-    values = [f.get_db_prep_save(f.pre_save(response, False), run.db) for f in fields]
+    values = _update_values(run, response, names)
     adapt = run.db.ops.adapt_datetimefield_value
     stamp = adapt(response.updated_at)
     draft = Response.Status.DRAFT.value
