@@ -13,10 +13,6 @@ import pytest
 from django.contrib.auth.models import User
 
 from surveys.models import Membership
-from tests.e2e.test_questionnaire_browser import (  # the same browser and live server
-    browser,  # noqa: F401
-    server,  # noqa: F401
-)
 from tests.factories import ParticipantFactory, SiteFactory, StudyFactory, reference_instrument
 
 pytestmark = [
@@ -36,7 +32,7 @@ document.addEventListener("securitypolicyviolation", (e) => {
 
 
 @pytest.fixture
-def watched(browser, settings):  # type: ignore[no-untyped-def]  # noqa: F811
+def watched(browser, settings):  # type: ignore[no-untyped-def]
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="ja-JP")
     context.add_init_script(WATCH)
@@ -68,7 +64,7 @@ def _violations(page) -> list[str]:  # type: ignore[no-untyped-def]
     return page.evaluate("window.__cspViolations")
 
 
-def test_no_page_breaks_the_content_security_policy(watched, server):  # noqa: F811
+def test_no_page_breaks_the_content_security_policy(watched, server):
     page, console, headers = watched
     study = StudyFactory()
     reference_instrument(study)

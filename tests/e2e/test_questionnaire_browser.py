@@ -1,71 +1,18 @@
-"""The questionnaire in a real headless Chromium, at a phone's width, with JavaScript on.
-
-Uses Debian's /usr/bin/chromium (never a downloaded browser). Without it the test is
-skipped locally and fails in CI (CI=true), so that CI cannot pass by skipping it.
-"""
+"""The questionnaire in a real headless Chromium, at a phone's width, with JavaScript on
+(the browser and the live server: tests/e2e/conftest.py)."""
 
 from __future__ import annotations
-
-import os
-from pathlib import Path
 
 import pytest
 
 from surveys.models import Answer, Response
 from tests.factories import ParticipantFactory, SiteFactory, StudyFactory, reference_instrument
 
-# Playwright's sync API runs an event loop in this thread; Django refuses ORM calls from a
-# thread with a running loop unless told that this is deliberate (it is: tests only).
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-
 pytestmark = [
     pytest.mark.e2e,
     # WhiteNoise warns at start-up when STATIC_ROOT has not been collected (as in tests).
     pytest.mark.filterwarnings("ignore:No directory at:UserWarning"),
 ]
-
-
-@pytest.fixture
-def browser():  # type: ignore[no-untyped-def]
-    if not CHROMIUM.exists():
-        message = f"{CHROMIUM} is missing: apt-get install -y chromium (make system-deps)"
-        if IN_CI:
-            pytest.fail(f"CI must run the browser test, but {message}", pytrace=False)
-        pytest.skip(message)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-@pytest.fixture
-def server(transactional_db):  # type: ignore[no-untyped-def]
-    """A live server for this test alone. pytest-django's ``live_server`` lives for the
-    whole session, so a request still in flight (an autosave) can hold a database
-    session past the test and keep PostgreSQL from dropping the test database
-    (pytest-django issue #454). Stopping this one joins its request threads."""
-    from pytest_django.live_server_helper import LiveServer
-
-    live = LiveServer("127.0.0.1:0")
-    try:
-        yield live
-    finally:
-        live.stop()
 
 
 def test_a_participant_answers_on_a_phone_and_submits_once(browser, server, tmp_path):
