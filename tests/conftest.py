@@ -155,3 +155,24 @@ def _no_counted_attempts():  # type: ignore[no-untyped-def]
 
     cache.clear()
     yield
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):  # type: ignore[no-untyped-def]
+    """pytest-django's test database, dropped at the end only once no session is left on
+    it. A process a test started and killed (a worker, a server) can leave its PostgreSQL
+    session behind for a moment, and DROP DATABASE then fails the last test's teardown:
+    end those sessions first, and name them, so that a real leak still shows."""
+    yield
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid, application_name, state, left(query, 80) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        lingering = cursor.fetchall()
+        for pid, application, state, query in lingering:
+            print(f"\nhyoka: a session left on the test database: {pid} {application!r}")
+            print(f"hyoka: ({state}) {query!r}; ending it")
+            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])

@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from django.db import connections
 
 # Playwright's sync API runs an event loop in this thread; Django refuses ORM calls from a
 # thread with a running loop unless told that this is deliberate (it is: tests only).
@@ -77,3 +78,7 @@ def browser(server):  # type: ignore[no-untyped-def]
             yield browser
         finally:
             browser.close()
+            # Inside Playwright's sync API the test's ORM calls run in a greenlet, with a
+            # database connection of their own (Django keeps one per context): close it
+            # here, in that context, or it outlives the test database's teardown.
+            connections.close_all()
