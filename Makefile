@@ -52,7 +52,7 @@ bench: $(VENV)/.dev
 
 ## messages: refresh and compile the Japanese translations
 messages: $(VENV)/.dev
-	$(BIN)/python manage.py makemessages -l ja --ignore=.venv --ignore=bench --ignore=tests
+	$(BIN)/python manage.py makemessages -l ja --no-obsolete --ignore=.venv --ignore=bench --ignore=tests
 	$(BIN)/python manage.py compilemessages --ignore=.venv
 
 clean:

@@ -3,13 +3,13 @@
 
 Runs and results are evidence: nobody adds, changes or deletes them here. Scoring goes
 through ``services.run_request``; the figures come from ``selectors`` and are worded by
-``reporting``, as in the printed report.
+``wording``, as in the printed report.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
@@ -26,7 +26,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.formats import date_format, number_format
 from django.utils.html import format_html
-from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from surveys import scoping
@@ -34,10 +34,10 @@ from surveys.admin.common import MANAGER, ScopedAdminMixin, by_study, register_s
 from surveys.admin.history import HistoryAdmin
 from surveys.models import Choice, Study, _pick
 
-from . import reporting, selectors, services
+from . import selectors, services, wording
 from .forms import ClauseForm, ClauseFormSet, KPIForm, KPIListForm
 from .models import KPI, Clause, Evaluation, EvaluationRun, KPIResult, Segment, StudyResults
-from .statistics import Rule, Verdict, round_half_up
+from .statistics import Rule, Verdict
 
 EMPTY = "\u2014"  # an em dash for "nothing here"
 SCORE_PERMISSION = "kpi.score_study"
@@ -77,9 +77,12 @@ def _seconds(value: float | None) -> str:
     return gettext("%(minutes)d min %(seconds)d s") % {"minutes": minutes, "seconds": seconds}
 
 
-def _target(obj: KPI | KPIResult | Any) -> str:
-    """``>= 70 %``: the same words as the report (a KPI and its result share the fields)."""
-    return reporting.target_text(cast(KPIResult, obj)) or EMPTY
+def _target(obj: KPI) -> str:
+    """ "at least 70 %": the same words as the results and the report."""
+    return (
+        wording.target_words(kind=obj.kind, comparator=obj.comparator, threshold=obj.threshold)
+        or EMPTY
+    )
 
 
 # --- Segments and their conditions -------------------------------------------------------
@@ -365,64 +368,30 @@ class ResultRow:
     tipping: str
 
     @classmethod
-    def of(cls, r: KPIResult) -> ResultRow:
-        counts = f"{r.numerator} / {r.denominator}"
+    def of(cls, row: KPIResult) -> ResultRow:
+        r = wording.Result.of(row)
+        counts = wording.counts(r)
         if r.overlap is not None:
             counts += " " + gettext("(both: %(n)d)") % {"n": r.overlap}
-        interval = ""
-        if r.ci_low is not None and r.ci_high is not None:
-            low, high = reporting.format_value(r, r.ci_low), reporting.format_value(r, r.ci_high)
-            interval = f"{low} – {high}"
+        interval = wording.interval(r) if r.value is not None else ""
         note = ""
         if r.verdict == Verdict.INCONCLUSIVE and r.denominator < r.min_n:
             note = gettext("base under the minimum of %(min_n)d") % {"min_n": r.min_n}
         elif r.verdict and r.rule == Rule.BOUND:
             note = gettext("judged on the interval's bound")
-        nonresponse = ""
-        if r.nonresponse_low is not None and r.nonresponse_high is not None:
-            low = reporting.format_value(r, r.nonresponse_low)
-            high = reporting.format_value(r, r.nonresponse_high)
-            nonresponse = f"{low} – {high}"
         return cls(
-            result=r,
+            result=row,
             counts=counts,
-            value=reporting.headline(r),
-            interval=interval,
-            interval_label=gettext("%(level)s %% interval")
-            % {"level": round_half_up(r.confidence * 100)},
-            target=reporting.target_text(r),
-            verdict=reporting.verdict_text(r),
-            verdict_class=_verdict_class(r),
+            value=wording.headline(r),
+            interval="" if interval == wording.DASH else interval,
+            interval_label=gettext("%(level)s %% interval") % {"level": wording.level_number(r)},
+            target=wording.target(r),
+            verdict=wording.verdict_text(r),
+            verdict_class=wording.verdict_key(r).replace("_", "-"),
             verdict_note=note,
-            nonresponse=nonresponse,
-            tipping=_tipping_text(r),
+            nonresponse=wording.nonresponse(r),
+            tipping=wording.tipping(r),
         )
-
-
-def _verdict_class(r: KPIResult) -> str:
-    if not r.verdict:
-        return "none"
-    if r.verdict == Verdict.MET and r.met_with_confidence:
-        return "met-confidence"
-    return r.verdict.replace("_", "-")
-
-
-def _tipping_text(r: KPIResult) -> str:
-    if not r.tipping_direction:
-        return ""
-    missing = r.invited - r.respondents
-    answer = gettext("no") if r.tipping_direction == "no" else gettext("yes")
-    if r.tipping_count is None:
-        return ngettext(
-            "Holds even if the %(missing)d non-respondent had answered “%(answer)s”.",
-            "Holds even if all %(missing)d non-respondents had answered “%(answer)s”.",
-            missing,
-        ) % {"missing": missing, "answer": answer}
-    return ngettext(
-        "Flips if %(count)d of %(missing)d non-respondents had answered “%(answer)s”.",
-        "Flips if %(count)d of %(missing)d non-respondents had answered “%(answer)s”.",
-        r.tipping_count,
-    ) % {"count": r.tipping_count, "missing": missing, "answer": answer}
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import unicodedata
 from dataclasses import dataclass
 from fractions import Fraction
 
-from .text import NBSP, integer, pct
+from ..wording import NBSP, integer, pct
 
 WIDTH = 480.0  # pt: the text block of an A4 page with the report's margins is ~490 pt
 FONT = 8.5  # pt

@@ -21,7 +21,9 @@ from django.utils.translation import gettext as _
 from surveys.models import Question
 
 from .. import statistics as st
+from .. import wording
 from ..models import Evaluation
+from ..wording import Result
 from . import charts, text, words
 from .words import Instrument, pick
 
@@ -69,32 +71,33 @@ def row(
     over_invited: bool = False,
 ) -> Row:
     has_value = result["value"] is not None
-    verdict = text.verdict_key(result)
+    r = Result.of(result)
+    verdict = wording.verdict_key(r)
     return Row(
         code=result["kpi_code"],
         name=name or pick(result, "name"),
         site=site,
         kind=result["kind"],
         base=pick(result, "base_description"),
-        n=text.integer(
+        n=wording.integer(
             result["respondents"] if result["kind"] == "ratio" else result["denominator"]
         ),
-        counts=text.counts(result),
-        overlap=text.integer(result["overlap"]) if result["overlap"] is not None else "",
-        value=text.headline(result) if has_value else "",
-        precise=text.precise(result) if has_value else "",
-        empty="" if has_value else text.empty_value(result, over_invited=over_invited),
-        interval=text.interval(result) if has_value else text.DASH,
-        level=text.level(result),
-        target=text.target(result),
+        counts=wording.counts(r),
+        overlap=wording.integer(result["overlap"]) if result["overlap"] is not None else "",
+        value=wording.headline(r) if has_value else "",
+        precise=wording.precise(r) if has_value else "",
+        empty="" if has_value else wording.empty_value(r, over_invited=over_invited),
+        interval=wording.interval(r) if has_value else wording.DASH,
+        level=wording.level(r),
+        target=wording.target(r),
         verdict=verdict,
-        verdict_text=text.verdict_text(result),
-        mark=text.MARKS[verdict],
-        nonresponse=text.nonresponse(result),
-        tipping=text.tipping(result),
+        verdict_text=wording.verdict_text(r),
+        mark=wording.MARKS[verdict],
+        nonresponse=wording.nonresponse(r),
+        tipping=wording.tipping(r),
         counting=counting,
-        respondents=text.integer(result["respondents"]),
-        invited=text.integer(result["invited"]),
+        respondents=wording.integer(result["respondents"]),
+        invited=wording.integer(result["invited"]),
     )
 
 
@@ -332,20 +335,20 @@ def _channels(snap: Snapshot) -> Data | None:
         ratio_rows.append(
             {
                 "row": r,
-                "equation": f"{text.integer(result['numerator'])} / "
-                f"{text.integer(result['denominator'])} = {r.value or text.DASH}",
+                "equation": f"{wording.integer(result['numerator'])} / "
+                f"{wording.integer(result['denominator'])} = {r.value or wording.DASH}",
             }
         )
     return {
         "rows": rows,
         "base": pick(base, "base_description") if base else "",
-        "n": text.integer(base["denominator"]) if base else "",
-        "total_percent": text.pct(
+        "n": wording.integer(base["denominator"]) if base else "",
+        "total_percent": wording.pct(
             Fraction(sum(snap.overall[c]["numerator"] for c in cells), base["denominator"])
         )
         if base and base["denominator"]
         else "",
-        "total": text.integer(sum(snap.overall[c]["numerator"] for c in cells)),
+        "total": wording.integer(sum(snap.overall[c]["numerator"] for c in cells)),
         "ratios": ratio_rows,
         "rules": _channel_rules(snap, [*cells, *ratios]),
     }
@@ -378,7 +381,7 @@ def _charts(snap: Snapshot) -> list[Data]:
                 "code": question["code"],
                 "ref": snap.instrument.ref(question["code"]),
                 "question": pick(question, "text"),
-                "answered": text.integer(answered),
+                "answered": wording.integer(answered),
                 "chart": charts.bar_chart(rows, answered) if answered else None,
                 "related": related,
             }
@@ -402,7 +405,7 @@ def _breakdowns(snap: Snapshot) -> list[Data]:
                 "code": code,
                 "name": pick(result, "name"),
                 "base": pick(result, "base_description"),
-                "target": text.target(result),
+                "target": wording.target(Result.of(result)),
                 "kind": result["kind"],
                 "has_target": bool(result["comparator"]),
                 "rows": rows,
@@ -436,7 +439,7 @@ def _methods(snap: Snapshot) -> list[Data]:
                 "kind": kind_label(definition["kind"]),
                 "base": words.base(snap.instrument, definition),
                 "numerator": words.numerator(snap.instrument, definition),
-                "target": text.target(result) or _("none (a descriptive figure)"),
+                "target": wording.target(Result.of(result)) or _("none (a descriptive figure)"),
                 "rule": rule if result["comparator"] else "",
                 "on_bound": definition["rule"] == st.Rule.BOUND,
                 "questions": [
@@ -446,8 +449,8 @@ def _methods(snap: Snapshot) -> list[Data]:
                     }
                     for q in words.questions(definition)
                 ],
-                "level": text.level(result),
-                "min_n": text.integer(definition["min_n"]),
+                "level": wording.level(Result.of(result)),
+                "min_n": wording.integer(definition["min_n"]),
             }
         )
     return out
@@ -552,7 +555,7 @@ def build(evaluation: Evaluation, *, draft: bool, language: str) -> Data:
         "run": {
             "id": run["id"],
             "cutoff": text.tokyo(run["cutoff"]),
-            "responses": text.integer(run["responses_counted"] or 0),
+            "responses": wording.integer(run["responses_counted"] or 0),
         },
         "evaluation": {
             "id": evaluation.pk,

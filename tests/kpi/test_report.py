@@ -22,7 +22,7 @@ from pypdf import PdfReader
 from kpi import evaluations, services
 from kpi.loading import kpis_path, load_kpis
 from kpi.models import Evaluation, EvaluationRun
-from kpi.report import fetcher, render, text
+from kpi.report import fetcher, render
 from kpi.report import render_pdf as render_pdf_export
 from kpi.report.fetcher import ResourceRefused, StaticFilesFetcher
 from surveys.loading import load_study
@@ -188,62 +188,6 @@ def test_a_draft_of_a_signed_off_evaluation_leaves_the_signer_out(signed):
 def test_an_unknown_language_is_refused(evaluation):
     with pytest.raises(ValueError):
         render_pdf_export(evaluation, draft=True, language="fr")
-
-
-# --- how figures are written (pure functions) ---------------------------------------------
-
-
-def result(**fields: object) -> dict[str, object]:
-    base: dict[str, object] = {
-        "kpi_code": "k",
-        "kind": "share",
-        "numerator": 227,
-        "denominator": 229,
-        "respondents": 229,
-        "invited": 352,
-        "overlap": None,
-        "value": 227 / 229,
-        "ci_low": 0.9688,
-        "ci_high": 0.9976,
-        "comparator": ">=",
-        "threshold": "70",
-        "confidence": "0.95",
-        "verdict": "met",
-        "met_point": True,
-        "met_with_confidence": True,
-        "nonresponse_low": 227 / 352,
-        "nonresponse_high": 350 / 352,
-        "tipping_direction": "no",
-        "tipping_count": 96,
-    }
-    return {**base, **fields}
-
-
-def test_values_are_rounded_half_up_from_the_counts():
-    assert text.headline(result()) == "99\u00a0%"
-    assert text.precise(result()) == "99.1\u00a0%"
-    # 1 / 8 = 12.5 %: half up gives 13 (round-half-even would give 12).
-    assert text.headline(result(numerator=1, denominator=8, value=0.125)) == "13\u00a0%"
-    ratio = result(kind="ratio", numerator=156, denominator=50, value=3.12, overlap=39)
-    assert (text.headline(ratio), text.precise(ratio)) == ("3.1", "3.12")
-    assert text.interval(result()) == "96.9–99.8\u00a0%"
-
-
-def test_targets_and_verdicts_are_words_at_the_kpis_own_level():
-    with translation.override("en"):
-        assert text.target(result()) == "at least 70\u00a0%"
-        assert text.target(result(comparator="<", threshold="2.5", kind="ratio")) == (
-            "less than 2.5"
-        )
-        assert text.verdict_text(result()) == "met with 95\u00a0% confidence"
-        assert text.verdict_text(result(confidence="0.9")) == "met with 90\u00a0% confidence"
-        assert text.verdict_text(result(met_with_confidence=False)) == "met"
-        assert text.verdict_text(result(verdict="not_met")) == "not met"
-        assert text.verdict_text(result(verdict="inconclusive")) == "inconclusive"
-        assert text.tipping(result()) == "flips if 96 of the 123 non-respondents had answered no"
-        empty = result(numerator=0, denominator=0, respondents=0, invited=0, value=None)
-        assert text.empty_value(empty) == "no respondents"
-        assert text.empty_value(empty, over_invited=True) == "no participants"
 
 
 # --- nothing but static files -------------------------------------------------------------

@@ -1,0 +1,265 @@
+"""A KPI result in words: the one formatter of the admin, the command line and the report.
+
+Everything that turns a result into text lives here, so that the admin's table, the
+``score`` command's table and the signed PDF say the same thing in the same words. It
+works on :class:`Result`, a typed copy of the figures, made from a ``KPIResult`` row (the
+admin, the command line) or from an evaluation's frozen snapshot (the report). It never
+recomputes a statistic: it rounds and words what scoring stored.
+
+Numbers as published: a share in whole percent rounded half up from the exact integers, a
+ratio to one decimal, a mean to two. A no-break space keeps "65 %" on one line. Call the
+functions inside ``translation.override`` for a language other than the active one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
+
+from django.utils.translation import gettext as _
+
+from . import statistics as st
+
+NBSP = "\u00a0"
+DASH = "–"
+
+
+@dataclass(frozen=True)
+class Result:
+    """The figures of one KPI result that its words depend on."""
+
+    kind: str  # "share", "ratio", "mean"
+    comparator: str  # ">=", ">", "<=", "<", or "" with no target
+    threshold: Decimal | None  # in percent for a share
+    confidence: Decimal  # 0.95
+    rule: str  # "point" or "bound"
+    min_n: int
+    numerator: int
+    denominator: int
+    overlap: int | None
+    respondents: int
+    invited: int
+    value: float | None
+    ci_low: float | None
+    ci_high: float | None
+    verdict: str  # "", "met", "not_met", "inconclusive"
+    met_point: bool | None
+    met_with_confidence: bool | None
+    nonresponse_low: float | None
+    nonresponse_high: float | None
+    tipping_direction: str  # "", "no", "yes"
+    tipping_count: int | None
+
+    @classmethod
+    def of(cls, source: Any) -> Result:
+        """From a ``KPIResult`` row, or from a result of an evaluation's snapshot (a dict
+        whose threshold and confidence are strings)."""
+
+        def get(name: str) -> Any:
+            return source[name] if isinstance(source, Mapping) else getattr(source, name)
+
+        threshold = get("threshold")
+        return cls(
+            kind=get("kind"),
+            comparator=get("comparator") or "",
+            threshold=None if threshold in (None, "") else Decimal(threshold),
+            confidence=Decimal(str(get("confidence"))),
+            rule=get("rule"),
+            min_n=get("min_n"),
+            numerator=get("numerator"),
+            denominator=get("denominator"),
+            overlap=get("overlap"),
+            respondents=get("respondents"),
+            invited=get("invited"),
+            value=get("value"),
+            ci_low=get("ci_low"),
+            ci_high=get("ci_high"),
+            verdict=get("verdict") or "",
+            met_point=get("met_point"),
+            met_with_confidence=get("met_with_confidence"),
+            nonresponse_low=get("nonresponse_low"),
+            nonresponse_high=get("nonresponse_high"),
+            tipping_direction=get("tipping_direction") or "",
+            tipping_count=get("tipping_count"),
+        )
+
+    @property
+    def non_respondents(self) -> int:
+        return self.invited - self.respondents
+
+
+# --- numbers ------------------------------------------------------------------------------
+
+
+def pct(value: Fraction | Decimal | int | float, places: int = 0) -> str:
+    """A proportion as a percentage, rounded half up: ``pct(Fraction(229, 352)) == "65 %"``."""
+    return st.percent(value, places).replace(" ", NBSP)
+
+
+def pct_number(value: Fraction | Decimal | int | float, places: int = 1) -> str:
+    """The number part only (for ranges written "98.4–100.0 %")."""
+    return pct(value, places).removesuffix(NBSP + "%")
+
+
+def decimal(value: Fraction | Decimal | int | float, places: int) -> str:
+    return f"{st.round_half_up(value, places):f}"
+
+
+def integer(n: int) -> str:
+    return f"{n:,}"
+
+
+def _finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
+
+
+def headline(r: Result) -> str:
+    """The value as published: a share in whole %, a ratio to one decimal, a mean to two."""
+    if r.value is None:
+        return DASH
+    if r.kind == "share":
+        return pct(Fraction(r.numerator, r.denominator))
+    if r.kind == "ratio":
+        return decimal(Fraction(r.numerator, r.denominator), 1)
+    return decimal(r.value, 2)
+
+
+def precise(r: Result) -> str:
+    """One more digit than published, from the integers where the value is a fraction."""
+    if r.value is None:
+        return ""
+    if r.kind == "share":
+        return pct(Fraction(r.numerator, r.denominator), 1)
+    if r.kind == "ratio":
+        return decimal(Fraction(r.numerator, r.denominator), 2)
+    return decimal(r.value, 3)
+
+
+def interval(r: Result) -> str:
+    """The confidence interval, "98.4–100.0 %" for a share, "2.43–4.01" for a ratio."""
+    if not (_finite(r.ci_low) and _finite(r.ci_high)):
+        return DASH
+    assert r.ci_low is not None and r.ci_high is not None
+    if r.kind == "share":
+        return f"{pct_number(r.ci_low)}{DASH}{pct_number(r.ci_high)}{NBSP}%"
+    return f"{decimal(r.ci_low, 2)}{DASH}{decimal(r.ci_high, 2)}"
+
+
+def level_number(r: Result) -> str:
+    """The KPI's confidence level in percent, "95" (or "97.5")."""
+    return st.confidence_percent(r.confidence)
+
+
+def level(r: Result) -> str:
+    """The KPI's confidence level as a percentage, "95 %"."""
+    return f"{level_number(r)}{NBSP}%"
+
+
+def counts(r: Result) -> str:
+    """Numerator over base, "227 / 229" (a mean: its number of answers, "n = 229")."""
+    if r.kind == "mean":
+        return f"n = {integer(r.denominator)}"
+    return f"{integer(r.numerator)} / {integer(r.denominator)}"
+
+
+def nonresponse(r: Result) -> str:
+    """The share over all invited if every non-respondent had answered no, and yes."""
+    if r.nonresponse_low is None or r.nonresponse_high is None:
+        return ""
+    return f"{pct_number(r.nonresponse_low)}{DASH}{pct_number(r.nonresponse_high)}{NBSP}%"
+
+
+# --- targets and verdicts -----------------------------------------------------------------
+
+
+def target(r: Result) -> str:
+    """The target in words: "at least 70 %" (the report's font has no ≥, and words read
+    better than symbols)."""
+    return target_words(kind=r.kind, comparator=r.comparator, threshold=r.threshold)
+
+
+def target_words(*, kind: str, comparator: str, threshold: Decimal | None) -> str:
+    """A target in words, for a result or for a KPI's definition."""
+    if not comparator or threshold is None:
+        return ""
+    value = f"{threshold.normalize():f}" + (f"{NBSP}%" if kind == "share" else "")
+    phrases = {
+        ">=": _("at least %(value)s"),
+        ">": _("more than %(value)s"),
+        "<=": _("at most %(value)s"),
+        "<": _("less than %(value)s"),
+    }
+    return phrases[comparator] % {"value": value}
+
+
+def verdict_key(r: Result) -> str:
+    """ "none", "met_confident", "met", "not_met" or "inconclusive": for CSS classes,
+    marks and counting."""
+    if not r.verdict:
+        return "none"
+    if r.verdict == st.Verdict.MET:
+        return "met_confident" if r.met_with_confidence else "met"
+    return r.verdict
+
+
+#: A mark beside each verdict word, so that a table reads in black and white as in colour.
+MARKS = {"met_confident": "◎", "met": "○", "not_met": "×", "inconclusive": "△", "none": ""}
+
+
+def verdict_text(r: Result) -> str:
+    """Met, met with 95 % confidence, not met, inconclusive, or no target."""
+    key = verdict_key(r)
+    if key == "none":
+        return _("no target")
+    if key == "inconclusive":
+        return _("inconclusive")
+    if key == "met_confident":
+        # A no-break space keeps "95 %" together when the verdict wraps.
+        worded = _("met with %(level)s %% confidence") % {"level": level_number(r)}
+        return worded.replace(" %", NBSP + "%")
+    if key == "met":
+        return _("met")
+    return _("not met")
+
+
+def tipping(r: Result) -> str:
+    """What the non-respondents could change about the target on the respondents' share.
+
+    Scoring stores the answer that would flip it (``tipping_direction``: "no" lowers the
+    share, "yes" raises it) and how many would have to give it (``tipping_count``, None if
+    not even all of them). Whether the share is on target now follows from the two: a
+    share on an "at least" target is pushed off it by "no" answers, one on an "at most"
+    target by "yes" answers. No sentence beside "inconclusive": there is no verdict to
+    flip.
+    """
+    direction, count = r.tipping_direction, r.tipping_count
+    if not direction or r.nonresponse_low is None or r.verdict == st.Verdict.INCONCLUSIVE:
+        return ""
+    n = integer(r.non_respondents)
+    raises_target = r.comparator in (st.Comparator.GTE, st.Comparator.GT)
+    on_target = (direction == "no") == raises_target
+    if count is None:
+        if on_target:
+            if direction == "no":
+                return _("holds even if all %(n)s non-respondents had answered no") % {"n": n}
+            return _("holds even if all %(n)s non-respondents had answered yes") % {"n": n}
+        if direction == "yes":
+            return _("stays unmet even if all %(n)s non-respondents had answered yes") % {"n": n}
+        return _("stays unmet even if all %(n)s non-respondents had answered no") % {"n": n}
+    k = integer(count)
+    if direction == "no":
+        return _("flips if %(k)s of the %(n)s non-respondents had answered no") % {"k": k, "n": n}
+    return _("flips if %(k)s of the %(n)s non-respondents had answered yes") % {"k": k, "n": n}
+
+
+def empty_value(r: Result, *, over_invited: bool = False) -> str:
+    """Why a result has no value: nobody invited, nobody answered, nobody in the base."""
+    if over_invited:
+        return _("no participants") if r.invited == 0 else _("no respondents")
+    if r.respondents == 0:
+        return _("no respondents")
+    return _("nobody in the base")
