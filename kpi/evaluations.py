@@ -97,17 +97,15 @@ def evaluation_sign_off(
         evaluation._history_user = user  # type: ignore[attr-defined]
         save_with_reason(evaluation, Reason.SIGNED_OFF.value)
         evaluation_id = evaluation.pk
-        transaction.on_commit(lambda: _enqueue_render(evaluation_id))
+        _enqueue_render(evaluation_id)
     return evaluation
 
 
 def _enqueue_render(evaluation_id: int) -> None:
+    """Render once this transaction commits (config.celery.Task: never fails the caller)."""
     from .tasks import render_evaluation
 
-    try:
-        render_evaluation.apply_async((evaluation_id,))
-    except Exception:
-        logger.exception("could not enqueue rendering of evaluation %s", evaluation_id)
+    render_evaluation.apply_async_on_commit((evaluation_id,))
 
 
 def evaluation_render_signed(*, evaluation_id: int) -> Evaluation:

@@ -40,14 +40,11 @@ _TAKEN_SLOTS: dict[int, int] = {}
 
 
 def _enqueue(run_id: int, *, countdown: float | None = None) -> None:
-    """Hand the run to Celery. A broker that is down must not fail the caller (a
-    participant's submission): the run stays queued and the periodic backstop sends it."""
+    """Hand the run to Celery once this transaction commits (config.celery.Task: a broker
+    that is down never fails the caller; the run stays queued for the backstop)."""
     from .tasks import score_run
 
-    try:
-        score_run.apply_async((run_id,), countdown=countdown)
-    except Exception:
-        logger.exception("could not enqueue scoring run %s; the backstop will retry", run_id)
+    score_run.apply_async_on_commit((run_id,), countdown=countdown)
 
 
 class RunMissing(LookupError):
@@ -66,7 +63,7 @@ def run_request(
         trigger=trigger,
         requested_by_id=user.pk if user is not None and user.is_authenticated else None,
     )
-    transaction.on_commit(lambda: _enqueue(run.pk))
+    _enqueue(run.pk)
     return run
 
 
@@ -96,7 +93,7 @@ def run_request_debounced(*, study_id: int, trigger: str) -> EvaluationRun | Non
         return None
     _TAKEN_SLOTS[study_id] = slot
     countdown = (slot + 1) * DEBOUNCE_SECONDS - now
-    transaction.on_commit(lambda: _enqueue(run.pk, countdown=countdown))
+    _enqueue(run.pk, countdown=countdown)
     return run
 
 
