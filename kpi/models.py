@@ -417,6 +417,41 @@ class KPIResult(models.Model):
         return _pick(self, "base_description")
 
 
+#: A result's own fields, in one list: the definition as scored, then the figures. Scoring
+#: writes them, an evaluation's snapshot freezes them, the API returns them and
+#: ``kpi.wording`` words them (its ``Result`` takes a subset).
+RESULT_FIELDS = (
+    "kpi_code",
+    "order",
+    "group",
+    "kind",
+    "name_ja",
+    "name_en",
+    "base_description_ja",
+    "base_description_en",
+    "comparator",
+    "threshold",
+    "rule",
+    "confidence",
+    "min_n",
+    "numerator",
+    "denominator",
+    "overlap",
+    "respondents",
+    "invited",
+    "value",
+    "ci_low",
+    "ci_high",
+    "verdict",
+    "met_point",
+    "met_with_confidence",
+    "nonresponse_low",
+    "nonresponse_high",
+    "tipping_direction",
+    "tipping_count",
+)
+
+
 def evaluation_upload_to(evaluation: Evaluation, filename: str) -> str:
     return f"evaluations/{evaluation.study.code}/{filename}"
 

@@ -16,38 +16,9 @@ from typing import Any
 from surveys.models import Instrument
 
 from .counting import choice_distribution
-from .models import EvaluationRun, KPIResult
+from .models import RESULT_FIELDS, EvaluationRun, KPIResult
 
 FORMAT = 1
-
-_RESULT_FIELDS = [
-    "kpi_code",
-    "order",
-    "group",
-    "kind",
-    "name_ja",
-    "name_en",
-    "base_description_ja",
-    "base_description_en",
-    "comparator",
-    "rule",
-    "min_n",
-    "numerator",
-    "denominator",
-    "overlap",
-    "respondents",
-    "invited",
-    "value",
-    "ci_low",
-    "ci_high",
-    "verdict",
-    "met_point",
-    "met_with_confidence",
-    "nonresponse_low",
-    "nonresponse_high",
-    "tipping_direction",
-    "tipping_count",
-]
 
 
 def _iso(value: dt.date | dt.datetime | None) -> str | None:
@@ -55,7 +26,7 @@ def _iso(value: dt.date | dt.datetime | None) -> str | None:
 
 
 def _result(result: KPIResult) -> dict[str, Any]:
-    data = {name: getattr(result, name) for name in _RESULT_FIELDS}
+    data = {name: getattr(result, name) for name in RESULT_FIELDS}
     data["site"] = result.site.code if result.site else None
     data["threshold"] = format(result.threshold.normalize(), "f") if result.threshold else None
     data["confidence"] = format(result.confidence.normalize(), "f")

@@ -16,7 +16,15 @@ from rest_framework import serializers
 from surveys.api.permissions import MANAGER, VIEWER, ScopedRelatedField, study_scope
 from surveys.models import Choice, Language, Question, Study
 
-from ..models import KPI, Clause, Evaluation, EvaluationRun, KPIResult, Segment
+from ..models import (
+    KPI,
+    RESULT_FIELDS,
+    Clause,
+    Evaluation,
+    EvaluationRun,
+    KPIResult,
+    Segment,
+)
 from ..validation import validate_clause, validate_kpi
 
 STUDY_SCOPE = study_scope("id")
@@ -248,40 +256,7 @@ class KPIResultSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = KPIResult
-        fields = [
-            "id",
-            "kpi",
-            "kpi_code",
-            "site",
-            "site_code",
-            "order",
-            "group",
-            "kind",
-            "name",
-            "name_ja",
-            "name_en",
-            "base_description",
-            "comparator",
-            "threshold",
-            "rule",
-            "confidence",
-            "min_n",
-            "numerator",
-            "denominator",
-            "overlap",
-            "respondents",
-            "invited",
-            "value",
-            "ci_low",
-            "ci_high",
-            "verdict",
-            "met_point",
-            "met_with_confidence",
-            "nonresponse_low",
-            "nonresponse_high",
-            "tipping_direction",
-            "tipping_count",
-        ]
+        fields = ["id", "kpi", "site", "site_code", "name", "base_description", *RESULT_FIELDS]
         read_only_fields = fields
 
 

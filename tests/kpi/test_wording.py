@@ -248,3 +248,28 @@ def test_the_at_most_target_met_and_robust_is_worded_as_holding():
     r = scored("<=", 30, 10, "met")
     with translation.override("en"):
         assert tipping(r) == "holds even if all 10 non-respondents had answered yes"
+
+
+def test_the_words_read_only_fields_every_result_carries():
+    """The formatter's figures come from the one list of result fields (kpi.models), which
+    the snapshot freezes and the API returns: a field added to one is in all."""
+    from dataclasses import fields
+
+    from kpi.models import RESULT_FIELDS, KPIResult
+    from kpi.snapshot import _result
+
+    assert {f.name for f in fields(Result)} <= set(RESULT_FIELDS)
+    assert set(RESULT_FIELDS) <= {f.name for f in KPIResult._meta.get_fields()}
+    row = KPIResult(
+        kpi_code="k",
+        kind="share",
+        name_ja="k",
+        rule="point",
+        confidence="0.95",
+        min_n=0,
+        numerator=1,
+        denominator=2,
+        respondents=2,
+        invited=3,
+    )
+    assert set(RESULT_FIELDS) <= set(_result(row))
