@@ -4,6 +4,7 @@ every comparator, verdict and robustness, in English and Japanese."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from fractions import Fraction
 
 import pytest
@@ -265,7 +266,7 @@ def test_the_words_read_only_fields_every_result_carries():
         kind="share",
         name_ja="k",
         rule="point",
-        confidence="0.95",
+        confidence=Decimal("0.95"),
         min_n=0,
         numerator=1,
         denominator=2,
