@@ -112,6 +112,7 @@ def participant_erase(
         _erase_participant(participant, user)
         response = Response.objects.filter(participant=participant).first()
         if response is not None:
+            response.participant = participant  # as erased: its name in the admin's log
             _erase_response(response, user)
         _scrub_history(participant, response)
         _scrub_admin_log(participant, response)

@@ -18,7 +18,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
 from .. import scoping, selectors
-from ..models import Participant, Response, Site, Study
+from ..models import RETENTION_MONTHS_MAX, Participant, Response, Site, Study
 from .common import (
     EMPTY,
     RANGE,
@@ -176,7 +176,9 @@ class StudyAdmin(ScopedAdminMixin, admin.ModelAdmin):
 
     @admin.display(description=_("personal data erased from"))
     def personal_data_expiry(self, obj: Study) -> str:
-        if obj.pk is None:
+        # While a form is being corrected the value may be anything (the model's
+        # validators run after it was set): no date for one out of range.
+        if obj.pk is None or not 1 <= (obj.retention_months or 0) <= RETENTION_MONTHS_MAX:
             return EMPTY
         day = date_format(obj.personal_data_expires_on, "SHORT_DATE_FORMAT")
         if obj.status != Study.Status.CLOSED:

@@ -8,6 +8,7 @@ the admin (reason, password, role, scope)."""
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 from decimal import Decimal
 from typing import Any
@@ -22,6 +23,7 @@ from django.core.management import CommandError, call_command
 from django.db import DatabaseError, connection, models, transaction
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from surveys import appendonly, erasure, services
@@ -701,3 +703,99 @@ def test_export_links_leaves_erased_participants_out(site):
     assert kept.reference in body
     assert f"erased-{erased.pk}" not in body
     assert participant_for_token(erased.token) is None
+
+
+# --- Scores and signed evaluations recompute exactly --------------------------------------
+
+
+def test_a_rescore_after_erasure_gives_the_same_figures_and_the_signed_ones_recompute(
+    reference_study,
+):
+    from kpi import snapshot
+    from kpi.evaluations import evaluation_create, evaluation_sign_off
+    from kpi.models import EvaluationRun
+    from kpi.services import run_execute
+    from surveys.erasure import study_purge
+    from surveys.selectors import instrument_current
+    from surveys.services import ImportedResponse
+    from tests.factories import complete_answers
+
+    study = reference_study
+    # A version with a free-text question, answered by a few more participants.
+    current = instrument_current(study)
+    assert current is not None
+    version = services.instrument_new_version(instrument=current)
+    Question.objects.create(
+        instrument=version,
+        code="comment",
+        order=99,
+        type=Question.Type.TEXT,
+        required=False,
+        text_ja="ご意見",
+    )
+    services.instrument_publish(instrument=version)
+    site = study.sites.order_by("code").first()
+    people = [ParticipantFactory(site=site, reference=f"TEXT-{n}") for n in range(5)]
+    when = timezone.now() - dt.timedelta(days=1)
+    services.responses_import(
+        instrument=version,
+        rows=[
+            ImportedResponse(
+                participant=p,
+                answers=complete_answers(comment=f"secret comment {n}"),
+                submitted_at=when,
+            )
+            for n, p in enumerate(people)
+        ],
+    )
+
+    def scored() -> EvaluationRun:
+        run = EvaluationRun.objects.create(study=study, trigger=EvaluationRun.Trigger.COMMAND)
+        return run_execute(run_id=run.pk)
+
+    def figures(run: EvaluationRun) -> list[tuple[Any, ...]]:
+        return list(
+            run.results.order_by("kpi_code", "site__code").values_list(
+                "kpi_code",
+                "site__code",
+                "numerator",
+                "denominator",
+                "respondents",
+                "invited",
+                "value",
+                "ci_low",
+                "ci_high",
+                "verdict",
+            )
+        )
+
+    def signed_part(content: dict[str, Any]) -> bytes:
+        return snapshot.canonical(
+            {"results": content["results"], "distributions": content["distributions"]}
+        )
+
+    before = scored()
+    evaluation = evaluation_create(run=before, user=None)
+    signer = User.objects.create_superuser("signer", password=PASSWORD)
+    evaluation_sign_off(
+        evaluation=evaluation,
+        user=signer,
+        password=PASSWORD,
+        statement="ok",
+        signer_name="Signer",
+        signer_role="",
+    )
+    assert tables_holding("secret comment 3")
+
+    purge = study_purge(study=study)
+
+    assert purge is not None
+    assert purge.participants == Participant.objects.filter(site__study=study).count()
+    assert tables_holding("secret comment 3") == []
+    assert tables_holding("TEXT-3") == []
+    after = scored()
+    assert figures(after) == figures(before)
+    assert len(figures(after)) > 10
+    evaluation.refresh_from_db()
+    assert snapshot.digest(evaluation.snapshot) == evaluation.snapshot_sha256
+    assert signed_part(snapshot.build(after)) == signed_part(evaluation.snapshot)
