@@ -314,9 +314,14 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "unacked_restore_throttle": 1,
 }
 CELERY_TIMEZONE = TIME_ZONE
-# The schedule `celery beat` runs (production): nightly scoring of open studies, and a
-# backstop that catches submissions made while the broker was unreachable.
+# The schedule `celery beat` runs (production): nightly scoring of open studies, a
+# backstop that catches submissions made while the broker was unreachable, and the daily
+# purge of personal data whose retention period has ended (docs/security.md).
 CELERY_BEAT_SCHEDULE = {
+    "purge-expired-personal-data-daily": {
+        "task": "surveys.purge_expired_personal_data",
+        "schedule": crontab(hour=3, minute=30),
+    },
     "score-open-studies-nightly": {
         "task": "kpi.score_open_studies",
         "schedule": crontab(hour=2, minute=0),

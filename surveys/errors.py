@@ -46,3 +46,13 @@ class InstrumentInvalid(RuleViolation):
 class ImportRejected(RuleViolation):
     code = "import_rejected"
     default_message = _("Nothing was imported: correct the rows below and try again.")
+
+
+class ErasureRefused(RuleViolation):
+    code = "erasure_refused"
+    default_message = _("You may not erase this participant's personal data.")
+
+
+class ParticipantErased(RuleViolation):
+    code = "participant_erased"
+    default_message = _("This participant's personal data was erased: they get no new link.")

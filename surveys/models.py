@@ -6,11 +6,13 @@ Models hold data and single-row facts; workflows live in ``services.py`` and rea
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import hashlib
 from typing import Any
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -30,6 +32,18 @@ def _pick(obj: object, field: str, language: str | None = None) -> str:
     lang = (language or get_language() or "ja")[:2]
     value = getattr(obj, f"{field}_{lang}", "") or ""
     return value or getattr(obj, f"{field}_ja", "")
+
+
+def add_months(day: dt.date, months: int) -> dt.date:
+    """``day`` plus ``months`` calendar months, on the month's last day if it is shorter
+    (31 August + 6 months is 28 or 29 February)."""
+    index = day.month - 1 + months
+    year, month = day.year + index // 12, index % 12 + 1
+    last = calendar.monthrange(year, month)[1]
+    return day.replace(year=year, month=month, day=min(day.day, last))
+
+
+RETENTION_MONTHS_MAX = 120
 
 
 class Study(models.Model):
@@ -52,6 +66,17 @@ class Study(models.Model):
         _("status"), max_length=10, choices=Status.choices, default=Status.SETUP
     )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    # Counted from the end of the study period, and only once the study is closed (a
+    # study still open is never purged): see surveys/erasure.py and docs/security.md.
+    retention_months = models.PositiveSmallIntegerField(
+        _("keep personal data (months)"),
+        default=12,
+        validators=[MinValueValidator(1), MaxValueValidator(RETENTION_MONTHS_MAX)],
+        help_text=_(
+            "Once the study is closed, participants' personal data (references and free-text "
+            "answers) is erased this many months after the end of the study period."
+        ),
+    )
 
     class Meta:
         verbose_name = _("study")
@@ -62,6 +87,10 @@ class Study(models.Model):
                 condition=Q(period_end__gte=models.F("period_start")),
                 name="study_period_ordered",
             ),
+            models.CheckConstraint(
+                condition=Q(retention_months__gte=1, retention_months__lte=RETENTION_MONTHS_MAX),
+                name="study_retention_months_in_range",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -70,6 +99,11 @@ class Study(models.Model):
     @property
     def name(self) -> str:
         return _pick(self, "name")
+
+    @property
+    def personal_data_expires_on(self) -> dt.date:
+        """The day from which a closed study's personal data is purged."""
+        return add_months(self.period_end, self.retention_months)
 
 
 class Site(models.Model):
@@ -540,3 +574,63 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} @ {self.site} ({self.get_role_display()})"
+
+
+class RetentionPurge(models.Model):
+    """One purge of a closed study's personal data once its retention period ended: the
+    report of what was purged. Written only when it erased someone."""
+
+    study = models.ForeignKey(
+        Study, on_delete=models.PROTECT, related_name="purges", verbose_name=_("study")
+    )
+    purged_at = models.DateTimeField(_("purged"), default=timezone.now)
+    expired_on = models.DateField(_("personal data expired on"))
+    participants = models.PositiveIntegerField(_("participants erased"))
+
+    class Meta:
+        verbose_name = _("retention purge")
+        verbose_name_plural = _("retention purges")
+        ordering = ["-purged_at"]
+
+    def __str__(self) -> str:
+        return f"{self.study.code} {self.purged_at:%Y-%m-%d}"
+
+
+class ErasureRecord(models.Model):
+    """That a participant's personal data was erased: who, when, why. Append-only in the
+    database (``surveys/appendonly.py``), one per participant; the erased values are gone
+    from the participant, their response and answers, and every historical row of them."""
+
+    participant = models.OneToOneField(
+        Participant,
+        on_delete=models.PROTECT,
+        related_name="erasure",
+        verbose_name=_("participant"),
+    )
+    erased_at = models.DateTimeField(_("erased"), default=timezone.now)
+    erased_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,  # an account that erased someone is deactivated, not deleted
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("erased by"),
+        help_text=_("Empty: the system (the retention purge, or a command run without --by)."),
+    )
+    reason = models.TextField(_("reason"))
+    purge = models.ForeignKey(
+        RetentionPurge,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="erasures",
+        verbose_name=_("retention purge"),
+    )
+
+    class Meta:
+        verbose_name = _("erasure record")
+        verbose_name_plural = _("erasure records")
+        ordering = ["-erased_at"]
+
+    def __str__(self) -> str:
+        return f"{self.participant_id} {self.erased_at:%Y-%m-%d %H:%M}"

@@ -35,12 +35,14 @@ from .errors import (
     ImportRejected,
     InstrumentFrozen,
     InstrumentInvalid,
+    ParticipantErased,
     SurveyClosed,
 )
 from .history import Reason, save_with_reason
 from .models import (
     Answer,
     Choice,
+    ErasureRecord,
     Instrument,
     Language,
     Participant,
@@ -76,7 +78,11 @@ def participant_create(*, site: Site, reference: str) -> Invitation:
 
 @transaction.atomic
 def participant_reissue_links(*, participants: Iterable[Participant]) -> list[Invitation]:
-    """New links for these participants; their old links stop working at once."""
+    """New links for these participants; their old links stop working at once. An erased
+    participant gets none (it would give them back a way in)."""
+    participants = list(participants)
+    if ErasureRecord.objects.filter(participant__in=participants).exists():
+        raise ParticipantErased()
     now = timezone.now()
     invitations = []
     for participant in participants:

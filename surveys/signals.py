@@ -2,8 +2,19 @@
 
 ``response_submitted`` is sent after the submitting transaction has committed, with
 ``response_id`` (None for a bulk import, sent once per site), ``study_id`` and ``site_id``.
+
+``participant_erasing`` is the hook for personal data kept outside ``surveys``' own tables
+(a contact table, say): ``surveys.erasure.participant_erase`` sends it **inside** its
+transaction, after erasing what ``surveys`` holds and before committing, with
+``participant`` (already pseudonymised), ``record`` (the new ``ErasureRecord``), ``by``
+(the user, or None for the system) and ``reason``. A receiver erases its own data for that
+participant the same way (its history too: ``appendonly.redaction_operation`` opens its
+historical table to the redacting UPDATE). If a receiver raises, the whole erasure is
+rolled back: nothing is half-erased. Receivers run again for each participant of a
+retention purge.
 """
 
 from django.dispatch import Signal
 
 response_submitted = Signal()
+participant_erasing = Signal()

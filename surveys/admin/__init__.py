@@ -11,9 +11,9 @@ admin autodiscovery imports ``surveys.admin``.
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
-from . import instruments, memberships, participants, responses, studies
+from . import erasure, instruments, memberships, participants, responses, studies
 
-__all__ = ["instruments", "memberships", "participants", "responses", "studies"]
+__all__ = ["erasure", "instruments", "memberships", "participants", "responses", "studies"]
 
 admin.site.site_header = _("Hyoka administration")
 admin.site.site_title = _("Hyoka")

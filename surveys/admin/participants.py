@@ -1,4 +1,5 @@
-"""Participants: importing them from CSV, exporting invitation links, withdrawing them."""
+"""Participants: importing them from CSV, exporting invitation links, withdrawing them,
+erasing their personal data."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import F, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
@@ -19,12 +21,12 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.utils.html import format_html
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext
 
-from .. import scoping, services
-from ..errors import ImportRejected
-from ..models import Participant, Response, Study
+from .. import erasure, scoping, services
+from ..errors import ImportRejected, RuleViolation
+from ..models import ErasureRecord, Participant, Response, Study
 from .common import EMPTY, MANAGER, SiteFilter, narrow_choices
 from .history import HistoryAdmin
 
@@ -122,6 +124,36 @@ class ImportForm(forms.Form):
         return upload
 
 
+class EraseForm(forms.Form):
+    """Erasing is irreversible: a reason for the record, and the manager's password again
+    (as for signing off an evaluation)."""
+
+    reason = forms.CharField(
+        label=_("Reason"),
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=_(
+            "Kept in the erasure record, for example “the resident's request of 3 May (phone)”. "
+            "Write no personal data here."
+        ),
+    )
+    password = forms.CharField(
+        label=_("Your password"),
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+        help_text=_("Erasing cannot be undone: confirm it with your password."),
+    )
+
+    def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.user = user
+
+    def clean_password(self) -> str:
+        password = self.cleaned_data["password"]
+        if not self.user.check_password(password):
+            raise ValidationError(_("The password is not correct."))
+        return password
+
+
 @admin.register(Participant)
 class ParticipantAdmin(HistoryAdmin):
     """The caller's sites' participants. Importing, exporting links and withdrawing take
@@ -142,7 +174,7 @@ class ParticipantAdmin(HistoryAdmin):
     search_fields = ("reference",)
     ordering = ("site__study__code", "site__code", "reference")
     list_per_page = 100
-    actions = ("export_links", "withdraw")
+    actions = ("export_links", "withdraw", "erase")
     allow_revert = False  # withdrawing and new links are acts of their own
     readonly_fields = ("status", "response_link", "token_issued_at", "created_at")
     fieldsets = (
@@ -168,8 +200,26 @@ class ParticipantAdmin(HistoryAdmin):
     def get_readonly_fields(
         self, request: HttpRequest, obj: Participant | None = None
     ) -> tuple[str, ...]:
-        # Participants are created by import; a participant never changes site.
+        # Participants are created by import; a participant never changes site; an erased
+        # one keeps their pseudonym.
+        if obj is not None and _is_erased(obj):
+            return (*self.readonly_fields, "site", "reference", "invited_at", "reminded_at")
         return (*self.readonly_fields, "site") if obj is not None else self.readonly_fields
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        participant = self.get_object(request, unquote(object_id))
+        extra = {
+            **(extra_context or {}),
+            "erasure_record": ErasureRecord.objects.filter(participant=participant).first(),
+            "can_erase": self.has_delete_permission(request, participant),
+        }
+        return super().change_view(request, object_id, form_url, extra)
 
     @admin.display(description=_("site"), ordering="site__code")
     def site_column(self, obj: Participant) -> str:
@@ -210,6 +260,11 @@ class ParticipantAdmin(HistoryAdmin):
                 "import/",
                 self.admin_site.admin_view(self.import_view),
                 name="surveys_participant_import",
+            ),
+            path(
+                "<path:object_id>/erase/",
+                self.admin_site.admin_view(self.erase_view),
+                name="surveys_participant_erase",
             ),
             *super().get_urls(),
         ]
@@ -327,8 +382,9 @@ class ParticipantAdmin(HistoryAdmin):
     def export_links(
         self, request: HttpRequest, queryset: QuerySet[Participant]
     ) -> HttpResponseBase | None:
+        # An erased participant gets no link again: it would give them back a way in.
         active = list(
-            queryset.filter(status=Participant.Status.ACTIVE).order_by(
+            queryset.filter(status=Participant.Status.ACTIVE, erasure__isnull=True).order_by(
                 "site__study__code", "site__code", "reference"
             )
         )
@@ -349,7 +405,9 @@ class ParticipantAdmin(HistoryAdmin):
                 button=str(_("Yes, issue new links and download")),
                 participants=active,
                 skipped=skipped,
-                skipped_text=str(_("Withdrawn participants get no link and are left out.")),
+                skipped_text=str(
+                    _("Withdrawn and erased participants get no link and are left out.")
+                ),
             )
         if not active:
             self.message_user(request, _("No active participants were selected."), messages.WARNING)
@@ -399,6 +457,105 @@ class ParticipantAdmin(HistoryAdmin):
             messages.SUCCESS,
         )
         return None
+
+    # Erasure: from the list (an action) or from a participant's page (a view of its own).
+
+    @admin.action(
+        description=_("Erase the personal data of the selected participants"),
+        permissions=["delete"],
+    )
+    def erase(
+        self, request: HttpRequest, queryset: QuerySet[Participant]
+    ) -> HttpResponseBase | None:
+        participants = list(queryset.select_related("site__study").order_by("pk"))
+        form = EraseForm(
+            request.POST if request.POST.get("confirmed") == "yes" else None, user=request.user
+        )
+        if not form.is_valid():
+            select_across = request.POST.get("select_across") == "1"
+            selected = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
+            return self._erase_page(
+                request,
+                form,
+                participants,
+                action="erase",
+                select_across=select_across,
+                # As in _confirmation: "select all" runs again on the filtered list.
+                selected=selected[:1] if select_across else selected,
+            )
+        self._erase(request, participants, form.cleaned_data["reason"])
+        return None
+
+    def erase_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """One participant's erasure: 404 outside the caller's scope, 403 without the
+        delete permission and the manager role on their site."""
+        participant = self.get_object(request, unquote(object_id))
+        if not self.has_delete_permission(request, participant):
+            raise PermissionDenied
+        form = EraseForm(request.POST or None, user=request.user)
+        if request.method == "POST" and form.is_valid():
+            self._erase(request, [participant], form.cleaned_data["reason"])
+            return HttpResponseRedirect(
+                reverse("admin:surveys_participant_change", args=[participant.pk])
+            )
+        return self._erase_page(request, form, [participant], original=participant)
+
+    def _erase(self, request: HttpRequest, participants: list[Participant], reason: str) -> None:
+        erased = already = 0
+        try:
+            for participant in participants:
+                done = erasure.participant_erase(
+                    participant=participant, by=request.user, reason=reason
+                )
+                erased += done.new
+                already += not done.new
+        except RuleViolation as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+        if erased:
+            self.message_user(
+                request,
+                ngettext(
+                    "The personal data of %(count)d participant was erased.",
+                    "The personal data of %(count)d participants was erased.",
+                    erased,
+                )
+                % {"count": erased},
+                messages.SUCCESS,
+            )
+        if already:
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d participant had already been erased: nothing was done.",
+                    "%(count)d participants had already been erased: nothing was done.",
+                    already,
+                )
+                % {"count": already},
+                messages.WARNING,
+            )
+
+    def _erase_page(
+        self,
+        request: HttpRequest,
+        form: EraseForm,
+        participants: list[Participant],
+        **extra: Any,
+    ) -> TemplateResponse:
+        context = self._context(
+            request,
+            title=gettext("Erase personal data"),
+            form=form,
+            participants=participants[:50],
+            more=max(0, len(participants) - 50),
+            count=len(participants),
+            action_checkbox_name=helpers.ACTION_CHECKBOX_NAME,
+            **extra,
+        )
+        return TemplateResponse(request, "admin/surveys/participant/erase.html", context)
+
+
+def _is_erased(participant: Participant) -> bool:
+    return ErasureRecord.objects.filter(participant=participant).exists()
 
 
 def _data_uri(text: str) -> str:

@@ -18,8 +18,9 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
 from .. import scoping, selectors
-from ..models import Participant, Response, Site, Study
+from ..models import RETENTION_MONTHS_MAX, Participant, Response, Site, Study
 from .common import (
+    EMPTY,
     RANGE,
     ScopedAdminMixin,
     _changelist_url,
@@ -139,10 +140,11 @@ class StudyAdmin(ScopedAdminMixin, admin.ModelAdmin):
     ordering = ("-period_start", "code")
     list_per_page = 50
     inlines = (SiteInline,)
-    readonly_fields = ("created_at",)
+    readonly_fields = ("created_at", "personal_data_expiry")
     fieldsets = (
         (None, {"fields": ("code", "name_ja", "name_en", "status", "default_language")}),
         (_("Period"), {"fields": ("period_start", "period_end")}),
+        (_("Personal data"), {"fields": ("retention_months", "personal_data_expiry")}),
         (_("Description"), {"fields": ("description_ja", "description_en")}),
         (_("Record"), {"fields": ("created_at",), "classes": ("collapse",)}),
     )
@@ -171,6 +173,17 @@ class StudyAdmin(ScopedAdminMixin, admin.ModelAdmin):
     @admin.display(description=_("period"), ordering="period_start")
     def period(self, obj: Study) -> str:
         return _period(obj.period_start, obj.period_end)
+
+    @admin.display(description=_("personal data erased from"))
+    def personal_data_expiry(self, obj: Study) -> str:
+        # While a form is being corrected the value may be anything (the model's
+        # validators run after it was set): no date for one out of range.
+        if obj.pk is None or not 1 <= (obj.retention_months or 0) <= RETENTION_MONTHS_MAX:
+            return EMPTY
+        day = date_format(obj.personal_data_expires_on, "SHORT_DATE_FORMAT")
+        if obj.status != Study.Status.CLOSED:
+            return str(_("%(day)s, once the study is closed") % {"day": day})
+        return day
 
     @admin.display(description=_("sites"), ordering="sites_total")
     def sites_column(self, obj: Study) -> int:
