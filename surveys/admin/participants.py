@@ -22,7 +22,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from .. import scoping, services
+from .. import csvfiles, scoping, services
 from ..errors import ImportRejected
 from ..models import Participant, Response, Study
 from .common import EMPTY, MANAGER, SiteFilter, narrow_choices
@@ -50,9 +50,10 @@ class ResponseStatusFilter(admin.SimpleListFilter):
 
 
 def invitations_csv(invitations: Iterable[services.Invitation]) -> str:
-    """``reference,site,link`` with a byte-order mark, so that Excel opens it as UTF-8."""
+    """``reference,site,link`` with a byte-order mark, so that Excel opens it as UTF-8;
+    no cell is a formula (``surveys/csvfiles.py``)."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
+    writer = csvfiles.Writer(out)
     writer.writerow(["reference", "site", "link"])
     for invitation in invitations:
         participant = invitation.participant

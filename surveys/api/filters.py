@@ -6,9 +6,8 @@ from __future__ import annotations
 import django_filters
 from django import forms
 
+from ..ids import ID_MAX
 from ..models import Instrument, Participant, Response, Site
-
-ID_MAX = 2**63 - 1
 
 
 class IdField(forms.IntegerField):
