@@ -30,7 +30,7 @@ MAX_CHOICES = 63
 # up past the largest number it holds) and fewer integer digits than it has room for.
 _NUMBER = Answer._meta.get_field("number_value")
 NUMBER_PLACES: int = _NUMBER.decimal_places  # type: ignore[union-attr]
-NUMBER_LIMIT = Decimal(10) ** (_NUMBER.max_digits - NUMBER_PLACES)  # type: ignore[union-attr,operator]
+NUMBER_DIGITS: int = _NUMBER.max_digits - NUMBER_PLACES  # type: ignore[union-attr,operator]
 _NUMBER_STEP = Decimal(1).scaleb(-NUMBER_PLACES)
 
 
@@ -181,14 +181,18 @@ class InstrumentForm:
             number = Decimal(text)
         except InvalidOperation:
             return None, _("Enter a number, for example 3.")
-        if not number.is_finite() or abs(number) >= NUMBER_LIMIT:
+        if not number.is_finite():
+            return None, _("Enter a number, for example 3.")
+        if number.is_zero():
+            number = Decimal(0)  # "-0", "0e-5", "0e999": zero, stored and shown as 0
+        # Compared by its exponent, not its value: arithmetic on 1e999999999999999999
+        # overflows the decimal context.
+        if number.adjusted() >= NUMBER_DIGITS:
             return None, _("Enter a number, for example 3.")
         if number != number.quantize(_NUMBER_STEP):
             return None, _("Enter a number with at most %(places)d decimal places.") % {
                 "places": NUMBER_PLACES
             }
-        if number.is_zero():
-            number = Decimal(0)  # "-0", "0e-5": zero, stored and shown as 0
         if question.min_value is not None and number < question.min_value:
             return None, _("Enter a number of at least %(min)s.") % {
                 "min": _plain(question.min_value)

@@ -10,7 +10,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
-from django.contrib.admin.options import InlineModelAdmin
+from django.contrib.admin.options import IncorrectLookupParameters, InlineModelAdmin
 from django.contrib.admin.utils import NotRelationField, get_fields_from_path, unquote
 from django.core.exceptions import (
     FieldDoesNotExist,
@@ -415,10 +415,14 @@ class SiteFilter(admin.SimpleListFilter):
         return [(str(s.pk), f"{s.study.code} · {s.name}") for s in sites]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        site = as_id(self.value())
-        if site is not None:
-            return queryset.filter(**{f"{self.site_field}_id": site})
-        return queryset
+        value = self.value()
+        if not value:
+            return queryset
+        site = as_id(value)
+        if site is None:
+            # As Django's own filters answer a value that cannot be: "?e=1".
+            raise IncorrectLookupParameters
+        return queryset.filter(**{f"{self.site_field}_id": site})
 
 
 class ResponseSiteFilter(SiteFilter):

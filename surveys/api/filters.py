@@ -16,6 +16,12 @@ class IdField(forms.IntegerField):
         kwargs.setdefault("max_value", ID_MAX)
         super().__init__(**kwargs)
 
+    def to_python(self, value):  # type: ignore[no-untyped-def]
+        # ASCII digits only: int() would read "٣" as 3 (surveys/ids.py).
+        if isinstance(value, str) and value.strip() and not value.strip().isascii():
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
+        return super().to_python(value)
+
 
 class IdFilter(django_filters.NumberFilter):
     """A row id: a whole number in the database's range (a larger one is a 400, not a
