@@ -73,7 +73,7 @@ def rows(queryset: QuerySet[Response], language: str) -> Iterator[list[Cell]]:
     numbers: the writer (``surveys/csvfiles.py``) neutralises the text."""
     instrument_ids = sorted(set(queryset.order_by().values_list("instrument_id", flat=True)))
     columns, question_code, choices = _columns(instrument_ids)
-    header = list(FIXED_COLUMNS)
+    header: list[Cell] = list(FIXED_COLUMNS)
     for column in columns:
         header.append(column.code)
         if column.has_choices:
