@@ -27,7 +27,7 @@ MAX_CHOICES = 63
 
 # A number answer must fit its column (``Answer.number_value``) exactly: no more decimal
 # places than it keeps (rounding would change the answer, and 9999999999.99999 would round
-# up past the largest number it holds) and fewer integer digits than it has room for.
+# up past the largest number it holds) and no more integer digits than it has room for.
 _NUMBER = Answer._meta.get_field("number_value")
 NUMBER_PLACES: int = _NUMBER.decimal_places  # type: ignore[union-attr]
 NUMBER_DIGITS: int = _NUMBER.max_digits - NUMBER_PLACES  # type: ignore[union-attr,operator]
