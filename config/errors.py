@@ -1,4 +1,6 @@
 """The 500 handler (``handler500`` in config/urls.py): an unreachable database is a 503.
+The 400 handler (``handler400``): a request Django could not read answers the API's JSON
+error under /api/, the participants' page elsewhere.
 
 Django sends every exception a view *or a middleware* raises to ``handler500``, with the
 exception still active; looking at it here covers every page and API endpoint, and every
@@ -40,6 +42,16 @@ def server_error(request: HttpRequest) -> HttpResponse:
     if unavailable:
         return survey_views.service_unavailable(request)
     return survey_views.server_error(request)
+
+
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """A request that cannot be read: too large, too many fields, a broken body, text that
+    is not UTF-8 (``config/encoding.py``)."""
+    if request.path.startswith("/api/"):
+        translation.activate(translation.get_language_from_request(request))
+        body = error_body("parse_error", _("The request could not be read."))
+        return JsonResponse(body, status=400)
+    return survey_views.bad_request(request, exception)
 
 
 def _api_error(request: HttpRequest, *, unavailable: bool) -> JsonResponse:

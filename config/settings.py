@@ -95,6 +95,7 @@ MIDDLEWARE = [
     "config.security.CSPMiddleware",  # django-csp's, with the policy built once
     "config.security.PermissionsPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "config.encoding.Utf8RequestMiddleware",  # 400 for text that is not UTF-8
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -404,7 +405,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["surveys.api.permissions.ModelPermissions"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
+        "surveys.api.parsers.JSONParser",  # with limits on size and depth
         "rest_framework.parsers.MultiPartParser",
     ],
     "DEFAULT_PAGINATION_CLASS": "config.api.pagination.PageNumberPagination",
@@ -486,5 +487,13 @@ HYOKA_SIGNING_TRUST_ROOTS = env.list("HYOKA_SIGNING_TRUST_ROOTS", default=[])
 # --- Hyoka ----------------------------------------------------------------------------
 # Longest free-text answer accepted, in characters.
 HYOKA_TEXT_ANSWER_MAX = env.int("HYOKA_TEXT_ANSWER_MAX", default=2000)
+# The largest JSON body the API reads (bytes; 413 beyond) and how deeply it may nest (400
+# beyond), both checked before parsing (surveys/api/parsers.py). A whole questionnaire's
+# answers take a few kilobytes and three levels; form and multipart bodies are bounded by
+# Django's DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB) instead.
+HYOKA_JSON_MAX_BYTES = env.int("HYOKA_JSON_MAX_BYTES", default=1024 * 1024)
+HYOKA_JSON_MAX_DEPTH = env.int("HYOKA_JSON_MAX_DEPTH", default=20)
+if HYOKA_JSON_MAX_BYTES < 1 or HYOKA_JSON_MAX_DEPTH < 1:
+    raise ImproperlyConfigured("HYOKA_JSON_MAX_BYTES and HYOKA_JSON_MAX_DEPTH must be 1 or more.")
 # A CSRF failure (an expired page, cookies refused) gets a translated page asking to reload.
 CSRF_FAILURE_VIEW = "surveys.views.csrf_failure"

@@ -45,6 +45,6 @@ urlpatterns = [
 ]
 
 # Participants may land on any of these: each page is translated and in the site's look.
-handler400 = "surveys.views.bad_request"
+handler400 = "config.errors.bad_request"
 handler404 = "surveys.views.page_not_found"
 handler500 = "config.errors.server_error"

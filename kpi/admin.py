@@ -32,6 +32,7 @@ from django.utils.translation import gettext_lazy as _
 from surveys import scoping
 from surveys.admin.common import MANAGER, ScopedAdminMixin, by_study, register_scope, scope_of
 from surveys.admin.history import HistoryAdmin
+from surveys.ids import as_id
 from surveys.models import Choice, Study, _pick
 
 from . import selectors, services, wording
@@ -163,10 +164,10 @@ class SegmentAdmin(HistoryAdmin):
         # "Add segment" opened with ?study=<id> offers that study's questions at once (a
         # study the caller manages).
         if obj.pk is None and obj.study_id is None and request.method == "GET":
-            study = request.GET.get("study", "")
+            study = as_id(request.GET.get("study"))
             mine = scoping.studies(request.user, at_least=MANAGER)
-            if study.isdigit() and mine.filter(pk=int(study)).exists():
-                obj.study_id = int(study)
+            if study is not None and mine.filter(pk=study).exists():
+                obj.study_id = study
         return super().get_formset_kwargs(request, obj, inline, prefix)
 
     @admin.display(description=_("name"), ordering="name_ja")
@@ -190,6 +191,7 @@ class SegmentAdmin(HistoryAdmin):
         self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
         pk = unquote(object_id)
+        self.history_in_scope(request, pk)  # before reading the clauses' history by it
         records = (
             Clause.history.filter(segment_id=pk)  # type: ignore[attr-defined]
             .select_related("history_user", "question")

@@ -18,7 +18,6 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.http.response import HttpResponseBase
-from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
@@ -34,6 +33,7 @@ from surveys.admin.common import (
 )
 from surveys.admin.history import HistoryAdmin
 from surveys.errors import RuleViolation
+from surveys.text import no_control_characters
 
 from . import evaluations
 from .models import Evaluation, EvaluationRun
@@ -57,11 +57,18 @@ class CreateForm(forms.Form):
 
 
 class SignOffForm(forms.Form):
-    signer_name = forms.CharField(label=_("Your name, as printed in the report"), max_length=200)
-    signer_role = forms.CharField(label=_("Your role"), max_length=200, required=False)
+    signer_name = forms.CharField(
+        label=_("Your name, as printed in the report"),
+        max_length=200,
+        validators=[no_control_characters],
+    )
+    signer_role = forms.CharField(
+        label=_("Your role"), max_length=200, required=False, validators=[no_control_characters]
+    )
     statement = forms.CharField(
         label=_("Statement"),
         widget=forms.Textarea(attrs={"rows": 4}),
+        validators=[no_control_characters],
         help_text=_("Printed in the report beside your name and the time."),
     )
     password = forms.CharField(
@@ -72,7 +79,11 @@ class SignOffForm(forms.Form):
 
 
 class WithdrawForm(forms.Form):
-    reason = forms.CharField(label=_("Reason"), widget=forms.Textarea(attrs={"rows": 3}))
+    reason = forms.CharField(
+        label=_("Reason"),
+        widget=forms.Textarea(attrs={"rows": 3}),
+        validators=[no_control_characters],
+    )
 
 
 def default_statement(language: str) -> str:
@@ -224,7 +235,7 @@ class EvaluationAdmin(HistoryAdmin):
         for every id), then 404 for one outside the scope."""
         if not request.user.has_perm(VIEW):
             raise PermissionDenied
-        return get_object_or_404(self.get_queryset(request), pk=unquote(object_id))
+        return self.get_object(request, unquote(object_id))
 
     def add_view(
         self, request: HttpRequest, form_url: str = "", extra_context: Any = None

@@ -21,6 +21,7 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import Truncator, capfirst
 from django.utils.translation import gettext_lazy as _
 
+from surveys.ids import as_id
 from surveys.models import Choice, Question
 
 from . import selectors
@@ -205,9 +206,9 @@ class ClauseForm(forms.ModelForm):
         choices_field.choices = choice_groups
         widget = choices_field.widget
         assert isinstance(widget, GroupedCheckboxes)
-        chosen = self["question"].value()
-        if chosen and str(chosen).isdigit() and int(chosen) in group_of_question:
-            widget.open_groups = {group_of_question[int(chosen)]}
+        chosen = as_id(self["question"].value())
+        if chosen in group_of_question:
+            widget.open_groups = {group_of_question[chosen]}
         # Suggests the study's tags: one <datalist> on the page (the segment's template).
         self.fields["tag"].widget.attrs["list"] = TAGS_DATALIST_ID
 
@@ -335,7 +336,7 @@ class KPIForm(FieldErrorsMixin, forms.ModelForm):
             return None  # any study can be chosen; the rules check the segments match it
         value = self.initial.get("study")
         value = getattr(value, "pk", value)
-        return int(value) if value is not None and str(value).isdigit() else None
+        return as_id(value)
 
 
 class KPIListForm(FieldErrorsMixin, forms.ModelForm):

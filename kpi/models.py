@@ -18,6 +18,7 @@ from django.utils.translation import pgettext_lazy
 
 from surveys.history import AuditedHistory
 from surveys.models import Choice, Question, Site, Study, _pick
+from surveys.text import no_control_characters
 
 from .statistics import Comparator, Rule, Verdict
 
@@ -39,8 +40,12 @@ class Segment(models.Model):
         Study, on_delete=models.CASCADE, related_name="segments", verbose_name=_("study")
     )
     code = models.SlugField(_("code"), max_length=64)
-    name_ja = models.CharField(_("name (Japanese)"), max_length=200)
-    name_en = models.CharField(_("name (English)"), max_length=200, blank=True)
+    name_ja = models.CharField(
+        _("name (Japanese)"), max_length=200, validators=[no_control_characters]
+    )
+    name_en = models.CharField(
+        _("name (English)"), max_length=200, blank=True, validators=[no_control_characters]
+    )
     history = AuditedHistory()
 
     class Meta:
@@ -123,10 +128,18 @@ class KPI(models.Model):
         blank=True,
         help_text=_("KPIs with the same table name are shown together (e.g. channel_table)."),
     )
-    name_ja = models.CharField(_("name (Japanese)"), max_length=200)
-    name_en = models.CharField(_("name (English)"), max_length=200, blank=True)
-    base_description_ja = models.CharField(_("base (Japanese)"), max_length=300, blank=True)
-    base_description_en = models.CharField(_("base (English)"), max_length=300, blank=True)
+    name_ja = models.CharField(
+        _("name (Japanese)"), max_length=200, validators=[no_control_characters]
+    )
+    name_en = models.CharField(
+        _("name (English)"), max_length=200, blank=True, validators=[no_control_characters]
+    )
+    base_description_ja = models.CharField(
+        _("base (Japanese)"), max_length=300, blank=True, validators=[no_control_characters]
+    )
+    base_description_en = models.CharField(
+        _("base (English)"), max_length=300, blank=True, validators=[no_control_characters]
+    )
     kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices, default=Kind.SHARE)
     numerator = models.ForeignKey(
         Segment,
@@ -512,9 +525,15 @@ class Evaluation(models.Model):
         verbose_name=_("signed off by"),
     )
     signed_off_at = models.DateTimeField(_("signed off"), null=True, blank=True)
-    signer_name = models.CharField(_("signer's name"), max_length=200, blank=True)
-    signer_role = models.CharField(_("signer's role"), max_length=200, blank=True)
-    statement = models.TextField(_("sign-off statement"), blank=True)
+    signer_name = models.CharField(
+        _("signer's name"), max_length=200, blank=True, validators=[no_control_characters]
+    )
+    signer_role = models.CharField(
+        _("signer's role"), max_length=200, blank=True, validators=[no_control_characters]
+    )
+    statement = models.TextField(
+        _("sign-off statement"), blank=True, validators=[no_control_characters]
+    )
     rendering = models.CharField(
         _("signed PDF"), max_length=8, choices=Rendering.choices, default=Rendering.NONE, blank=True
     )
@@ -531,7 +550,9 @@ class Evaluation(models.Model):
         verbose_name=_("withdrawn by"),
     )
     withdrawn_at = models.DateTimeField(_("withdrawn"), null=True, blank=True)
-    withdrawal_reason = models.TextField(_("reason for withdrawal"), blank=True)
+    withdrawal_reason = models.TextField(
+        _("reason for withdrawal"), blank=True, validators=[no_control_characters]
+    )
     history = AuditedHistory()
 
     class Meta:

@@ -17,12 +17,21 @@ from typing import Any
 from django.utils.translation import gettext as _
 
 from .models import Answer, Choice, Instrument, Question
+from .text import forbidden_character, forbidden_message
 
 CleanValue = Choice | list[Choice] | str | Decimal
 CleanAnswers = dict[str, CleanValue]
 
 # Choice bits live in a signed 64-bit column: bits 0 to 62.
 MAX_CHOICES = 63
+
+# A number answer must fit its column (``Answer.number_value``) exactly: no more decimal
+# places than it keeps (rounding would change the answer, and 9999999999.99999 would round
+# up past the largest number it holds) and no more integer digits than it has room for.
+_NUMBER = Answer._meta.get_field("number_value")
+NUMBER_PLACES: int = _NUMBER.decimal_places  # type: ignore[union-attr]
+NUMBER_DIGITS: int = _NUMBER.max_digits - NUMBER_PLACES  # type: ignore[union-attr,operator]
+_NUMBER_STEP = Decimal(1).scaleb(-NUMBER_PLACES)
 
 
 @dataclass
@@ -155,6 +164,9 @@ class InstrumentForm:
         if len(values) > 1:
             return None, _("Give one answer only.")
         text = values[0]
+        character = forbidden_character(text)
+        if character is not None:
+            return None, forbidden_message(character)
         if qtype == Question.Type.TEXT:
             # Browsers send a textarea's line breaks as CRLF; count and keep them as one.
             text = text.replace("\r\n", "\n").strip()
@@ -169,8 +181,18 @@ class InstrumentForm:
             number = Decimal(text)
         except InvalidOperation:
             return None, _("Enter a number, for example 3.")
-        if not number.is_finite() or abs(number) >= Decimal("1e10"):
+        if not number.is_finite():
             return None, _("Enter a number, for example 3.")
+        if number.is_zero():
+            number = Decimal(0)  # "-0", "0e-5", "0e999": zero, stored and shown as 0
+        # Compared by its exponent, not its value: arithmetic on 1e999999999999999999
+        # overflows the decimal context.
+        if number.adjusted() >= NUMBER_DIGITS:
+            return None, _("Enter a number, for example 3.")
+        if number != number.quantize(_NUMBER_STEP):
+            return None, _("Enter a number with at most %(places)d decimal places.") % {
+                "places": NUMBER_PLACES
+            }
         if question.min_value is not None and number < question.min_value:
             return None, _("Enter a number of at least %(min)s.") % {
                 "min": _plain(question.min_value)

@@ -20,6 +20,7 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
 from .history import AuditedHistory
+from .text import no_control_characters
 
 
 class Language(models.TextChoices):
@@ -53,10 +54,18 @@ class Study(models.Model):
         CLOSED = "closed", _("Closed")
 
     code = models.SlugField(_("code"), max_length=64, unique=True)
-    name_ja = models.CharField(_("name (Japanese)"), max_length=200)
-    name_en = models.CharField(_("name (English)"), max_length=200, blank=True)
-    description_ja = models.TextField(_("description (Japanese)"), blank=True)
-    description_en = models.TextField(_("description (English)"), blank=True)
+    name_ja = models.CharField(
+        _("name (Japanese)"), max_length=200, validators=[no_control_characters]
+    )
+    name_en = models.CharField(
+        _("name (English)"), max_length=200, blank=True, validators=[no_control_characters]
+    )
+    description_ja = models.TextField(
+        _("description (Japanese)"), blank=True, validators=[no_control_characters]
+    )
+    description_en = models.TextField(
+        _("description (English)"), blank=True, validators=[no_control_characters]
+    )
     period_start = models.DateField(_("period start"))
     period_end = models.DateField(_("period end"))
     default_language = models.CharField(
@@ -113,8 +122,12 @@ class Site(models.Model):
         Study, on_delete=models.CASCADE, related_name="sites", verbose_name=_("study")
     )
     code = models.SlugField(_("code"), max_length=64)
-    name_ja = models.CharField(_("name (Japanese)"), max_length=200)
-    name_en = models.CharField(_("name (English)"), max_length=200, blank=True)
+    name_ja = models.CharField(
+        _("name (Japanese)"), max_length=200, validators=[no_control_characters]
+    )
+    name_en = models.CharField(
+        _("name (English)"), max_length=200, blank=True, validators=[no_control_characters]
+    )
     period_start = models.DateField(_("programme start"))
     period_end = models.DateField(_("programme end"))
     survey_opens_at = models.DateTimeField(
@@ -175,10 +188,18 @@ class Instrument(models.Model):
         Study, on_delete=models.CASCADE, related_name="instruments", verbose_name=_("study")
     )
     version = models.PositiveIntegerField(_("version"))
-    title_ja = models.CharField(_("title (Japanese)"), max_length=200)
-    title_en = models.CharField(_("title (English)"), max_length=200, blank=True)
-    intro_ja = models.TextField(_("introduction (Japanese)"), blank=True)
-    intro_en = models.TextField(_("introduction (English)"), blank=True)
+    title_ja = models.CharField(
+        _("title (Japanese)"), max_length=200, validators=[no_control_characters]
+    )
+    title_en = models.CharField(
+        _("title (English)"), max_length=200, blank=True, validators=[no_control_characters]
+    )
+    intro_ja = models.TextField(
+        _("introduction (Japanese)"), blank=True, validators=[no_control_characters]
+    )
+    intro_en = models.TextField(
+        _("introduction (English)"), blank=True, validators=[no_control_characters]
+    )
     status = models.CharField(
         _("status"), max_length=10, choices=Status.choices, default=Status.DRAFT
     )
@@ -241,10 +262,10 @@ class Question(models.Model):
     order = models.PositiveIntegerField(_("order"))
     type = models.CharField(_("type"), max_length=10, choices=Type.choices)
     required = models.BooleanField(_("required"), default=True)
-    text_ja = models.TextField(_("text (Japanese)"))
-    text_en = models.TextField(_("text (English)"), blank=True)
-    help_ja = models.TextField(_("help (Japanese)"), blank=True)
-    help_en = models.TextField(_("help (English)"), blank=True)
+    text_ja = models.TextField(_("text (Japanese)"), validators=[no_control_characters])
+    text_en = models.TextField(_("text (English)"), blank=True, validators=[no_control_characters])
+    help_ja = models.TextField(_("help (Japanese)"), blank=True, validators=[no_control_characters])
+    help_en = models.TextField(_("help (English)"), blank=True, validators=[no_control_characters])
     max_length = models.PositiveIntegerField(
         _("longest answer (characters)"), null=True, blank=True
     )
@@ -314,8 +335,12 @@ class Choice(models.Model):
     )
     code = models.SlugField(_("code"), max_length=64)
     order = models.PositiveIntegerField(_("order"))
-    label_ja = models.CharField(_("label (Japanese)"), max_length=300)
-    label_en = models.CharField(_("label (English)"), max_length=300, blank=True)
+    label_ja = models.CharField(
+        _("label (Japanese)"), max_length=300, validators=[no_control_characters]
+    )
+    label_en = models.CharField(
+        _("label (English)"), max_length=300, blank=True, validators=[no_control_characters]
+    )
     score = models.SmallIntegerField(
         _("score"), null=True, blank=True, help_text=_("For scale items: higher is better.")
     )
@@ -366,6 +391,7 @@ class Participant(models.Model):
         _("reference"),
         max_length=64,
         help_text=_("A pseudonymous reference: never a name, e-mail or phone number."),
+        validators=[no_control_characters],
     )
     status = models.CharField(
         _("status"), max_length=10, choices=Status.choices, default=Status.ACTIVE
@@ -617,7 +643,7 @@ class ErasureRecord(models.Model):
         verbose_name=_("erased by"),
         help_text=_("Empty: the system (the retention purge, or a command run without --by)."),
     )
-    reason = models.TextField(_("reason"))
+    reason = models.TextField(_("reason"), validators=[no_control_characters])
     purge = models.ForeignKey(
         RetentionPurge,
         on_delete=models.PROTECT,

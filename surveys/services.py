@@ -53,6 +53,7 @@ from .models import (
 )
 from .selectors import participant_instrument
 from .signals import response_submitted
+from .text import forbidden_character, forbidden_message
 
 # --- Participants ---------------------------------------------------------------------
 
@@ -167,6 +168,8 @@ def _import_rows(
             )
         elif "@" in reference:
             problems.append(_("The reference looks like an e-mail address; use a pseudonym."))
+        elif (character := forbidden_character(reference)) is not None:
+            problems.append(forbidden_message(character))
         site = sites.get(site_code)
         if site is None:
             problems.append(

@@ -44,6 +44,8 @@ class AutoSchema(openapi.AutoSchema):
         errors = dict(ERRORS)
         if self.method == "DELETE":
             errors["409"] = "In use by another record (`protected`)"
+        if self.method in {"POST", "PUT", "PATCH"}:
+            errors["413"] = "Request body too large (`request_too_large`)"
         for code, description in errors.items():
             if code == "401" and public:
                 continue

@@ -15,6 +15,7 @@ from rest_framework import serializers
 
 from surveys.api.permissions import MANAGER, VIEWER, ScopedRelatedField, study_scope
 from surveys.models import Choice, Language, Question, Study
+from surveys.text import no_control_characters
 
 from ..models import (
     KPI,
@@ -356,10 +357,18 @@ class SignOffSerializer(serializers.Serializer):
     password = serializers.CharField(
         write_only=True, max_length=4096, allow_blank=True, trim_whitespace=False
     )
-    statement = serializers.CharField(allow_blank=True, max_length=10000)
-    signer_name = serializers.CharField(allow_blank=True, max_length=200)
-    signer_role = serializers.CharField(allow_blank=True, max_length=200, default="")
+    statement = serializers.CharField(
+        allow_blank=True, max_length=10000, validators=[no_control_characters]
+    )
+    signer_name = serializers.CharField(
+        allow_blank=True, max_length=200, validators=[no_control_characters]
+    )
+    signer_role = serializers.CharField(
+        allow_blank=True, max_length=200, default="", validators=[no_control_characters]
+    )
 
 
 class WithdrawSerializer(serializers.Serializer):
-    reason = serializers.CharField(allow_blank=True, max_length=10000)
+    reason = serializers.CharField(
+        allow_blank=True, max_length=10000, validators=[no_control_characters]
+    )

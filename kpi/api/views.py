@@ -29,6 +29,7 @@ from surveys.api.filters import IdFilter
 from surveys.api.negotiation import FileContentNegotiation
 from surveys.api.permissions import SIGNER, VIEWER, ScopedViewMixin, study_scope
 from surveys.errors import RuleViolation
+from surveys.ids import ID_PATTERN
 from surveys.models import Choice, Site
 
 from .. import evaluations
@@ -47,7 +48,7 @@ from .serializers import (
     WithdrawSerializer,
 )
 
-ID = r"[0-9]{1,19}"
+ID = ID_PATTERN
 BY_STUDY = staticmethod(study_scope("study_id"))
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
-from django.contrib.admin.options import InlineModelAdmin
+from django.contrib.admin.options import IncorrectLookupParameters, InlineModelAdmin
 from django.contrib.admin.utils import NotRelationField, get_fields_from_path, unquote
 from django.core.exceptions import (
     FieldDoesNotExist,
@@ -26,6 +26,7 @@ from django.utils.formats import date_format, number_format
 from django.utils.translation import gettext_lazy as _
 
 from .. import scoping
+from ..ids import as_id
 from ..models import Choice, Instrument, Membership, Participant, Question, Response, Site, Study
 
 EMPTY = "\u2014"  # an em dash for "nothing here"
@@ -199,7 +200,11 @@ class ScopedAdminMixin:
         self, request: HttpRequest, object_id: str, from_field: str | None = None
     ) -> Any:
         """The row, or 404: a row outside the scope answers as a missing one (Django's
-        admin would redirect with a message naming the id)."""
+        admin would redirect with a message naming the id), and so does an id that cannot
+        be one ("abc", "²", "٣", a number beyond the database's range; every model of the
+        project has an integer key)."""
+        if from_field is None and as_id(object_id) is None:
+            raise Http404
         obj = super().get_object(request, object_id, from_field)  # type: ignore[misc]
         if obj is None:
             raise Http404
@@ -322,6 +327,8 @@ class ScopedAdminMixin:
     def history_in_scope(self, request: HttpRequest, object_id: str) -> None:
         """404 unless the row is in the caller's scope, or, once deleted, its last
         recorded version was (its history stays readable by those who could read it)."""
+        if as_id(object_id) is None:
+            raise Http404
         if scoping.sees_everything(request.user):
             return
         try:
@@ -361,6 +368,8 @@ class ScopedAdminMixin:
         # Routed only for django-simple-history admins, whose view finds the version
         # without the scope.
         self.history_in_scope(request, unquote(object_id))
+        if as_id(version_id) is None:
+            raise Http404
         return super().history_form_view(  # type: ignore[misc]
             request, object_id, version_id, extra_context
         )
@@ -400,16 +409,20 @@ class SiteFilter(admin.SimpleListFilter):
 
     def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple]:
         sites = scoping.sites(request.user).select_related("study").order_by("study__code", "code")
-        study = request.GET.get(f"{self.site_field}__study__id__exact")
-        if study and study.isdigit():
+        study = as_id(request.GET.get(f"{self.site_field}__study__id__exact"))
+        if study is not None:
             sites = sites.filter(study_id=study)
         return [(str(s.pk), f"{s.study.code} · {s.name}") for s in sites]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         value = self.value()
-        if value and value.isdigit():
-            return queryset.filter(**{f"{self.site_field}_id": value})
-        return queryset
+        if not value:
+            return queryset
+        site = as_id(value)
+        if site is None:
+            # As Django's own filters answer a value that cannot be: "?e=1".
+            raise IncorrectLookupParameters
+        return queryset.filter(**{f"{self.site_field}_id": site})
 
 
 class ResponseSiteFilter(SiteFilter):

@@ -22,6 +22,7 @@ from django.utils.translation import gettext_lazy as _
 from .. import scoping, selectors, services
 from ..errors import RuleViolation
 from ..models import Choice, Instrument, Question, Response
+from ..text import no_control_characters
 from .common import EMPTY, MANAGER, ScopedAdminMixin, _changelist_url
 
 
@@ -321,7 +322,10 @@ class ChoicesByQuestion(ModelChoiceIterator):
 
 
 class TagsField(forms.CharField):
-    """Tags typed as ``online, municipal`` and stored as a JSON list."""
+    """Tags typed as ``online, municipal`` and stored as a JSON list; each tag is text
+    checked as any other (``surveys/text.py``)."""
+
+    default_validators = [no_control_characters]
 
     def prepare_value(self, value: Any) -> Any:
         if isinstance(value, list):
@@ -331,6 +335,10 @@ class TagsField(forms.CharField):
     def to_python(self, value: Any) -> list[str]:  # type: ignore[override]
         text = super().to_python(value) or ""
         return list(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
+
+    def run_validators(self, value: Any) -> None:
+        for tag in value:
+            super().run_validators(tag)
 
 
 class ChoiceForm(forms.ModelForm):

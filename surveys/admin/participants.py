@@ -24,9 +24,10 @@ from django.utils.html import format_html
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from .. import erasure, scoping, services
+from .. import csvfiles, erasure, scoping, services
 from ..errors import ImportRejected, RuleViolation
 from ..models import ErasureRecord, Participant, Response, Study
+from ..text import no_control_characters
 from .common import EMPTY, MANAGER, SiteFilter, narrow_choices
 from .history import HistoryAdmin
 
@@ -52,9 +53,10 @@ class ResponseStatusFilter(admin.SimpleListFilter):
 
 
 def invitations_csv(invitations: Iterable[services.Invitation]) -> str:
-    """``reference,site,link`` with a byte-order mark, so that Excel opens it as UTF-8."""
+    """``reference,site,link`` with a byte-order mark, so that Excel opens it as UTF-8;
+    no cell is a formula (``surveys/csvfiles.py``)."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
+    writer = csvfiles.Writer(out)
     writer.writerow(["reference", "site", "link"])
     for invitation in invitations:
         participant = invitation.participant
@@ -131,6 +133,7 @@ class EraseForm(forms.Form):
     reason = forms.CharField(
         label=_("Reason"),
         max_length=2000,
+        validators=[no_control_characters],
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text=_(
             "Kept in the erasure record, for example “the resident's request of 3 May (phone)”. "

@@ -10,7 +10,6 @@ whatever the number of responses.
 
 from __future__ import annotations
 
-import csv
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,6 +17,8 @@ from dataclasses import dataclass
 from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 
+from .. import csvfiles
+from ..csvfiles import Cell
 from ..models import Answer, Choice, Question, Response, _pick
 
 SEPARATOR = "|"
@@ -34,8 +35,6 @@ FIXED_COLUMNS = [
     "started_at",
     "submitted_at",
 ]
-# A free-text cell beginning with one of these would run as a formula in a spreadsheet.
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass(frozen=True)
@@ -67,17 +66,14 @@ def _time(value: object) -> str:
     return timezone.localtime(value).isoformat() if value else ""  # type: ignore[arg-type]
 
 
-def _safe_text(text: str) -> str:
-    return "'" + text if text.startswith(FORMULA_START) else text
-
-
-def rows(queryset: QuerySet[Response], language: str) -> Iterator[list[str]]:
+def rows(queryset: QuerySet[Response], language: str) -> Iterator[list[Cell]]:
     """The header, then one row per response of ``queryset`` (already scoped), with labels
     in ``language`` (given, not read from the active language: the rows are generated
-    while the answer is sent, after the view has returned)."""
+    while the answer is sent, after the view has returned). Text is text and numbers are
+    numbers: the writer (``surveys/csvfiles.py``) neutralises the text."""
     instrument_ids = sorted(set(queryset.order_by().values_list("instrument_id", flat=True)))
     columns, question_code, choices = _columns(instrument_ids)
-    header = list(FIXED_COLUMNS)
+    header: list[Cell] = list(FIXED_COLUMNS)
     for column in columns:
         header.append(column.code)
         if column.has_choices:
@@ -91,21 +87,21 @@ def rows(queryset: QuerySet[Response], language: str) -> Iterator[list[str]]:
     )
     for response in responses.iterator(chunk_size=CHUNK):
         picked: dict[str, list[Choice]] = {}
-        values: dict[str, str] = {}
+        values: dict[str, Cell] = {}
         for answer in response.answers.all():
             code = question_code[answer.question_id]
             if answer.choice_id is not None:
                 picked.setdefault(code, []).append(choices[answer.choice_id])
             elif answer.text_value is not None:
-                values[code] = _safe_text(answer.text_value)
+                values[code] = answer.text_value
             elif answer.number_value is not None:
-                values[code] = format(answer.number_value.normalize(), "f")
-        row = [
-            str(response.pk),
+                values[code] = answer.number_value
+        row: list[Cell] = [
+            response.pk,
             response.site.study.code,
             response.site.code,
             response.participant.reference,
-            str(response.instrument.version),
+            response.instrument.version,
             response.status,
             response.source,
             response.language,
@@ -128,7 +124,7 @@ def stream(
     """CSV text in chunks of a few hundred rows, with a byte-order mark (Excel reads it as
     UTF-8)."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer = csvfiles.Writer(buffer)
     buffer.write("\ufeff")
     for count, row in enumerate(rows(queryset, language), start=1):
         writer.writerow(row)

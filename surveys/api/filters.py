@@ -6,9 +6,8 @@ from __future__ import annotations
 import django_filters
 from django import forms
 
+from ..ids import ID_MAX
 from ..models import Instrument, Participant, Response, Site
-
-ID_MAX = 2**63 - 1
 
 
 class IdField(forms.IntegerField):
@@ -16,6 +15,12 @@ class IdField(forms.IntegerField):
         kwargs.setdefault("min_value", 1)
         kwargs.setdefault("max_value", ID_MAX)
         super().__init__(**kwargs)
+
+    def to_python(self, value):  # type: ignore[no-untyped-def]
+        # ASCII digits only: int() would read "٣" as 3 (surveys/ids.py).
+        if isinstance(value, str) and value.strip() and not value.strip().isascii():
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
+        return super().to_python(value)
 
 
 class IdFilter(django_filters.NumberFilter):

@@ -13,6 +13,7 @@ from rest_framework import serializers
 from .. import scoping
 from ..models import Choice, Instrument, Language, Participant, Question, Response, Site, Study
 from ..services import REFERENCE_MAX, response_draft_answers
+from ..text import no_control_characters
 from .permissions import ScopedRelatedField
 
 # --- Studies, sites, instruments ------------------------------------------------------
@@ -189,7 +190,7 @@ class ParticipantCreateSerializer(serializers.ModelSerializer):
     shown (it is stored only as a hash)."""
 
     site = ScopedRelatedField(scope=scoping.sites, queryset=Site.objects.all())
-    reference = serializers.CharField(max_length=REFERENCE_MAX)
+    reference = serializers.CharField(max_length=REFERENCE_MAX, validators=[no_control_characters])
 
     class Meta:
         model = Participant

@@ -33,6 +33,7 @@ from rest_framework.views import APIView
 from .. import scoping, services
 from ..answers import InstrumentForm
 from ..errors import AlreadySubmitted, ImportRejected, RuleViolation
+from ..ids import ID_PATTERN
 from ..models import (
     Choice,
     Instrument,
@@ -53,6 +54,7 @@ from ..token_attempts import failed_lookup
 from . import export
 from .filters import InstrumentFilter, ParticipantFilter, ResponseFilter, SiteFilter
 from .negotiation import FileContentNegotiation
+from .parsers import JSONParser
 from .permissions import MANAGER, ScopedViewMixin, study_scope
 from .serializers import (
     AnswersInputSerializer,
@@ -70,7 +72,7 @@ from .serializers import (
     StudySerializer,
 )
 
-ID = r"[0-9]{1,19}"
+ID = ID_PATTERN
 
 
 def no_store(response: Any) -> Any:
@@ -330,7 +332,7 @@ class InvitationAPIView(APIView):
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
-    parser_classes = [parsers.JSONParser]
+    parser_classes = [JSONParser]
 
     def participant(self, token: str, *, with_response: bool = False) -> Participant:
         participant = participant_for_token(token, with_response=with_response)
