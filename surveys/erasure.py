@@ -87,8 +87,8 @@ def participant_erase(
 
     ``by`` is the user who erases, who needs the manager role on the participant's site,
     or ``None`` for the system (the retention purge; a command run without ``--by``).
-    Erasing someone already erased changes nothing and returns their first record with
-    ``new=False``. One transaction, the ``participant_erasing`` receivers included."""
+    Erasing someone already erased returns their first record with ``new=False``, and
+    changes nothing unless text landed after it (then it is blanked too). One transaction, the ``participant_erasing`` receivers included."""
     reason = (reason or "").strip()
     if not reason:
         raise ErasureRefused(
@@ -100,9 +100,15 @@ def participant_erase(
         # Locked: a concurrent erasure of the same participant waits, then finds the record.
         participant = Participant.objects.select_for_update().get(pk=participant.pk)
         done = ErasureRecord.objects.filter(participant=participant).first()
-        if done is not None:
-            return Erasure(record=done, new=False)
         user = by if by is not None and by.is_authenticated else None
+        if done is not None:
+            # A submission in flight while the participant was erased (its link read just
+            # before) can store text just after: erasing again sweeps it, with no new record.
+            response = Response.objects.filter(participant=participant).first()
+            if response is not None:
+                _erase_response(response, user)
+                _scrub_history(participant, response)
+            return Erasure(record=done, new=False)
         record = ErasureRecord.objects.create(
             participant=participant,
             erased_by_id=user.pk if user is not None else None,

@@ -259,6 +259,27 @@ def test_erasing_twice_is_a_no_op_that_says_so(site):
     ] == counts
 
 
+def test_erasing_again_sweeps_text_that_landed_after_the_first_erasure(site):
+    """A submission in flight while its participant was erased (its link read just before)
+    stores its text just after: the second erasure blanks it, with no second record."""
+    participant = ParticipantFactory(site=site, reference=SECRET_REFERENCE)
+    looked_up = Participant.objects.get(pk=participant.pk)  # the in-flight request's copy
+    first = erasure.participant_erase(participant=participant, by=None, reason="request")
+    services.response_submit(
+        participant=looked_up,
+        answers={"tool": "line", "comment": FINAL_TEXT, "children": "2"},
+        language="ja",
+    )
+    assert tables_holding(FINAL_TEXT) != []  # landed late
+
+    again = erasure.participant_erase(participant=participant, by=None, reason="again")
+
+    assert (again.new, again.record) == (False, first.record)
+    assert ErasureRecord.objects.count() == 1
+    assert tables_holding(FINAL_TEXT) == []
+    assert closed_answers(participant) == [("children", None, Decimal("2")), ("tool", "line", None)]
+
+
 @pytest.mark.parametrize("who", ["viewer", "signer_elsewhere", "nobody"])
 def test_erasing_needs_the_manager_role_on_the_participants_site(site, who):
     participant = answered(site)
