@@ -237,6 +237,33 @@ def test_the_api_token_login_counts_toward_the_same_lockout(manager):
     assert login(Client(), PASSWORD).status_code == 429
 
 
+# --- Sessions: they end with the password and with the account --------------------------
+
+
+def test_a_new_password_ends_the_managers_other_sessions(manager):
+    elsewhere = Client(REMOTE_ADDR="192.0.2.30")
+    assert login(elsewhere, PASSWORD).status_code == 302
+    here = Client()
+    assert login(here, PASSWORD).status_code == 302
+    new = "a different horse battery staple"
+    changed = here.post(
+        "/admin/password_change/",
+        {"old_password": PASSWORD, "new_password1": new, "new_password2": new},
+    )
+    assert changed.status_code == 302
+
+    assert logged_in(here)  # Django keeps the session that changed it
+    assert not logged_in(elsewhere)  # and ends every other one (session auth hash)
+
+
+def test_deactivating_a_manager_ends_their_sessions(manager):
+    client = Client()
+    assert login(client, PASSWORD).status_code == 302
+    manager.is_active = False
+    manager.save()
+    assert not logged_in(client)
+
+
 # --- django-otp ------------------------------------------------------------------------
 
 
