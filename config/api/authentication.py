@@ -47,7 +47,7 @@ class TokenScheme(OpenApiAuthenticationExtension):
 
 
 def revoke_tokens_of_changed_credentials(
-    sender: type[AbstractBaseUser],
+    sender: Any,  # the user model
     instance: AbstractBaseUser,
     raw: bool = False,
     update_fields: frozenset[str] | None = None,
