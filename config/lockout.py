@@ -63,5 +63,4 @@ def lockout_response(
         response = render(request, "admin/locked_out.html", context, status=429)
     if cool_off:
         response["Retry-After"] = str(int(cool_off.total_seconds()))
-    response["Cache-Control"] = "no-store"
     return response

@@ -106,6 +106,8 @@ MIDDLEWARE = [
     "config.security.CSPMiddleware",  # django-csp's, with the policy built once
     "config.security.PermissionsPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # After WhiteNoise: every response but a static file says no-store (config/security.py).
+    "config.security.NoStoreMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
