@@ -3,7 +3,8 @@
 Content-Security-Policy comes from django-csp (``CONTENT_SECURITY_POLICY``, through the
 faster subclass of its middleware below); Referrer-Policy, X-Content-Type-Options and
 Cross-Origin-Opener-Policy from Django's ``SecurityMiddleware``; X-Frame-Options from its
-clickjacking middleware. This module adds Permissions-Policy.
+clickjacking middleware. This module adds Permissions-Policy, and ``Cache-Control:
+no-store`` on every response but the static files.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from csp.middleware import CheckableLazyObject
 from csp.utils import build_policy
 from django.conf import settings
 from django.http import HttpRequest, HttpResponseBase
+from django.utils.cache import add_never_cache_headers
 
 
 class PermissionsPolicyMiddleware:
@@ -32,6 +34,24 @@ class PermissionsPolicyMiddleware:
         response = self.get_response(request)
         if self.policy:
             response.headers.setdefault("Permissions-Policy", self.policy)
+        return response
+
+
+class NoStoreMiddleware:
+    """No cache keeps anything Hyoka renders: ``Cache-Control: no-store`` (with Django's
+    other never-cache headers) on every page and answer, from the one place that sees them
+    all. A questionnaire page holds a participant's answers and link; the admin and the
+    API, participants, responses and links; a proxy's, a shared computer's or a browser's
+    cache must keep none of them, and nothing else rendered gains from being cached.
+    Static files are served (and cached) by WhiteNoise before this middleware runs."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        response = self.get_response(request)
+        if "no-store" not in response.get("Cache-Control", ""):
+            add_never_cache_headers(response)
         return response
 
 

@@ -13,6 +13,7 @@ Two modes share this file and every code path:
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 from pathlib import Path
 
@@ -21,6 +22,8 @@ from celery.schedules import crontab
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
+
+from config.client_ip import parse_networks
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -52,7 +55,13 @@ if PRODUCTION:
     SECRET_KEY = _required("SECRET_KEY")
     if len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5:
         raise ImproperlyConfigured("SECRET_KEY must be at least 50 random characters.")
-    DEBUG = env.bool("DEBUG", default=False)
+    # Debug pages show settings, SQL and local variables to whoever makes an error happen.
+    if env.bool("DEBUG", default=False):
+        raise ImproperlyConfigured(
+            "DEBUG=true is refused in production (HYOKA_ENV=production): its error pages "
+            "show settings, queries and data to anyone. Leave DEBUG unset or false."
+        )
+    DEBUG = False
     ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[])
     if not ALLOWED_HOSTS:
         raise ImproperlyConfigured("ALLOWED_HOSTS is not set (comma-separated host names).")
@@ -91,10 +100,14 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: a client that is not a trusted proxy cannot forward anything (TRUSTED_PROXIES).
+    "config.client_ip.TrustedProxyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "config.security.CSPMiddleware",  # django-csp's, with the policy built once
     "config.security.PermissionsPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # After WhiteNoise: every response but a static file says no-store (config/security.py).
+    "config.security.NoStoreMiddleware",
     "config.encoding.Utf8RequestMiddleware",  # 400 for text that is not UTF-8
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -178,7 +191,9 @@ AUTH_PASSWORD_VALIDATORS = [
 
 # django-axes counts failed logins (the admin's, and the API's token login) and locks a
 # username out from one client address after HYOKA_LOGIN_FAILURE_LIMIT failures, for
-# HYOKA_LOGIN_COOLOFF_MINUTES. Its backend comes first; it only refuses, never accepts.
+# HYOKA_LOGIN_COOLOFF_MINUTES; and, against password spraying, the address itself after
+# HYOKA_LOGIN_ADDRESS_FAILURE_LIMIT failures across all usernames within the cool-off
+# (config/lockout.py). Its backend comes first; it only refuses, never accepts.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
@@ -188,6 +203,11 @@ AXES_COOLOFF_TIME = dt.timedelta(minutes=env.int("HYOKA_LOGIN_COOLOFF_MINUTES", 
 # Username and address together: a guesser is stopped, and cannot lock a manager out from
 # everywhere by failing on purpose from somewhere else.
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# Higher than the per-username limit: an office behind one address has many managers.
+HYOKA_LOGIN_ADDRESS_FAILURE_LIMIT = env.int("HYOKA_LOGIN_ADDRESS_FAILURE_LIMIT", default=20)
+if HYOKA_LOGIN_ADDRESS_FAILURE_LIMIT < 1:
+    raise ImproperlyConfigured("HYOKA_LOGIN_ADDRESS_FAILURE_LIMIT must be 1 or more.")
+AXES_HANDLER = "config.lockout.LoginAttempts"
 AXES_RESET_ON_SUCCESS = True
 AXES_CLIENT_IP_CALLABLE = "config.client_ip.client_ip"
 AXES_LOCKOUT_CALLABLE = "config.lockout.lockout_response"
@@ -196,10 +216,11 @@ AXES_VERBOSE = False  # no banner at start; lockouts are still logged
 # do the same job for whoever runs the server.
 AXES_ENABLE_ADMIN = False
 
-# A second factor (TOTP, django-otp) for the admin: "off" (the default), "optional" (asked
-# of the managers who enrolled a device) or "required" (no admin page without one).
-# docs/security.md says how a manager enrols.
-HYOKA_ADMIN_OTP = env.str("HYOKA_ADMIN_OTP", default="off")
+# A second factor (TOTP, django-otp) for the admin: "off", "optional" (asked of the
+# managers who enrolled a device) or "required" (no admin page without one), the production
+# default: enrol every manager first (`manage.py enrol_totp`, docs/security.md). Embedded
+# mode (the demo, a laptop) defaults to "off".
+HYOKA_ADMIN_OTP = env.str("HYOKA_ADMIN_OTP", default="required" if PRODUCTION else "off")
 if HYOKA_ADMIN_OTP not in {"off", "optional", "required"}:
     raise ImproperlyConfigured(
         f"HYOKA_ADMIN_OTP must be 'off', 'optional' or 'required', not {HYOKA_ADMIN_OTP!r}."
@@ -337,19 +358,41 @@ HYOKA_BACKSTOP_STUCK_AFTER = env.int("HYOKA_BACKSTOP_STUCK_AFTER", default=180)
 
 # --- Security -------------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
+# A manager's admin session lasts a working day in production, counted from the login, and
+# ends with the browser; embedded mode keeps Django's two weeks.
+SESSION_COOKIE_AGE = 3600 * env.int("HYOKA_SESSION_HOURS", default=8 if PRODUCTION else 24 * 14)
+if SESSION_COOKIE_AGE <= 0:
+    raise ImproperlyConfigured("HYOKA_SESSION_HOURS must be 1 or more.")
+SESSION_EXPIRE_AT_BROWSER_CLOSE = env.bool("SESSION_EXPIRE_AT_BROWSER_CLOSE", default=PRODUCTION)
 CSRF_COOKIE_HTTPONLY = False  # forms read it from the rendered token, not from JS
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
-# Behind a proxy (the production default), the client's address is taken from the
-# X-Forwarded-For entry added by the outermost of PROXY_COUNT trusted proxies, never from
-# the left-most, client-written entries (config/client_ip.py); and X-Forwarded-Proto says
-# whether the request came over TLS.
-BEHIND_PROXY = env.bool("BEHIND_PROXY", default=PRODUCTION)
-PROXY_COUNT = env.int("PROXY_COUNT", default=1)
-if PROXY_COUNT < 0:
-    raise ImproperlyConfigured("PROXY_COUNT must be 0 or more.")
+# The proxies whose X-Forwarded-For and X-Forwarded-Proto are believed: addresses or
+# networks, IPv4 or IPv6, comma-separated (config/client_ip.py). Anyone else's forwarding
+# headers are dropped before anything reads them. None in embedded mode (no proxy); in
+# production, loopback only, for a proxy on the same machine as gunicorn (which listens on
+# 127.0.0.1, as the README's command does). An empty value trusts no proxy at all.
+for retired in ("BEHIND_PROXY", "PROXY_COUNT"):
+    if retired in os.environ:
+        raise ImproperlyConfigured(
+            f"{retired} is no longer read: name the proxies whose X-Forwarded-For may be "
+            f"believed in TRUSTED_PROXIES instead (see the configuration table in README.md)."
+        )
+_proxies = env.str("TRUSTED_PROXIES", default="127.0.0.1,::1" if PRODUCTION else "")
+try:
+    TRUSTED_PROXIES = [
+        str(network) for network in parse_networks(v for v in _proxies.split(",") if v.strip())
+    ]
+except ValueError as exc:
+    raise ImproperlyConfigured(
+        f"TRUSTED_PROXIES: {exc} is not an address or a network (such as 10.0.0.7, "
+        f"10.0.0.0/24 or 2001:db8::/64)."
+    ) from None
+if TRUSTED_PROXIES:
+    # Whether the request came over TLS, as the proxy says (only a trusted one can).
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # Features no page of Hyoka uses, refused to every page (config/security.py).
 PERMISSIONS_POLICY = (
     "accelerometer=(), camera=(), geolocation=(), gyroscope=(), magnetometer=(), "
@@ -389,9 +432,6 @@ if PRODUCTION:
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
-    # Behind a TLS-terminating proxy that sets X-Forwarded-Proto.
-    if BEHIND_PROXY:
-        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 # --- REST framework -------------------------------------------------------------------
 # The API under /api/v1/ (config/api/): hashed tokens (knox) for machines, sessions with

@@ -5,7 +5,7 @@ read-only here; the services in ``kpi/evaluations.py`` refuse any change too.
 Evaluations are study-wide: members of any site of the study see them. Their report shows
 every site's results, so downloading it, and signing it off, take a role on every site of
 the study (as the API asks). Creating one takes the manager role in the study; signing off
-and withdrawing the signer role, each with its permission."""
+and withdrawing the same authority, worked out by ``evaluations.may_sign``."""
 
 from __future__ import annotations
 
@@ -27,7 +27,6 @@ from django.utils.translation import gettext_lazy as _
 from surveys.admin.common import (
     EMPTY,
     MANAGER,
-    SIGNER,
     narrow_choices,
     studies_seen_whole,
 )
@@ -39,8 +38,6 @@ from . import evaluations
 from .models import Evaluation, EvaluationRun
 
 VIEW = "kpi.view_evaluation"
-SIGN_OFF = "kpi.sign_off_evaluation"
-WITHDRAW = "kpi.withdraw_evaluation"
 
 
 class CreateForm(forms.Form):
@@ -185,14 +182,10 @@ class EvaluationAdmin(HistoryAdmin):
         return request.user.has_perm(VIEW) and self._sees_whole_study(request, evaluation)
 
     def can_sign_off(self, request: HttpRequest, evaluation: Evaluation) -> bool:
-        return (
-            request.user.has_perm(SIGN_OFF)
-            and self.has_role(request, evaluation, SIGNER)
-            and self._sees_whole_study(request, evaluation)
-        )
+        return evaluations.may_sign(request.user, evaluation, permission=evaluations.SIGN_OFF)
 
     def can_withdraw(self, request: HttpRequest, evaluation: Evaluation) -> bool:
-        return request.user.has_perm(WITHDRAW) and self.has_role(request, evaluation, SIGNER)
+        return evaluations.may_sign(request.user, evaluation, permission=evaluations.WITHDRAW)
 
     def get_list_display(self, request: HttpRequest) -> list[Any]:
         # The download column links only the reports the caller may read (worked out once

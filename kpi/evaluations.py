@@ -17,7 +17,9 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from surveys import scoping
 from surveys.history import Reason, save_with_reason
+from surveys.models import Membership, Site
 
 from . import snapshot as snapshots
 from .errors import EvaluationFrozen, RunNotSucceeded, SignOffRefused
@@ -26,6 +28,26 @@ from .models import Evaluation, EvaluationRun
 logger = logging.getLogger(__name__)
 
 User = AbstractBaseUser | AnonymousUser
+
+
+SIGN_OFF = "kpi.sign_off_evaluation"
+WITHDRAW = "kpi.withdraw_evaluation"
+
+
+def may_sign(user: User, evaluation: Evaluation, *, permission: str) -> bool:
+    """Whether ``user`` may sign off (``permission=SIGN_OFF``) or withdraw (``WITHDRAW``)
+    ``evaluation``. Both acts take the same authority: the act's permission, the signer
+    role on a site of the study, and a role on every site of the study, since the report
+    signed or withdrawn shows every site's results. The admin and the API ask here."""
+    if not user.is_authenticated or not user.has_perm(permission):  # type: ignore[attr-defined]
+        return False
+    if scoping.sees_everything(user):
+        return True
+    sites = Site.objects.filter(study_id=evaluation.study_id)
+    return (
+        scoping.sites(user, sites, at_least=Membership.Role.SIGNER).exists()
+        and scoping.sites(user, sites).count() == sites.count()
+    )
 
 
 def _user_id(user: User | None) -> int | None:
@@ -67,7 +89,7 @@ def evaluation_sign_off(
 ) -> Evaluation:
     """Sign off a draft: the signer's permission, password and statement are checked,
     the act is recorded, and the signed PDF is rendered by a task after commit."""
-    if not user.is_authenticated or not user.has_perm("kpi.sign_off_evaluation"):  # type: ignore[attr-defined]
+    if not may_sign(user, evaluation, permission=SIGN_OFF):
         raise SignOffRefused(_("You do not have permission to sign off evaluations."))
     if not password or not user.check_password(password):
         raise SignOffRefused(
@@ -151,7 +173,7 @@ def evaluation_preview(evaluation: Evaluation, *, language: str | None = None) -
 def evaluation_withdraw(
     *, evaluation: Evaluation, user: AbstractBaseUser, reason: str
 ) -> Evaluation:
-    if not user.is_authenticated or not user.has_perm("kpi.withdraw_evaluation"):  # type: ignore[attr-defined]
+    if not may_sign(user, evaluation, permission=WITHDRAW):
         raise SignOffRefused(_("You do not have permission to withdraw evaluations."))
     if not reason.strip():
         raise SignOffRefused(

@@ -21,7 +21,6 @@ from django.utils import timezone, translation
 from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext as _
 from django.utils.translation import pgettext
-from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
 from .answers import InstrumentForm
@@ -348,7 +347,6 @@ def _violation_response(
     return _bad_request_page(request)
 
 
-@never_cache
 @require_http_methods(["GET", "HEAD", "POST"])
 def questionnaire(request: HttpRequest, token: str) -> HttpResponseBase:
     # With their response: a form page shows it, and a submission knows which path to take.
@@ -415,7 +413,6 @@ def _see_other(url: str) -> HttpResponse:
 # --- Error pages (wired in config/urls.py and settings.CSRF_FAILURE_VIEW) -------------
 
 
-@never_cache
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     """A form older than its security token (or a browser refusing cookies): ask, in the
     participant's language, to reload and send again."""

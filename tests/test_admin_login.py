@@ -85,7 +85,7 @@ def test_the_lockout_ends_after_the_cool_off_and_a_success_clears_the_count(mana
 
 
 def test_a_spoofed_x_forwarded_for_does_not_escape_the_lockout(manager, settings):
-    settings.BEHIND_PROXY, settings.PROXY_COUNT = True, 1
+    settings.TRUSTED_PROXIES = ["10.0.0.5"]
     statuses = []
     for n in range(5):
         client = Client(REMOTE_ADDR="10.0.0.5", HTTP_X_FORWARDED_FOR=f"192.0.2.{n}, 203.0.113.7")
@@ -93,6 +93,124 @@ def test_a_spoofed_x_forwarded_for_does_not_escape_the_lockout(manager, settings
     assert statuses == [200, 200, 429, 429, 429]
     # The address the proxy saw is what was recorded, never the client-written one.
     assert set(AccessAttempt.objects.values_list("ip_address", flat=True)) == {"203.0.113.7"}
+
+
+def test_a_client_around_the_proxy_cannot_pick_its_address(manager, settings):
+    """Proxies are configured, but this peer reaches the server directly: whatever its
+    X-Forwarded-For says, it is counted at its own address."""
+    settings.TRUSTED_PROXIES = ["10.0.0.0/24", "2001:db8:1::/48"]
+    statuses = []
+    for n in range(4):
+        forged = f"198.51.100.{n}, 10.0.0.{n + 1}"
+        client = Client(REMOTE_ADDR="192.0.2.66", HTTP_X_FORWARDED_FOR=forged)
+        statuses.append(login(client, "wrong").status_code)
+    assert statuses == [200, 200, 429, 429]
+    assert set(AccessAttempt.objects.values_list("ip_address", flat=True)) == {"192.0.2.66"}
+
+
+def test_behind_trusted_proxies_each_client_has_its_own_lockout(manager, settings):
+    """A CDN (IPv6) in front of a load balancer: each client is the address the CDN saw."""
+    settings.TRUSTED_PROXIES = ["10.0.0.5", "2001:db8:1::/48"]
+
+    def through_proxies(client_address: str) -> Client:
+        return Client(
+            REMOTE_ADDR="10.0.0.5", HTTP_X_FORWARDED_FOR=f"{client_address}, 2001:db8:1::7"
+        )
+
+    for _ in range(3):
+        login(through_proxies("2001:db8:bad::1"), "wrong")
+    assert login(through_proxies("2001:db8:bad::1"), PASSWORD).status_code == 429
+    office = through_proxies("203.0.113.20")
+    assert login(office, PASSWORD).status_code == 302
+    assert logged_in(office)
+    assert set(AccessAttempt.objects.values_list("ip_address", flat=True)) == {"2001:db8:bad::1"}
+
+
+# --- Password spraying: one address, many usernames ------------------------------------
+
+
+@pytest.fixture
+def spraying(settings):  # type: ignore[no-untyped-def]
+    settings.HYOKA_LOGIN_ADDRESS_FAILURE_LIMIT = 5  # per username: 3 (the module's fixture)
+
+
+def spray(client: Client, usernames: range) -> list[int]:
+    """One wrong password for each of many usernames: never 3 failures for any one."""
+    body = {"password": "Summer2024!", "next": "/admin/"}
+    return [client.post(LOGIN, {**body, "username": f"user{n}"}).status_code for n in usernames]
+
+
+def test_spraying_many_usernames_from_one_address_locks_the_address_out(manager, spraying):
+    attacker = Client(REMOTE_ADDR="198.51.100.9")
+    assert spray(attacker, range(4)) == [200, 200, 200, 200]
+    locked = spray(attacker, range(4, 5))
+    assert locked == [429]
+
+    # Every username is refused from there now, the manager's right password too, with the
+    # same translated page as a username's lockout.
+    right = login(attacker, PASSWORD)
+    assert right.status_code == 429
+    assert "ログインの失敗が続きました" in right.content.decode()
+    assert right["Retry-After"] == str(15 * 60)
+    # Elsewhere the manager logs in as ever.
+    office = Client(REMOTE_ADDR="192.0.2.20")
+    assert login(office, PASSWORD).status_code == 302
+
+
+def test_the_api_token_login_counts_toward_the_address_limit_and_answers_json(manager, spraying):
+    attacker = Client(REMOTE_ADDR="198.51.100.9")
+    assert spray(attacker, range(3)) == [200, 200, 200]
+    api = APIClient(REMOTE_ADDR="198.51.100.9")
+    statuses = [
+        api.post("/api/v1/auth/token/", {"username": f"api{n}", "password": "x"}).status_code
+        for n in range(2)
+    ]
+    assert statuses == [400, 429]
+    right = api.post(
+        "/api/v1/auth/token/",
+        {"username": "manager", "password": PASSWORD},
+        headers={"Accept-Language": "en"},
+    )
+    assert right.status_code == 429
+    assert right.json()["error"]["code"] == "locked_out"
+    assert right.json()["error"]["message"] == (
+        "Too many failed logins: wait 15 minutes, then try again."
+    )
+
+
+def test_a_forged_x_forwarded_for_does_not_spread_the_spraying_over_addresses(
+    manager, spraying, settings
+):
+    settings.TRUSTED_PROXIES = ["10.0.0.5"]
+    statuses = []
+    for n in range(6):
+        client = Client(REMOTE_ADDR="192.0.2.66", HTTP_X_FORWARDED_FOR=f"198.51.100.{n}")
+        statuses += spray(client, range(n, n + 1))
+    assert statuses == [200, 200, 200, 200, 429, 429]
+
+
+def test_the_address_lockout_ends_with_the_cool_off(manager, spraying):
+    attacker = Client(REMOTE_ADDR="198.51.100.9")
+    spray(attacker, range(5))
+    assert login(attacker, PASSWORD).status_code == 429
+    AccessAttempt.objects.update(attempt_time=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=16))
+
+    assert login(attacker, PASSWORD).status_code == 302
+
+
+def test_the_api_login_throttle_ignores_a_forged_x_forwarded_for(db, settings):
+    """10 token requests a minute per address (API_THROTTLE_LOGIN): a client reaching the
+    server directly does not escape it by forging the header; clients behind the trusted
+    proxy are each counted apart."""
+    settings.TRUSTED_PROXIES = ["10.0.0.5"]
+
+    def attempt(n: int, peer: str) -> int:
+        api = APIClient(REMOTE_ADDR=peer, HTTP_X_FORWARDED_FOR=f"198.51.100.{n}")
+        body = {"username": f"nobody{n}", "password": "x"}
+        return api.post("/api/v1/auth/token/", body).status_code
+
+    assert [attempt(n, "10.0.0.5") for n in range(11)] == [400] * 11
+    assert [attempt(n, "192.0.2.66") for n in range(11)] == [400] * 10 + [429]
 
 
 def test_the_api_token_login_counts_toward_the_same_lockout(manager):
@@ -117,6 +235,33 @@ def test_the_api_token_login_counts_toward_the_same_lockout(manager):
     assert right.status_code == 429
     assert "token" not in right.json()
     assert login(Client(), PASSWORD).status_code == 429
+
+
+# --- Sessions: they end with the password and with the account --------------------------
+
+
+def test_a_new_password_ends_the_managers_other_sessions(manager):
+    elsewhere = Client(REMOTE_ADDR="192.0.2.30")
+    assert login(elsewhere, PASSWORD).status_code == 302
+    here = Client()
+    assert login(here, PASSWORD).status_code == 302
+    new = "a different horse battery staple"
+    changed = here.post(
+        "/admin/password_change/",
+        {"old_password": PASSWORD, "new_password1": new, "new_password2": new},
+    )
+    assert changed.status_code == 302
+
+    assert logged_in(here)  # Django keeps the session that changed it
+    assert not logged_in(elsewhere)  # and ends every other one (session auth hash)
+
+
+def test_deactivating_a_manager_ends_their_sessions(manager):
+    client = Client()
+    assert login(client, PASSWORD).status_code == 302
+    manager.is_active = False
+    manager.save()
+    assert not logged_in(client)
 
 
 # --- django-otp ------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from kpi.loading import kpis_path, load_kpis
 from kpi.models import Evaluation, EvaluationRun
 from kpi.report import render
 from surveys import services as survey_services
-from surveys.models import Instrument, Question, Response
+from surveys.models import Instrument, Membership, Question, Response
 from tests.factories import ParticipantFactory, SiteFactory, StudyFactory, complete_answers
 
 SCRIPT = "<script>alert(1)</script>"
@@ -162,6 +162,7 @@ def _evaluation(study_name: str, site_name: str, statement: str) -> tuple[Evalua
     evaluation = evaluations.evaluation_create(run=run, user=None, language="ja")
     signer = User.objects.create_user(f"signer-{study.pk}", password=PASSWORD, is_staff=True)
     signer.user_permissions.set(Permission.objects.filter(codename="sign_off_evaluation"))
+    Membership.objects.create(user=signer, site=site, role=Membership.Role.SIGNER)
     signer = User.objects.get(pk=signer.pk)
     evaluations.evaluation_sign_off(
         evaluation=evaluation,

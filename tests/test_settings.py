@@ -127,7 +127,9 @@ def test_production_refuses_unknown_attack_settings():
     for name, value in [
         ("HYOKA_ADMIN_OTP", "sometimes"),
         ("HYOKA_TOKEN_FAILURE_RATE", "ten a minute"),
-        ("PROXY_COUNT", "-1"),
+        ("TRUSTED_PROXIES", "10.0.0.0/33"),
+        ("HYOKA_LOGIN_ADDRESS_FAILURE_LIMIT", "0"),
+        ("HYOKA_SESSION_HOURS", "0"),
     ]:
         result = manage("check", **{**PRODUCTION, name: value})
         assert result.returncode != 0
@@ -142,3 +144,99 @@ def test_production_with_the_second_factor_passes_the_deployment_checks(otp):
 
     assert result.returncode == 0, result.stderr
     assert "System check identified no issues (0 silenced)." in result.stdout
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "proxy.example.jp",  # a name: resolved by no one, trusted by no one
+        "10.0.0.1/8",  # host bits below the prefix: an address or a network?
+        "2001:db8::/129",
+        "10.0.0.5;10.0.0.6",
+        "10.0.0.5, 300.0.0.1",
+    ],
+)
+def test_a_bad_trusted_proxies_value_stops_the_start(value):
+    result = manage("check", **{**PRODUCTION, "TRUSTED_PROXIES": value})
+
+    assert result.returncode != 0
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("django.core.exceptions.ImproperlyConfigured: TRUSTED_PROXIES:")
+    assert "is not an address or a network" in last_line
+
+
+@pytest.mark.parametrize("retired", ["BEHIND_PROXY", "PROXY_COUNT"])
+def test_the_retired_proxy_settings_stop_the_start_and_name_their_replacement(retired):
+    result = manage("check", **{**PRODUCTION, retired: "1"})
+
+    assert result.returncode != 0
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert f"ImproperlyConfigured: {retired} is no longer read" in last_line
+    assert "TRUSTED_PROXIES" in last_line
+
+
+@pytest.mark.parametrize("debug", ["true", "1", "on"])
+def test_production_refuses_debug(debug):
+    result = manage("check", **{**PRODUCTION, "DEBUG": debug})
+
+    assert result.returncode != 0
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("django.core.exceptions.ImproperlyConfigured: DEBUG=true")
+
+
+SHOW_SECURITY = (
+    "import json; from django.conf import settings as s; "
+    "print(json.dumps({'debug': s.DEBUG, 'proxies': s.TRUSTED_PROXIES, "
+    "'ssl_header': getattr(s, 'SECURE_PROXY_SSL_HEADER', None), "
+    "'first_middleware': s.MIDDLEWARE[0], 'otp': s.HYOKA_ADMIN_OTP, "
+    "'otp_middleware': 'django_otp.middleware.OTPMiddleware' in s.MIDDLEWARE, "
+    "'session_age': s.SESSION_COOKIE_AGE, 'browser_close': s.SESSION_EXPIRE_AT_BROWSER_CLOSE, "
+    "'address_limit': s.HYOKA_LOGIN_ADDRESS_FAILURE_LIMIT}))"
+)
+
+
+def security_settings(**variables: str | None) -> dict:
+    result = manage("shell", "--no-imports", "-c", SHOW_SECURITY, **variables)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_production_defaults_a_security_officer_accepts():
+    seen = security_settings(**PRODUCTION)
+
+    assert seen == {
+        "debug": False,
+        # A proxy on the same machine; nobody else may forward.
+        "proxies": ["127.0.0.1/32", "::1/128"],
+        "ssl_header": ["HTTP_X_FORWARDED_PROTO", "https"],
+        "first_middleware": "config.client_ip.TrustedProxyMiddleware",
+        "otp": "required",
+        "otp_middleware": True,
+        "session_age": 8 * 3600,
+        "browser_close": True,
+        "address_limit": 20,
+    }
+
+
+def test_production_takes_the_proxies_the_operator_names():
+    proxies = " 10.0.0.5 , 192.0.2.0/24,2001:db8:1::/48"
+    seen = security_settings(**{**PRODUCTION, "TRUSTED_PROXIES": proxies})
+    assert seen["proxies"] == ["10.0.0.5/32", "192.0.2.0/24", "2001:db8:1::/48"]
+    assert seen["ssl_header"] == ["HTTP_X_FORWARDED_PROTO", "https"]
+
+    # gunicorn terminating TLS itself, no proxy: nobody may forward, not even loopback.
+    alone = security_settings(**{**PRODUCTION, "TRUSTED_PROXIES": ""})
+    assert alone["proxies"] == []
+    assert alone["ssl_header"] is None
+
+
+@without_dot_env
+def test_the_embedded_mode_trusts_no_proxy_and_keeps_the_demo_as_it_was():
+    seen = security_settings()
+
+    assert seen["proxies"] == []
+    assert seen["ssl_header"] is None
+    assert seen["otp"] == "off"
+    assert seen["otp_middleware"] is False
+    assert seen["session_age"] == 14 * 24 * 3600  # Django's own default
+    assert seen["browser_close"] is False

@@ -64,9 +64,7 @@ class TokenView(APIView):
             raise InvalidCredentials(message)
         instance, token = AuthToken.objects.create(user=user)
         body = {"token": token, "expiry": instance.expiry, "username": user.get_username()}
-        response = Response(TokenSerializer(body).data, status=status.HTTP_201_CREATED)
-        response["Cache-Control"] = "no-store"
-        return response
+        return Response(TokenSerializer(body).data, status=status.HTTP_201_CREATED)
 
 
 class LogoutView(APIView):

@@ -27,7 +27,7 @@ from rest_framework.response import Response
 from surveys import scoping
 from surveys.api.filters import IdFilter
 from surveys.api.negotiation import FileContentNegotiation
-from surveys.api.permissions import SIGNER, VIEWER, ScopedViewMixin, study_scope
+from surveys.api.permissions import VIEWER, ScopedViewMixin, study_scope
 from surveys.errors import RuleViolation
 from surveys.ids import ID_PATTERN
 from surveys.models import Choice, Site
@@ -208,8 +208,8 @@ class EvaluationViewSet(
     """Evaluations of the caller's studies: a draft made from a succeeded run, signed off
     (the signer role, the permission kpi.sign_off_evaluation, the password and a
     statement), then frozen: any change answers 409 ``evaluation_frozen``. The report
-    (PDF) holds every site's results, so reading or signing it takes a role on every site
-    of the study."""
+    (PDF) holds every site's results, so reading, signing or withdrawing it takes a role on
+    every site of the study."""
 
     scope = BY_STUDY
     filterset_class = EvaluationFilter
@@ -220,7 +220,8 @@ class EvaluationViewSet(
         "withdraw": ["kpi.withdraw_evaluation"],
         "pdf": ["kpi.view_evaluation"],
     }
-    action_roles = {"sign_off": SIGNER, "withdraw": SIGNER, "pdf": VIEWER}
+    # Signing off and withdrawing: ``evaluations.may_sign`` decides, as in the admin.
+    action_roles = {"sign_off": VIEWER, "withdraw": VIEWER, "pdf": VIEWER}
     throttle_scope: str | None = None  # sign-off: "login" (it takes a password)
 
     def base_queryset(self) -> QuerySet[Evaluation]:
@@ -236,7 +237,8 @@ class EvaluationViewSet(
 
     def check_sees_whole_study(self, evaluation: Evaluation) -> None:
         """The report shows every site's results: only someone who may see every site of
-        the study (a role on each, or a superuser) may read it or sign it off."""
+        the study (a role on each, or a superuser) may read it (signing it off and
+        withdrawing it ask ``evaluations.may_sign``, which holds this rule too)."""
         sites = Site.objects.filter(study_id=evaluation.study_id)
         if scoping.sites(self.request.user, sites).count() != sites.count():
             self.permission_denied(self.request)
@@ -285,7 +287,8 @@ class EvaluationViewSet(
     @action(detail=True, methods=["post"], url_path="sign-off", throttle_scope="login")
     def sign_off(self, request: Request, pk: str | None = None) -> Response:
         evaluation = self.get_object()
-        self.check_sees_whole_study(evaluation)
+        if not evaluations.may_sign(request.user, evaluation, permission=evaluations.SIGN_OFF):
+            self.permission_denied(request)
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         evaluation = evaluations.evaluation_sign_off(
@@ -297,6 +300,8 @@ class EvaluationViewSet(
     @action(detail=True, methods=["post"])
     def withdraw(self, request: Request, pk: str | None = None) -> Response:
         evaluation = self.get_object()
+        if not evaluations.may_sign(request.user, evaluation, permission=evaluations.WITHDRAW):
+            self.permission_denied(request)
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         evaluation = evaluations.evaluation_withdraw(

@@ -19,7 +19,6 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpRespons
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.cache import add_never_cache_headers
 from django.utils.html import format_html
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
@@ -337,11 +336,9 @@ class ParticipantAdmin(HistoryAdmin):
             csv_uri=_data_uri(text),
             csv_filename=_csv_filename("invitation-links", [study.code]),
         )
-        response = TemplateResponse(request, "admin/surveys/participant/import_done.html", context)
-        # The page holds the only copy of the links: no cache may keep it.
-        add_never_cache_headers(response)
-        response["Cache-Control"] += ", no-store"
-        return response
+        # The page holds the only copy of the links: no cache keeps it (no-store, as every
+        # page: config.security.NoStoreMiddleware).
+        return TemplateResponse(request, "admin/surveys/participant/import_done.html", context)
 
     # Actions
 
@@ -421,8 +418,6 @@ class ParticipantAdmin(HistoryAdmin):
         )
         filename = _csv_filename("invitation-links", (p.site.study.code for p in active))
         response["Content-Disposition"] = f'attachment; filename="{filename}"'
-        add_never_cache_headers(response)
-        response["Cache-Control"] += ", no-store"
         return response
 
     @admin.action(description=_("Withdraw the selected participants"), permissions=["change"])

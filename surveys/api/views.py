@@ -17,7 +17,6 @@ from django.db.models import F, Prefetch, QuerySet
 from django.http import StreamingHttpResponse
 from django.urls import reverse
 from django.utils import timezone, translation
-from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from drf_spectacular.types import OpenApiTypes
@@ -73,13 +72,6 @@ from .serializers import (
 )
 
 ID = ID_PATTERN
-
-
-def no_store(response: Any) -> Any:
-    """An answer holding invitation links: no cache may keep it."""
-    add_never_cache_headers(response)
-    response["Cache-Control"] += ", no-store"
-    return response
 
 
 # --- Studies, sites, instruments ------------------------------------------------------
@@ -193,12 +185,10 @@ class ParticipantViewSet(
         )
         (participant,) = self._created([invitation])
         location = reverse("api:participant-detail", args=[participant.pk])
-        return no_store(
-            APIResponse(
-                InvitationCreatedSerializer(participant).data,
-                status=status.HTTP_201_CREATED,
-                headers={"Location": location},
-            )
+        return APIResponse(
+            InvitationCreatedSerializer(participant).data,
+            status=status.HTTP_201_CREATED,
+            headers={"Location": location},
         )
 
     @extend_schema(
@@ -241,9 +231,7 @@ class ParticipantViewSet(
                 raise ImportRejected(errors=outside)
         participants = self._created(invitations)
         body = {"created": len(participants), "participants": participants}
-        return no_store(
-            APIResponse(ImportResultSerializer(body).data, status=status.HTTP_201_CREATED)
-        )
+        return APIResponse(ImportResultSerializer(body).data, status=status.HTTP_201_CREATED)
 
 
 # --- Responses ------------------------------------------------------------------------
@@ -292,7 +280,6 @@ class ResponseViewSet(ScopedViewMixin, viewsets.ReadOnlyModelViewSet):
             content_type="text/csv; charset=utf-8",
         )
         response["Content-Disposition"] = f'attachment; filename="hyoka-responses-{stamp}.csv"'
-        add_never_cache_headers(response)
         return response
 
 

@@ -17,8 +17,8 @@ code under test:
 * a study-wide record (KPI, segment, run, evaluation, the study, its instrument) for a
   member of any site of the study: visible; for someone with no site: 404;
 * a reference in a request body to a site or study the caller may not write to: 400;
-* the report (PDF) and its sign-off show every site's results: they need a role on every
-  site of the study (403 otherwise);
+* the report (PDF), its sign-off and its withdrawal show every site's results: they need a
+  role on every site of the study (403 otherwise);
 * superusers may do everything.
 """
 
@@ -247,6 +247,7 @@ ENDPOINTS = [
         "study",
         role="signer",
         body=lambda w: {"reason": "A wrong cut-off."},
+        whole_study=True,
     ),
     Endpoint(
         "evaluation pdf",

@@ -103,7 +103,7 @@ def test_the_signed_pdf_downloads_with_a_name_that_says_what_it_is(world: World,
 
 
 def test_withdrawing_keeps_the_file_and_needs_a_reason(world: World, as_user):
-    client = as_user(world.users["signer@setagaya"])
+    client = as_user(world.users["signer@both"])
     url = f"/api/v1/evaluations/{world.signed.pk}/withdraw/"
     empty = client.post(url, {"reason": ""}, format="json")
     assert empty.status_code == 400

@@ -251,7 +251,8 @@ class WebServer:
         return self.log_path.read_text(errors="replace")
 
 
-# Production sits behind a TLS-terminating proxy that sets this header (BEHIND_PROXY):
+# Production sits behind a TLS-terminating proxy that sets this header; the tests connect
+# over loopback, which production trusts as that proxy by default (TRUSTED_PROXIES):
 # requests carrying it are HTTPS to Django, so they are not redirected and the Secure CSRF
 # cookie applies, as in bench/submit.py.
 HTTPS = {"X-Forwarded-Proto": "https"}

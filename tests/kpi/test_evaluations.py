@@ -70,7 +70,7 @@ def sign_off(evaluation: Evaluation, user: User, **overrides: str) -> Evaluation
 
 
 def signed(run: EvaluationRun, django_capture_on_commit_callbacks) -> Evaluation:  # type: ignore[no-untyped-def]
-    user = manager(*[f"kpi.{p}" for p in SIGNER])
+    user = signer_on_every_site(manager(*[f"kpi.{p}" for p in SIGNER]), run)
     evaluation = evaluations.evaluation_create(run=run, user=user)
     with django_capture_on_commit_callbacks(execute=True):
         sign_off(evaluation, user)
@@ -128,7 +128,7 @@ def test_signing_off_needs_the_permission(run):
 
 
 def test_signing_off_needs_the_signers_password(run):
-    user = manager("kpi.sign_off_evaluation")
+    user = signer_on_every_site(manager("kpi.sign_off_evaluation"), run)
     evaluation = evaluations.evaluation_create(run=run, user=user)
     with pytest.raises(SignOffRefused) as caught:
         sign_off(evaluation, user, password="wrong")
@@ -138,7 +138,7 @@ def test_signing_off_needs_the_signers_password(run):
 
 
 def test_signing_off_needs_a_statement_and_a_name(run):
-    user = manager("kpi.sign_off_evaluation")
+    user = signer_on_every_site(manager("kpi.sign_off_evaluation"), run)
     evaluation = evaluations.evaluation_create(run=run, user=user)
     with pytest.raises(SignOffRefused) as caught:
         sign_off(evaluation, user, statement="  ", signer_name="")
@@ -262,6 +262,60 @@ def test_withdrawal_is_recorded_and_leaves_the_signed_file_intact(
         evaluations.evaluation_withdraw(evaluation=evaluation, user=user, reason="again")
 
 
+def _roles(user: User, run: EvaluationRun, first: str, others: str | None) -> User:
+    """``first`` on the study's first site, ``others`` (or nothing) on every other one."""
+    first_site, *other_sites = run.study.sites.order_by("pk")
+    Membership.objects.create(user=user, site=first_site, role=first)
+    for site in other_sites if others else []:
+        Membership.objects.create(user=user, site=site, role=others)
+    return user
+
+
+@pytest.mark.parametrize(
+    ("first", "others", "allowed"),
+    [
+        ("signer", None, False),  # the report shows sites this signer may not see
+        ("manager", "manager", False),  # sees every site, but signs nowhere
+        ("signer", "viewer", True),
+        ("signer", "signer", True),
+    ],
+)
+def test_withdrawing_takes_the_same_authority_as_signing_off(
+    run, django_capture_on_commit_callbacks, first, others, allowed
+):
+    assert run.study.sites.count() > 1
+    evaluation = signed(run, django_capture_on_commit_callbacks)
+    draft = evaluations.evaluation_create(run=run, user=None)
+    user = _roles(manager(*[f"kpi.{p}" for p in SIGNER], username="taro"), run, first, others)
+
+    for act in (evaluations.SIGN_OFF, evaluations.WITHDRAW):
+        assert evaluations.may_sign(user, evaluation, permission=act) is allowed
+    if allowed:
+        sign_off(draft, user, signer_name="Taro")
+        evaluations.evaluation_withdraw(evaluation=evaluation, user=user, reason="Miscounted.")
+    else:
+        with pytest.raises(SignOffRefused):
+            sign_off(draft, user, signer_name="Taro")
+        with pytest.raises(SignOffRefused):
+            evaluations.evaluation_withdraw(evaluation=evaluation, user=user, reason="Miscounted.")
+    evaluation.refresh_from_db()
+    draft.refresh_from_db()
+    expected = ("withdrawn", "signed_off") if allowed else ("signed_off", "draft")
+    assert (evaluation.status, draft.status) == expected
+
+
+def test_each_act_still_needs_its_own_permission(run, django_capture_on_commit_callbacks):
+    evaluation = signed(run, django_capture_on_commit_callbacks)
+    only_signs = signer_on_every_site(manager("kpi.sign_off_evaluation", username="taro"), run)
+    assert evaluations.may_sign(only_signs, evaluation, permission=evaluations.SIGN_OFF)
+    assert not evaluations.may_sign(only_signs, evaluation, permission=evaluations.WITHDRAW)
+    with pytest.raises(SignOffRefused):
+        evaluations.evaluation_withdraw(evaluation=evaluation, user=only_signs, reason="No.")
+    inactive = signer_on_every_site(manager(*[f"kpi.{p}" for p in SIGNER], username="jiro"), run)
+    inactive.is_active = False
+    assert not evaluations.may_sign(inactive, evaluation, permission=evaluations.WITHDRAW)
+
+
 # --- Download ------------------------------------------------------------------------------
 
 
@@ -269,7 +323,7 @@ def test_the_signed_pdf_downloads_with_its_type_and_name(
     run, client, django_capture_on_commit_callbacks
 ):
     evaluation = signed(run, django_capture_on_commit_callbacks)
-    client.force_login(signer_on_every_site(User.objects.get(username="hanako"), run))
+    client.force_login(User.objects.get(username="hanako"))  # a signer of every site
     response = client.get(reverse("admin:kpi_evaluation_download", args=[evaluation.pk]))
     assert response.status_code == 200
     assert response["Content-Type"] == "application/pdf"

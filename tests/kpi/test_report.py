@@ -26,7 +26,7 @@ from kpi.report import fetcher, render
 from kpi.report import render_pdf as render_pdf_export
 from kpi.report.fetcher import ResourceRefused, StaticFilesFetcher
 from surveys.loading import load_study
-from surveys.models import Choice, Site, Study
+from surveys.models import Choice, Membership, Site, Study
 
 PASSWORD = "correct horse battery staple"
 HOSTILE = '<img src="file:///etc/passwd">'
@@ -91,9 +91,12 @@ def evaluation(reference_study) -> Evaluation:  # type: ignore[no-untyped-def]
 def signed(evaluation: Evaluation) -> Evaluation:
     # The signed PDF is rendered by a task after commit; the test transaction never
     # commits, so only the sign-off itself is recorded here.
+    user = manager()
+    for site in evaluation.study.sites.all():  # the report shows every site's results
+        Membership.objects.create(user=user, site=site, role=Membership.Role.SIGNER)
     evaluations.evaluation_sign_off(
         evaluation=evaluation,
-        user=manager(),
+        user=user,
         password=PASSWORD,
         statement="I have checked the counts, bases, intervals and verdicts.",
         signer_name="Hanako Yamada",

@@ -169,7 +169,7 @@ def test_each_address_has_its_own_count(bad_tokens, settings):
 
 def test_without_a_proxy_a_spoofed_x_forwarded_for_does_not_reset_the_count(bad_tokens, settings):
     settings.HYOKA_TOKEN_FAILURE_RATE = "2/m"
-    settings.BEHIND_PROXY = False
+    settings.TRUSTED_PROXIES = []
     token = bad_tokens["unknown"]
     statuses = [
         Client(HTTP_X_FORWARDED_FOR=f"198.51.100.{n}").get(f"/r/{token}/").status_code
@@ -178,9 +178,26 @@ def test_without_a_proxy_a_spoofed_x_forwarded_for_does_not_reset_the_count(bad_
     assert statuses == [404, 404, 429, 429]
 
 
+def test_a_client_that_reaches_the_server_around_the_proxy_cannot_forward(bad_tokens, settings):
+    """Proxies are configured, but this peer is not one of them: its X-Forwarded-For is
+    its own invention, whatever it says (even the proxy's address, or a chain)."""
+    settings.HYOKA_TOKEN_FAILURE_RATE = "2/m"
+    settings.TRUSTED_PROXIES = ["10.0.0.5"]
+    token = bad_tokens["unknown"]
+    forged = ["198.51.100.1", "10.0.0.5", "198.51.100.2, 10.0.0.5", "2001:db8::1"]
+    statuses = [
+        Client(REMOTE_ADDR="192.0.2.66", HTTP_X_FORWARDED_FOR=f).get(f"/r/{token}/").status_code
+        for f in forged
+    ]
+    assert statuses == [404, 404, 429, 429]
+    # Behind the real proxy, another client still has its own count.
+    honest = Client(REMOTE_ADDR="10.0.0.5", HTTP_X_FORWARDED_FOR="203.0.113.9")
+    assert honest.get(f"/r/{token}/").status_code == 404
+
+
 def test_behind_a_proxy_only_the_address_the_proxy_added_is_counted(bad_tokens, settings):
     settings.HYOKA_TOKEN_FAILURE_RATE = "2/m"
-    settings.BEHIND_PROXY, settings.PROXY_COUNT = True, 1
+    settings.TRUSTED_PROXIES = ["10.0.0.5"]
     token = bad_tokens["unknown"]
 
     def attempt(forwarded: str) -> int:
@@ -194,28 +211,79 @@ def test_behind_a_proxy_only_the_address_the_proxy_added_is_counted(bad_tokens, 
 
 
 @pytest.mark.parametrize(
-    ("behind_proxy", "count", "forwarded", "expected"),
+    ("trusted", "peer", "forwarded", "expected"),
     [
-        (False, 1, "198.51.100.1", "192.0.2.10"),  # no proxy: the header is the client's
-        (True, 1, "198.51.100.1, 203.0.113.7", "203.0.113.7"),  # right-most: the proxy's
-        (True, 1, "203.0.113.7", "203.0.113.7"),
-        (True, 2, "198.51.100.1, 203.0.113.7, 10.1.1.1", "203.0.113.7"),  # CDN, then LB
-        (True, 2, "203.0.113.7", "192.0.2.10"),  # fewer hops than proxies: not trusted
-        (True, 1, "", "192.0.2.10"),
-        (True, 1, "198.51.100.1, not-an-address", "192.0.2.10"),
-        (True, 1, "2001:db8::1", "2001:db8::1"),
-        (True, 0, "198.51.100.1", "192.0.2.10"),
+        # No proxy: the header is the client's own.
+        ([], "192.0.2.10", "198.51.100.1", "192.0.2.10"),
+        # Proxies named, but the peer is not one: the header is the client's own.
+        (["10.0.0.5"], "192.0.2.10", "198.51.100.1", "192.0.2.10"),
+        (["10.0.0.0/8"], "192.0.2.10", "10.0.0.5", "192.0.2.10"),
+        # One proxy: the entry it appended, never the client-written ones to its left.
+        (["10.0.0.5"], "10.0.0.5", "198.51.100.1, 203.0.113.7", "203.0.113.7"),
+        (["10.0.0.5"], "10.0.0.5", "203.0.113.7", "203.0.113.7"),
+        # A client writing a trusted-looking address still stops at the proxy's entry.
+        (["10.0.0.0/24"], "10.0.0.5", "10.0.0.9, 203.0.113.7", "203.0.113.7"),
+        # Several proxies (a CDN, then a load balancer): walk past each one.
+        (
+            ["10.0.0.5", "172.16.0.0/12"],
+            "10.0.0.5",
+            "198.51.100.1, 203.0.113.7, 172.16.4.2",
+            "203.0.113.7",
+        ),
+        (["10.0.0.0/24"], "10.0.0.5", "203.0.113.7, 10.0.0.8, 10.0.0.9", "203.0.113.7"),
+        # Every hop a trusted proxy (a client inside the trusted network): the furthest.
+        (["10.0.0.0/8"], "10.0.0.5", "10.1.2.3, 10.0.0.9", "10.1.2.3"),
+        # Something that is no address: no proxy wrote it; stop at the last proxy that wrote.
+        (["10.0.0.5"], "10.0.0.5", "198.51.100.1, not-an-address", "10.0.0.5"),
+        (["10.0.0.5"], "10.0.0.5", "not-an-address, 203.0.113.7", "203.0.113.7"),
+        (["10.0.0.5"], "10.0.0.5", "", "10.0.0.5"),
+        (["10.0.0.5"], "10.0.0.5", " , ", "10.0.0.5"),
+        # IPv6 proxies and clients, and IPv4 clients seen through an IPv6 socket.
+        (["2001:db8:1::/48"], "2001:db8:1::5", "2001:DB8:FFFF::1", "2001:db8:ffff::1"),
+        (["2001:db8:1::/48"], "2001:db8:2::5", "198.51.100.1", "2001:db8:2::5"),
+        (["::1"], "::1", "203.0.113.7", "203.0.113.7"),
+        (["127.0.0.1"], "::ffff:127.0.0.1", "203.0.113.7", "203.0.113.7"),
+        ([], "::ffff:192.0.2.10", "", "192.0.2.10"),
     ],
 )
-def test_the_client_address(behind_proxy, count, forwarded, expected, settings):
-    settings.BEHIND_PROXY, settings.PROXY_COUNT = behind_proxy, count
-    request = RequestFactory().get("/", REMOTE_ADDR="192.0.2.10", HTTP_X_FORWARDED_FOR=forwarded)
+def test_the_client_address(trusted, peer, forwarded, expected, settings):
+    settings.TRUSTED_PROXIES = trusted
+    request = RequestFactory().get("/", REMOTE_ADDR=peer, HTTP_X_FORWARDED_FOR=forwarded)
     assert client_ip(request) == expected
 
 
 def test_the_api_throttles_key_on_the_same_address_not_on_the_header(settings):
-    settings.BEHIND_PROXY = False
+    settings.TRUSTED_PROXIES = ["10.0.0.5"]
     throttle = AnonRateThrottle()
     one = RequestFactory().get("/", REMOTE_ADDR="192.0.2.10", HTTP_X_FORWARDED_FOR="1.1.1.1")
     two = RequestFactory().get("/", REMOTE_ADDR="192.0.2.10", HTTP_X_FORWARDED_FOR="2.2.2.2")
     assert throttle.get_ident(one) == throttle.get_ident(two) == "192.0.2.10"
+    proxied = RequestFactory().get("/", REMOTE_ADDR="10.0.0.5", HTTP_X_FORWARDED_FOR="1.1.1.1")
+    assert throttle.get_ident(proxied) == "1.1.1.1"
+
+
+@pytest.mark.parametrize(
+    ("trusted", "peer", "believed"),
+    [
+        ([], "192.0.2.10", False),
+        (["10.0.0.5"], "192.0.2.10", False),
+        (["10.0.0.5"], "10.0.0.5", True),
+    ],
+)
+def test_only_a_trusted_proxy_may_say_the_request_came_over_tls(
+    trusted, peer, believed, settings, db
+):
+    """Django's SECURE_PROXY_SSL_HEADER believes any client: the forwarding headers of a
+    peer that is not a trusted proxy are gone before Django's own middleware reads them."""
+    settings.TRUSTED_PROXIES = trusted
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    settings.SECURE_SSL_REDIRECT = True
+    client = Client(REMOTE_ADDR=peer, HTTP_X_FORWARDED_PROTO="https")
+    response = client.get("/admin/login/")
+    if believed:
+        assert response.status_code == 200
+        assert response.wsgi_request.is_secure()
+    else:
+        assert response.status_code == 301
+        assert response["Location"] == "https://testserver/admin/login/"
+        assert "HTTP_X_FORWARDED_PROTO" not in response.wsgi_request.META
