@@ -88,7 +88,8 @@ def participant_erase(
     ``by`` is the user who erases, who needs the manager role on the participant's site,
     or ``None`` for the system (the retention purge; a command run without ``--by``).
     Erasing someone already erased returns their first record with ``new=False``, and
-    changes nothing unless text landed after it (then it is blanked too). One transaction, the ``participant_erasing`` receivers included."""
+    changes nothing unless text landed after it (then it is blanked too). One
+    transaction, the ``participant_erasing`` receivers included."""
     reason = (reason or "").strip()
     if not reason:
         raise ErasureRefused(
