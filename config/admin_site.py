@@ -18,7 +18,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
-from django_otp import devices_for_user, user_has_device
+from django_otp import devices_for_user, match_token, user_has_device
 from django_otp.admin import OTPAdminAuthenticationForm
 from django_otp.models import Device
 
@@ -81,3 +81,26 @@ class AdminSite(admin.AdminSite):
         if user.is_verified():
             return True
         return mode == OPTIONAL and not user_has_device(user)
+
+
+def second_factor_refusal(user: Any, code: str | None) -> str | None:
+    """Why a login with a correct password still fails for want of a second factor (the
+    API's token login asks this; the admin's forms above do the same), or None.
+
+    The same rule as the admin's: ``optional`` asks a code of whoever has a device;
+    ``required`` asks one of every staff user (a manager: a password alone must not mint a
+    token either), while an account without admin access (a service account of another
+    system) logs in with its password alone, as docs/security.md says."""
+    mode = settings.HYOKA_ADMIN_OTP
+    if mode == OFF:
+        return None
+    has_device = user_has_device(user)
+    if not has_device:
+        if mode == REQUIRED and user.is_staff:
+            return str(_("A second factor is required, and no device is enrolled for you."))
+        return None
+    if not code:
+        return str(OTPLoginForm.otp_error_messages["token_required"])
+    if match_token(user, code) is None:
+        return str(OTPLoginForm.otp_error_messages["invalid_token"])
+    return None

@@ -15,6 +15,7 @@ from django.core.management import call_command
 from django.test import Client
 from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
+from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 PASSWORD = "correct horse battery staple"
@@ -369,3 +370,51 @@ def test_the_admin_has_no_untranslated_pages_for_devices_or_login_attempts(db):
     index = client.get("/admin/").content.decode()
     assert "/admin/otp_totp/" not in index
     assert "/admin/axes/" not in index
+
+
+# --- the second factor at the API's token login ------------------------------------------
+
+
+def token_login(password: str = PASSWORD, username: str = "manager", **extra: str):  # type: ignore[no-untyped-def]
+    return APIClient().post(
+        "/api/v1/auth/token/",
+        {"username": username, "password": password, **extra},
+        format="json",
+        HTTP_ACCEPT_LANGUAGE="en",
+    )
+
+
+def test_required_a_password_alone_mints_no_api_token_for_a_manager(manager, otp):
+    otp("required")
+    device = TOTPDevice.objects.create(user=manager, name="phone")
+
+    refused = token_login()
+    assert refused.status_code == 400
+    assert refused.json()["error"]["code"] == "second_factor_required"
+    wrong = f"{(int(code(device)) + 1) % 1_000_000:06d}"
+    assert token_login(otp_token=wrong).status_code == 400
+    assert not AuthToken.objects.filter(user=manager).exists()
+
+    device.refresh_from_db()
+    device.throttle_reset()  # django-otp's own back-off after a wrong code
+    issued = token_login(otp_token=code(device))
+    assert issued.status_code == 201
+    assert AuthToken.objects.filter(user=manager).count() == 1
+
+
+def test_required_a_manager_without_a_device_gets_no_token_but_a_service_account_does(manager, otp):
+    otp("required")
+    assert token_login().json()["error"]["code"] == "second_factor_required"
+    User.objects.create_user("exporter", password=PASSWORD)  # no admin access
+    assert token_login(username="exporter").status_code == 201
+
+
+def test_optional_and_off_ask_the_api_login_what_they_ask_the_admin(manager, otp, settings):
+    device = TOTPDevice.objects.create(user=manager, name="phone")
+    assert settings.HYOKA_ADMIN_OTP == "off"
+    assert token_login().status_code == 201
+    otp("optional")
+    assert token_login().status_code == 400
+    assert token_login(otp_token=code(device)).status_code == 201
+    device.delete()
+    assert token_login().status_code == 201

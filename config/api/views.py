@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 
 from surveys.errors import RuleViolation
 
+from ..admin_site import second_factor_refusal
 from .authentication import TokenAuthentication
 
 
@@ -27,9 +28,22 @@ class InvalidCredentials(RuleViolation):
     code = "invalid_credentials"
 
 
+class SecondFactorRequired(RuleViolation):
+    """The password was right, but the second factor is missing or wrong."""
+
+    code = "second_factor_required"
+
+
 class LoginSerializer(serializers.Serializer):
     username = serializers.CharField(max_length=150)
     password = serializers.CharField(max_length=4096, trim_whitespace=False, write_only=True)
+    otp_token = serializers.CharField(
+        max_length=16,
+        required=False,
+        write_only=True,
+        help_text="The code of the user's authenticator app, when HYOKA_ADMIN_OTP asks for "
+        "one (a staff user, or anyone with an enrolled device).",
+    )
 
 
 class TokenSerializer(serializers.Serializer):
@@ -62,6 +76,9 @@ class TokenView(APIView):
                 "fields may be case-sensitive."
             ) % {"username": get_user_model()._meta.get_field("username").verbose_name}
             raise InvalidCredentials(message)
+        refusal = second_factor_refusal(user, serializer.validated_data.get("otp_token"))
+        if refusal is not None:
+            raise SecondFactorRequired(refusal)
         instance, token = AuthToken.objects.create(user=user)
         body = {"token": token, "expiry": instance.expiry, "username": user.get_username()}
         return Response(TokenSerializer(body).data, status=status.HTTP_201_CREATED)
