@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from simple_history.utils import bulk_create_with_history, bulk_update_with_history
@@ -105,8 +106,16 @@ IMPORT_COLUMNS = ("reference", "site")
 REFERENCE_MAX: int = Participant._meta.get_field("reference").max_length or 64  # type: ignore[union-attr]
 
 
-def participants_import_csv(*, study: Study, data: bytes | str) -> list[Invitation]:
+def participants_import_csv(
+    *, study: Study, data: bytes | str, sites: QuerySet[Site] | None = None
+) -> list[Invitation]:
     """Import participants from CSV (columns ``reference,site``; the site by its code).
+
+    ``sites`` are the sites of the study the caller may import into (a manager's own,
+    ``scoping.sites(..., at_least=MANAGER)``); ``None``, every site of the study. Any other
+    site is one that does not exist: a row naming it is refused with the same words
+    whether it exists elsewhere or nowhere, and nothing about its participants (a
+    reference taken there) or its code is ever said.
 
     All rows are checked first; if any row is wrong, nothing is imported and
     ``ImportRejected.errors`` maps row numbers (as in a spreadsheet, the header is row 1)
@@ -129,11 +138,16 @@ def participants_import_csv(*, study: Study, data: bytes | str) -> list[Invitati
         raise ImportRejected(
             _("The file is not a readable CSV file (%(error)s).") % {"error": exc}
         ) from None
-    return _import_rows(study, header, records)
+    allowed = study.sites.all() if sites is None else sites.filter(study=study)
+    return _import_rows(allowed, header, records, restricted=sites is not None)
 
 
 def _import_rows(
-    study: Study, header: list[str], records: list[dict[str, str | None]]
+    allowed: QuerySet[Site],
+    header: list[str],
+    records: list[dict[str, str | None]],
+    *,
+    restricted: bool,
 ) -> list[Invitation]:
     missing = [c for c in IMPORT_COLUMNS if c not in header]
     if missing:
@@ -141,9 +155,11 @@ def _import_rows(
             _("The file needs the columns %(columns)s (missing: %(missing)s).")
             % {"columns": ", ".join(IMPORT_COLUMNS), "missing": ", ".join(missing)}
         )
-    sites = {s.code: s for s in study.sites.all()}
+    sites = {s.code: s for s in allowed}
+    # References are unique per site (``participant_reference_unique_in_site``): only the
+    # allowed sites' are looked at, so no answer depends on another site's participants.
     existing = set(
-        Participant.objects.filter(site__study=study).values_list("site__code", "reference")
+        Participant.objects.filter(site__in=sites.values()).values_list("site__code", "reference")
     )
     seen: dict[tuple[str, str], int] = {}
     rows: list[tuple[Site, str]] = []
@@ -163,10 +179,7 @@ def _import_rows(
             problems.append(_("The reference looks like an e-mail address; use a pseudonym."))
         site = sites.get(site_code)
         if site is None:
-            problems.append(
-                _("“%(site)s” is not a site of this study (sites: %(sites)s).")
-                % {"site": site_code, "sites": ", ".join(sorted(sites))}
-            )
+            problems.append(_unknown_site(site_code, sorted(sites), restricted=restricted))
         key = (site_code, reference)
         if reference and site and key in existing:
             problems.append(_("This participant already exists at this site."))
@@ -194,6 +207,20 @@ def _import_rows(
             default_change_reason=Reason.PARTICIPANTS_IMPORTED.value,
         )
     return invitations
+
+
+def _unknown_site(code: str, codes: list[str], *, restricted: bool) -> str:
+    """A row's site that is not one of ``codes``: whether it exists at all is not said."""
+    listed = ", ".join(codes) or "\u2014"
+    if restricted:
+        return _("“%(site)s” is not one of the sites you manage in this study (%(sites)s).") % {
+            "site": code,
+            "sites": listed,
+        }
+    return _("“%(site)s” is not a site of this study (sites: %(sites)s).") % {
+        "site": code,
+        "sites": listed,
+    }
 
 
 # --- Instruments ----------------------------------------------------------------------

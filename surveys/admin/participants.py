@@ -25,7 +25,7 @@ from django.utils.translation import ngettext
 from .. import scoping, services
 from ..errors import ImportRejected
 from ..models import Participant, Response, Study
-from .common import EMPTY, MANAGER, SiteFilter, narrow_choices
+from .common import MANAGER, SiteFilter, narrow_choices
 from .history import HistoryAdmin
 
 # An import larger than this is almost certainly the wrong file (352 rows are ~10 kB).
@@ -60,29 +60,6 @@ def invitations_csv(invitations: Iterable[services.Invitation]) -> str:
     return "\ufeff" + out.getvalue()
 
 
-def rows_outside(data: bytes, site_codes: set[str]) -> dict[int, list[str]]:
-    """The rows of an import whose site is not one of ``site_codes`` (the sites the
-    caller manages), with their numbers as in a spreadsheet. Checked before the import
-    runs, so that its other checks (a reference already taken) say nothing about another
-    site. A file that cannot be read is left to the import to explain."""
-    try:
-        records = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
-    except (UnicodeDecodeError, csv.Error):
-        return {}
-    errors: dict[int, list[str]] = {}
-    for number, record in enumerate(records, start=2):
-        row = {(k or "").strip().lower(): v for k, v in record.items() if isinstance(v, str)}
-        code = (row.get("site") or "").strip()
-        if code and code not in site_codes:
-            errors[number] = [
-                str(
-                    _("“%(site)s” is not one of the sites you manage in this study (%(sites)s).")
-                    % {"site": code, "sites": ", ".join(sorted(site_codes)) or EMPTY}
-                )
-            ]
-    return errors
-
-
 def _csv_filename(prefix: str, study_codes: Iterable[str]) -> str:
     codes = "-".join(sorted(set(study_codes))) or "participants"
     return f"{prefix}-{codes}-{timezone.localtime():%Y%m%d-%H%M}.csv"
@@ -97,6 +74,14 @@ class ParticipantForm(forms.ModelForm):
         reference = self.cleaned_data["reference"].strip()
         if "@" in reference:
             raise ValidationError(_("The reference looks like an e-mail address; use a pseudonym."))
+        # Once created a participant's site is read-only, so the model form's own check
+        # of (site, reference) is skipped and a taken reference would reach the database.
+        # Only the participant's own site is looked at: references are unique per site.
+        site_id = self.instance.site_id
+        if "site" not in self.fields and site_id is not None:
+            others = Participant.objects.filter(site_id=site_id, reference=reference)
+            if others.exclude(pk=self.instance.pk).exists():
+                raise ValidationError(_("This participant already exists at this site."))
         return reference
 
 
@@ -228,13 +213,16 @@ class ParticipantAdmin(HistoryAdmin):
             if form.is_valid():
                 study = form.cleaned_data["study"]
                 data = form.cleaned_data["file"].read()
+                # Only the sites the caller manages exist for the import (see the service).
+                mine = (
+                    None
+                    if scoping.sees_everything(user)
+                    else scoping.sites(user, study.sites.all(), at_least=MANAGER)
+                )
                 try:
-                    if not scoping.sees_everything(user):
-                        mine = scoping.sites(user, study.sites.all(), at_least=MANAGER)
-                        outside = rows_outside(data, set(mine.values_list("code", flat=True)))
-                        if outside:
-                            raise ImportRejected(errors=outside)
-                    invitations = services.participants_import_csv(study=study, data=data)
+                    invitations = services.participants_import_csv(
+                        study=study, data=data, sites=mine
+                    )
                 except ImportRejected as exc:
                     rejected = exc
                 else:
