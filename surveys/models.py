@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
+from .bidi import strip_bidi_controls
 from .history import AuditedHistory
 
 
@@ -65,7 +66,7 @@ class Study(models.Model):
         ]
 
     def __str__(self) -> str:
-        return self.name
+        return strip_bidi_controls(self.name)
 
     @property
     def name(self) -> str:
@@ -116,7 +117,7 @@ class Site(models.Model):
         ]
 
     def __str__(self) -> str:
-        return self.name
+        return strip_bidi_controls(self.name)
 
     @property
     def name(self) -> str:
@@ -372,7 +373,9 @@ class Participant(models.Model):
         ]
 
     def __str__(self) -> str:
-        return self.reference
+        # Shown inline by the admin (titles, breadcrumbs, messages, links): without
+        # direction controls that would reorder the words around it (surveys/bidi.py).
+        return strip_bidi_controls(self.reference)
 
 
 class Response(models.Model):

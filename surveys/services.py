@@ -30,6 +30,7 @@ from .answers import (
     answer_rows,
     answer_values,
 )
+from .bidi import strip_bidi_controls
 from .errors import (
     AlreadySubmitted,
     AnswersInvalid,
@@ -166,7 +167,7 @@ def _import_rows(
     errors: dict[int, list[str]] = {}
     for number, record in enumerate(records, start=2):
         row = {(k or "").strip().lower(): v for k, v in record.items() if isinstance(v, str)}
-        reference = (row.get("reference") or "").strip()
+        reference = strip_bidi_controls(row.get("reference") or "").strip()
         site_code = (row.get("site") or "").strip()
         problems = []
         if not reference:

@@ -23,6 +23,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from .. import scoping, services
+from ..bidi import strip_bidi_controls
 from ..errors import ImportRejected
 from ..models import Participant, Response, Study
 from .common import MANAGER, SiteFilter, narrow_choices
@@ -71,7 +72,7 @@ class ParticipantForm(forms.ModelForm):
         fields = ("site", "reference", "invited_at", "reminded_at")
 
     def clean_reference(self) -> str:
-        reference = self.cleaned_data["reference"].strip()
+        reference = strip_bidi_controls(self.cleaned_data["reference"]).strip()
         if "@" in reference:
             raise ValidationError(_("The reference looks like an e-mail address; use a pseudonym."))
         # Once created a participant's site is read-only, so the model form's own check
