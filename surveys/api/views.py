@@ -31,6 +31,7 @@ from rest_framework.views import APIView
 
 from .. import scoping, services
 from ..answers import InstrumentForm
+from ..draft_saves import draft_save_wait
 from ..errors import AlreadySubmitted, RuleViolation
 from ..models import (
     Choice,
@@ -301,6 +302,14 @@ class TooManyAttempts(Throttled):
     )
 
 
+class TooManyDraftSaves(Throttled):
+    """429 ``throttled`` with ``Retry-After``: this link saved its draft too often."""
+
+    default_detail = gettext_lazy(
+        "Your answers are being saved too often. Wait a minute, then save again."
+    )
+
+
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,64}$")
 
 TOKEN_PARAMETER = OpenApiParameter(
@@ -357,6 +366,10 @@ class InvitationDraftView(InvitationAPIView):
             200: OwnResponseSerializer,
             403: OpenApiResponse(description="`survey_closed`"),
             409: OpenApiResponse(description="`already_submitted`"),
+            429: OpenApiResponse(
+                description="`throttled`: the link saved too often (`HYOKA_DRAFT_SAVE_RATE`); "
+                "`Retry-After` says when to save again."
+            ),
         },
         description="Keep the answers as the participant's draft (the whole questionnaire "
         "as it stands; unanswered questions are fine). Invalid values: 400 "
@@ -364,6 +377,9 @@ class InvitationDraftView(InvitationAPIView):
     )
     def put(self, request: Request, token: str) -> APIResponse:
         participant = self.participant(token)
+        wait = draft_save_wait(request._request, participant)
+        if wait is not None:
+            raise TooManyDraftSaves(wait=wait)
         serializer = AnswersInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         response = services.response_save_draft(
