@@ -380,6 +380,11 @@ if not re.fullmatch(r"[1-9][0-9]*/[0-9]*[smhd]", HYOKA_DRAFT_SAVE_RATE):
     raise ImproperlyConfigured(
         "HYOKA_DRAFT_SAVE_RATE must be a count per period, such as 60/m or 600/h."
     )
+# A participant's draft saves are recorded in the history at the first save, then only a
+# save that comes this many seconds after the one before it (surveys/audit.py).
+HYOKA_DRAFT_HISTORY_INTERVAL = env.int("HYOKA_DRAFT_HISTORY_INTERVAL", default=600)
+if HYOKA_DRAFT_HISTORY_INTERVAL < 0:
+    raise ImproperlyConfigured("HYOKA_DRAFT_HISTORY_INTERVAL is a number of seconds, 0 or more.")
 RATELIMIT_IP_META_KEY = "config.client_ip.client_ip"
 RATELIMIT_FAIL_OPEN = True
 if PRODUCTION:

@@ -474,9 +474,16 @@ class Answer(models.Model):
     number_value = models.DecimalField(
         _("number"), max_digits=14, decimal_places=4, null=True, blank=True
     )
+    # Whether the history holds this row's "+" record yet. A draft saved again soon after
+    # the last recorded save (``surveys/audit.py``) stores its new answers unrecorded; the
+    # next recorded write (a save after a pause, the submission) records them first, as
+    # the draft stood. Rows written any other way are recorded as they are written.
+    recorded = models.BooleanField(
+        _("recorded in the history"), default=True, db_default=True, editable=False
+    )
     # Read by response (the response's history page): the other indexes would only slow
     # down the submission that writes these rows.
-    history = AuditedHistory(no_db_index=["question", "choice"])
+    history = AuditedHistory(no_db_index=["question", "choice"], excluded_fields=["recorded"])
 
     class Meta:
         verbose_name = _("answer")

@@ -408,7 +408,7 @@ def _answer_keys(rows: Iterable[Sequence[Any]]) -> Counter[tuple[Any, ...]]:
     them may carry trailing zeros (20.0000 is 20)."""
     return Counter(
         (question, choice, text, None if number is None else Decimal(number).normalize())
-        for question, choice, text, number in rows
+        for question, choice, text, number, *_recorded in rows
     )
 
 
@@ -489,10 +489,13 @@ def _submit_draft_as_saved(
         if _answer_keys(stored) != _answer_keys(v[1:] for v in answer_values(0, form, clean)):
             return None
         seen = response.updated_at
+        draft_reason = audit.participant_reason(response.source, submission=False)
         _mark_submitted(response, language=language, source=source, key=idempotency_key)
         response.choice_bits = form.bits(clean)
         reason = audit.participant_reason(source, submission=True)
-        if not sql.submit_draft(run, response, _SUBMITTED_FIELDS, seen=seen, reason=reason):
+        if not sql.submit_draft(
+            run, response, _SUBMITTED_FIELDS, seen=seen, reason=reason, draft_reason=draft_reason
+        ):
             # The lookup's response, changed above, is not what is stored: forget it.
             Participant.response.related.delete_cached_value(response.participant)  # type: ignore[attr-defined]
             return None
@@ -518,15 +521,28 @@ def _mark_submitted(response: Response, *, language: str, source: str, key: str 
     response.idempotency_key = key
 
 
-def _store(response: Response, form: InstrumentForm, clean: CleanAnswers, *, reason: str) -> None:
-    """Replace an existing response's answers (recording those that changed); the caller
-    saves ``choice_bits`` with the response. Submitting a draft as it was autosaved, the
-    usual case on the web, reads the answers with a fixed statement and writes none."""
+def _store(
+    response: Response,
+    form: InstrumentForm,
+    clean: CleanAnswers,
+    *,
+    reason: str,
+    record: bool = True,
+    submission: bool = False,
+) -> None:
+    """Replace an existing response's answers (recording those that changed, unless
+    ``record`` is false: see ``audit.answers_replace``); the caller saves ``choice_bits``
+    with the response. Submitting a draft as it was autosaved, the usual case on the web,
+    reads the answers with a fixed statement and writes none, unless some are not
+    recorded yet."""
     values = answer_values(response.pk, form, clean)
     with sql.statements() as run:
         stored = sql.answer_values_of(run, response.pk)
-    if _answer_keys(stored) != _answer_keys([v[1:] for v in values]):
-        audit.answers_replace(response, answer_rows(response.pk, form, clean), reason=reason)
+    changed = _answer_keys(stored) != _answer_keys([v[1:] for v in values])
+    unrecorded = not all(row[-1] for row in stored)
+    if changed or (record and unrecorded):
+        rows = answer_rows(response.pk, form, clean)
+        audit.answers_replace(response, rows, reason=reason, record=record, final=submission)
     response.choice_bits = form.bits(clean)
 
 
@@ -567,11 +583,16 @@ def response_save_draft(
         form = InstrumentForm.load(response.instrument)
         clean = _clean_or_refuse(form, answers, complete=False)
         reason = audit.participant_reason(source, submission=False)
-        _store(response, form, clean, reason=reason)
+        # Recorded only after a pause: an autosave a few seconds after the last one
+        # updates the draft without a history record of its own (surveys/audit.py).
+        record = audit.draft_save_is_recorded(response)
+        _store(response, form, clean, reason=reason, record=record)
         response.language = language
-        audit.save_recorded(
-            response, update_fields=["language", "choice_bits", "updated_at"], reason=reason
-        )
+        fields = ["language", "choice_bits", "updated_at"]
+        if record:
+            audit.save_recorded(response, update_fields=fields, reason=reason)
+        else:
+            response.save_without_historical_record(update_fields=fields)  # type: ignore[attr-defined]
     return response
 
 
@@ -648,7 +669,7 @@ def _submit_locked(
     form = InstrumentForm.load(response.instrument)
     clean = _clean_or_refuse(form, answers, complete=True)
     reason = audit.participant_reason(source, submission=True)
-    _store(response, form, clean, reason=reason)
+    _store(response, form, clean, reason=reason, submission=True)
     _mark_submitted(response, language=language, source=source, key=idempotency_key)
     with sql.statements() as run:
         sql.update(run, response, _SUBMITTED_FIELDS)
