@@ -421,6 +421,19 @@ if not re.fullmatch(r"[1-9][0-9]*/[0-9]*[smhd]", HYOKA_TOKEN_FAILURE_RATE):
     raise ImproperlyConfigured(
         "HYOKA_TOKEN_FAILURE_RATE must be a count per period, such as 10/m or 100/h."
     )
+# Draft saves per invitation link (surveys/draft_saves.py). The questionnaire's autosave
+# sends at most one save 1.5 s after the participant's last change, one at a time: under
+# 40 a minute even for someone who changes an answer every 1.5 s without end.
+HYOKA_DRAFT_SAVE_RATE = env.str("HYOKA_DRAFT_SAVE_RATE", default="60/m")
+if not re.fullmatch(r"[1-9][0-9]*/[0-9]*[smhd]", HYOKA_DRAFT_SAVE_RATE):
+    raise ImproperlyConfigured(
+        "HYOKA_DRAFT_SAVE_RATE must be a count per period, such as 60/m or 600/h."
+    )
+# A participant's draft saves are recorded in the history at the first save, then only a
+# save that comes this many seconds after the one before it (surveys/audit.py).
+HYOKA_DRAFT_HISTORY_INTERVAL = env.int("HYOKA_DRAFT_HISTORY_INTERVAL", default=600)
+if HYOKA_DRAFT_HISTORY_INTERVAL < 0:
+    raise ImproperlyConfigured("HYOKA_DRAFT_HISTORY_INTERVAL is a number of seconds, 0 or more.")
 RATELIMIT_IP_META_KEY = "config.client_ip.client_ip"
 RATELIMIT_FAIL_OPEN = True
 if PRODUCTION:

@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from surveys import scoping
+from surveys.bidi import strip_bidi_controls
 from surveys.history import Reason, save_with_reason
 from surveys.models import Membership, Site
 
@@ -96,6 +97,10 @@ def evaluation_sign_off(
             _("The password is not correct."),
             errors={"password": _("The password is not correct.")},
         )
+    # Printed in the signed PDF beside the results: no direction controls (surveys/bidi.py).
+    statement, signer_name, signer_role = (
+        strip_bidi_controls(text) for text in (statement, signer_name, signer_role)
+    )
     errors = {}
     if not statement.strip():
         errors["statement"] = _("Write the statement you sign off with.")

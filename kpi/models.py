@@ -16,6 +16,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
+from surveys.bidi import strip_bidi_controls
 from surveys.history import AuditedHistory
 from surveys.models import Choice, Question, Site, Study, _pick
 from surveys.text import no_control_characters
@@ -57,7 +58,7 @@ class Segment(models.Model):
         ]
 
     def __str__(self) -> str:
-        return self.name
+        return strip_bidi_controls(self.name)  # shown inline: see surveys/bidi.py
 
     @property
     def name(self) -> str:
@@ -229,7 +230,7 @@ class KPI(models.Model):
         ]
 
     def __str__(self) -> str:
-        return self.name
+        return strip_bidi_controls(self.name)  # shown inline: see surveys/bidi.py
 
     @property
     def name(self) -> str:

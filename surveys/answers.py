@@ -16,6 +16,7 @@ from typing import Any
 
 from django.utils.translation import gettext as _
 
+from .bidi import strip_bidi_controls
 from .models import Answer, Choice, Instrument, Question
 from .text import forbidden_character, forbidden_message
 
@@ -169,7 +170,7 @@ class InstrumentForm:
             return None, forbidden_message(character)
         if qtype == Question.Type.TEXT:
             # Browsers send a textarea's line breaks as CRLF; count and keep them as one.
-            text = text.replace("\r\n", "\n").strip()
+            text = strip_bidi_controls(text.replace("\r\n", "\n")).strip()
             if len(text) > question.text_limit:
                 return None, _(
                     "Keep your answer to %(limit)d characters or fewer (it has %(length)d)."

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
@@ -100,9 +101,41 @@ def _key(answer: Answer) -> tuple[int, int | None, str | None, Decimal | None]:
     )
 
 
-def answers_replace(response: Response, rows: list[Answer], *, reason: str) -> None:
+def draft_save_is_recorded(response: Response) -> bool:
+    """Whether a save of this (stored) draft gets its own history records: only when it
+    comes ``HYOKA_DRAFT_HISTORY_INTERVAL`` seconds or more after the save before it.
+
+    The questionnaire autosaves a few seconds after each change, so recording every save
+    would write a set of rows per pause in typing, and a link could grow the history
+    without end. What the trail keeps instead, for each response: the first save (when
+    the draft was started, with its answers), the first save after each pause (a
+    participant coming back), the draft as it last stood before each of those and before
+    the submission (its answers, recorded then at the time of that last save), and the
+    submission. Between two recorded writes, an answer that was recorded and is replaced
+    gets its "-" record when it goes; answers added and replaced in between are not kept.
+    """
+    interval = settings.HYOKA_DRAFT_HISTORY_INTERVAL
+    return (timezone.now() - response.updated_at).total_seconds() >= interval
+
+
+def answers_replace(
+    response: Response,
+    rows: list[Answer],
+    *,
+    reason: str,
+    record: bool = True,
+    final: bool = False,
+) -> None:
     """Make ``rows`` the response's answers, touching only those that changed, and
     record each added and removed one (one INSERT of historical rows in all).
+
+    First, answers an earlier unrecorded save left (``Answer.recorded`` false) are
+    recorded as created when that save was made (the response's ``updated_at``, for a
+    draft's reason), so that "+" and "-" records always add up to the answers as they
+    stood. With ``record`` false (an autosave soon after the last one) only answers
+    already recorded get their "-" as they go; the new ones are stored unrecorded.
+    ``final``: the response is being submitted and its answers will not change again,
+    so the rows just caught up need not be marked.
 
     A response created in this transaction has no answers to read or remove."""
     old = [] if is_unrecorded(response) else list(Answer.objects.filter(response=response))
@@ -110,6 +143,18 @@ def answers_replace(response: Response, rows: list[Answer], *, reason: str) -> N
     new_keys = {_key(a) for a in rows}
     removed = [a for a in old if _key(a) not in new_keys]
     added = [a for a in rows if _key(a) not in old_keys]
+    history: list[models.Model] = []
+    if record:
+        pending = [a for a in old if not a.recorded]
+        draft = participant_reason(response.source, submission=False)
+        history += history_rows(Answer, pending, "+", reason=draft, when=response.updated_at)
+        kept = [a.pk for a in pending if _key(a) in new_keys]
+        if kept and not final:
+            Answer.objects.filter(pk__in=kept).update(recorded=True)
+    else:
+        removed_recorded = [a for a in removed if a.recorded]
+        for answer in added:
+            answer.recorded = False
     if removed:
         # A plain DELETE: ``QuerySet.delete()`` would load the rows again and write one
         # historical row per answer through the signals; they are recorded below.
@@ -119,9 +164,11 @@ def answers_replace(response: Response, rows: list[Answer], *, reason: str) -> N
         if any(a.pk is None for a in added):  # a database that returns no ids from bulk
             by_key = {_key(a): a for a in Answer.objects.filter(response=response)}
             added = [by_key[_key(a)] for a in added]
-    if removed or added:
-        when = timezone.now()
-        Answer.history.model.objects.bulk_create(  # type: ignore[attr-defined]
-            history_rows(Answer, removed, "-", reason=reason, when=when)
-            + history_rows(Answer, added, "+", reason=reason, when=when)
-        )
+    when = timezone.now()
+    if record:
+        history += history_rows(Answer, removed, "-", reason=reason, when=when)
+        history += history_rows(Answer, added, "+", reason=reason, when=when)
+    else:
+        history += history_rows(Answer, removed_recorded, "-", reason=reason, when=when)
+    if history:
+        Answer.history.model.objects.bulk_create(history)  # type: ignore[attr-defined]

@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
+from .bidi import strip_bidi_controls
 from .history import AuditedHistory
 from .text import no_control_characters
 
@@ -103,7 +104,7 @@ class Study(models.Model):
         ]
 
     def __str__(self) -> str:
-        return self.name
+        return strip_bidi_controls(self.name)
 
     @property
     def name(self) -> str:
@@ -163,7 +164,7 @@ class Site(models.Model):
         ]
 
     def __str__(self) -> str:
-        return self.name
+        return strip_bidi_controls(self.name)
 
     @property
     def name(self) -> str:
@@ -432,7 +433,9 @@ class Participant(models.Model):
         ]
 
     def __str__(self) -> str:
-        return self.reference
+        # Shown inline by the admin (titles, breadcrumbs, messages, links): without
+        # direction controls that would reorder the words around it (surveys/bidi.py).
+        return strip_bidi_controls(self.reference)
 
 
 class Response(models.Model):
@@ -531,9 +534,16 @@ class Answer(models.Model):
     number_value = models.DecimalField(
         _("number"), max_digits=14, decimal_places=4, null=True, blank=True
     )
+    # Whether the history holds this row's "+" record yet. A draft saved again soon after
+    # the last recorded save (``surveys/audit.py``) stores its new answers unrecorded; the
+    # next recorded write (a save after a pause, the submission) records them first, as
+    # the draft stood. Rows written any other way are recorded as they are written.
+    recorded = models.BooleanField(
+        _("recorded in the history"), default=True, db_default=True, editable=False
+    )
     # Read by response (the response's history page): the other indexes would only slow
     # down the submission that writes these rows.
-    history = AuditedHistory(no_db_index=["question", "choice"])
+    history = AuditedHistory(no_db_index=["question", "choice"], excluded_fields=["recorded"])
 
     class Meta:
         verbose_name = _("answer")

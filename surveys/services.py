@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from simple_history.utils import bulk_create_with_history, bulk_update_with_history
@@ -29,6 +30,7 @@ from .answers import (
     answer_rows,
     answer_values,
 )
+from .bidi import strip_bidi_controls
 from .errors import (
     AlreadySubmitted,
     AnswersInvalid,
@@ -112,8 +114,16 @@ IMPORT_COLUMNS = ("reference", "site")
 REFERENCE_MAX: int = Participant._meta.get_field("reference").max_length or 64  # type: ignore[union-attr]
 
 
-def participants_import_csv(*, study: Study, data: bytes | str) -> list[Invitation]:
+def participants_import_csv(
+    *, study: Study, data: bytes | str, sites: QuerySet[Site] | None = None
+) -> list[Invitation]:
     """Import participants from CSV (columns ``reference,site``; the site by its code).
+
+    ``sites`` are the sites of the study the caller may import into (a manager's own,
+    ``scoping.sites(..., at_least=MANAGER)``); ``None``, every site of the study. Any other
+    site is one that does not exist: a row naming it is refused with the same words
+    whether it exists elsewhere or nowhere, and nothing about its participants (a
+    reference taken there) or its code is ever said.
 
     All rows are checked first; if any row is wrong, nothing is imported and
     ``ImportRejected.errors`` maps row numbers (as in a spreadsheet, the header is row 1)
@@ -136,11 +146,16 @@ def participants_import_csv(*, study: Study, data: bytes | str) -> list[Invitati
         raise ImportRejected(
             _("The file is not a readable CSV file (%(error)s).") % {"error": exc}
         ) from None
-    return _import_rows(study, header, records)
+    allowed = study.sites.all() if sites is None else sites.filter(study=study)
+    return _import_rows(allowed, header, records, restricted=sites is not None)
 
 
 def _import_rows(
-    study: Study, header: list[str], records: list[dict[str, str | None]]
+    allowed: QuerySet[Site],
+    header: list[str],
+    records: list[dict[str, str | None]],
+    *,
+    restricted: bool,
 ) -> list[Invitation]:
     missing = [c for c in IMPORT_COLUMNS if c not in header]
     if missing:
@@ -148,16 +163,18 @@ def _import_rows(
             _("The file needs the columns %(columns)s (missing: %(missing)s).")
             % {"columns": ", ".join(IMPORT_COLUMNS), "missing": ", ".join(missing)}
         )
-    sites = {s.code: s for s in study.sites.all()}
+    sites = {s.code: s for s in allowed}
+    # References are unique per site (``participant_reference_unique_in_site``): only the
+    # allowed sites' are looked at, so no answer depends on another site's participants.
     existing = set(
-        Participant.objects.filter(site__study=study).values_list("site__code", "reference")
+        Participant.objects.filter(site__in=sites.values()).values_list("site__code", "reference")
     )
     seen: dict[tuple[str, str], int] = {}
     rows: list[tuple[Site, str]] = []
     errors: dict[int, list[str]] = {}
     for number, record in enumerate(records, start=2):
         row = {(k or "").strip().lower(): v for k, v in record.items() if isinstance(v, str)}
-        reference = (row.get("reference") or "").strip()
+        reference = strip_bidi_controls(row.get("reference") or "").strip()
         site_code = (row.get("site") or "").strip()
         problems = []
         if not reference:
@@ -172,10 +189,7 @@ def _import_rows(
             problems.append(forbidden_message(character))
         site = sites.get(site_code)
         if site is None:
-            problems.append(
-                _("“%(site)s” is not a site of this study (sites: %(sites)s).")
-                % {"site": site_code, "sites": ", ".join(sorted(sites))}
-            )
+            problems.append(_unknown_site(site_code, sorted(sites), restricted=restricted))
         key = (site_code, reference)
         if reference and site and key in existing:
             problems.append(_("This participant already exists at this site."))
@@ -203,6 +217,20 @@ def _import_rows(
             default_change_reason=Reason.PARTICIPANTS_IMPORTED.value,
         )
     return invitations
+
+
+def _unknown_site(code: str, codes: list[str], *, restricted: bool) -> str:
+    """A row's site that is not one of ``codes``: whether it exists at all is not said."""
+    listed = ", ".join(codes) or "\u2014"
+    if restricted:
+        return _("“%(site)s” is not one of the sites you manage in this study (%(sites)s).") % {
+            "site": code,
+            "sites": listed,
+        }
+    return _("“%(site)s” is not a site of this study (sites: %(sites)s).") % {
+        "site": code,
+        "sites": listed,
+    }
 
 
 # --- Instruments ----------------------------------------------------------------------
@@ -389,7 +417,7 @@ def _answer_keys(rows: Iterable[Sequence[Any]]) -> Counter[tuple[Any, ...]]:
     them may carry trailing zeros (20.0000 is 20)."""
     return Counter(
         (question, choice, text, None if number is None else Decimal(number).normalize())
-        for question, choice, text, number in rows
+        for question, choice, text, number, *_recorded in rows
     )
 
 
@@ -470,10 +498,13 @@ def _submit_draft_as_saved(
         if _answer_keys(stored) != _answer_keys(v[1:] for v in answer_values(0, form, clean)):
             return None
         seen = response.updated_at
+        draft_reason = audit.participant_reason(response.source, submission=False)
         _mark_submitted(response, language=language, source=source, key=idempotency_key)
         response.choice_bits = form.bits(clean)
         reason = audit.participant_reason(source, submission=True)
-        if not sql.submit_draft(run, response, _SUBMITTED_FIELDS, seen=seen, reason=reason):
+        if not sql.submit_draft(
+            run, response, _SUBMITTED_FIELDS, seen=seen, reason=reason, draft_reason=draft_reason
+        ):
             # The lookup's response, changed above, is not what is stored: forget it.
             Participant.response.related.delete_cached_value(response.participant)  # type: ignore[attr-defined]
             return None
@@ -499,15 +530,28 @@ def _mark_submitted(response: Response, *, language: str, source: str, key: str 
     response.idempotency_key = key
 
 
-def _store(response: Response, form: InstrumentForm, clean: CleanAnswers, *, reason: str) -> None:
-    """Replace an existing response's answers (recording those that changed); the caller
-    saves ``choice_bits`` with the response. Submitting a draft as it was autosaved, the
-    usual case on the web, reads the answers with a fixed statement and writes none."""
+def _store(
+    response: Response,
+    form: InstrumentForm,
+    clean: CleanAnswers,
+    *,
+    reason: str,
+    record: bool = True,
+    submission: bool = False,
+) -> None:
+    """Replace an existing response's answers (recording those that changed, unless
+    ``record`` is false: see ``audit.answers_replace``); the caller saves ``choice_bits``
+    with the response. Submitting a draft as it was autosaved, the usual case on the web,
+    reads the answers with a fixed statement and writes none, unless some are not
+    recorded yet."""
     values = answer_values(response.pk, form, clean)
     with sql.statements() as run:
         stored = sql.answer_values_of(run, response.pk)
-    if _answer_keys(stored) != _answer_keys([v[1:] for v in values]):
-        audit.answers_replace(response, answer_rows(response.pk, form, clean), reason=reason)
+    changed = _answer_keys(stored) != _answer_keys([v[1:] for v in values])
+    unrecorded = not all(row[-1] for row in stored)
+    if changed or (record and unrecorded):
+        rows = answer_rows(response.pk, form, clean)
+        audit.answers_replace(response, rows, reason=reason, record=record, final=submission)
     response.choice_bits = form.bits(clean)
 
 
@@ -548,11 +592,16 @@ def response_save_draft(
         form = InstrumentForm.load(response.instrument)
         clean = _clean_or_refuse(form, answers, complete=False)
         reason = audit.participant_reason(source, submission=False)
-        _store(response, form, clean, reason=reason)
+        # Recorded only after a pause: an autosave a few seconds after the last one
+        # updates the draft without a history record of its own (surveys/audit.py).
+        record = audit.draft_save_is_recorded(response)
+        _store(response, form, clean, reason=reason, record=record)
         response.language = language
-        audit.save_recorded(
-            response, update_fields=["language", "choice_bits", "updated_at"], reason=reason
-        )
+        fields = ["language", "choice_bits", "updated_at"]
+        if record:
+            audit.save_recorded(response, update_fields=fields, reason=reason)
+        else:
+            response.save_without_historical_record(update_fields=fields)  # type: ignore[attr-defined]
     return response
 
 
@@ -629,7 +678,7 @@ def _submit_locked(
     form = InstrumentForm.load(response.instrument)
     clean = _clean_or_refuse(form, answers, complete=True)
     reason = audit.participant_reason(source, submission=True)
-    _store(response, form, clean, reason=reason)
+    _store(response, form, clean, reason=reason, submission=True)
     _mark_submitted(response, language=language, source=source, key=idempotency_key)
     with sql.statements() as run:
         sql.update(run, response, _SUBMITTED_FIELDS)

@@ -317,16 +317,22 @@ def _update_values(run: Statements, instance: Model, names: tuple[str, ...]) -> 
     return [f.get_db_prep_save(f.pre_save(instance, False), run.db) for f in fields]
 
 
+ANSWER_READ = ("question_id", "choice_id", "text_value", "number_value", "recorded")
+
+
 @cache
 def _answers_statement(alias: str) -> str:
     q = connections[alias].ops.quote_name
-    columns = ", ".join(q(c) for c in ("question_id", "choice_id", "text_value", "number_value"))
+    columns = ", ".join(q(c) for c in ANSWER_READ)
     return f"SELECT {columns} FROM {q(Answer._meta.db_table)} WHERE {q('response_id')} = %s"
 
 
 def answer_values_of(run: Statements, response_id: int) -> list[tuple[Any, ...]]:
-    """A stored response's answers as (question_id, choice_id, text_value, number_value)."""
-    return [tuple(row) for row in run.run(_answers_statement(run.db.alias), [response_id])]
+    """A stored response's answers as (question_id, choice_id, text_value, number_value,
+    recorded): the last says whether the history holds the row yet."""
+    return [
+        (*row[:4], bool(row[4])) for row in run.run(_answers_statement(run.db.alias), [response_id])
+    ]
 
 
 def _history_from(db: BaseDatabaseWrapper, model: type[Model], source: str, kind: str) -> str:
@@ -443,25 +449,41 @@ def _submit_draft_statement(alias: str, names: tuple[str, ...]) -> str:
     locked = (
         f"EXISTS (SELECT 1 FROM {q(Participant._meta.db_table)} WHERE {q('id')} = %s FOR UPDATE)"
     )
+    # The draft's answers that autosaves stored unrecorded (``surveys/audit.py``) are
+    # recorded as the draft stood when last saved, before the submission's own record.
+    answers = q(Answer._meta.db_table)
+    draft = (
+        f"{_history_from(db, Answer, answers, '+')} WHERE {answers}.{q('response_id')} = %s "
+        f"AND NOT {answers}.{q('recorded')} AND EXISTS (SELECT 1 FROM u)"
+    )
     return (
         f"WITH u AS ({_update_statement(alias, Response, names)} "
         f"AND {q('status')} = %s AND {q('updated_at')} = %s AND {locked} RETURNING *), "
-        f"h AS ({_history_from(db, Response, 'u', '~')}) "
+        f"h AS ({_history_from(db, Response, 'u', '~')}), "
+        f"d AS ({draft}) "
         f"SELECT u.{q('id')} FROM u"
     )
 
 
 def submit_draft(
-    run: Statements, response: Response, names: tuple[str, ...], *, seen: Any, reason: str
+    run: Statements,
+    response: Response,
+    names: tuple[str, ...],
+    *,
+    seen: Any,
+    reason: str,
+    draft_reason: str,
 ) -> bool:
     """UPDATE the named fields of a draft (``auto_now`` fields are set here) and record the
     change, in one statement, provided it is still the draft that was read: a draft, last
-    changed at ``seen`` (its ``updated_at`` then). ``False``, and nothing written, if it
-    is not: it was submitted or saved again meanwhile, or is being."""
+    changed at ``seen`` (its ``updated_at`` then). Answers not yet recorded are recorded
+    first, at ``seen`` for ``draft_reason``. ``False``, and nothing written, if it is not
+    that draft: it was submitted or saved again meanwhile, or is being."""
     sql = _submit_draft_statement(run.db.alias, names)
     values = _update_values(run, response, names)
     adapt = run.db.ops.adapt_datetimefield_value
     stamp = adapt(response.updated_at)
     draft = Response.Status.DRAFT.value
     params = [*values, response.pk, draft, adapt(seen), response.participant_id]
-    return run.run(sql, [*params, stamp, reason]).fetchone() is not None
+    params += [stamp, reason, adapt(seen), draft_reason, response.pk]
+    return run.run(sql, params).fetchone() is not None

@@ -24,6 +24,7 @@ from django.utils.translation import pgettext
 from django.views.decorators.http import require_http_methods
 
 from .answers import InstrumentForm
+from .draft_saves import draft_save_wait
 from .errors import AlreadySubmitted, AnswersInvalid, RuleViolation, SurveyClosed
 from .models import Instrument, Language, Participant, Question, Response
 from .selectors import (
@@ -387,6 +388,10 @@ def _post(request: HttpRequest, token: str, participant: Participant) -> HttpRes
     # the rest (csrfmiddlewaretoken, action, anything unknown).
     values: RawValues = {key: request.POST.getlist(key) for key in request.POST}
     language = translation.get_language() or Language.JA
+    if action == SAVE:
+        wait = draft_save_wait(request, participant)
+        if wait is not None:
+            return _too_many_saves(request, participant, wait)
     try:
         if action == SAVE:
             response_save_draft(participant=participant, answers=values, language=language)
@@ -402,6 +407,22 @@ def _post(request: HttpRequest, token: str, participant: Participant) -> HttpRes
             return JsonResponse({"saved": True})
         return _see_other(f"{url}?saved=1")
     return _see_other(url)
+
+
+def _too_many_saves(request: HttpRequest, participant: Participant, wait: int) -> HttpResponse:
+    """429 with ``Retry-After``: this link saved its draft too often; nothing was stored."""
+    message = _("Your answers are being saved too often. Wait a minute, then save again.")
+    page: HttpResponse
+    if _wants_json(request):
+        page = JsonResponse(
+            {"saved": False, "errors": {}, "reason": "throttled", "message": message},
+            status=429,
+        )
+    else:
+        context = {"site": participant.site, "message": message}
+        page = render(request, "surveys/too_many_saves.html", context, status=429)
+    page["Retry-After"] = str(wait)
+    return page
 
 
 def _see_other(url: str) -> HttpResponse:

@@ -211,3 +211,154 @@ def test_the_pdf_prints_names_and_the_statement_as_text_without_links_or_images(
 def no_render_on_commit(monkeypatch):  # type: ignore[no-untyped-def]
     """The test renders the PDF itself; the sign-off's task would render it again."""
     monkeypatch.setattr("kpi.evaluations._enqueue_render", lambda evaluation_id: None)
+
+
+# --- Direction controls (U+202E and the like) ------------------------------------------
+
+from html.parser import HTMLParser  # noqa: E402
+
+from surveys.bidi import BIDI_CONTROLS  # noqa: E402
+from surveys.models import Participant  # noqa: E402
+
+# Every explicit direction control Unicode has: embeddings, overrides, isolates, marks.
+CONTROLS = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c"
+OVERRIDE = "\u202e"  # RIGHT-TO-LEFT OVERRIDE: "ITA-\u202e1000" shows as "ITA-0001"
+
+
+def test_direction_controls_are_removed_where_answers_and_references_come_in(hostile, db):
+    site = hostile.participant.site
+    for control in CONTROLS:
+        participant = ParticipantFactory(site=site)
+        survey_services.response_save_draft(
+            participant=participant, answers={"comment": f"A{control}BC"}, language="ja"
+        )
+        assert participant.response.answers.get().text_value == "ABC", hex(ord(control))
+    api = APIClient()
+    api.force_authenticate(User.objects.create_superuser("bidi-root", password=PASSWORD))
+    created = api.post(
+        "/api/v1/participants/",
+        {"site": site.pk, "reference": f"API-{CONTROLS}1"},
+        format="json",
+    )
+    assert created.status_code == 201 and created.json()["reference"] == "API-1"
+    survey_services.participants_import_csv(
+        study=site.study, data=f"reference,site\nCSV-{CONTROLS}1,{site.code}\n"
+    )
+    participant = ParticipantFactory(site=site)
+    survey_services.response_submit(
+        participant=participant, answers={"comment": f"{OVERRIDE}web"}, language="ja"
+    )
+    stored = list(Participant.objects.values_list("reference", flat=True))
+    stored += list(Response.objects.filter(site=site).values_list("answers__text_value", flat=True))
+    assert "API-1" in stored and "CSV-1" in stored and "web" in stored
+    assert not any(BIDI_CONTROLS.search(text or "") for text in stored)
+
+
+# Elements that start a paragraph of their own, or isolate their content (<bdi>): an
+# override inside one reorders nothing outside it.
+ISOLATING = {
+    "bdi", "td", "th", "div", "p", "li", "dd", "dt", "h1", "h2", "h3", "h4", "title",
+    "option", "textarea", "caption", "label", "legend", "pre", "blockquote",
+    "script", "style", "form", "fieldset", "ul", "ol", "table", "thead", "tbody", "tr",
+    "body", "html", "head", "main", "nav", "header", "footer", "section", "details",
+    "summary", "select", "button",
+}  # fmt: skip
+VOID = {"br", "img", "input", "meta", "link", "hr", "col", "wbr", "source"}
+
+
+class DirectionalText(HTMLParser):
+    """Collects what each isolating element holds in its own paragraph (an isolating
+    child counts as one object, U+FFFC); the ones holding a direction control."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.stack: list[tuple[str, list[str]]] = [("#root", [])]
+        self.exposed: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:  # type: ignore[type-arg]
+        if tag not in VOID:
+            self.stack.append((tag, []))
+
+    def handle_data(self, data: str) -> None:
+        self.stack[-1][1].append(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in VOID or not any(t == tag for t, _ in self.stack[1:]):
+            return
+        while True:
+            name, parts = self.stack.pop()
+            text = "".join(parts)
+            if name in ISOLATING:
+                if BIDI_CONTROLS.search(text) and name not in {"script", "style"}:
+                    self.exposed.append(text.strip())
+                self.stack[-1][1].append("\ufffc")
+            else:
+                self.stack[-1][1].append(text)
+            if name == tag:
+                return
+
+
+def test_text_stored_with_direction_controls_reorders_nothing_around_it_in_the_admin(
+    hostile, admin_client
+):
+    """Text that holds an override (stored before the input rule, or a name a manager
+    typed) is alone in its paragraph on every page that shows it: a table cell, or <bdi>
+    where it stands among other words (a history line "old → new"); and where the admin
+    puts an object's name among its own words (titles, breadcrumbs, links, messages) the
+    name comes without its controls."""
+    response = hostile
+    participant = response.participant
+    reference = f"ITA-{OVERRIDE}1000"
+    site_name = f"区{OVERRIDE}ABC"
+    study_name = f"調査{OVERRIDE}XYZ"
+    answer = f"とても{OVERRIDE}良い"
+    Participant.objects.filter(pk=participant.pk).update(reference=reference)
+    response.answers.update(text_value=answer)
+    type(participant.site).objects.filter(pk=participant.site_id).update(name_ja=site_name)
+    study = participant.site.study
+    type(study).objects.filter(pk=study.pk).update(name_ja=study_name)
+    # A history line old → new: the reference changed in the admin.
+    url = f"/admin/surveys/participant/{participant.pk}/change/"
+    from tests.surveys.test_admin_scoping import form_values
+
+    data = form_values(admin_client.get(url).content.decode())
+    data["reference"] = [f"NEW-{OVERRIDE}2"]
+    assert admin_client.post(url, data).status_code == 302
+    Participant.objects.filter(pk=participant.pk).update(reference=reference)
+    values = {reference, site_name, study_name, answer, f"NEW-{OVERRIDE}2", "NEW-2"}
+    pages = [
+        "/admin/surveys/participant/",
+        url,
+        f"/admin/surveys/participant/{participant.pk}/history/",
+        "/admin/surveys/response/",
+        f"/admin/surveys/response/{response.pk}/change/",
+        f"/admin/surveys/response/{response.pk}/history/",
+        "/admin/surveys/study/",
+        f"/admin/surveys/study/{study.pk}/change/",
+        f"/admin/surveys/site/{participant.site_id}/change/",
+    ]
+    seen = set()
+    for path in pages:
+        page = admin_client.get(path)
+        assert page.status_code == 200, path
+        parser = DirectionalText()
+        parser.feed(page.content.decode())
+        assert all(text in values for text in parser.exposed), (path, parser.exposed)
+        seen.update(parser.exposed)
+    assert {reference, answer, site_name, study_name} <= seen  # the pages did show them
+
+
+def test_the_pdf_keeps_direction_controls_inside_each_name_and_drops_them_from_the_sign_off(
+    db, no_render_on_commit
+):
+    """The statement, signer and role are typed at sign-off: stored without controls. A
+    name holding an override (typed by a manager) is printed as typed: the report drops
+    the controls (it is Japanese or English), so nothing is reordered."""
+    signed, pdf = _evaluation(
+        f"調査{OVERRIDE}XYZ", f"区{OVERRIDE}ABC", f"確認{OVERRIDE}しました。{CONTROLS}以上"
+    )
+    assert signed.statement == "確認しました。以上"
+    text, _uris, _images = _facts(pdf)
+    assert "確認しました。以上" in text
+    assert "調査XYZ調査コード" in text  # the cover: the study's name, then the next label
+    assert "区ABC" in text and "CBA" not in text and "ZYX" not in text

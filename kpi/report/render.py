@@ -8,6 +8,8 @@ import weasyprint
 from django.template.loader import render_to_string
 from django.utils import translation
 
+from surveys.bidi import strip_bidi_controls
+
 from .. import snapshot as snapshots
 from ..models import Evaluation
 from . import context
@@ -34,7 +36,9 @@ def render_pdf(evaluation: Evaluation, *, draft: bool, language: str | None = No
     empty; ``draft=False`` is the document that is signed. Only files under ``static/``
     are read while rendering (see ``fetcher``); nothing is fetched from the network.
     """
-    html = render_html(evaluation, draft=draft, language=language)
+    # The report is Japanese or English, which needs no explicit direction control: a name
+    # holding one (U+202E, surveys/bidi.py) is printed as typed, never reordered.
+    html = strip_bidi_controls(render_html(evaluation, draft=draft, language=language))
     fetcher = StaticFilesFetcher()
     document = weasyprint.HTML(string=html, base_url=base_url(), url_fetcher=fetcher)
     pdf = document.write_pdf(attachments=[snapshot_attachment(evaluation, fetcher)])

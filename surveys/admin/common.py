@@ -412,7 +412,8 @@ class SiteFilter(admin.SimpleListFilter):
         study = as_id(request.GET.get(f"{self.site_field}__study__id__exact"))
         if study is not None:
             sites = sites.filter(study_id=study)
-        return [(str(s.pk), f"{s.study.code} · {s.name}") for s in sites]
+        # str(site): the name without direction controls, as it stands among other words.
+        return [(str(s.pk), f"{s.study.code} · {s}") for s in sites]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         value = self.value()

@@ -4,7 +4,6 @@ erasing their personal data."""
 from __future__ import annotations
 
 import base64
-import csv
 import io
 from collections.abc import Iterable
 from typing import Any
@@ -24,10 +23,11 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from .. import csvfiles, erasure, scoping, services
+from ..bidi import strip_bidi_controls
 from ..errors import ImportRejected, RuleViolation
 from ..models import ErasureRecord, Participant, Response, Study
 from ..text import no_control_characters
-from .common import EMPTY, MANAGER, SiteFilter, narrow_choices
+from .common import MANAGER, SiteFilter, narrow_choices
 from .history import HistoryAdmin
 
 # An import larger than this is almost certainly the wrong file (352 rows are ~10 kB).
@@ -63,29 +63,6 @@ def invitations_csv(invitations: Iterable[services.Invitation]) -> str:
     return "\ufeff" + out.getvalue()
 
 
-def rows_outside(data: bytes, site_codes: set[str]) -> dict[int, list[str]]:
-    """The rows of an import whose site is not one of ``site_codes`` (the sites the
-    caller manages), with their numbers as in a spreadsheet. Checked before the import
-    runs, so that its other checks (a reference already taken) say nothing about another
-    site. A file that cannot be read is left to the import to explain."""
-    try:
-        records = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
-    except (UnicodeDecodeError, csv.Error):
-        return {}
-    errors: dict[int, list[str]] = {}
-    for number, record in enumerate(records, start=2):
-        row = {(k or "").strip().lower(): v for k, v in record.items() if isinstance(v, str)}
-        code = (row.get("site") or "").strip()
-        if code and code not in site_codes:
-            errors[number] = [
-                str(
-                    _("“%(site)s” is not one of the sites you manage in this study (%(sites)s).")
-                    % {"site": code, "sites": ", ".join(sorted(site_codes)) or EMPTY}
-                )
-            ]
-    return errors
-
-
 def _csv_filename(prefix: str, study_codes: Iterable[str]) -> str:
     codes = "-".join(sorted(set(study_codes))) or "participants"
     return f"{prefix}-{codes}-{timezone.localtime():%Y%m%d-%H%M}.csv"
@@ -97,9 +74,17 @@ class ParticipantForm(forms.ModelForm):
         fields = ("site", "reference", "invited_at", "reminded_at")
 
     def clean_reference(self) -> str:
-        reference = self.cleaned_data["reference"].strip()
+        reference = strip_bidi_controls(self.cleaned_data["reference"]).strip()
         if "@" in reference:
             raise ValidationError(_("The reference looks like an e-mail address; use a pseudonym."))
+        # Once created a participant's site is read-only, so the model form's own check
+        # of (site, reference) is skipped and a taken reference would reach the database.
+        # Only the participant's own site is looked at: references are unique per site.
+        site_id = self.instance.site_id
+        if "site" not in self.fields and site_id is not None:
+            others = Participant.objects.filter(site_id=site_id, reference=reference)
+            if others.exclude(pk=self.instance.pk).exists():
+                raise ValidationError(_("This participant already exists at this site."))
         return reference
 
 
@@ -285,13 +270,16 @@ class ParticipantAdmin(HistoryAdmin):
             if form.is_valid():
                 study = form.cleaned_data["study"]
                 data = form.cleaned_data["file"].read()
+                # Only the sites the caller manages exist for the import (see the service).
+                mine = (
+                    None
+                    if scoping.sees_everything(user)
+                    else scoping.sites(user, study.sites.all(), at_least=MANAGER)
+                )
                 try:
-                    if not scoping.sees_everything(user):
-                        mine = scoping.sites(user, study.sites.all(), at_least=MANAGER)
-                        outside = rows_outside(data, set(mine.values_list("code", flat=True)))
-                        if outside:
-                            raise ImportRejected(errors=outside)
-                    invitations = services.participants_import_csv(study=study, data=data)
+                    invitations = services.participants_import_csv(
+                        study=study, data=data, sites=mine
+                    )
                 except ImportRejected as exc:
                     rejected = exc
                 else:

@@ -11,6 +11,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from .. import scoping
+from ..bidi import strip_bidi_controls
 from ..models import Choice, Instrument, Language, Participant, Question, Response, Site, Study
 from ..services import REFERENCE_MAX, response_draft_answers
 from ..text import no_control_characters
@@ -198,7 +199,7 @@ class ParticipantCreateSerializer(serializers.ModelSerializer):
         validators: list = []  # uniqueness is checked in validate(), with a clear message
 
     def validate_reference(self, value: str) -> str:
-        value = value.strip()
+        value = strip_bidi_controls(value).strip()
         if not value:
             raise serializers.ValidationError(_("The reference is empty."))
         if "@" in value:

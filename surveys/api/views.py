@@ -12,7 +12,6 @@ import re
 from types import SimpleNamespace
 from typing import Any
 
-from django.db import transaction
 from django.db.models import F, Prefetch, QuerySet
 from django.http import StreamingHttpResponse
 from django.urls import reverse
@@ -31,7 +30,8 @@ from rest_framework.views import APIView
 
 from .. import scoping, services
 from ..answers import InstrumentForm
-from ..errors import AlreadySubmitted, ImportRejected, RuleViolation
+from ..draft_saves import draft_save_wait
+from ..errors import AlreadySubmitted, RuleViolation
 from ..ids import ID_PATTERN
 from ..models import (
     Choice,
@@ -210,25 +210,10 @@ class ParticipantViewSet(
         serializer.is_valid(raise_exception=True)
         study = serializer.validated_data["study"]
         data = serializer.validated_data["file"].read()
+        # Only the sites the caller manages exist for the import: a row for any other
+        # answers as one for a site that exists nowhere, whatever that site holds.
         mine = scoping.sites(request.user, study.sites.all(), at_least=MANAGER)
-        allowed = dict(mine.values_list("pk", "code"))
-        with transaction.atomic():
-            invitations = services.participants_import_csv(study=study, data=data)
-            # The service imports into any site of the study; the caller may import only
-            # into the sites they manage. Rows for other sites roll the whole import back.
-            outside = {
-                row: [
-                    _("“%(site)s” is not a site of this study (sites: %(sites)s).")
-                    % {
-                        "site": invitation.participant.site.code,
-                        "sites": ", ".join(sorted(allowed.values())),
-                    }
-                ]
-                for row, invitation in enumerate(invitations, start=2)
-                if invitation.participant.site_id not in allowed
-            }
-            if outside:
-                raise ImportRejected(errors=outside)
+        invitations = services.participants_import_csv(study=study, data=data, sites=mine)
         participants = self._created(invitations)
         body = {"created": len(participants), "participants": participants}
         return APIResponse(ImportResultSerializer(body).data, status=status.HTTP_201_CREATED)
@@ -306,6 +291,14 @@ class TooManyAttempts(Throttled):
     )
 
 
+class TooManyDraftSaves(Throttled):
+    """429 ``throttled`` with ``Retry-After``: this link saved its draft too often."""
+
+    default_detail = gettext_lazy(
+        "Your answers are being saved too often. Wait a minute, then save again."
+    )
+
+
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,64}$")
 
 TOKEN_PARAMETER = OpenApiParameter(
@@ -362,6 +355,10 @@ class InvitationDraftView(InvitationAPIView):
             200: OwnResponseSerializer,
             403: OpenApiResponse(description="`survey_closed`"),
             409: OpenApiResponse(description="`already_submitted`"),
+            429: OpenApiResponse(
+                description="`throttled`: the link saved too often (`HYOKA_DRAFT_SAVE_RATE`); "
+                "`Retry-After` says when to save again."
+            ),
         },
         description="Keep the answers as the participant's draft (the whole questionnaire "
         "as it stands; unanswered questions are fine). Invalid values: 400 "
@@ -369,6 +366,9 @@ class InvitationDraftView(InvitationAPIView):
     )
     def put(self, request: Request, token: str) -> APIResponse:
         participant = self.participant(token)
+        wait = draft_save_wait(request._request, participant)
+        if wait is not None:
+            raise TooManyDraftSaves(wait=wait)
         serializer = AnswersInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         response = services.response_save_draft(

@@ -242,3 +242,30 @@ def test_answers_of_the_wrong_shape_are_a_400_not_a_500(client, participant):
     )
     assert broken.status_code == 400
     assert broken.json()["error"]["code"] == "parse_error"
+
+
+def test_draft_saves_past_the_links_limit_answer_429_with_retry_after(
+    client, participant, settings
+):
+    settings.HYOKA_DRAFT_SAVE_RATE = "2/m"
+    for _ in range(2):
+        assert (
+            client.put(url(participant.token, "draft"), {"answers": {}}, format="json").status_code
+            == 200
+        )
+    refused = client.put(
+        url(participant.token, "draft"),
+        {"answers": {"reuse": "agree"}},
+        format="json",
+        headers={"Accept-Language": "en"},
+    )
+    assert refused.status_code == 429
+    assert 1 <= int(refused["Retry-After"]) <= 60
+    error = refused.json()["error"]
+    assert (error["code"], error["fields"]) == ("throttled", {})
+    # REST framework adds the wait to the message, as for every throttle.
+    assert error["message"].startswith(
+        "Your answers are being saved too often. Wait a minute, then save again."
+    )
+    assert not Response.objects.get(participant=participant).answers.exists()
+    assert submit(client, participant.token).status_code == 201

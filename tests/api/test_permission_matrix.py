@@ -305,3 +305,21 @@ def test_permission_matrix(world: World, as_user, endpoint: Endpoint, who: str) 
             403: "permission_denied",
             404: "not_found",
         }.get(want, error["code"])
+        # No refusal names a site the caller cannot see, beyond echoing what they sent.
+        sent = _sent(kwargs.get("data"))
+        for code in _unseen_site_codes(world, who):
+            assert body.decode().count(code) <= sent.count(code), (code, body[:500])
+
+
+def _sent(data: Any) -> str:
+    if isinstance(data, dict):
+        return " ".join(_sent(v) for v in data.values())
+    if isinstance(data, io.BytesIO):
+        return data.getvalue().decode()
+    return str(data)
+
+
+def _unseen_site_codes(world: World, who: str) -> list[str]:
+    where = who.partition("@")[2]
+    codes = {"setagaya": ["itabashi", "osaka"], "itabashi": ["setagaya", "osaka"]}
+    return codes.get(where, ["setagaya", "itabashi", "osaka"] if who == "nobody" else [])

@@ -9,8 +9,8 @@ import io
 import pytest
 from django.contrib.auth.models import Group, User
 
-from kpi.models import KPI, Segment
-from surveys.models import Membership
+from kpi.models import KPI, Evaluation, EvaluationRun, Segment
+from surveys.models import Membership, Participant, Question, Site, Study
 from tests.api.conftest import World
 
 NOT_FOUND = {"error": {"code": "not_found", "message": "見つかりませんでした。", "fields": {}}}
@@ -124,3 +124,184 @@ def test_a_role_is_needed_on_the_record_besides_the_model_permission(world, as_u
         format="json",
     )
     assert signing.status_code == 403
+
+
+# --- No inference across sites: "exists out of scope" answers as "exists nowhere" ------
+
+
+def _absent_like(model: type, pk: int) -> int:
+    """An id of ``model`` that exists nowhere."""
+    return (model.objects.order_by("-pk").values_list("pk", flat=True).first() or 0) + 1000
+
+
+def _same_answer(hidden, absent, echoed: tuple[str, str] | None = None) -> None:  # type: ignore[no-untyped-def]
+    """Status, headers and body byte for byte; ``echoed`` the value each request sent that
+    the answer repeats (an id, a site code), put in its place in the first body (so the
+    lengths may differ by as much)."""
+    body = hidden.content
+    if echoed is not None:
+        body = body.replace(echoed[0].encode(), echoed[1].encode())
+    assert (hidden.status_code, body) == (absent.status_code, absent.content)
+    headers = [
+        {k: v for k, v in r.headers.items() if k != "Content-Length"} for r in (hidden, absent)
+    ]
+    assert headers[0] == headers[1]
+
+
+def _import(client, world: World, rows: str):  # type: ignore[no-untyped-def]
+    upload = io.BytesIO(f"reference,site\r\n{rows}".encode())
+    upload.name = "participants.csv"
+    return client.post(
+        "/api/v1/participants/import/",
+        {"study": world.study.pk, "file": upload},
+        format="multipart",
+    )
+
+
+def test_an_import_row_for_another_sites_participant_answers_as_one_for_nobody(world, setagaya):
+    before = sorted(Participant.objects.values_list("site_id", "reference"))
+    taken = _import(setagaya, world, "ITA-1,itabashi\r\n")  # exists at Itabashi
+    free = _import(setagaya, world, "ITA-9,itabashi\r\n")  # exists nowhere
+    assert taken.status_code == 400
+    _same_answer(taken, free, ("ITA-1", "ITA-9"))
+    # A site that exists nowhere is refused in the same words as one out of scope, and
+    # the sites listed are the caller's only.
+    nowhere = _import(setagaya, world, "ITA-1,xtabashi\r\n")
+    _same_answer(taken, nowhere, ("itabashi", "xtabashi"))
+    for response, echoed in ((taken, 1), (_import(setagaya, world, "SET-9,\r\n"), 0)):
+        text = response.content.decode()
+        assert "setagaya" in text and "ITA-2" not in text
+        assert text.count("itabashi") == echoed  # only the code the caller wrote
+        assert "already" not in text and "既に" not in text
+    # Mixed with a good row and a bad one of the caller's own: every row is judged on
+    # what the caller may see, and nothing is stored.
+    mixed = _import(setagaya, world, "SET-9,setagaya\r\nITA-1,itabashi\r\nSET-1,setagaya\r\n")
+    assert mixed.status_code == 400
+    assert set(mixed.json()["error"]["fields"]) == {"3", "4"}
+    assert sorted(Participant.objects.values_list("site_id", "reference")) == before
+
+
+def test_a_reference_used_at_another_site_is_free_at_the_callers_own(world, setagaya):
+    """References are unique per site: the one an Itabashi participant holds is created
+    at Setagaya exactly as a reference that exists nowhere is."""
+    ignore = {"id", "created_at", "token_issued_at", "invitation_url", "token"}
+    answers = []
+    for reference in ("ITA-1", "ITA-7"):
+        response = setagaya.post(
+            "/api/v1/participants/",
+            {"site": world.setagaya.pk, "reference": reference},
+            format="json",
+        )
+        assert response.status_code == 201, response.content
+        body = {k: v for k, v in response.json().items() if k not in ignore}
+        answers.append({**body, "reference": None})
+        imported = _import(setagaya, world, f"{reference}-b,setagaya\r\n")
+        assert imported.status_code == 201
+    assert answers[0] == answers[1]
+    assert Participant.objects.filter(site=world.setagaya, reference="ITA-1").exists()
+    # The same reference twice at the caller's own site is theirs to be told about.
+    again = setagaya.post(
+        "/api/v1/participants/", {"site": world.setagaya.pk, "reference": "ITA-1"}, format="json"
+    )
+    assert again.status_code == 400
+    assert list(again.json()["error"]["fields"]) == ["reference"]
+
+
+def test_a_participant_for_another_sites_id_answers_as_for_an_id_of_no_site(world, setagaya):
+    before = Participant.objects.count()
+    absent = _absent_like(Site, world.itabashi.pk)
+    answers = [
+        setagaya.post("/api/v1/participants/", {"site": site, "reference": "ITA-1"}, format="json")
+        for site in (world.itabashi.pk, absent)
+    ]
+    assert answers[0].status_code == 400
+    _same_answer(*answers, (f'\\"{world.itabashi.pk}\\"', f'\\"{absent}\\"'))
+    assert Participant.objects.count() == before
+
+
+def test_a_study_run_segment_or_question_of_another_study_answers_as_one_that_does_not_exist(
+    world, setagaya
+):
+    """Every id a create takes in its body: out of scope is "does not exist"."""
+    other_run = EvaluationRun.objects.create(study=world.other_study, trigger="command")
+    other_segment = Segment.objects.create(study=world.other_study, code="line", name_ja="L")
+    other_question = Question.objects.filter(instrument__study=world.other_study).first()
+    own_question = Question.objects.filter(instrument__study=world.study, code="channels").get()
+    counts = (
+        Segment.objects.count(),
+        KPI.objects.count(),
+        EvaluationRun.objects.count(),
+        Evaluation.objects.count(),
+    )
+
+    def kpi(study: int, numerator: int) -> dict:
+        return {
+            "study": study,
+            "code": "new_kpi",
+            "name_ja": "新",
+            "kind": "share",
+            "base": "respondents",
+            "numerator": numerator,
+            "comparator": ">=",
+            "threshold": "70",
+        }
+
+    own_segment = Segment.objects.filter(study=world.study).first()
+    cases = [
+        ("/api/v1/runs/", lambda i: {"study": i}, Study, world.other_study.pk),
+        (
+            "/api/v1/segments/",
+            lambda i: {"study": i, "code": "n", "name_ja": "n"},
+            Study,
+            world.other_study.pk,
+        ),
+        (
+            "/api/v1/segments/",
+            lambda i: {
+                "study": world.study.pk,
+                "code": "n",
+                "name_ja": "n",
+                "clauses": [{"question": i, "tag": "online"}],
+            },
+            Question,
+            other_question.pk,
+        ),
+        (
+            "/api/v1/segments/",
+            lambda i: {
+                "study": world.study.pk,
+                "code": "n",
+                "name_ja": "n",
+                "clauses": [{"question": own_question.pk, "choices": [i]}],
+            },
+            type(other_question.choices.first()),
+            other_question.choices.first().pk,
+        ),
+        ("/api/v1/kpis/", lambda i: kpi(i, own_segment.pk), Study, world.other_study.pk),
+        ("/api/v1/kpis/", lambda i: kpi(world.study.pk, i), Segment, other_segment.pk),
+        ("/api/v1/evaluations/", lambda i: {"run": i}, EvaluationRun, other_run.pk),
+    ]
+    for path, body, model, hidden in cases:
+        absent = _absent_like(model, hidden)
+        answers = [setagaya.post(path, body(i), format="json") for i in (hidden, absent)]
+        assert answers[0].status_code == 400, (path, answers[0].content)
+        _same_answer(*answers, (f'\\"{hidden}\\"', f'\\"{absent}\\"'))
+    assert counts == (
+        Segment.objects.count(),
+        KPI.objects.count(),
+        EvaluationRun.objects.count(),
+        Evaluation.objects.count(),
+    )
+
+
+def test_a_run_of_a_study_where_the_caller_has_one_site_of_two_is_study_wide_by_design(
+    world, setagaya
+):
+    """Runs, KPIs and their study-wide results are for members of any site of the study
+    (the study's total is published); a run's answer names no site and counts no site
+    apart: per-site results stay with each site's members."""
+    started = setagaya.post("/api/v1/runs/", {"study": world.study.pk}, format="json")
+    assert started.status_code == 202
+    assert "itabashi" not in started.content.decode()
+    run = setagaya.get(started.json()["url"]).json()
+    assert {r["site_code"] for r in run["results"]} <= {None, "setagaya"}

@@ -484,7 +484,7 @@ def test_a_threshold_edit_keeps_earlier_results_and_shows_in_the_history(manager
     assert latest.history_user.username == "manager"
     changes = {c["field"]: (c["old"], c["new"]) for c in latest.history_delta_changes}
     assert changes == {"Target": ("70", "75")}
-    assert "<strong>Target:</strong> 70 → 75" in html
+    assert "<strong>Target:</strong> <bdi>70</bdi> → <bdi>75</bdi>" in html
     assert "at least 75\u00a0%" in html  # the target column of each version
 
 

@@ -211,6 +211,12 @@ def test_a_new_kpi_offers_only_the_studies_and_segments_the_caller_manages(world
     errors = response.context["adminform"].form.errors
     assert "study" in errors and "numerator" in errors
     assert not KPI.objects.filter(code="x").exists()
+    # ... in the very words it uses for ids that exist nowhere.
+    absent = response.wsgi_request.POST.copy()
+    absent["study"] = str(Study.objects.order_by("-pk")[0].pk + 1000)
+    absent["numerator"] = str(world.segments["other"].pk + 100000)
+    nowhere = as_user("manager").post(admin_url("kpi_kpi_add"), absent)
+    assert nowhere.context["adminform"].form.errors == errors
 
 
 def test_a_new_segment_offers_only_the_questions_of_the_callers_studies(world, as_user):
@@ -232,11 +238,13 @@ def test_a_new_evaluation_offers_only_runs_of_studies_the_caller_manages(world, 
     page = as_user("manager").get(admin_url("kpi_evaluation_add"))
     runs = page.context["form"].fields["run"].queryset
     assert {run.study_id for run in runs} == {world.study.pk}
-    response = as_user("manager").post(
-        admin_url("kpi_evaluation_add"), {"run": world.runs["other"].pk, "language": "ja"}
-    )
-    assert response.status_code == 200
-    assert "run" in response.context["form"].errors
+    answers = [
+        as_user("manager").post(admin_url("kpi_evaluation_add"), {"run": run, "language": "ja"})
+        for run in (world.runs["other"].pk, EvaluationRun.objects.order_by("-pk")[0].pk + 1000)
+    ]
+    assert answers[0].status_code == answers[1].status_code == 200
+    assert "run" in answers[0].context["form"].errors
+    assert answers[0].context["form"].errors == answers[1].context["form"].errors
 
 
 # --- The report: members of every site of the study ------------------------------------

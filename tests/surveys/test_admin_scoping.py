@@ -542,6 +542,63 @@ def test_an_import_into_itabashi_is_refused_without_saying_what_itabashi_holds(w
     assert Participant.objects.count() == before
 
 
+CSRF = re.compile(rb'name="csrfmiddlewaretoken" value="[^"]*"')
+
+
+def page_bytes(response: Any) -> bytes:
+    """A page as sent, but for its per-request CSRF token."""
+    return CSRF.sub(b"", response.content)
+
+
+def test_an_import_row_for_another_sites_reference_answers_as_one_that_exists_nowhere(
+    world, as_user
+):
+    """Byte for byte, a reference taken at Itabashi and one that exists nowhere; a site
+    out of scope and a site that does not exist; whatever the other rows hold."""
+    client = as_user("manager")
+    taken = world.participants["other"].reference
+    before = sorted(Participant.objects.values_list("site_id", "reference"))
+    hidden = import_csv(
+        client, world.study, f"reference,site\nX-1,setagaya\n{taken},itabashi\n".encode()
+    )
+    free = import_csv(client, world.study, b"reference,site\nX-1,setagaya\nITA-7777,itabashi\n")
+    assert hidden.status_code == free.status_code == 200
+    assert page_bytes(hidden).replace(taken.encode(), b"ITA-7777") == page_bytes(free)
+    nowhere = import_csv(
+        client, world.study, f"reference,site\nX-1,setagaya\n{taken},xtabashi\n".encode()
+    )
+    assert page_bytes(hidden).replace(b"itabashi", b"xtabashi") == page_bytes(nowhere)
+    # An empty site lists the caller's sites only; and the caller's own rows with
+    # problems are reported beside the other site's.
+    page = import_csv(
+        client, world.study, f"reference,site\nX-1,\n{taken},itabashi\n,setagaya\n".encode()
+    )
+    assert dict(page.context["row_errors"]).keys() == {2, 3, 4}
+    html = page.content.decode()
+    assert "(setagaya)" in html and html.count("itabashi") == 1
+    assert sorted(Participant.objects.values_list("site_id", "reference")) == before
+
+
+def test_renaming_a_participant_to_a_taken_reference_is_refused_at_the_field(world, as_user):
+    """The site is read-only once created, so Django's own uniqueness check would skip
+    (site, reference): without ours the database would refuse it with a 500. A reference
+    taken only at another site is free (references are unique per site)."""
+    client = as_user("manager")
+    own = world.participants["own"]
+    url = admin_url("surveys_participant_change", own.pk)
+    data = form_values(client.get(url).content.decode())
+    neighbour = Participant.objects.filter(site=own.site).exclude(pk=own.pk).first()
+    refused = client.post(url, {**data, "reference": [neighbour.reference]})
+    assert refused.status_code == 200
+    assert refused.context["adminform"].form.errors["reference"]
+    own.refresh_from_db()
+    assert own.reference != neighbour.reference
+    taken_elsewhere = world.participants["other"].reference
+    assert client.post(url, {**data, "reference": [taken_elsewhere]}).status_code == 302
+    own.refresh_from_db()
+    assert own.reference == taken_elsewhere
+
+
 def act(client: Client, action: str, participants: list[Participant], **extra: str) -> Any:
     data = {"action": action, "_selected_action": [str(p.pk) for p in participants], **extra}
     return client.post(admin_url("surveys_participant_changelist"), data)

@@ -106,6 +106,120 @@ def test_a_draft_then_a_changed_submission_records_old_and_new(client, participa
     )
 
 
+def replayed(response: Response) -> set[tuple[Any, ...]]:
+    """The answers the history says the response holds: its "+" and "-" records applied
+    in the order of their times."""
+    state: set[tuple[Any, ...]] = set()
+    records = AnswerHistory.objects.filter(response_id=response.pk)
+    for r in records.order_by("history_date", "history_id"):
+        key = (r.question_id, r.choice_id, r.text_value, r.number_value)
+        if r.history_type == "+":
+            state.add(key)
+        else:
+            state.remove(key)
+    return state
+
+
+def stored(response: Response) -> set[tuple[Any, ...]]:
+    return set(
+        response.answers.values_list("question_id", "choice_id", "text_value", "number_value")
+    )
+
+
+def test_autosaves_in_quick_succession_record_the_start_the_last_draft_and_the_submission(
+    client, participant
+):
+    """Twenty autosaves a few seconds apart: the history keeps when the draft was started
+    (with its answers), the draft as it last stood (recorded at the submission, at the
+    time of that last save) and the submission; not a row set per save."""
+    tools = ["line", "phone", "email", "other"]
+    post(client, participant, "save", complete_answers(tool="line"))
+    response = Response.objects.get(participant=participant)
+    started = AnswerHistory.objects.filter(response_id=response.pk).count()
+    for n in range(1, 21):
+        assert (
+            post(client, participant, "save", complete_answers(tool=tools[n % 4])).status_code
+            == 303
+        )
+    response.refresh_from_db()
+    last_saved = response.updated_at
+    assert ResponseHistory.objects.filter(id=response.pk).count() == 1  # the start only
+    # The one recorded answer that went ("-" line); nothing for the nineteen in between.
+    assert AnswerHistory.objects.filter(response_id=response.pk).count() == started + 1
+    assert stored(response) != replayed(response)  # the last draft is not recorded yet
+
+    assert (
+        post(client, participant, "submit", complete_answers(tool=tools[20 % 4])).status_code == 303
+    )
+    response.refresh_from_db()
+    records = ResponseHistory.objects.filter(id=response.pk).order_by("history_id")
+    assert [(r.history_type, r.history_change_reason) for r in records] == [
+        ("+", "participant draft (web)"),
+        ("~", "participant submission (web)"),
+    ]
+    assert replayed(response) == stored(response)
+    (last_draft,) = (
+        AnswerHistory.objects.filter(response_id=response.pk, history_id__gt=0)
+        .filter(question__code="tool", history_type="+", choice__code="line")
+        .exclude(history_date__lt=last_saved)
+    )
+    assert (last_draft.history_date, last_draft.history_change_reason) == (
+        last_saved,
+        "participant draft (web)",
+    )
+    assert AnswerHistory.objects.filter(response_id=response.pk).count() == started + 2
+
+
+def _pause(response: Response, minutes: int = 11) -> None:
+    """As if the draft had been saved ``minutes`` ago (the setting is 10 minutes)."""
+    Response.objects.filter(pk=response.pk).update(
+        updated_at=timezone.now() - dt.timedelta(minutes=minutes)
+    )
+
+
+def test_a_save_after_a_pause_is_recorded_after_the_draft_as_it_stood(
+    client, participant, settings
+):
+    settings.HYOKA_DRAFT_HISTORY_INTERVAL = 600
+    post(client, participant, "save", complete_answers(tool="line"))
+    response = Response.objects.get(participant=participant)
+    post(client, participant, "save", complete_answers(tool="phone"))  # soon: unrecorded
+    _pause(response)
+    post(client, participant, "save", complete_answers(tool="email"))  # a participant back
+    response.refresh_from_db()
+    records = ResponseHistory.objects.filter(id=response.pk).order_by("history_id")
+    assert [r.history_type for r in records] == ["+", "~"]
+    tool = [r for r in answer_records(response) if r[1] == "tool"]
+    assert tool == [("+", "tool", "line"), ("-", "tool", "line"), ("+", "tool", "phone"),
+                    ("-", "tool", "phone"), ("+", "tool", "email")]  # fmt: skip
+    assert replayed(response) == stored(response)
+    # The draft as it stood is dated at its (unrecorded) save, before the pause.
+    phone = AnswerHistory.objects.get(
+        response_id=response.pk, history_type="+", choice__code="phone"
+    )
+    assert phone.history_date < timezone.now() - dt.timedelta(minutes=10)
+    assert not response.answers.filter(recorded=False).exists()
+
+
+def test_a_changed_submission_after_quick_autosaves_records_the_last_draft_then_the_change(
+    client, participant
+):
+    post(client, participant, "save", complete_answers(tool="line"))
+    post(client, participant, "save", complete_answers(tool="phone"))
+    response = Response.objects.get(participant=participant)
+    post(client, participant, "submit", complete_answers(tool="email"))
+    response.refresh_from_db()
+    assert response.is_submitted
+    tool = [(r[0], r[2]) for r in answer_records(response) if r[1] == "tool"]
+    assert tool == [("+", "line"), ("-", "line"), ("+", "phone"), ("-", "phone"), ("+", "email")]
+    assert replayed(response) == stored(response)
+    reasons = AnswerHistory.objects.filter(response_id=response.pk, choice__code="phone")
+    assert list(reasons.order_by("history_id").values_list("history_change_reason", flat=True)) == [
+        "participant draft (web)",
+        "participant submission (web)",
+    ]
+
+
 def test_an_api_draft_and_submission_say_api(participant):
     client = APIClient()
     token = participant.token  # type: ignore[attr-defined]
@@ -173,9 +287,15 @@ def test_submitting_an_unchanged_draft_writes_only_the_responses_record(client, 
     re-inserting them, and the response's record is the one INSERT added (on PostgreSQL
     chained to the UPDATE in one statement)."""
     post(client, participant, "save", complete_answers())
+    answers_recorded = AnswerHistory.objects.count()
     with CaptureQueriesContext(connection) as ctx:
         assert post(client, participant, "submit", complete_answers()).status_code == 303
-    assert history_statements(ctx.captured_queries) == ['INSERT INTO "surveys_historicalresponse"']
+    # One statement writes history; on PostgreSQL it also holds the INSERT that records
+    # answers an autosave left unrecorded, which finds none here (the draft's one save
+    # was recorded).
+    (writing,) = [q for q in ctx.captured_queries if history_statements([q])]
+    assert history_statements([writing])[0] == 'INSERT INTO "surveys_historicalresponse"'
+    assert AnswerHistory.objects.count() == answers_recorded
     assert not [q for q in ctx.captured_queries if 'INSERT INTO "surveys_answer"' in q["sql"]]
     assert len(ctx.captured_queries) <= 8
 

@@ -87,7 +87,7 @@ def test_a_manager_reads_who_withdrew_their_participant_and_from_what_to_what(si
     assert latest.history_delta_changes == [
         {"field": "Status", "old": "Active", "new": "Withdrawn"}
     ]
-    assert "Status:</strong> Active → Withdrawn" in text(page)
+    assert "Status:</strong> <bdi>Active</bdi> → <bdi>Withdrawn</bdi>" in text(page)
     assert participant.token_hash not in text(page)
 
 

@@ -146,6 +146,10 @@ def test_a_valid_link_is_never_slowed_and_costs_no_rate_limit_round_trip(
     counted: list[object] = []
     monkeypatch.setattr("surveys.views.failed_lookup", counted.append)
     monkeypatch.setattr("surveys.api.views.failed_lookup", counted.append)
+    # A draft save is counted by its own limit, per link (surveys/draft_saves.py), never
+    # by the address: set apart here.
+    saves: list[object] = []
+    monkeypatch.setattr("surveys.views.draft_save_wait", lambda r, p: saves.append(p))
 
     token = participant.token
     assert client.get(f"/r/{token}/").status_code == 200
@@ -157,6 +161,7 @@ def test_a_valid_link_is_never_slowed_and_costs_no_rate_limit_round_trip(
     assert submitted.status_code == 303
     assert counted == []
     assert not [k for k in keys if str(k).startswith("rl:")]  # django-ratelimit's keys
+    assert saves == [participant]
 
 
 def test_each_address_has_its_own_count(bad_tokens, settings):
