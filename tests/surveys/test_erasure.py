@@ -23,7 +23,7 @@ from django.core.management import CommandError, call_command
 from django.db import DatabaseError, connection, models, transaction
 from django.test import Client
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from rest_framework.test import APIClient
 
 from surveys import appendonly, erasure, services
@@ -571,7 +571,8 @@ def test_the_command_refuses_clearly_and_changes_nothing(site, args, message):
     participant = answered(site)
     member("ito", site, role="viewer")
     args = [a.replace("{pk}", str(participant.pk)) for a in args]
-    with pytest.raises(CommandError, match=message):
+    # The service's refusals are translated: English here, Japanese by default.
+    with translation.override("en"), pytest.raises(CommandError, match=message):
         run(*args)
     assert not ErasureRecord.objects.exists()
     assert Participant.objects.get(pk=participant.pk).reference == SECRET_REFERENCE
