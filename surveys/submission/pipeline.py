@@ -239,7 +239,6 @@ def _locked(write: Write) -> Response:
         raise AnswersInvalid(
             _("The questionnaire has changed. Check your answers and send them again.")
         )
-    response.participant = participant
     if write.submitted:
         _replace_answers(response, write, record=True, final=True)
         _mark_submitted(response, write)
@@ -368,7 +367,7 @@ SUBMITTED_FIELDS = (
 def _new_response(write: Write, now: datetime) -> Response:
     participant = write.link.participant
     return Response(
-        participant=participant,
+        participant_id=participant.pk,
         instrument=write.form.instrument,
         site_id=participant.site_id,
         status=Response.Status.SUBMITTED if write.submitted else Response.Status.DRAFT,

@@ -182,12 +182,12 @@ def link_row(*, token_hash: str | None = None, participant_id: int | None = None
         if current_published_at is not None:
             current_published_at = _convert_published_at(run.db, current_published_at)
     participant, site, study, response, instrument = objects
-    # Forward relations, as ``select_related`` would set them.
+    # Forward relations, as ``select_related`` would set them (not ``response.participant``:
+    # setting a one-to-one also fills the participant's reverse cache).
     site.study = study
     participant.site = site
     if response is not None:
         response.instrument = instrument
-        response.participant = participant
     return participant, response, current_id, current_published_at
 
 
