@@ -170,9 +170,9 @@ else:
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
         "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=5)
     )
-    # The participant's hot path prepares its few statements (surveys/submission/statements.py); Django's own
-    # queries bind on the client and are never prepared, so the threshold only unlocks
-    # those explicit ones. A pooler in transaction mode that cannot carry prepared
+    # The participant's hot path prepares its few statements
+    # (surveys/submission/statements.py); Django's own queries bind on the client and are
+    # never prepared, so the threshold only unlocks those explicit ones. A pooler in transaction mode that cannot carry prepared
     # statements (PgBouncer before 1.21) needs DATABASE_PREPARED_STATEMENTS=false.
     if env.bool("DATABASE_PREPARED_STATEMENTS", default=True):
         DATABASES["default"]["OPTIONS"].setdefault("prepare_threshold", 2**31 - 1)
