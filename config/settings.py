@@ -172,8 +172,9 @@ else:
     )
     # The participant's hot path prepares its few statements
     # (surveys/submission/statements.py); Django's own queries bind on the client and are
-    # never prepared, so the threshold only unlocks those explicit ones. A pooler in transaction mode that cannot carry prepared
-    # statements (PgBouncer before 1.21) needs DATABASE_PREPARED_STATEMENTS=false.
+    # never prepared, so the threshold only unlocks those explicit ones. A pooler in
+    # transaction mode that cannot carry prepared statements (PgBouncer before 1.21) needs
+    # DATABASE_PREPARED_STATEMENTS=false.
     if env.bool("DATABASE_PREPARED_STATEMENTS", default=True):
         DATABASES["default"]["OPTIONS"].setdefault("prepare_threshold", 2**31 - 1)
     DATABASES["default"].setdefault("TEST", {})["NAME"] = env.str(
