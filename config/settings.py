@@ -170,10 +170,11 @@ else:
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
         "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=5)
     )
-    # The participant's hot path prepares its few statements (surveys/sql.py); Django's own
-    # queries bind on the client and are never prepared, so the threshold only unlocks
-    # those explicit ones. A pooler in transaction mode that cannot carry prepared
-    # statements (PgBouncer before 1.21) needs DATABASE_PREPARED_STATEMENTS=false.
+    # The participant's hot path prepares its few statements
+    # (surveys/submission/statements.py); Django's own queries bind on the client and are
+    # never prepared, so the threshold only unlocks those explicit ones. A pooler in
+    # transaction mode that cannot carry prepared statements (PgBouncer before 1.21) needs
+    # DATABASE_PREPARED_STATEMENTS=false.
     if env.bool("DATABASE_PREPARED_STATEMENTS", default=True):
         DATABASES["default"]["OPTIONS"].setdefault("prepare_threshold", 2**31 - 1)
     DATABASES["default"].setdefault("TEST", {})["NAME"] = env.str(
@@ -430,7 +431,7 @@ if not re.fullmatch(r"[1-9][0-9]*/[0-9]*[smhd]", HYOKA_DRAFT_SAVE_RATE):
         "HYOKA_DRAFT_SAVE_RATE must be a count per period, such as 60/m or 600/h."
     )
 # A participant's draft saves are recorded in the history at the first save, then only a
-# save that comes this many seconds after the one before it (surveys/audit.py).
+# save that comes this many seconds after the one before it (surveys/submission/records.py).
 HYOKA_DRAFT_HISTORY_INTERVAL = env.int("HYOKA_DRAFT_HISTORY_INTERVAL", default=600)
 if HYOKA_DRAFT_HISTORY_INTERVAL < 0:
     raise ImproperlyConfigured("HYOKA_DRAFT_HISTORY_INTERVAL is a number of seconds, 0 or more.")

@@ -100,7 +100,7 @@ def run_request_debounced(*, study_id: int, trigger: str) -> EvaluationRun | Non
 def _slot_taken(study_id: int, slot: int) -> bool:
     """Whether the study's run of this slot exists. Every submission asks, so this is a
     fixed statement rather than a queryset: compiling the queryset cost several times
-    the round trip on the project's 2-core machine (see surveys/sql.py)."""
+    the round trip on the project's 2-core machine (see surveys/submission/statements.py)."""
     table = connection.ops.quote_name(EvaluationRun._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(

@@ -481,8 +481,8 @@ class Response(models.Model):
     idempotency_key = models.CharField(  # noqa: DJ001
         _("idempotency key"), max_length=64, null=True, blank=True, editable=False
     )
-    # Written by ``audit.py`` for participants' own changes (one row per save, with the
-    # answers' rows); "last saved" is the record's own time.
+    # Written by ``submission/records.py`` for participants' own changes (one row per
+    # recorded save, with the answers' rows); "last saved" is the record's own time.
     history = AuditedHistory(excluded_fields=["updated_at"], no_db_index=["instrument"])
 
     class Meta:
@@ -535,7 +535,7 @@ class Answer(models.Model):
         _("number"), max_digits=14, decimal_places=4, null=True, blank=True
     )
     # Whether the history holds this row's "+" record yet. A draft saved again soon after
-    # the last recorded save (``surveys/audit.py``) stores its new answers unrecorded; the
+    # the last recorded save (``submission/records.py``) stores its new answers unrecorded; the
     # next recorded write (a save after a pause, the submission) records them first, as
     # the draft stood. Rows written any other way are recorded as they are written.
     recorded = models.BooleanField(

@@ -5,47 +5,17 @@ from __future__ import annotations
 from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
-from . import sql, tokens
-from .answers import frozen_form
-from .models import Instrument, Participant, Question, Response, Site, Study, hash_token
+from .models import Instrument, Participant, Question, Response, Site, Study
+from .submission.lookup import link_for_token
 
 
-def participant_for_token(token: str, *, with_response: bool = False) -> Participant | None:
+def participant_for_token(token: str) -> Participant | None:
     """The active participant a token belongs to, or ``None`` whatever the reason (unknown,
-    replaced, withdrawn or malformed), so that callers answer every case the same way.
-
-    One query, sized for the questionnaire's hot path: the participant comes with their
-    site and study, the id and publication time of the study's current instrument (see
-    ``participant_instrument``), and with ``with_response`` their response and its
-    instrument (see ``participant_response``)."""
-    if not tokens.is_well_formed(token):
-        return None
-    return sql.participant_by_token_hash(hash_token(token), with_response=with_response)
-
-
-def participant_instrument(participant: Participant) -> Instrument | None:
-    """The instrument a new response of ``participant`` answers: their study's current
-    one. From ``participant_for_token`` it usually costs no query, since a published
-    instrument's form (with the instrument) is kept per process."""
-    if not hasattr(participant, "current_instrument_id"):
-        return instrument_current(participant.site.study)
-    if participant.current_instrument_id is None:
-        return None
-    form = frozen_form(
-        participant.current_instrument_id,
-        getattr(participant, "current_instrument_published_at", None),
-    )
-    if form is not None:
-        return form.instrument
-    return Instrument.objects.get(pk=participant.current_instrument_id)
-
-
-def participant_response(participant: Participant) -> Response | None:
-    """The participant's response (with its instrument): from ``participant_for_token(...,
-    with_response=True)`` without a query."""
-    if Participant.response.is_cached(participant):  # type: ignore[attr-defined]
-        return getattr(participant, "response", None)
-    return response_for_participant(participant)
+    replaced, withdrawn or malformed). The questionnaire and the API use the fuller
+    ``surveys.submission.link_for_token`` (same statement: with their response and the
+    current instrument)."""
+    link = link_for_token(token)
+    return link.participant if link is not None else None
 
 
 def instrument_current(study: Study) -> Instrument | None:

@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import csv
 import io
-from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
@@ -21,24 +18,15 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
-from . import audit, sql, tokens
-from .answers import (
-    ANSWER_COLUMNS,
-    MAX_CHOICES,
-    CleanAnswers,
-    InstrumentForm,
-    answer_rows,
-    answer_values,
-)
+from . import tokens
+from .answers import MAX_CHOICES, InstrumentForm, answer_rows
 from .bidi import strip_bidi_controls
 from .errors import (
-    AlreadySubmitted,
     AnswersInvalid,
     ImportRejected,
     InstrumentFrozen,
     InstrumentInvalid,
     ParticipantErased,
-    SurveyClosed,
 )
 from .history import Reason, save_with_reason
 from .models import (
@@ -53,8 +41,11 @@ from .models import (
     Site,
     Study,
 )
-from .selectors import participant_instrument
 from .signals import response_submitted
+from .submission import records
+
+# A participant's own writes are the submission pipeline's, offered here with the others.
+from .submission.pipeline import response_save_draft, response_submit  # noqa: F401
 from .text import forbidden_character, forbidden_message
 
 # --- Participants ---------------------------------------------------------------------
@@ -298,400 +289,9 @@ def instrument_new_version(*, instrument: Instrument) -> Instrument:
 
 
 # --- Responses ------------------------------------------------------------------------
-
-
-def _check_open(participant: Participant) -> None:
-    if not participant.site.is_survey_open():
-        raise SurveyClosed()
-
-
-def _lock_participant(participant: Participant) -> Response | None:
-    """Lock the participant's row, so that concurrent requests for one participant run one
-    after the other, and return their response as it is once the lock is held."""
-    return sql.lock_participant_and_read_response(participant)
-
-
-def _locked_response(
-    participant: Participant,
-    answers: Mapping[str, Any],
-    *,
-    submitted: bool,
-    language: str,
-    source: str,
-    idempotency_key: str | None = None,
-) -> tuple[Response, bool]:
-    """With the participant's row locked: their response, refusing one already submitted,
-    or, if they have none, a new one made of ``answers`` (``AnswersInvalid`` says what is
-    wrong with them). ``True`` when the response was made here."""
-    response = _lock_participant(participant)
-    if response is not None and response.is_submitted:
-        raise AlreadySubmitted()
-    if response is not None:
-        return response, False
-    form = InstrumentForm.load(_current_instrument(participant))
-    clean = _clean_or_refuse(form, answers, complete=submitted)
-    created = _create(
-        participant,
-        form,
-        clean,
-        submitted=submitted,
-        language=language,
-        source=source,
-        idempotency_key=idempotency_key,
-    )
-    return created, True
-
-
-def _current_instrument(participant: Participant) -> Instrument:
-    instrument = participant_instrument(participant)
-    if instrument is None:
-        raise SurveyClosed()
-    return instrument
-
-
-def _normal_language(language: str) -> str:
-    return language if language in Language.values else Language.JA
-
-
-def _create(
-    participant: Participant,
-    form: InstrumentForm,
-    clean: CleanAnswers,
-    *,
-    submitted: bool,
-    language: str,
-    source: str,
-    idempotency_key: str | None = None,
-) -> Response:
-    """A participant's first save or submission, with their row locked: the response, in
-    its final state, and its answers, each recorded once as created. Fixed statements
-    (``surveys/sql.py``): four INSERTs in all."""
-    now = timezone.now()
-    reason = audit.participant_reason(source, submission=submitted)
-    response = _new_response(
-        participant,
-        form,
-        clean,
-        submitted=submitted,
-        language=language,
-        source=source,
-        idempotency_key=idempotency_key,
-        now=now,
-    )
-    with sql.statements() as run:
-        sql.insert(run, response)
-        sql.insert_rows(run, Answer, ANSWER_COLUMNS, answer_values(response.pk, form, clean))
-        created = {"history_type": "+", "reason": reason, "when": now}
-        sql.record(run, Response, "id", response.pk, **created)  # type: ignore[arg-type]
-        sql.record(run, Answer, "response_id", response.pk, **created)  # type: ignore[arg-type]
-    return response
-
-
-def _new_response(
-    participant: Participant,
-    form: InstrumentForm,
-    clean: CleanAnswers,
-    *,
-    submitted: bool,
-    language: str,
-    source: str,
-    idempotency_key: str | None,
-    now: datetime,
-) -> Response:
-    return Response(
-        participant=participant,
-        instrument=form.instrument,
-        site_id=participant.site_id,
-        status=Response.Status.SUBMITTED if submitted else Response.Status.DRAFT,
-        language=language,
-        source=source,
-        started_at=now,
-        submitted_at=now if submitted else None,
-        choice_bits=form.bits(clean),
-        idempotency_key=idempotency_key,
-    )
-
-
-def _answer_keys(rows: Iterable[Sequence[Any]]) -> Counter[tuple[Any, ...]]:
-    """(question, choice, text, number) rows, comparable: numbers as the database keeps
-    them may carry trailing zeros (20.0000 is 20)."""
-    return Counter(
-        (question, choice, text, None if number is None else Decimal(number).normalize())
-        for question, choice, text, number, *_recorded in rows
-    )
-
-
-def _seen_response(participant: Participant) -> Response | None:
-    """The response the participant's lookup (``participant_for_token(...,
-    with_response=True)``) saw, if it looked: a hint that picks a path; the statements
-    themselves decide."""
-    if not Participant.response.is_cached(participant):  # type: ignore[attr-defined]
-        return None
-    return getattr(participant, "response", None)
-
-
-def _in_one_statement(
-    participant: Participant,
-    answers: Mapping[str, Any],
-    *,
-    submitted: bool,
-    language: str,
-    source: str,
-    idempotency_key: str | None = None,
-) -> Response | None:
-    """The usual cases, each in one statement and no lock held in between (PostgreSQL,
-    ``sql.can_write_in_one_statement``): a participant without a response saves or
-    submits valid answers; or submits, unchanged, the draft their page autosaved. ``None``
-    when it is neither (answers with errors, a changed draft, a response already
-    submitted, no current instrument) or when a concurrent request got there first: the
-    general path, which locks the participant's row, takes over and says what is wrong.
-    The statement's conditions decide, not what was read before it: the response's
-    unique participant for a new one, the draft's ``updated_at`` for a draft."""
-    if not sql.can_write_in_one_statement():
-        return None
-    seen = _seen_response(participant)
-    if seen is not None:
-        if not submitted or seen.is_submitted:
-            return None
-        return _submit_draft_as_saved(
-            seen, answers, language=language, source=source, idempotency_key=idempotency_key
-        )
-    instrument = participant_instrument(participant)
-    if instrument is None:
-        return None
-    form = InstrumentForm.load(instrument)
-    clean, errors = form.clean(answers, complete=submitted)
-    if errors:
-        return None
-    now = timezone.now()
-    response = _new_response(
-        participant,
-        form,
-        clean,
-        submitted=submitted,
-        language=language,
-        source=source,
-        idempotency_key=idempotency_key,
-        now=now,
-    )
-    rows = [values[1:] for values in answer_values(0, form, clean)]
-    reason = audit.participant_reason(source, submission=submitted)
-    with sql.statements() as run:
-        return sql.create(run, response, rows, reason=reason, when=now)
-
-
-def _submit_draft_as_saved(
-    response: Response,
-    answers: Mapping[str, Any],
-    *,
-    language: str,
-    source: str,
-    idempotency_key: str | None,
-) -> Response | None:
-    """Submit a draft whose stored answers are ``answers``: one read, one write."""
-    form = InstrumentForm.load(response.instrument)
-    clean, errors = form.clean(answers, complete=True)
-    if errors:
-        return None
-    with sql.statements() as run:
-        stored = sql.answer_values_of(run, response.pk)
-        if _answer_keys(stored) != _answer_keys(v[1:] for v in answer_values(0, form, clean)):
-            return None
-        seen = response.updated_at
-        draft_reason = audit.participant_reason(response.source, submission=False)
-        _mark_submitted(response, language=language, source=source, key=idempotency_key)
-        response.choice_bits = form.bits(clean)
-        reason = audit.participant_reason(source, submission=True)
-        if not sql.submit_draft(
-            run, response, _SUBMITTED_FIELDS, seen=seen, reason=reason, draft_reason=draft_reason
-        ):
-            # The lookup's response, changed above, is not what is stored: forget it.
-            Participant.response.related.delete_cached_value(response.participant)  # type: ignore[attr-defined]
-            return None
-    return response
-
-
-_SUBMITTED_FIELDS = (
-    "status",
-    "submitted_at",
-    "language",
-    "source",
-    "choice_bits",
-    "idempotency_key",
-    "updated_at",
-)
-
-
-def _mark_submitted(response: Response, *, language: str, source: str, key: str | None) -> None:
-    response.status = Response.Status.SUBMITTED
-    response.submitted_at = timezone.now()
-    response.language = language
-    response.source = source
-    response.idempotency_key = key
-
-
-def _store(
-    response: Response,
-    form: InstrumentForm,
-    clean: CleanAnswers,
-    *,
-    reason: str,
-    record: bool = True,
-    submission: bool = False,
-) -> None:
-    """Replace an existing response's answers (recording those that changed, unless
-    ``record`` is false: see ``audit.answers_replace``); the caller saves ``choice_bits``
-    with the response. Submitting a draft as it was autosaved, the usual case on the web,
-    reads the answers with a fixed statement and writes none, unless some are not
-    recorded yet."""
-    values = answer_values(response.pk, form, clean)
-    with sql.statements() as run:
-        stored = sql.answer_values_of(run, response.pk)
-    changed = _answer_keys(stored) != _answer_keys([v[1:] for v in values])
-    unrecorded = not all(row[-1] for row in stored)
-    if changed or (record and unrecorded):
-        rows = answer_rows(response.pk, form, clean)
-        audit.answers_replace(response, rows, reason=reason, record=record, final=submission)
-    response.choice_bits = form.bits(clean)
-
-
-def _clean_or_refuse(
-    form: InstrumentForm, answers: Mapping[str, Any], *, complete: bool
-) -> CleanAnswers:
-    clean, errors = form.clean(answers, complete=complete)
-    if errors:
-        raise AnswersInvalid(errors=errors)
-    return clean
-
-
-def response_save_draft(
-    *,
-    participant: Participant,
-    answers: Mapping[str, Any],
-    language: str,
-    source: str = Response.Source.WEB,
-) -> Response:
-    """Keep ``answers`` (the whole questionnaire as it stands) as the participant's draft.
-
-    Unanswered questions are fine in a draft; an invalid value raises ``AnswersInvalid``
-    and nothing changes. Answers to questions the other answers hide are not kept.
-    """
-    _check_open(participant)
-    language = _normal_language(language)
-    created = _in_one_statement(
-        participant, answers, submitted=False, language=language, source=source
-    )
-    if created is not None:
-        return created
-    with transaction.atomic():
-        response, made = _locked_response(
-            participant, answers, submitted=False, language=language, source=source
-        )
-        if made:
-            return response
-        form = InstrumentForm.load(response.instrument)
-        clean = _clean_or_refuse(form, answers, complete=False)
-        reason = audit.participant_reason(source, submission=False)
-        # Recorded only after a pause: an autosave a few seconds after the last one
-        # updates the draft without a history record of its own (surveys/audit.py).
-        record = audit.draft_save_is_recorded(response)
-        _store(response, form, clean, reason=reason, record=record)
-        response.language = language
-        fields = ["language", "choice_bits", "updated_at"]
-        if record:
-            audit.save_recorded(response, update_fields=fields, reason=reason)
-        else:
-            response.save_without_historical_record(update_fields=fields)  # type: ignore[attr-defined]
-    return response
-
-
-def response_submit(
-    *,
-    participant: Participant,
-    answers: Mapping[str, Any],
-    language: str,
-    source: str = Response.Source.WEB,
-    idempotency_key: str | None = None,
-) -> Response:
-    """Submit the participant's answers, once.
-
-    ``answers`` is the whole questionnaire; every shown required question must be answered
-    and every value valid, or ``AnswersInvalid`` is raised and nothing changes. A
-    participant who has already submitted gets ``AlreadySubmitted``; two concurrent
-    submissions store exactly one response (the response's unique participant, then the
-    participant's row lock, decide). ``idempotency_key`` (an API client's) is stored with
-    the response.
-
-    The usual cases, a first submission and the submission of a draft as it was
-    autosaved, write the response in its final state, with its history, and the answers
-    only if they are new: nothing written twice, and on PostgreSQL in one statement.
-    """
-    _check_open(participant)
-    language = _normal_language(language)
-    response = _in_one_statement(
-        participant,
-        answers,
-        submitted=True,
-        language=language,
-        source=source,
-        idempotency_key=idempotency_key,
-    )
-    if response is None:
-        with transaction.atomic():
-            response = _submit_locked(
-                participant,
-                answers,
-                language=language,
-                source=source,
-                idempotency_key=idempotency_key,
-            )
-    site = participant.site
-    # At once, the submission being committed; or when a caller's transaction commits.
-    transaction.on_commit(
-        lambda: response_submitted.send(
-            sender=Response, response_id=response.pk, study_id=site.study_id, site_id=site.pk
-        )
-    )
-    return response
-
-
-def _submit_locked(
-    participant: Participant,
-    answers: Mapping[str, Any],
-    *,
-    language: str,
-    source: str,
-    idempotency_key: str | None,
-) -> Response:
-    """A submission that is not a valid first one: with the participant's row locked,
-    refuse a second submission, say what is wrong with the answers, or submit the draft."""
-    response, made = _locked_response(
-        participant,
-        answers,
-        submitted=True,
-        language=language,
-        source=source,
-        idempotency_key=idempotency_key,
-    )
-    if made:
-        return response
-    form = InstrumentForm.load(response.instrument)
-    clean = _clean_or_refuse(form, answers, complete=True)
-    reason = audit.participant_reason(source, submission=True)
-    _store(response, form, clean, reason=reason, submission=True)
-    _mark_submitted(response, language=language, source=source, key=idempotency_key)
-    with sql.statements() as run:
-        sql.update(run, response, _SUBMITTED_FIELDS)
-        sql.record(
-            run,
-            Response,
-            "id",
-            response.pk,
-            history_type="~",
-            reason=reason,
-            when=response.updated_at,
-        )
-    return response
+#
+# A participant's own writes (drafts, submission) are the submission pipeline's:
+# ``surveys/submission/pipeline.py``. They are services like the others.
 
 
 def response_draft_answers(response: Response) -> dict[str, str | list[str]]:
@@ -732,16 +332,18 @@ def responses_import(*, instrument: Instrument, rows: Iterable[ImportedResponse]
         errors[reference] = _("This participant has already responded.")
     if errors:
         raise AnswersInvalid(errors=errors)
+    now = timezone.now()
     with transaction.atomic():
-        # Each table and its history: one INSERT each per batch.
-        responses = bulk_create_with_history(
+        # Each table, then its history (``submission/records.py``, the writer of every
+        # record of responses and answers): one INSERT each per batch.
+        responses = Response.objects.bulk_create(
             [
                 Response(
                     participant=row.participant,
                     instrument=instrument,
                     site_id=row.participant.site_id,
                     status=Response.Status.SUBMITTED,
-                    language=_normal_language(row.language),
+                    language=row.language if row.language in Language.values else Language.JA,
                     source=Response.Source.IMPORT,
                     started_at=row.submitted_at,
                     submitted_at=row.submitted_at,
@@ -749,19 +351,21 @@ def responses_import(*, instrument: Instrument, rows: Iterable[ImportedResponse]
                 )
                 for row, clean in zip(rows, cleaned, strict=True)
             ],
-            Response,
             batch_size=1000,
-            default_change_reason=Reason.RESPONSES_IMPORTED.value,
         )
-        bulk_create_with_history(
+        Answer.objects.bulk_create(
             [
                 answer
                 for response, clean in zip(responses, cleaned, strict=True)
                 for answer in answer_rows(response.pk, form, clean)
             ],
-            Answer,
             batch_size=2000,
-            default_change_reason=Reason.RESPONSES_IMPORTED.value,
+        )
+        ids = [response.pk for response in responses]
+        reason = Reason.RESPONSES_IMPORTED.value
+        records.record(Response, records.CREATED, where="id", values=ids, reason=reason, when=now)
+        records.record(
+            Answer, records.CREATED, where="response_id", values=ids, reason=reason, when=now
         )
         site_ids = sorted({r.participant.site_id for r in rows})
         # One announcement per site, not per response: scoring is debounced anyway.

@@ -27,13 +27,9 @@ from .answers import InstrumentForm
 from .draft_saves import draft_save_wait
 from .errors import AlreadySubmitted, AnswersInvalid, RuleViolation, SurveyClosed
 from .models import Instrument, Language, Participant, Question, Response
-from .selectors import (
-    participant_for_token,
-    participant_instrument,
-    participant_response,
-    response_for_participant,
-)
-from .services import response_draft_answers, response_save_draft, response_submit
+from .selectors import response_for_participant
+from .services import response_draft_answers
+from .submission import Link, link_for_token, response_save_draft, response_submit
 from .token_attempts import failed_lookup, too_many_attempts_page
 
 SAVE = "save"
@@ -312,24 +308,26 @@ def _json_refusal(exc: RuleViolation, status: int) -> JsonResponse:
     )
 
 
-def _instrument_for(participant: Participant) -> Instrument | None:
-    response = response_for_participant(participant)
-    return response.instrument if response else participant_instrument(participant)
+def _instrument_for(link: Link) -> Instrument | None:
+    """The instrument to show again after a refusal: the response's as it is now."""
+    response = response_for_participant(link.participant)
+    return response.instrument if response else link.current_instrument()
 
 
 def _violation_response(
     request: HttpRequest,
     token: str,
-    participant: Participant,
+    link: Link,
     exc: RuleViolation,
     values: RawValues,
 ) -> HttpResponse:
     """The one place where a rule a service enforced becomes a page and a status."""
     wants_json = _wants_json(request)
+    participant = link.participant
     if isinstance(exc, AnswersInvalid):
         if wants_json:
             return _json_refusal(exc, 400)
-        instrument = _instrument_for(participant)
+        instrument = _instrument_for(link)
         if instrument is None:
             return _closed_page(request, participant)
         return _form_page(
@@ -351,24 +349,24 @@ def _violation_response(
 @require_http_methods(["GET", "HEAD", "POST"])
 def questionnaire(request: HttpRequest, token: str) -> HttpResponseBase:
     # With their response: a form page shows it, and a submission knows which path to take.
-    participant = participant_for_token(token, with_response=True)
-    default = participant.site.study.default_language if participant else Language.JA
+    link = link_for_token(token)
+    default = link.site.study.default_language if link else Language.JA
     chosen = _activate_language(request, default)
-    if participant is None:
+    if link is None:
         # Only a failed lookup is counted (a cache round trip): valid links never are.
         wait = failed_lookup(request)
         page: HttpResponseBase = (
             _link_invalid_page(request) if wait is None else too_many_attempts_page(request, wait)
         )
     elif request.method == "POST":
-        page = _post(request, token, participant)
+        page = _post(request, token, link)
     else:
-        page = _get(request, token, participant)
+        page = _get(request, token, link)
     return _remember_language(page, chosen)
 
 
-def _get(request: HttpRequest, token: str, participant: Participant) -> HttpResponse:
-    response = participant_response(participant)
+def _get(request: HttpRequest, token: str, link: Link) -> HttpResponse:
+    participant, response = link.participant, link.response
     if response is not None and response.is_submitted:
         return _thanks_page(request, participant, response)
     if not participant.site.is_survey_open():
@@ -376,31 +374,31 @@ def _get(request: HttpRequest, token: str, participant: Participant) -> HttpResp
     if response is not None:
         draft = _as_lists(response_draft_answers(response))
         return _form_page(request, token, participant, response.instrument, draft)
-    instrument = participant_instrument(participant)
+    instrument = link.current_instrument()
     if instrument is None:
         return _closed_page(request, participant)
     return _form_page(request, token, participant, instrument, {})
 
 
-def _post(request: HttpRequest, token: str, participant: Participant) -> HttpResponseBase:
+def _post(request: HttpRequest, token: str, link: Link) -> HttpResponseBase:
     action = request.POST.get("action")
     # Every posted field goes to the services: they read the instrument's codes and ignore
     # the rest (csrfmiddlewaretoken, action, anything unknown).
     values: RawValues = {key: request.POST.getlist(key) for key in request.POST}
     language = translation.get_language() or Language.JA
     if action == SAVE:
-        wait = draft_save_wait(request, participant)
+        wait = draft_save_wait(request, link.participant)
         if wait is not None:
-            return _too_many_saves(request, participant, wait)
+            return _too_many_saves(request, link.participant, wait)
     try:
         if action == SAVE:
-            response_save_draft(participant=participant, answers=values, language=language)
+            response_save_draft(participant=link, answers=values, language=language)
         elif action == SUBMIT:
-            response_submit(participant=participant, answers=values, language=language)
+            response_submit(participant=link, answers=values, language=language)
         else:
             return _bad_request_page(request)
     except RuleViolation as exc:
-        return _violation_response(request, token, participant, exc, values)
+        return _violation_response(request, token, link, exc, values)
     url = reverse("surveys:questionnaire", args=[token])
     if action == SAVE:
         if _wants_json(request):

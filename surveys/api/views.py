@@ -43,12 +43,8 @@ from ..models import (
     Site,
     Study,
 )
-from ..selectors import (
-    instrument_current,
-    participant_for_token,
-    participant_response,
-    response_for_participant,
-)
+from ..selectors import instrument_current, response_for_participant
+from ..submission import Link, link_for_token
 from ..token_attempts import failed_lookup
 from . import export
 from .filters import InstrumentFilter, ParticipantFilter, ResponseFilter, SiteFilter
@@ -314,18 +310,18 @@ class InvitationAPIView(APIView):
     permission_classes = [AllowAny]
     parser_classes = [JSONParser]
 
-    def participant(self, token: str, *, with_response: bool = False) -> Participant:
-        participant = participant_for_token(token, with_response=with_response)
-        if participant is None:
+    def link(self, token: str) -> Link:
+        link = link_for_token(token)
+        if link is None:
             # Counted only on failure: a valid token makes no cache round trip.
             wait = failed_lookup(self.request._request)
             if wait is not None:
                 raise TooManyAttempts(wait=wait)
             raise NotFound()
-        return participant
+        return link
 
-    def language(self, participant: Participant, data: dict[str, Any]) -> str:
-        return data.get("language") or participant.site.study.default_language or Language.JA
+    def language(self, link: Link, data: dict[str, Any]) -> str:
+        return data.get("language") or link.site.study.default_language or Language.JA
 
 
 class InvitationView(InvitationAPIView):
@@ -336,7 +332,7 @@ class InvitationView(InvitationAPIView):
         "instrument they answer and their response so far (null before the first save).",
     )
     def get(self, request: Request, token: str) -> APIResponse:
-        participant = self.participant(token)
+        participant = self.link(token).participant
         response = response_for_participant(participant)
         instrument = response.instrument if response else instrument_current(participant.site.study)
         if instrument is not None:
@@ -365,16 +361,16 @@ class InvitationDraftView(InvitationAPIView):
         "`answers_invalid` with messages per question code, nothing stored.",
     )
     def put(self, request: Request, token: str) -> APIResponse:
-        participant = self.participant(token)
-        wait = draft_save_wait(request._request, participant)
+        link = self.link(token)
+        wait = draft_save_wait(request._request, link.participant)
         if wait is not None:
             raise TooManyDraftSaves(wait=wait)
         serializer = AnswersInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         response = services.response_save_draft(
-            participant=participant,
+            participant=link,
             answers=serializer.validated_data["answers"],
-            language=self.language(participant, serializer.validated_data),
+            language=self.language(link, serializer.validated_data),
             source=Response.Source.API,
         )
         return APIResponse(OwnResponseSerializer(response).data)
@@ -408,7 +404,8 @@ class InvitationSubmitView(InvitationAPIView):
     def post(self, request: Request, token: str) -> APIResponse:
         # With the response as it is now: whether this may be a retry, and, for the
         # submission, whether there is a draft to submit.
-        participant = self.participant(token, with_response=True)
+        link = self.link(token)
+        participant = link.participant
         key = request.headers.get("Idempotency-Key")
         if key is not None and not IDEMPOTENCY_KEY.fullmatch(key):
             raise IdempotencyKeyInvalid(
@@ -417,7 +414,7 @@ class InvitationSubmitView(InvitationAPIView):
         serializer = AnswersInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         answers = serializer.validated_data["answers"]
-        seen = participant_response(participant)  # from the lookup, no query
+        seen = link.response  # from the lookup, no query
         if seen is not None and seen.is_submitted:
             replay = self.replay(participant, key, answers)
             if replay is not None:
@@ -426,9 +423,9 @@ class InvitationSubmitView(InvitationAPIView):
             # The key is stored with the submission, in its transaction: a concurrent retry
             # waits on the participant's row lock, then finds the key.
             response = services.response_submit(
-                participant=participant,
+                participant=link,
                 answers=answers,
-                language=self.language(participant, serializer.validated_data),
+                language=self.language(link, serializer.validated_data),
                 source=Response.Source.API,
                 idempotency_key=key,
             )

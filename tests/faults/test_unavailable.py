@@ -36,7 +36,7 @@ def browser() -> Client:
 
 @pytest.fixture
 def database_down():  # type: ignore[no-untyped-def]
-    with mock.patch("surveys.views.participant_for_token", side_effect=REFUSED):
+    with mock.patch("surveys.views.link_for_token", side_effect=REFUSED):
         yield
 
 
@@ -85,7 +85,7 @@ def test_a_middleware_losing_the_database_gets_the_page_too(browser, participant
 
 
 def test_any_other_error_is_still_the_500_page(browser, participant):
-    with mock.patch("surveys.views.participant_for_token", side_effect=RuntimeError("bug")):
+    with mock.patch("surveys.views.link_for_token", side_effect=RuntimeError("bug")):
         page = browser.get(f"/r/{participant.token}/")
 
     assert page.status_code == 500

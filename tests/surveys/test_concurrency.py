@@ -23,6 +23,7 @@ from django.db import connection, connections
 from surveys import selectors, services
 from surveys.errors import AlreadySubmitted
 from surveys.models import Answer, Choice, Participant, Response
+from surveys.submission import link_for_token
 from tests.celery_worker import test_database_url as database_url
 from tests.factories import ParticipantFactory, complete_answers
 
@@ -134,7 +135,7 @@ def submit_after_opening(token: str, answers: dict[str, object]) -> Callable[[],
     """What the form's POST does: find the participant and the response their page saw."""
 
     def work() -> Response:
-        participant = selectors.participant_for_token(token, with_response=True)
+        participant = link_for_token(token)
         assert participant is not None
         return services.response_submit(participant=participant, answers=answers, language="ja")
 

@@ -1,5 +1,6 @@
-"""Hand-written SQL for the two requests every participant makes: opening their link and
-submitting it.
+"""The hand-written SQL of the submission pipeline: the token lookup every participant's
+request starts with, the read of a draft's answers, and the two one-statement writes of
+PostgreSQL (``create``, ``submit_draft``).
 
 Why not the ORM here: on the project's 2-core machine, *compiling* the equivalent
 querysets (joins, ordering, annotations) cost more CPU than running them — about 1.5 ms
@@ -7,7 +8,8 @@ for the token lookup alone, several times the round trip — and a submission ma
 such queries. These statements are fixed strings, built once per database vendor from
 the models' own table and column names, and their rows become ordinary model instances
 (``Model.from_db``, with the backend's converters applied as the ORM would), so callers
-cannot tell the difference. Everything else in the project uses the ORM.
+cannot tell the difference. Everything else in the project uses the ORM, the pipeline's
+general path included (``pipeline.py``).
 
 The statements are assembled from the models' quoted table and column names only; every
 value is a query parameter (hence the S608 exemption below).
@@ -26,8 +28,9 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Model
 
-from .answers import ANSWER_COLUMNS
-from .models import Answer, Instrument, Participant, Response, Site, Study
+from ..answers import ANSWER_COLUMNS
+from ..models import Answer, Instrument, Participant, Response, Site, Study
+from .records import CHANGED, CREATED, history_insert
 
 M = TypeVar("M", bound=Model)
 
@@ -121,14 +124,14 @@ def _convert_published_at(db: BaseDatabaseWrapper, value: Any) -> Any:
 
 
 @cache
-def _participant_statement(alias: str, with_response: bool) -> tuple[str, list[_Columns]]:
-    """The participant of a token hash with site, study, the study's current instrument
-    (id and publication time: the key of its kept form) and optionally the response."""
+def _link_statement(alias: str, by: str) -> tuple[str, list[_Columns]]:
+    """The participant (by ``token_hash``, active only; or by ``id``) with their site,
+    study and response (with its instrument), and the id and publication time of the
+    study's current instrument (the key of its kept form)."""
     db = connections[alias]
     q = db.ops.quote_name
     parts = [_Columns(db, Participant, "p"), _Columns(db, Site, "s"), _Columns(db, Study, "st")]
-    if with_response:
-        parts += [_Columns(db, Response, "r"), _Columns(db, Instrument, "ri")]
+    parts += [_Columns(db, Response, "r"), _Columns(db, Instrument, "ri")]
     current = (
         f"SELECT {{column}} FROM {q(Instrument._meta.db_table)} ci "
         f"WHERE ci.{q('study_id')} = st.{q('id')} AND ci.{q('status')} = %s "
@@ -140,27 +143,32 @@ def _participant_statement(alias: str, with_response: bool) -> tuple[str, list[_
     joins = (
         f"{q(Participant._meta.db_table)} p "
         f"JOIN {q(Site._meta.db_table)} s ON s.{q('id')} = p.{q('site_id')} "
-        f"JOIN {q(Study._meta.db_table)} st ON st.{q('id')} = s.{q('study_id')}"
+        f"JOIN {q(Study._meta.db_table)} st ON st.{q('id')} = s.{q('study_id')} "
+        f"LEFT JOIN {q(Response._meta.db_table)} r ON r.{q('participant_id')} = p.{q('id')} "
+        f"LEFT JOIN {q(Instrument._meta.db_table)} ri ON ri.{q('id')} = r.{q('instrument_id')}"
     )
-    if with_response:
-        joins += (
-            f" LEFT JOIN {q(Response._meta.db_table)} r ON r.{q('participant_id')} = p.{q('id')}"
-            f" LEFT JOIN {q(Instrument._meta.db_table)} ri"
-            f" ON ri.{q('id')} = r.{q('instrument_id')}"
-        )
-    sql = f"SELECT {select} FROM {joins} WHERE p.{q('token_hash')} = %s AND p.{q('status')} = %s"
+    sql = f"SELECT {select} FROM {joins} WHERE p.{q(by)} = %s"
+    if by == "token_hash":
+        sql += f" AND p.{q('status')} = %s"
     return sql, parts
 
 
-def participant_by_token_hash(token_hash: str, *, with_response: bool) -> Participant | None:
-    """The active participant with this token hash, their site and study; the study's
-    current instrument as ``current_instrument_id`` and
-    ``current_instrument_published_at``; with ``with_response``, their response (or
-    ``None``) cached on ``participant.response``."""
+LinkRow = tuple[Participant, Response | None, int | None, Any]
+
+
+def link_row(*, token_hash: str | None = None, participant_id: int | None = None) -> LinkRow | None:
+    """The participant of an active link's token hash (or any participant by id): the
+    participant with site and study, their response (or ``None``) with its instrument,
+    and the id and publication time of the study's current instrument (``None``: none is
+    published). ``lookup.Link`` is what callers get."""
     published = Instrument.Status.PUBLISHED.value
     with statements() as run:
-        sql, parts = _participant_statement(run.db.alias, with_response)
-        params = [published, published, token_hash, Participant.Status.ACTIVE.value]
+        if token_hash is not None:
+            sql, parts = _link_statement(run.db.alias, "token_hash")
+            params: list[Any] = [published, published, token_hash, Participant.Status.ACTIVE.value]
+        else:
+            sql, parts = _link_statement(run.db.alias, "id")
+            params = [published, published, participant_id]
         row = run.run(sql, params).fetchone()
         if row is None:
             return None
@@ -173,64 +181,37 @@ def participant_by_token_hash(token_hash: str, *, with_response: bool) -> Partic
         current_id, current_published_at = row[start], row[start + 1]
         if current_published_at is not None:
             current_published_at = _convert_published_at(run.db, current_published_at)
-    participant, site, study = objects[:3]
+    participant, site, study, response, instrument = objects
+    # Forward relations, as ``select_related`` would set them (not ``response.participant``:
+    # setting a one-to-one also fills the participant's reverse cache).
     site.study = study
     participant.site = site
-    participant.current_instrument_id = current_id
-    participant.current_instrument_published_at = current_published_at
-    if with_response:
-        response, instrument = objects[3], objects[4]
-        if response is not None:
-            response.instrument = instrument
-            response.participant = participant
-        # The reverse one-to-one's cache: ``participant.response`` without a query.
-        Participant.response.related.set_cached_value(participant, response)  # type: ignore[attr-defined]
-    return participant  # type: ignore[no-any-return]
+    if response is not None:
+        response.instrument = instrument
+    return participant, response, current_id, current_published_at
+
+
+# --- The answers of a draft -------------------------------------------------------------
+
+ANSWER_READ = ("question_id", "choice_id", "text_value", "number_value", "recorded")
 
 
 @cache
-def _response_statement(alias: str) -> tuple[str, _Columns, _Columns]:
-    db = connections[alias]
-    q = db.ops.quote_name
-    response, instrument = _Columns(db, Response, "r"), _Columns(db, Instrument, "ri")
-    sql = (
-        f"SELECT {response.sql}, {instrument.sql} FROM {q(Response._meta.db_table)} r "
-        f"JOIN {q(Instrument._meta.db_table)} ri ON ri.{q('id')} = r.{q('instrument_id')} "
-        f"WHERE r.{q('participant_id')} = %s"
-    )
-    return sql, response, instrument
+def _answers_statement(alias: str) -> str:
+    q = connections[alias].ops.quote_name
+    columns = ", ".join(q(c) for c in ANSWER_READ)
+    return f"SELECT {columns} FROM {q(Answer._meta.db_table)} WHERE {q('response_id')} = %s"
 
 
-@cache
-def _lock_statement(alias: str) -> str:
-    db = connections[alias]
-    q = db.ops.quote_name
-    sql = f"SELECT {q('id')} FROM {q(Participant._meta.db_table)} WHERE {q('id')} = %s"
-    return sql + (" FOR UPDATE" if db.features.has_select_for_update else "")
+def answer_values_of(run: Statements, response_id: int) -> list[tuple[Any, ...]]:
+    """A stored response's answers as (question_id, choice_id, text_value, number_value,
+    recorded): the last says whether the history holds the row yet."""
+    return [
+        (*row[:4], bool(row[4])) for row in run.run(_answers_statement(run.db.alias), [response_id])
+    ]
 
 
-def lock_participant_and_read_response(participant: Participant) -> Response | None:
-    """Lock the participant's row (where the database has row locks; SQLite's writers are
-    serialised by its IMMEDIATE transactions), then read their response with its
-    instrument. Call inside a transaction.
-
-    Two statements on purpose: under READ COMMITTED a row joined in the locking
-    statement would be read from before a concurrent holder of the lock committed (a
-    double tap that has just submitted, say); the second statement sees that commit."""
-    with statements() as run:
-        run.run(_lock_statement(run.db.alias), [participant.pk]).fetchone()
-        sql, response_columns, instrument_columns = _response_statement(run.db.alias)
-        row = run.run(sql, [participant.pk]).fetchone()
-        if row is None:
-            return None
-        split = len(response_columns)
-        response: Any = response_columns.build(run.db, row[:split])
-        response.instrument = instrument_columns.build(run.db, row[split:])
-    response.participant = participant
-    return response  # type: ignore[no-any-return]
-
-
-# --- Writing a first save or submission -----------------------------------------------
+# --- Building blocks of the writes ------------------------------------------------------
 
 
 @cache
@@ -259,44 +240,6 @@ def _stored(run: Statements, instance: M, pk: Any) -> M:
 
 
 @cache
-def _insert_pk_statement(alias: str, model: type[Model]) -> tuple[str, list[Any], bool]:
-    """``_insert_statement`` returning the new primary key where the database can."""
-    db = connections[alias]
-    sql, fields = _insert_statement(alias, model)
-    returning = db.features.can_return_columns_from_insert
-    if returning:
-        sql += f" RETURNING {db.ops.quote_name(model._meta.pk.column)}"  # type: ignore[union-attr]
-    return sql, fields, returning
-
-
-def insert(run: Statements, instance: M) -> M:
-    """INSERT one new instance and set its primary key: ``instance.save()`` without its
-    signals, minus the statement's compilation."""
-    sql, fields, returning = _insert_pk_statement(run.db.alias, type(instance))
-    cursor = run.run(sql, _insert_values(run, instance, fields))
-    return _stored(run, instance, cursor.fetchone()[0] if returning else cursor.lastrowid)
-
-
-@cache
-def _insert_rows_statement(alias: str, model: type[Model], columns: tuple[str, ...], n: int) -> str:
-    q = connections[alias].ops.quote_name
-    names = ", ".join(q(model._meta.get_field(c).column) for c in columns)  # type: ignore[union-attr, arg-type]
-    one = "(" + ", ".join(["%s"] * len(columns)) + ")"
-    return f"INSERT INTO {q(model._meta.db_table)} ({names}) VALUES {', '.join([one] * n)}"
-
-
-def insert_rows(
-    run: Statements, model: type[Model], columns: tuple[str, ...], rows: Sequence[Sequence[Any]]
-) -> None:
-    """INSERT rows of ``model`` given as the values of the named fields (attnames) in one
-    statement: ``bulk_create`` without building an instance per row. The values must be
-    what the database takes as they are: integers, strings, ``None``, ``Decimal``."""
-    if rows:
-        sql = _insert_rows_statement(run.db.alias, model, columns, len(rows))
-        run.run(sql, [value for row in rows for value in row])
-
-
-@cache
 def _update_statement(alias: str, model: type[Model], names: tuple[str, ...]) -> str:
     q = connections[alias].ops.quote_name
     fields = [model._meta.get_field(name) for name in names]
@@ -305,78 +248,11 @@ def _update_statement(alias: str, model: type[Model], names: tuple[str, ...]) ->
     return f"UPDATE {q(model._meta.db_table)} SET {assignments} WHERE {pk} = %s"
 
 
-def update(run: Statements, instance: Model, names: tuple[str, ...]) -> None:
-    """UPDATE the named fields of a stored instance: ``save(update_fields=...)`` without
-    its signals, minus the statement's compilation (``auto_now`` fields are set here)."""
-    sql = _update_statement(run.db.alias, type(instance), names)
-    run.run(sql, [*_update_values(run, instance, names), instance.pk])
-
-
 def _update_values(run: Statements, instance: Model, names: tuple[str, ...]) -> list[Any]:
+    """The named fields' values, as ``save(update_fields=...)`` would write them
+    (``auto_now`` fields are set here)."""
     fields: list[Any] = [type(instance)._meta.get_field(name) for name in names]
     return [f.get_db_prep_save(f.pre_save(instance, False), run.db) for f in fields]
-
-
-ANSWER_READ = ("question_id", "choice_id", "text_value", "number_value", "recorded")
-
-
-@cache
-def _answers_statement(alias: str) -> str:
-    q = connections[alias].ops.quote_name
-    columns = ", ".join(q(c) for c in ANSWER_READ)
-    return f"SELECT {columns} FROM {q(Answer._meta.db_table)} WHERE {q('response_id')} = %s"
-
-
-def answer_values_of(run: Statements, response_id: int) -> list[tuple[Any, ...]]:
-    """A stored response's answers as (question_id, choice_id, text_value, number_value,
-    recorded): the last says whether the history holds the row yet."""
-    return [
-        (*row[:4], bool(row[4])) for row in run.run(_answers_statement(run.db.alias), [response_id])
-    ]
-
-
-def _history_from(db: BaseDatabaseWrapper, model: type[Model], source: str, kind: str) -> str:
-    """INSERT … SELECT of simple-history's rows for the rows of ``model`` in ``source`` (its
-    table, or a statement's ``RETURNING *``), as they are there: changed (``kind``: ``+``
-    created, ``~`` changed) by nobody (a participant), at the first parameter, for the
-    reason in the second."""
-    q = db.ops.quote_name
-    historical: Any = model.history.model  # type: ignore[attr-defined]
-    tracked = [q(f.column) for f in historical.tracked_fields]
-    extra = [q(c) for c in ("history_date", "history_type", "history_change_reason")]
-    extra.append(q("history_user_id"))
-    return (
-        f"INSERT INTO {q(historical._meta.db_table)} ({', '.join(tracked + extra)}) "
-        f"SELECT {', '.join(f'{source}.{c}' for c in tracked)}, %s, '{kind}', %s, NULL "
-        f"FROM {source}"
-    )
-
-
-@cache
-def _record_statement(alias: str, model: type[Model], where: str, history_type: str) -> str:
-    db = connections[alias]
-    q = db.ops.quote_name
-    table = q(model._meta.db_table)
-    return f"{_history_from(db, model, table, history_type)} WHERE {q(where)} = %s"
-
-
-def record(
-    run: Statements,
-    model: type[Model],
-    where: str,
-    value: Any,
-    *,
-    history_type: str,
-    reason: str,
-    when: Any,
-) -> None:
-    """The history rows (simple-history's, as ``surveys.audit`` writes them) of the rows of
-    ``model`` whose ``where`` column is ``value``, as they are now: created (``+``) or
-    changed (``~``) by nobody (a participant) for ``reason``. One INSERT … SELECT, copying
-    the rows as stored."""
-    assert history_type in {"+", "~"}
-    sql = _record_statement(run.db.alias, model, where, history_type)
-    run.run(sql, [run.db.ops.adapt_datetimefield_value(when), reason, value])
 
 
 # --- A whole write in one statement (PostgreSQL) --------------------------------------
@@ -388,7 +264,7 @@ def record(
 # that saves five or six round trips, each costing both processes a wake-up; on the
 # project's two cores the round trips, not the writes, were most of a submission's
 # database time (bench/README.md). Other databases take the general path in
-# ``surveys/services.py``, which needs no such statement.
+# ``pipeline.py``, which needs no such statement.
 
 
 def can_write_in_one_statement() -> bool:
@@ -412,8 +288,8 @@ def _create_statement(alias: str) -> tuple[str, list[Any]]:
         f"ON CONFLICT ({q('participant_id')}) DO NOTHING RETURNING *), "
         f"a AS (INSERT INTO {q(Answer._meta.db_table)} ({q('response_id')}, {names}) "
         f"SELECT r.{q('id')}, v.* FROM r, unnest({arrays}) AS v({names}) RETURNING *), "
-        f"rh AS ({_history_from(db, Response, 'r', '+')}), "
-        f"ah AS ({_history_from(db, Answer, 'a', '+')}) "
+        f"rh AS ({history_insert(db, Response, 'r', CREATED)}), "
+        f"ah AS ({history_insert(db, Answer, 'a', CREATED)}) "
         f"SELECT r.{q('id')} FROM r"
     )
     return sql, fields
@@ -444,22 +320,22 @@ def _submit_draft_statement(alias: str, names: tuple[str, ...]) -> str:
     db = connections[alias]
     q = db.ops.quote_name
     # The participant's row lock is the one every other write of their response takes
-    # first (lock_participant_and_read_response): a draft save that holds it has not
+    # first (``pipeline._lock``): a draft save that holds it has not
     # necessarily touched the response row yet, and must finish before this decides.
     locked = (
         f"EXISTS (SELECT 1 FROM {q(Participant._meta.db_table)} WHERE {q('id')} = %s FOR UPDATE)"
     )
-    # The draft's answers that autosaves stored unrecorded (``surveys/audit.py``) are
+    # The draft's answers that autosaves stored unrecorded (``records.py``) are
     # recorded as the draft stood when last saved, before the submission's own record.
     answers = q(Answer._meta.db_table)
     draft = (
-        f"{_history_from(db, Answer, answers, '+')} WHERE {answers}.{q('response_id')} = %s "
+        f"{history_insert(db, Answer, answers, CREATED)} WHERE {answers}.{q('response_id')} = %s "
         f"AND NOT {answers}.{q('recorded')} AND EXISTS (SELECT 1 FROM u)"
     )
     return (
         f"WITH u AS ({_update_statement(alias, Response, names)} "
         f"AND {q('status')} = %s AND {q('updated_at')} = %s AND {locked} RETURNING *), "
-        f"h AS ({_history_from(db, Response, 'u', '~')}), "
+        f"h AS ({history_insert(db, Response, 'u', CHANGED)}), "
         f"d AS ({draft}) "
         f"SELECT u.{q('id')} FROM u"
     )
