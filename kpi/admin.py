@@ -35,7 +35,7 @@ from surveys.admin.history import HistoryAdmin
 from surveys.ids import as_id
 from surveys.models import Choice, Study, _pick
 
-from . import selectors, services, wording
+from . import definition_services, selectors, services, wording
 from .forms import ClauseForm, ClauseFormSet, KPIForm, KPIListForm
 from .models import KPI, Clause, Evaluation, EvaluationRun, KPIResult, Segment, StudyResults
 from .statistics import Rule, Verdict
@@ -170,6 +170,23 @@ class SegmentAdmin(HistoryAdmin):
                 obj.study_id = study
         return super().get_formset_kwargs(request, obj, inline, prefix)
 
+    # Writes go through the services, as the API's and the loader's do.
+
+    def save_model(self, request: HttpRequest, obj: Segment, form: Any, change: bool) -> None:
+        fields = definition_services.segment_fields(form.cleaned_data)
+        definition_services.segment_save(segment=obj, fields=fields, user=request.user)
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        for formset in formsets:  # the conditions (the only inline)
+            save_clauses(formset, user=request.user)
+
+    def delete_model(self, request: HttpRequest, obj: Segment) -> None:
+        definition_services.segment_delete(segment=obj, user=request.user)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Segment]) -> None:
+        for segment in queryset:
+            definition_services.segment_delete(segment=segment, user=request.user)
+
     @admin.display(description=_("name"), ordering="name_ja")
     def name_column(self, obj: Segment) -> str:
         return _pick(obj, "name")  # also for historical versions, which have no properties
@@ -200,6 +217,38 @@ class SegmentAdmin(HistoryAdmin):
         )
         context = {**(extra_context or {}), "clause_changes": clause_changes(list(records))}
         return super().history_view(request, object_id, context)
+
+
+def save_clauses(formset: ClauseFormSet, *, user: Any) -> None:
+    """The conditions as the inline forms left them, written by the service; then what
+    the admin's change message reads (``new_objects`` …), as ``formset.save()`` would."""
+    segment = formset.instance
+    before = set(segment.clauses.values_list("pk", flat=True))
+    clauses, changed, deleted = [], [], []
+    for form in formset.forms:
+        pk = form.instance.pk
+        if formset.can_delete and formset._should_delete_form(form):  # type: ignore[attr-defined]
+            if pk is not None:
+                deleted.append(form.instance)
+            continue
+        if pk is None and not form.has_changed():
+            continue  # an empty extra form
+        data = form.cleaned_data
+        clauses.append(
+            definition_services.ClauseData(
+                question=data.get("question"),
+                choices=list(data.get("choices") or []),
+                tag=data.get("tag") or "",
+                negate=bool(data.get("negate")),
+                id=pk,
+            )
+        )
+        if pk is not None and form.has_changed():
+            changed.append((form.instance, form.changed_data))
+    definition_services.segment_clauses_save(segment=segment, clauses=clauses, user=user)
+    formset.new_objects = list(segment.clauses.exclude(pk__in=before))
+    formset.changed_objects = changed
+    formset.deleted_objects = deleted
 
 
 def clause_changes(records: list[Any]) -> list[dict[str, Any]]:
@@ -322,6 +371,17 @@ class KPIAdmin(HistoryAdmin):
 
     def base_queryset(self, request: HttpRequest) -> QuerySet[KPI]:
         return super().base_queryset(request).select_related("study", "base_segment")
+
+    def save_model(self, request: HttpRequest, obj: KPI, form: Any, change: bool) -> None:
+        fields = definition_services.kpi_fields(form.cleaned_data)
+        definition_services.kpi_save(kpi=obj, fields=fields, user=request.user)
+
+    def delete_model(self, request: HttpRequest, obj: KPI) -> None:
+        definition_services.kpi_delete(kpi=obj, user=request.user)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[KPI]) -> None:
+        for kpi in queryset:
+            definition_services.kpi_delete(kpi=kpi, user=request.user)
 
     @admin.display(description=_("name"), ordering="name_ja")
     def name_column(self, obj: KPI) -> str:

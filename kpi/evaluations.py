@@ -19,7 +19,7 @@ from django.utils.translation import gettext as _
 
 from surveys import scoping
 from surveys.bidi import strip_bidi_controls
-from surveys.history import Reason, save_with_reason
+from surveys.history import Reason, recorded_by, save_with_reason
 from surveys.models import Membership, Site
 
 from . import snapshot as snapshots
@@ -70,8 +70,8 @@ def evaluation_create(*, run: EvaluationRun, user: User | None, language: str = 
         snapshot_sha256=snapshots.digest(content),
         created_by_id=_user_id(user),
     )
-    evaluation._history_user = user if _user_id(user) else None  # type: ignore[attr-defined]
-    save_with_reason(evaluation, Reason.EVALUATION_CREATED.value)
+    with recorded_by(user):
+        save_with_reason(evaluation, Reason.EVALUATION_CREATED.value)
     return evaluation
 
 
@@ -121,8 +121,8 @@ def evaluation_sign_off(
         evaluation.signer_name = signer_name.strip()
         evaluation.signer_role = signer_role.strip()
         evaluation.rendering = Evaluation.Rendering.PENDING
-        evaluation._history_user = user  # type: ignore[attr-defined]
-        save_with_reason(evaluation, Reason.SIGNED_OFF.value)
+        with recorded_by(user):
+            save_with_reason(evaluation, Reason.SIGNED_OFF.value)
         evaluation_id = evaluation.pk
         _enqueue_render(evaluation_id)
     return evaluation
@@ -157,8 +157,8 @@ def evaluation_render_signed(*, evaluation_id: int) -> Evaluation:
         evaluation.pdf_size = len(pdf)
         evaluation.rendering = Evaluation.Rendering.DONE
         evaluation.rendering_error = ""
-        evaluation._history_user = None  # type: ignore[attr-defined]
-        save_with_reason(evaluation, Reason.PDF_STORED.value)
+        with recorded_by(None):  # the system, even when rendered in the signer's request
+            save_with_reason(evaluation, Reason.PDF_STORED.value)
     return evaluation
 
 
@@ -192,8 +192,8 @@ def evaluation_withdraw(
         evaluation.withdrawn_by_id = user.pk
         evaluation.withdrawn_at = timezone.now()
         evaluation.withdrawal_reason = reason.strip()
-        evaluation._history_user = user  # type: ignore[attr-defined]
-        save_with_reason(evaluation, Reason.WITHDRAWN.value)
+        with recorded_by(user):
+            save_with_reason(evaluation, Reason.WITHDRAWN.value)
     return evaluation
 
 
@@ -211,8 +211,8 @@ def evaluation_update_draft(
             if value not in {"ja", "en"}:
                 raise SignOffRefused(_("The report language must be Japanese or English."))
             setattr(evaluation, name, value)
-        evaluation._history_user = user if _user_id(user) else None  # type: ignore[attr-defined]
-        evaluation.save()
+        with recorded_by(user):
+            evaluation.save()
     return evaluation
 
 

@@ -27,7 +27,7 @@ from surveys.models import Choice, Question
 from . import selectors
 from .models import KPI, Clause, Segment
 from .statistics import Comparator
-from .validation import validate_clause
+from .validation import validate_clause, validate_kpi
 
 QUESTION_TEXT_CHARS = 60
 TAGS_DATALIST_ID = "hyoka-clause-tags"
@@ -76,6 +76,20 @@ class FieldErrorsMixin:
                 shown.setdefault(NON_FIELD_ERRORS, []).extend(ValidationError(other).error_list)
             error = ValidationError(shown)
         super().add_error(field, error)  # type: ignore[misc]
+
+
+class KPIRulesMixin(FieldErrorsMixin):
+    """The KPI as the form would save it meets ``validate_kpi``'s rules (checked, like a
+    model's ``clean()``, after the fields), each message at its field."""
+
+    instance: KPI
+
+    def _post_clean(self) -> None:
+        super()._post_clean()  # type: ignore[misc]
+        try:
+            validate_kpi(self.instance)
+        except ValidationError as exc:
+            self._update_errors(exc)  # type: ignore[attr-defined]
 
 
 # --- Conditions of a segment -------------------------------------------------------------
@@ -254,7 +268,7 @@ COMPARATOR_CHOICES = [
 ]
 
 
-class KPIForm(FieldErrorsMixin, forms.ModelForm):
+class KPIForm(KPIRulesMixin, forms.ModelForm):
     comparator = forms.ChoiceField(
         label=capfirst(_("target comparator")),
         choices=COMPARATOR_CHOICES,
@@ -339,7 +353,7 @@ class KPIForm(FieldErrorsMixin, forms.ModelForm):
         return as_id(value)
 
 
-class KPIListForm(FieldErrorsMixin, forms.ModelForm):
+class KPIListForm(KPIRulesMixin, forms.ModelForm):
     """The list's editable column (display order)."""
 
     class Meta:

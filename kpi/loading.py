@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 from django.db import transaction
 
@@ -12,7 +11,8 @@ from surveys.loading import REFERENCE_STUDY, DefinitionError, read_toml
 from surveys.models import Study
 from surveys.selectors import instrument_current
 
-from .models import KPI, Clause, Segment
+from .definition_services import ClauseData, KPIFields, kpi_save, segment_save
+from .models import KPI, Segment
 
 
 def kpis_path(study_path: Path = REFERENCE_STUDY) -> Path | None:
@@ -22,7 +22,8 @@ def kpis_path(study_path: Path = REFERENCE_STUDY) -> Path | None:
 
 @transaction.atomic
 def load_kpis(*, study: Study, path: Path) -> list[KPI]:
-    """Create the file's segments and KPIs for ``study``, against its current instrument."""
+    """Create the file's segments and KPIs for ``study``, against its current instrument
+    (through ``definition_services``: the admin's rules, recorded with no account)."""
     data = read_toml(path)
     instrument = instrument_current(study)
     if instrument is None:
@@ -30,24 +31,33 @@ def load_kpis(*, study: Study, path: Path) -> list[KPI]:
     questions = {q.code: q for q in instrument.questions.prefetch_related("choices")}
     segments: dict[str, Segment] = {}
     for seg in data.get("segments", []):
-        segment = Segment.objects.create(
-            study=study, code=seg["code"], name_ja=seg["name_ja"], name_en=seg.get("name_en", "")
-        )
+        clauses = []
         for c in seg["clauses"]:
             question = questions.get(c["question"])
             if question is None:
                 raise DefinitionError(f"segment {seg['code']}: no question {c['question']!r}")
-            clause = Clause.objects.create(
-                segment=segment,
-                question=question,
-                tag=c.get("tag", ""),
-                negate=c.get("negate", False),
-            )
             wanted = set(c.get("choices", []))
             picked = [ch for ch in question.choices.all() if ch.code in wanted]
             if len(picked) != len(wanted):
                 raise DefinitionError(f"segment {seg['code']}: unknown choices in {sorted(wanted)}")
-            clause.choices.set(picked)
+            clauses.append(
+                ClauseData(
+                    question=question,
+                    choices=picked,
+                    tag=c.get("tag", ""),
+                    negate=c.get("negate", False),
+                )
+            )
+        segment = segment_save(
+            fields={
+                "study": study,
+                "code": seg["code"],
+                "name_ja": seg["name_ja"],
+                "name_en": seg.get("name_en", ""),
+            },
+            clauses=clauses,
+            user=None,
+        )
         segments[segment.code] = segment
 
     def segment_named(code: str | None) -> Segment | None:
@@ -59,7 +69,7 @@ def load_kpis(*, study: Study, path: Path) -> list[KPI]:
 
     kpis = []
     for order, k in enumerate(data.get("kpis", []), start=1):
-        fields: dict[str, Any] = {
+        fields: KPIFields = {
             "study": study,
             "code": k["code"],
             "order": order * 10,
@@ -81,8 +91,5 @@ def load_kpis(*, study: Study, path: Path) -> list[KPI]:
         }
         if "confidence" in k:
             fields["confidence"] = Decimal(k["confidence"])
-        kpi = KPI(**fields)
-        kpi.full_clean(exclude=["study"])
-        kpi.save()
-        kpis.append(kpi)
+        kpis.append(kpi_save(fields=fields, user=None))
     return kpis

@@ -244,11 +244,6 @@ class KPI(models.Model):
     def has_target(self) -> bool:
         return bool(self.comparator)
 
-    def clean(self) -> None:
-        from .validation import validate_kpi
-
-        validate_kpi(self)
-
 
 class EvaluationRun(models.Model):
     """One scoring of a study at a data cut-off."""

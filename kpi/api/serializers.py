@@ -8,7 +8,6 @@ import copy
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import transaction
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from rest_framework import serializers
@@ -17,6 +16,7 @@ from surveys.api.permissions import MANAGER, VIEWER, ScopedRelatedField, study_s
 from surveys.models import Choice, Language, Question, Study
 from surveys.text import no_control_characters
 
+from .. import definition_services
 from ..models import (
     KPI,
     RESULT_FIELDS,
@@ -32,9 +32,9 @@ STUDY_SCOPE = study_scope("id")
 UNIQUE = "The fields {field_names} must make a unique set."  # REST framework's own words
 
 
-def _history_user(serializer: serializers.Serializer) -> Any:
+def _user(serializer: serializers.Serializer) -> Any:
     request = serializer.context.get("request")
-    return request.user if request is not None and request.user.is_authenticated else None
+    return request.user if request is not None else None
 
 
 def _study_field() -> ScopedRelatedField:
@@ -123,41 +123,27 @@ class SegmentSerializer(StudyFixedOnUpdate, serializers.ModelSerializer):
                 raise serializers.ValidationError({"clauses": errors})
         return attrs
 
-    def _write_clauses(self, segment: Segment, clauses: list[dict[str, Any]]) -> None:
-        user = _history_user(self)
-        for old in segment.clauses.all():
-            old._history_user = user  # type: ignore[attr-defined]
-            old.delete()
-        for data in clauses:
-            clause = Clause(
-                segment=segment,
-                question=data["question"],
-                tag=data.get("tag", ""),
-                negate=data.get("negate", False),
-            )
-            clause._history_user = user  # type: ignore[attr-defined]
-            clause.save()
-            clause.choices.set(data.get("choices", []))
-
-    @transaction.atomic
     def create(self, validated_data: dict[str, Any]) -> Segment:
-        clauses = validated_data.pop("clauses", [])
-        segment = Segment(**validated_data)
-        segment._history_user = _history_user(self)  # type: ignore[attr-defined]
-        segment.save()
-        self._write_clauses(segment, clauses)
-        return segment
+        return self.update(None, validated_data)
 
-    @transaction.atomic
-    def update(self, instance: Segment, validated_data: dict[str, Any]) -> Segment:
+    def update(self, instance: Segment | None, validated_data: dict[str, Any]) -> Segment:
         clauses = validated_data.pop("clauses", None)
-        for name, value in validated_data.items():
-            setattr(instance, name, value)
-        instance._history_user = _history_user(self)  # type: ignore[attr-defined]
-        instance.save()
-        if clauses is not None:
-            self._write_clauses(instance, clauses)
-        return instance
+        return definition_services.segment_save(
+            segment=instance,
+            fields=definition_services.segment_fields(validated_data),
+            clauses=None if clauses is None else [_clause_data(c) for c in clauses],
+            user=_user(self),
+        )
+
+
+def _clause_data(data: dict[str, Any]) -> definition_services.ClauseData:
+    """A clause as sent: writing ``clauses`` replaces them all (no ``id``: each is new)."""
+    return definition_services.ClauseData(
+        question=data["question"],
+        choices=data.get("choices", []),
+        tag=data.get("tag", ""),
+        negate=data.get("negate", False),
+    )
 
 
 # --- KPIs -----------------------------------------------------------------------------
@@ -234,17 +220,14 @@ class KPISerializer(StudyFixedOnUpdate, serializers.ModelSerializer):
         return attrs
 
     def create(self, validated_data: dict[str, Any]) -> KPI:
-        kpi = KPI(**validated_data)
-        kpi._history_user = _history_user(self)  # type: ignore[attr-defined]
-        kpi.save()
-        return kpi
+        return self.update(None, validated_data)
 
-    def update(self, instance: KPI, validated_data: dict[str, Any]) -> KPI:
-        for name, value in validated_data.items():
-            setattr(instance, name, value)
-        instance._history_user = _history_user(self)  # type: ignore[attr-defined]
-        instance.save()
-        return instance
+    def update(self, instance: KPI | None, validated_data: dict[str, Any]) -> KPI:
+        return definition_services.kpi_save(
+            kpi=instance,
+            fields=definition_services.kpi_fields(validated_data),
+            user=_user(self),
+        )
 
 
 # --- Runs and results -----------------------------------------------------------------

@@ -32,7 +32,7 @@ from surveys.errors import RuleViolation
 from surveys.ids import ID_PATTERN
 from surveys.models import Choice, Site
 
-from .. import evaluations
+from .. import definition_services, evaluations
 from ..models import KPI, Clause, Evaluation, EvaluationRun, KPIResult, Segment
 from ..services import run_request
 from .serializers import (
@@ -86,8 +86,7 @@ class SegmentViewSet(ScopedViewMixin, viewsets.ModelViewSet):
         )
 
     def perform_destroy(self, instance: Segment) -> None:
-        instance._history_user = self.request.user  # type: ignore[attr-defined]
-        instance.delete()
+        definition_services.segment_delete(segment=instance, user=self.request.user)
 
 
 class KPIFilter(django_filters.FilterSet):
@@ -110,8 +109,7 @@ class KPIViewSet(ScopedViewMixin, viewsets.ModelViewSet):
         return KPI.objects.order_by("study__code", "order", "code")
 
     def perform_destroy(self, instance: KPI) -> None:
-        instance._history_user = self.request.user  # type: ignore[attr-defined]
-        instance.delete()
+        definition_services.kpi_delete(kpi=instance, user=self.request.user)
 
 
 # --- Runs -----------------------------------------------------------------------------
