@@ -69,7 +69,7 @@ _acting: ContextVar[str | None] = ContextVar("hyoka_history_acting", default=Non
 def acting(reason: str) -> Iterator[None]:
     """Records written inside say ``reason`` unless they name their own (a management
     command: ``acting(command("demo"))``; a Celery task: set for every task, see
-    ``kpi/receivers.py``)."""
+    ``record_tasks`` below)."""
     token = _acting.set(reason)
     try:
         yield
