@@ -38,7 +38,7 @@ def _user(serializer: serializers.Serializer) -> Any:
 
 
 def study_field() -> ScopedRelatedField:
-    """A study the caller manages a site of (KPIs and segments are study-wide)."""
+    """A study the caller manages a site of (segments, KPIs and runs are study-wide)."""
     return ScopedRelatedField(scope=STUDY_SCOPE, at_least=MANAGER, queryset=Study.objects.all())
 
 
