@@ -3,7 +3,7 @@
     .venv/bin/python bench/report.py [--responses 20000] [--sites 50] [--repeats 3] [--keep DIR]
 
 1. Creates a temporary SQLite database (embedded mode: no broker, scoring in-process) and
-   a development signing certificate (``kpi.signing.make_development_certificate``) in a
+   a development signing certificate (``kpi.evaluations.signing.make_development_certificate``) in a
    temporary folder, and points ``HYOKA_SIGNING_P12`` / ``HYOKA_SIGNING_PASSPHRASE`` at it.
 2. Builds two evaluations:
    * the reference study (``surveys.demo``: 229 of 352 participants answered, 3 sites);
@@ -13,7 +13,7 @@
      bulk-inserted with random but valid answers as ``choice_bits`` (the bits
      ``InstrumentForm.bit_of`` gives; scoring and the report's distributions read only the
      bits, so no ``Answer`` rows are written).
-   Each is scored with ``kpi.services.run_execute``, frozen with ``evaluation_create`` and
+   Each is scored with ``kpi.scoring.execution.run_execute``, frozen with ``evaluation_create`` and
    marked signed off (in memory), as the rendering task finds it.
 3. For each: one untimed warm-up, then ``--repeats`` timed renders of the final report
    (``render_pdf(draft=False)``) and signatures (``sign_pdf``), wall and CPU time (median);
@@ -95,7 +95,7 @@ def setup_django(folder: Path) -> None:
     from django.conf import settings
     from django.core.management import call_command
 
-    from kpi.signing import make_development_certificate
+    from kpi.evaluations.signing import make_development_certificate
 
     call_command("migrate", interactive=False, verbosity=0)
     passphrase = secrets.token_urlsafe(16)  # a throwaway certificate for this run only
@@ -110,8 +110,8 @@ def setup_django(folder: Path) -> None:
 
 
 def reference_evaluation() -> Any:
-    from kpi.evaluations import evaluation_create
-    from kpi.loading import kpis_path, load_kpis
+    from kpi.definitions.loading import kpis_path, load_kpis
+    from kpi.evaluations.services import evaluation_create
     from surveys.demo import generate_demo_responses
     from surveys.loading import load_study
 
@@ -125,7 +125,7 @@ def reference_evaluation() -> Any:
 
 def score(study: Any) -> Any:
     from kpi.models import EvaluationRun
-    from kpi.services import run_execute
+    from kpi.scoring.execution import run_execute
 
     run = run_execute(run_id=EvaluationRun.objects.create(study=study, trigger="command").pk)
     if run.status != EvaluationRun.Status.SUCCEEDED:
@@ -137,8 +137,8 @@ def many_sites_evaluation(sites: int, responses: int, rng: random.Random) -> Any
     from django.db import transaction
     from django.utils import timezone
 
-    from kpi.evaluations import evaluation_create
-    from kpi.loading import kpis_path, load_kpis
+    from kpi.definitions.loading import kpis_path, load_kpis
+    from kpi.evaluations.services import evaluation_create
     from surveys.answers import InstrumentForm
     from surveys.models import Participant, Response
     from tests.factories import SiteFactory, StudyFactory, reference_instrument
@@ -256,8 +256,8 @@ def signed_off(evaluation: Any) -> Any:
 def measure(name: str, evaluation: Any, repeats: int, keep: Path | None) -> Figures:
     from pypdf import PdfReader
 
-    from kpi.report import render_pdf
-    from kpi.signing import sign_pdf, verify_pdf
+    from kpi.evaluations.report.render import render_pdf
+    from kpi.evaluations.signing import sign_pdf, verify_pdf
 
     figures = Figures(name)
 

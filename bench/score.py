@@ -229,7 +229,7 @@ def _answer_tables(
 def build(size: int, rng: random.Random) -> Built:
     from django.db import connection, transaction
 
-    from kpi.loading import kpis_path, load_kpis
+    from kpi.definitions.loading import kpis_path, load_kpis
     from surveys.answers import InstrumentForm
     from surveys.models import Site, Study
     from tests.factories import SiteFactory, StudyFactory, reference_instrument
@@ -585,7 +585,7 @@ def engine_call(study_id: int) -> tuple[Callable[[], int], list[dict[str, float]
     from django.db import connection
 
     from kpi.models import EvaluationRun
-    from kpi.services import run_execute
+    from kpi.scoring.execution import run_execute
 
     pending = [
         EvaluationRun.objects.create(study_id=study_id, trigger="command").pk
@@ -669,8 +669,8 @@ def explain(study_id: int) -> None:
     from django.db.models import Count, Q
     from django.utils import timezone
 
-    from kpi.counting import count_sql, plan_for
-    from kpi.definitions import study_definitions
+    from kpi.definitions.frozen import study_definitions
+    from kpi.scoring.counting import count_sql, plan_for
     from surveys.answers import InstrumentForm
     from surveys.models import Instrument, Participant, Response
 

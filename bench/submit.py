@@ -96,7 +96,7 @@ def bench_environment(static_root: str) -> dict[str, str]:
 
 
 def make_signing_certificate(env: dict[str, str]) -> None:
-    from kpi.signing import make_development_certificate
+    from kpi.evaluations.signing import make_development_certificate
 
     make_development_certificate(Path(env["HYOKA_SIGNING_P12"]), env["HYOKA_SIGNING_PASSPHRASE"])
 

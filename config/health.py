@@ -2,7 +2,7 @@
 
 200 when this instance can serve (the database and the cache answer), 503 otherwise. The
 broker is reported but not required: without it participants still submit and the
-backstop scores their answers later (kpi.tasks.score_unscored), so a broker outage must
+backstop scores their answers later (kpi.scoring.schedule.score_unscored), so a broker outage must
 not take every web instance out of a load balancer; monitors read ``checks.broker``.
 
 Cheap (a ``SELECT 1``, one broker connection, one cache round trip, each bounded by the

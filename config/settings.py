@@ -315,7 +315,7 @@ visibility_timeout = env.int("CELERY_VISIBILITY_TIMEOUT", default=900)
 # (accepting connections but never answering), must not hold the request. Without these,
 # kombu waits forever on a frozen Redis; with them a publish gives up within ~3 s (frozen)
 # or ~0.5 s (refused).
-# Enqueueing failures are swallowed (kpi.services._enqueue) and the backstop catches up.
+# Enqueueing failures are swallowed (config/celery.py) and the backstop catches up.
 broker_timeout = env.float("CELERY_BROKER_TIMEOUT", default=2.0)
 CELERY_BROKER_CONNECTION_TIMEOUT = broker_timeout
 CELERY_TASK_PUBLISH_RETRY_POLICY = {

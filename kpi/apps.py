@@ -7,8 +7,7 @@ class KpiConfig(AppConfig):
     verbose_name = _("KPIs and evaluations")
 
     def ready(self) -> None:
+        from kpi.scoring.receivers import on_response_submitted
         from surveys.signals import response_submitted
-
-        from .receivers import on_response_submitted
 
         response_submitted.connect(on_response_submitted, dispatch_uid="kpi.score_on_submission")

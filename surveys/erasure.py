@@ -35,7 +35,7 @@ from simple_history.utils import bulk_update_with_history
 
 from . import scoping, tokens
 from .errors import ErasureRefused
-from .history import Reason, save_with_reason
+from .history import Reason, recorded_by, save_with_reason
 from .models import (
     Answer,
     ErasureRecord,
@@ -135,25 +135,17 @@ def participant_erase(
     return Erasure(record=record, new=True)
 
 
-def _recorded_by(obj: models.Model, user: Any, reason: str, **save: Any) -> None:
-    obj._history_user = user  # type: ignore[attr-defined]
-    try:
-        save_with_reason(obj, reason, **save)
-    finally:
-        del obj._history_user  # type: ignore[attr-defined]
-
-
 def _erase_participant(participant: Participant, user: Any) -> None:
     participant.reference = pseudonym(participant)
     # A fresh hash of a token that is thrown away: the old link finds nobody, and nobody
     # holds the new one.
     _token, participant.token_hash = tokens.new_token()
-    _recorded_by(
-        participant,
-        user,
-        Reason.PERSONAL_DATA_ERASED.value,
-        update_fields=["reference", "token_hash"],
-    )
+    with recorded_by(user):
+        save_with_reason(
+            participant,
+            Reason.PERSONAL_DATA_ERASED.value,
+            update_fields=["reference", "token_hash"],
+        )
 
 
 def _erase_response(response: Response, user: Any) -> None:
@@ -174,9 +166,10 @@ def _erase_response(response: Response, user: Any) -> None:
         )
     if response.idempotency_key is not None:
         response.idempotency_key = None
-        _recorded_by(
-            response, user, Reason.PERSONAL_DATA_ERASED.value, update_fields=["idempotency_key"]
-        )
+        with recorded_by(user):
+            save_with_reason(
+                response, Reason.PERSONAL_DATA_ERASED.value, update_fields=["idempotency_key"]
+            )
 
 
 def _scrub_history(participant: Participant, response: Response | None) -> None:

@@ -69,12 +69,31 @@ _acting: ContextVar[str | None] = ContextVar("hyoka_history_acting", default=Non
 def acting(reason: str) -> Iterator[None]:
     """Records written inside say ``reason`` unless they name their own (a management
     command: ``acting(command("demo"))``; a Celery task: set for every task, see
-    ``kpi/receivers.py``)."""
+    ``record_tasks`` below)."""
     token = _acting.set(reason)
     try:
         yield
     finally:
         _acting.reset(token)
+
+
+# Who makes the changes written inside ``recorded_by()``; unset outside (simple-history then
+# takes the request's user, as in the admin).
+_UNSET: Any = object()
+_recorded_user: ContextVar[Any] = ContextVar("hyoka_history_user", default=_UNSET)
+
+
+@contextmanager
+def recorded_by(user: Any) -> Iterator[None]:
+    """Records written inside name ``user`` as who made the change; ``None`` or an
+    anonymous user: no account (a participant, a command, the system), even while a
+    manager's request is being served. The one way to say who did a write: every service
+    that writes recorded rows takes the user as an argument and writes inside this."""
+    token = _recorded_user.set(user if user is not None and user.is_authenticated else None)
+    try:
+        yield
+    finally:
+        _recorded_user.reset(token)
 
 
 def save_with_reason(obj: models.Model, reason: str, **save: Any) -> None:
@@ -162,7 +181,12 @@ class AuditedHistory(HistoricalRecords):
       changed something would blank "who" in its records (and the append-only triggers
       refuse the update anyway). Such an account is deactivated, not deleted.
     - A record without a reason of its own gets ``current_reason()``.
+    - Its user is the one named by ``recorded_by()``, when a service writes inside it.
     """
+
+    def get_history_user(self, instance: Any) -> Any:
+        user = _recorded_user.get()
+        return super().get_history_user(instance) if user is _UNSET else user
 
     def _get_history_user_fields(self) -> dict[str, Any]:
         fields: dict[str, Any] = super()._get_history_user_fields()  # type: ignore[misc]

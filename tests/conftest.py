@@ -108,8 +108,8 @@ def _celery_mode(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def
 @pytest.fixture(autouse=True)
 def _forget_taken_slots():  # type: ignore[no-untyped-def]
     """Each test starts with a database of its own, so with no debounce slot known taken
-    (the process-wide memory of ``kpi.services``; ids are reused after a rollback)."""
-    from kpi import services
+    (the process-wide memory of ``kpi.scoring.services``; ids are reused after a rollback)."""
+    from kpi.scoring import services
 
     services._TAKEN_SLOTS.clear()
     yield
@@ -118,7 +118,7 @@ def _forget_taken_slots():  # type: ignore[no-untyped-def]
 @pytest.fixture
 def reference_study(db):  # type: ignore[no-untyped-def]
     """The reference study with its KPIs and the 229 demo responses, not yet scored."""
-    from kpi.loading import kpis_path, load_kpis
+    from kpi.definitions.loading import kpis_path, load_kpis
     from surveys.demo import generate_demo_responses
     from surveys.loading import load_study
 

@@ -75,10 +75,10 @@ def _raw(sql: str) -> Any:
 @pytest.fixture
 def every_history(study, site) -> None:  # type: ignore[no-untyped-def]
     """At least one row in every historical table."""
-    from kpi.evaluations import evaluation_create
-    from kpi.loading import kpis_path, load_kpis
+    from kpi.definitions.loading import kpis_path, load_kpis
+    from kpi.evaluations.services import evaluation_create
     from kpi.models import EvaluationRun
-    from kpi.services import run_execute
+    from kpi.scoring.execution import run_execute
     from tests.factories import complete_answers
 
     participant = services.participant_create(site=site, reference="P-1").participant

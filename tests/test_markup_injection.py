@@ -18,10 +18,11 @@ from django.test import Client
 from pypdf import PdfReader
 from rest_framework.test import APIClient
 
-from kpi import evaluations, services
-from kpi.loading import kpis_path, load_kpis
+from kpi.definitions.loading import kpis_path, load_kpis
+from kpi.evaluations import services as evaluations
+from kpi.evaluations.report import render
 from kpi.models import Evaluation, EvaluationRun
-from kpi.report import render
+from kpi.scoring import execution
 from surveys import services as survey_services
 from surveys.models import Instrument, Membership, Question, Response
 from tests.factories import ParticipantFactory, SiteFactory, StudyFactory, complete_answers
@@ -156,7 +157,7 @@ def _evaluation(study_name: str, site_name: str, statement: str) -> tuple[Evalua
             answers=complete_answers(),
             language="ja",
         )
-    run = services.run_execute(
+    run = execution.run_execute(
         run_id=EvaluationRun.objects.create(study=study, trigger="command").pk
     )
     evaluation = evaluations.evaluation_create(run=run, user=None, language="ja")
@@ -210,7 +211,7 @@ def test_the_pdf_prints_names_and_the_statement_as_text_without_links_or_images(
 @pytest.fixture
 def no_render_on_commit(monkeypatch):  # type: ignore[no-untyped-def]
     """The test renders the PDF itself; the sign-off's task would render it again."""
-    monkeypatch.setattr("kpi.evaluations._enqueue_render", lambda evaluation_id: None)
+    monkeypatch.setattr("kpi.evaluations.services._enqueue_render", lambda evaluation_id: None)
 
 
 # --- Direction controls (U+202E and the like) ------------------------------------------

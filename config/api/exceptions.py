@@ -6,8 +6,8 @@ Japanese by default), ``fields`` maps an input (a field name, a dotted path into
 input such as ``clauses.0.choices``, a question code or a CSV row number) to its messages.
 
 Rule violations of the domain (``surveys.errors.RuleViolation`` and its subclasses in
-``kpi.errors`` and the API modules) get their status from ``STATUS_BY_CODE``; Django's and
-REST framework's own exceptions keep theirs. Anything else is a bug and stays a 500.
+``kpi.evaluations.errors`` and the API modules) get their status from ``STATUS_BY_CODE``;
+Django's and REST framework's own exceptions keep theirs. Anything else is a bug and stays a 500.
 """
 
 from __future__ import annotations

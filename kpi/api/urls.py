@@ -1,15 +1,18 @@
-"""Routes of the KPI API, included under /api/v1/ by ``config/api/urls.py``."""
+"""Routes of the KPI API, included under /api/v1/ by ``config/api/urls.py``; the viewsets
+live with their subdomain."""
 
 from __future__ import annotations
 
 from rest_framework.routers import SimpleRouter
 
-from . import views
+from kpi.definitions.api import KPIViewSet, SegmentViewSet
+from kpi.evaluations.api import EvaluationViewSet
+from kpi.scoring.api import RunViewSet
 
 router = SimpleRouter()
-router.register("segments", views.SegmentViewSet, basename="segment")
-router.register("kpis", views.KPIViewSet, basename="kpi")
-router.register("runs", views.RunViewSet, basename="run")
-router.register("evaluations", views.EvaluationViewSet, basename="evaluation")
+router.register("segments", SegmentViewSet, basename="segment")
+router.register("kpis", KPIViewSet, basename="kpi")
+router.register("runs", RunViewSet, basename="run")
+router.register("evaluations", EvaluationViewSet, basename="evaluation")
 
 urlpatterns = router.urls

@@ -2,7 +2,7 @@
 
 import django.core.validators
 import django.db.models.deletion
-import kpi.statistics
+import kpi.scoring.statistics
 import simple_history.models
 from decimal import Decimal
 from django.conf import settings
@@ -130,7 +130,7 @@ class Migration(migrations.Migration):
                 ('base', models.CharField(choices=[('invited', 'All invited participants'), ('respondents', 'All respondents'), ('segment', 'A segment of respondents')], default='respondents', max_length=12, verbose_name='base')),
                 ('comparator', models.CharField(blank=True, choices=[('>=', '>='), ('>', '>'), ('<=', '<='), ('<', '<')], help_text='Empty: a descriptive figure without a target.', max_length=2, verbose_name='target comparator')),
                 ('threshold', models.DecimalField(blank=True, decimal_places=4, help_text='For a share, in % (70 means 70 %); for a ratio or a mean, the number.', max_digits=9, null=True, verbose_name='target')),
-                ('rule', models.CharField(choices=[('point', 'the point estimate'), ('bound', "the confidence interval's bound")], default=kpi.statistics.Rule['POINT'], max_length=5, verbose_name='judged on')),
+                ('rule', models.CharField(choices=[('point', 'the point estimate'), ('bound', "the confidence interval's bound")], default=kpi.scoring.statistics.Rule['POINT'], max_length=5, verbose_name='judged on')),
                 ('confidence', models.DecimalField(decimal_places=3, default=Decimal('0.950'), max_digits=4, validators=[django.core.validators.MinValueValidator(Decimal('0.5')), django.core.validators.MaxValueValidator(Decimal('0.999'))], verbose_name='confidence level')),
                 ('min_n', models.PositiveIntegerField(default=30, help_text='Below this many in the base, the verdict is “inconclusive”.', verbose_name='minimum base size')),
                 ('by_site', models.BooleanField(default=True, verbose_name='broken down by site')),
@@ -226,7 +226,7 @@ class Migration(migrations.Migration):
                 ('base', models.CharField(choices=[('invited', 'All invited participants'), ('respondents', 'All respondents'), ('segment', 'A segment of respondents')], default='respondents', max_length=12, verbose_name='base')),
                 ('comparator', models.CharField(blank=True, choices=[('>=', '>='), ('>', '>'), ('<=', '<='), ('<', '<')], help_text='Empty: a descriptive figure without a target.', max_length=2, verbose_name='target comparator')),
                 ('threshold', models.DecimalField(blank=True, decimal_places=4, help_text='For a share, in % (70 means 70 %); for a ratio or a mean, the number.', max_digits=9, null=True, verbose_name='target')),
-                ('rule', models.CharField(choices=[('point', 'the point estimate'), ('bound', "the confidence interval's bound")], default=kpi.statistics.Rule['POINT'], max_length=5, verbose_name='judged on')),
+                ('rule', models.CharField(choices=[('point', 'the point estimate'), ('bound', "the confidence interval's bound")], default=kpi.scoring.statistics.Rule['POINT'], max_length=5, verbose_name='judged on')),
                 ('confidence', models.DecimalField(decimal_places=3, default=Decimal('0.950'), max_digits=4, validators=[django.core.validators.MinValueValidator(Decimal('0.5')), django.core.validators.MaxValueValidator(Decimal('0.999'))], verbose_name='confidence level')),
                 ('min_n', models.PositiveIntegerField(default=30, help_text='Below this many in the base, the verdict is “inconclusive”.', verbose_name='minimum base size')),
                 ('by_site', models.BooleanField(default=True, verbose_name='broken down by site')),

@@ -64,7 +64,7 @@ def by_study(lookup: str) -> Scope:
     return Scope(lookup, by_site=False)
 
 
-# How each model reaches its site or study. The KPI app adds its own models (kpi/admin.py).
+# How each model reaches its site or study. The KPI app adds its own models (kpi/*/admin.py).
 SCOPES: dict[type[models.Model], Scope] = {
     Study: by_study("id"),
     Site: by_site("id"),

@@ -18,10 +18,11 @@ from django.test import override_settings
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from kpi.evaluations import evaluation_create
-from kpi.loading import kpis_path, load_kpis
+from kpi.definitions.loading import kpis_path, load_kpis
+from kpi.evaluations.services import evaluation_create
 from kpi.models import KPI, Evaluation, EvaluationRun, Segment
-from kpi.services import run_execute, run_request
+from kpi.scoring.execution import run_execute
+from kpi.scoring.services import run_request
 from surveys import services
 from surveys.models import Membership, Participant, Response, Site, Study
 from tests.factories import (
@@ -116,7 +117,7 @@ FAST_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 @pytest.fixture
 def no_rendering(monkeypatch):  # type: ignore[no-untyped-def]
     """Sign-off without rendering the signed PDF (WeasyPrint takes seconds)."""
-    monkeypatch.setattr("kpi.evaluations._enqueue_render", lambda evaluation_id: None)
+    monkeypatch.setattr("kpi.evaluations.services._enqueue_render", lambda evaluation_id: None)
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ import time
 import httpx
 import pytest
 
-from kpi.loading import kpis_path, load_kpis
+from kpi.definitions.loading import kpis_path, load_kpis
 from kpi.models import EvaluationRun
 from surveys.loading import load_study
 from surveys.models import Answer, Response

@@ -1,6 +1,6 @@
 """Fault: the Celery worker scoring a run is killed (SIGKILL) in the middle of its work.
 
-The run is idempotent (kpi.services.run_execute claims it with a compare-and-set that also
+The run is idempotent (kpi.scoring.execution.run_execute claims it with a compare-and-set that also
 re-claims a RUNNING run, and writes every result in one transaction) and its task is
 ``acks_late``: the broker still holds the unacknowledged message, and redelivers it once
 the visibility timeout has passed. This test proves the whole chain with real processes:
@@ -22,9 +22,9 @@ import psycopg
 import pytest
 from django.db import connection
 
-from kpi import receivers, services
-from kpi.loading import kpis_path, load_kpis
+from kpi.definitions.loading import kpis_path, load_kpis
 from kpi.models import EvaluationRun, KPIResult
+from kpi.scoring import receivers, services
 from surveys.demo import generate_demo_responses
 from surveys.loading import load_study
 from tests.celery_worker import celery_worker, own_queue, wait_until

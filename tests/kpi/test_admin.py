@@ -17,8 +17,8 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from kpi import services
 from kpi.models import KPI, Clause, EvaluationRun, KPIResult, Segment
+from kpi.scoring import execution
 from surveys.models import Choice, Membership, Question, Study
 from tests.factories import StudyFactory, reference_instrument
 
@@ -67,7 +67,7 @@ def viewer(db) -> Client:  # type: ignore[no-untyped-def]
 def study_with_kpis(db) -> Study:  # type: ignore[no-untyped-def]
     """The reference study and its KPIs, without responses (quicker than
     ``reference_study``, for the tests that do not read the figures)."""
-    from kpi.loading import kpis_path, load_kpis
+    from kpi.definitions.loading import kpis_path, load_kpis
     from surveys.loading import load_study
 
     study = load_study()
@@ -79,7 +79,7 @@ def study_with_kpis(db) -> Study:  # type: ignore[no-untyped-def]
 
 def score(study: Study) -> EvaluationRun:
     run = EvaluationRun.objects.create(study=study, trigger=EvaluationRun.Trigger.COMMAND)
-    return services.run_execute(run_id=run.pk)
+    return execution.run_execute(run_id=run.pk)
 
 
 def form_data(response: Any) -> dict[str, Any]:
@@ -218,7 +218,7 @@ def test_score_now_creates_a_run_whose_page_shows_the_reference_figures(
     page = manager.get(response["Location"])
     html = text(page)
     assert 'http-equiv="refresh"' not in html  # finished: nothing to wait for
-    # Worded as the report words them (kpi.wording): "65 %" kept on one line.
+    # Worded as the report words them (kpi.scoring.wording): "65 %" kept on one line.
     figures = ("65 %", "100 %", "99 %", "87 %", "3.1", "(both: 39)", "229 / 352", "155 / 156")
     for figure in figures:
         assert figure.replace(" %", "\u00a0%") in html, figure
@@ -297,7 +297,7 @@ def test_a_run_page_refreshes_itself_until_the_run_is_finished(manager, study_wi
     assert '<meta http-equiv="refresh" content="2">' in html
     assert "Running since" in html
 
-    services.run_execute(run_id=run.pk)
+    execution.run_execute(run_id=run.pk)
     html = manager.get(url("evaluationrun_change", run.pk)).content.decode()
     assert 'http-equiv="refresh"' not in html
     assert "Results for the whole study" in html
@@ -305,7 +305,7 @@ def test_a_run_page_refreshes_itself_until_the_run_is_finished(manager, study_wi
 
 def test_a_failed_run_shows_its_error(manager, study_with_kpis):
     run = EvaluationRun.objects.create(study=study_with_kpis, trigger=EvaluationRun.Trigger.API)
-    services.run_fail(run_id=run.pk, error="ZeroDivisionError: the base was empty")
+    execution.run_fail(run_id=run.pk, error="ZeroDivisionError: the base was empty")
     html = manager.get(url("evaluationrun_change", run.pk)).content.decode()
     assert "This scoring failed" in html
     assert "ZeroDivisionError: the base was empty" in html

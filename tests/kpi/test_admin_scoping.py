@@ -89,7 +89,7 @@ KPI_PAGES = [
     # (A superuser's download renders a PDF: tested once below, not in the matrix.)
     Page("evaluation download", _obj("evaluations", "download"), NOBODY, root=None),
     Page("evaluation sign-off", _obj("evaluations", "sign_off"), NOBODY),
-    # Withdrawing takes what signing off takes (kpi.evaluations.may_sign).
+    # Withdrawing takes what signing off takes (kpi.evaluations.services.may_sign).
     Page("evaluation withdraw", _obj("evaluations", "withdraw"), NOBODY),
 ]
 

@@ -14,9 +14,9 @@ from django.test import Client
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from kpi import evaluations
+from kpi.evaluations import services as evaluations
 from kpi.models import KPI, Evaluation, EvaluationRun
-from kpi.services import run_execute
+from kpi.scoring.execution import run_execute
 from surveys.history import AuditedCommand
 from surveys.models import Membership, Site, Study
 from tests.kpi.test_admin import form_data
@@ -28,7 +28,7 @@ PASSWORD = "pw-audit-12345"
 
 @pytest.fixture
 def kpis(study) -> Study:  # type: ignore[no-untyped-def]
-    from kpi.loading import kpis_path, load_kpis
+    from kpi.definitions.loading import kpis_path, load_kpis
 
     load_kpis(study=study, path=kpis_path())  # type: ignore[arg-type]
     return study

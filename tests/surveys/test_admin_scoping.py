@@ -25,10 +25,10 @@ from django.db import transaction
 from django.test import Client
 from django.urls import reverse
 
-from kpi import services as kpi_services
-from kpi.evaluations import evaluation_create
-from kpi.loading import kpis_path, load_kpis
+from kpi.definitions.loading import kpis_path, load_kpis
+from kpi.evaluations.services import evaluation_create
 from kpi.models import KPI, Evaluation, EvaluationRun, Segment
+from kpi.scoring import execution
 from surveys.admin.common import ScopedAdminMixin
 from surveys.demo import generate_demo_responses
 from surveys.loading import load_study
@@ -134,7 +134,7 @@ def build_world() -> World:
     assert path is not None
     load_kpis(study=study, path=path)
     generate_demo_responses(study)
-    run = kpi_services.run_execute(
+    run = execution.run_execute(
         run_id=EvaluationRun.objects.create(study=study, trigger="command").pk
     )
     assert run.status == EvaluationRun.Status.SUCCEEDED
@@ -143,7 +143,7 @@ def build_world() -> World:
     other_study = StudyFactory(code="other-study")
     reference_instrument(other_study)
     ParticipantFactory(site=SiteFactory(study=other_study, code="nerima"), reference="NER-0001")
-    other_run = kpi_services.run_execute(
+    other_run = execution.run_execute(
         run_id=EvaluationRun.objects.create(study=other_study, trigger="command").pk
     )
     other_segment = Segment.objects.create(study=other_study, code="line", name_ja="LINE")

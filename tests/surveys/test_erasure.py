@@ -733,10 +733,10 @@ def test_export_links_leaves_erased_participants_out(site):
 def test_a_rescore_after_erasure_gives_the_same_figures_and_the_signed_ones_recompute(
     reference_study,
 ):
-    from kpi import snapshot
-    from kpi.evaluations import evaluation_create, evaluation_sign_off
+    from kpi.evaluations import snapshot
+    from kpi.evaluations.services import evaluation_create, evaluation_sign_off
     from kpi.models import EvaluationRun
-    from kpi.services import run_execute
+    from kpi.scoring.execution import run_execute
     from surveys.erasure import study_purge
     from surveys.selectors import instrument_current
     from surveys.services import ImportedResponse

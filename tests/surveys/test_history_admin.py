@@ -166,7 +166,7 @@ def test_no_one_saves_a_participants_version_back(sites, admin_client):
 def test_a_kpi_version_is_restored_only_by_someone_who_may_change_it_as_a_new_record(
     sites,
 ):
-    from kpi.loading import kpis_path, load_kpis
+    from kpi.definitions.loading import kpis_path, load_kpis
 
     own, _other = sites
     load_kpis(study=own.study, path=kpis_path())  # type: ignore[arg-type]

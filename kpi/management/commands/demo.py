@@ -8,11 +8,11 @@ from django.core.management.base import CommandError, CommandParser
 from django.db import transaction
 from django.utils import translation
 
-from kpi.evaluations import evaluation_create, evaluation_sign_off
-from kpi.loading import kpis_path, load_kpis
+from kpi.definitions.loading import kpis_path, load_kpis
+from kpi.evaluations.services import evaluation_create, evaluation_sign_off
 from kpi.models import Evaluation, EvaluationRun
-from kpi.reporting import results_table
-from kpi.services import run_request
+from kpi.scoring.reporting import results_table
+from kpi.scoring.services import run_request
 from surveys.demo import generate_demo_responses
 from surveys.history import AuditedCommand
 from surveys.loading import REFERENCE_STUDY, load_study, read_toml

@@ -3,7 +3,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from kpi.signing import make_development_certificate
+from kpi.evaluations.signing import make_development_certificate
 
 
 class Command(BaseCommand):

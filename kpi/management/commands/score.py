@@ -4,8 +4,8 @@ from django.core.management.base import CommandError, CommandParser
 from django.utils import translation
 
 from kpi.models import EvaluationRun
-from kpi.reporting import results_table
-from kpi.services import run_request
+from kpi.scoring.reporting import results_table
+from kpi.scoring.services import run_request
 from surveys.history import AuditedCommand
 from surveys.models import Study
 

@@ -3,8 +3,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from kpi.evaluations.signing import verify_pdf
 from kpi.models import Evaluation
-from kpi.signing import verify_pdf
 
 
 class Command(BaseCommand):

@@ -1,0 +1,601 @@
+"""The report's template context, built from an evaluation's frozen snapshot alone.
+
+Nothing here reads the database: every figure comes from ``evaluation.snapshot`` (see
+``kpi.evaluations.snapshot``), so a signed report can be rendered again, years later, from the same
+data and show the same numbers. Values are formatted here, as text, in the active
+language; the templates only place them (and Django's autoescaping escapes every string
+a participant or a manager supplied).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+from django.conf import settings
+from django.utils.translation import get_language, ngettext, pgettext
+from django.utils.translation import gettext as _
+
+from kpi.scoring import statistics as st
+from kpi.scoring import wording
+from kpi.scoring.wording import Result
+from surveys.models import Question
+
+from ..models import Evaluation
+from . import charts, text, words
+from .words import Instrument, pick
+
+Data = dict[str, Any]
+
+
+@dataclass
+class Row:
+    """One result as the report prints it."""
+
+    code: str
+    name: str
+    site: str  # the site's name, or "" for the whole study
+    kind: str
+    base: str  # who the base is, in words (the KPI's base description)
+    n: str  # the base size, "229"
+    counts: str  # "227 / 229"
+    overlap: str  # ratios: respondents in both groups
+    value: str  # as published, "99 %"
+    precise: str  # "99.1 %"
+    empty: str  # why there is no value ("no respondents"), or ""
+    interval: str
+    level: str  # "95 %"
+    target: str
+    verdict: str  # "none", "met_confident", "met", "not_met", "inconclusive"
+    verdict_text: str
+    mark: str
+    nonresponse: str
+    tipping: str
+    counting: str = ""
+    respondents: str = ""
+    invited: str = ""
+
+    @property
+    def has_value(self) -> bool:
+        return not self.empty
+
+
+def row(
+    result: Data,
+    *,
+    name: str = "",
+    site: str = "",
+    counting: str = "",
+    over_invited: bool = False,
+) -> Row:
+    has_value = result["value"] is not None
+    r = Result.of(result)
+    verdict = wording.verdict_key(r)
+    return Row(
+        code=result["kpi_code"],
+        name=name or pick(result, "name"),
+        site=site,
+        kind=result["kind"],
+        base=pick(result, "base_description"),
+        n=wording.integer(
+            result["respondents"] if result["kind"] == "ratio" else result["denominator"]
+        ),
+        counts=wording.counts(r),
+        overlap=wording.integer(result["overlap"]) if result["overlap"] is not None else "",
+        value=wording.headline(r) if has_value else "",
+        precise=wording.precise(r) if has_value else "",
+        empty="" if has_value else wording.empty_value(r, over_invited=over_invited),
+        interval=wording.interval(r) if has_value else wording.DASH,
+        level=wording.level(r),
+        target=wording.target(r),
+        verdict=verdict,
+        verdict_text=wording.verdict_text(r),
+        mark=wording.MARKS[verdict],
+        nonresponse=wording.nonresponse(r),
+        tipping=wording.tipping(r),
+        counting=counting,
+        respondents=wording.integer(result["respondents"]),
+        invited=wording.integer(result["invited"]),
+    )
+
+
+@dataclass
+class Snapshot:
+    """The snapshot, indexed for the report."""
+
+    data: Data
+    instrument: Instrument = field(init=False)
+    definitions: dict[str, Data] = field(init=False)
+    overall: dict[str, Data] = field(init=False)
+    by_site: dict[str, dict[str, Data]] = field(init=False)
+    sites: list[Data] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.instrument = Instrument(self.data.get("instrument"))
+        self.definitions = {d["code"]: d for d in self.data.get("definitions", [])}
+        self.overall = {}
+        self.by_site = {}
+        for result in self.data["results"]:
+            if result["site"] is None:
+                self.overall[result["kpi_code"]] = result
+            else:
+                self.by_site.setdefault(result["kpi_code"], {})[result["site"]] = result
+        self.sites = list(self.data["sites"])
+
+    def codes(self) -> list[str]:
+        """KPI codes in the report's order (the snapshot's results are ordered)."""
+        return list(self.overall)
+
+    def definition(self, code: str) -> Data | None:
+        return self.definitions.get(code)
+
+    def counting(self, code: str) -> str:
+        definition = self.definition(code)
+        return words.counting(self.instrument, definition) if definition else ""
+
+    def is_response_rate(self, code: str) -> bool:
+        definition = self.definition(code)
+        if definition is not None:
+            return definition["base"] == "invited" and definition["numerator"] is None
+        result = self.overall[code]
+        return (
+            result["kind"] == "share"
+            and result["numerator"] == result["respondents"]
+            and result["denominator"] == result["invited"]
+        )
+
+
+# --- sections -----------------------------------------------------------------------------
+
+
+def _sites(snap: Snapshot) -> list[Data]:
+    return [
+        {
+            "code": s["code"],
+            "name": pick(s, "name") or s["code"],
+            "period": text.period(s["period_start"], s["period_end"]),
+            "survey": text.tokyo(s.get("survey_opens_at"), seconds=False)
+            if s.get("survey_opens_at")
+            else "",
+            "survey_closes": text.tokyo(s.get("survey_closes_at"), seconds=False)
+            if s.get("survey_closes_at")
+            else "",
+        }
+        for s in snap.sites
+    ]
+
+
+def _verdicts(snap: Snapshot) -> tuple[list[Row], dict[str, int]]:
+    rows = [
+        row(result, counting=snap.counting(code))
+        for code, result in snap.overall.items()
+        if result["comparator"]
+    ]
+    summary = {key: 0 for key in ("met_confident", "met", "not_met", "inconclusive")}
+    for r in rows:
+        summary[r.verdict] = summary.get(r.verdict, 0) + 1
+    summary["total"] = len(rows)
+    summary["met_all"] = summary["met"] + summary["met_confident"]
+    return rows, summary
+
+
+def summary_text(summary: dict[str, int]) -> str:
+    """ "Of the 4 KPIs with a target, 4 met it (4 with confidence).", and what was not."""
+    values = {
+        "total": summary["total"],
+        "met": summary["met_all"],
+        "confident": summary["met_confident"],
+        "not_met": summary["not_met"],
+        "inconclusive": summary["inconclusive"],
+    }
+    sentences = [
+        ngettext(
+            "Of the %(total)d KPI with a target set before the study, %(met)d met it "
+            "(%(confident)d with the confidence the KPI asks for).",
+            "Of the %(total)d KPIs with a target set before the study, %(met)d met it "
+            "(%(confident)d with the confidence the KPI asks for).",
+            summary["total"],
+        )
+        % values
+    ]
+    if summary["not_met"]:
+        sentences.append(
+            ngettext("%(not_met)d was not met.", "%(not_met)d were not met.", summary["not_met"])
+            % values
+        )
+    if summary["inconclusive"]:
+        sentences.append(
+            ngettext(
+                "%(inconclusive)d is inconclusive.",
+                "%(inconclusive)d are inconclusive.",
+                summary["inconclusive"],
+            )
+            % values
+        )
+    # Japanese runs sentences together; English separates them with a space.
+    return ("" if get_language().startswith("ja") else " ").join(sentences)
+
+
+def _wilson_row(name: str, respondents: int, invited: int, confidence: str = "0.95") -> Data:
+    """A response rate computed here when the study has no response-rate KPI."""
+    low: float | None = None
+    high: float | None = None
+    value: float | None = None
+    if invited:
+        low, high = st.wilson_interval(respondents, invited, float(confidence))
+        value = respondents / invited
+    return {
+        "kpi_code": "",
+        "kind": "share",
+        "name_ja": name,
+        "numerator": respondents,
+        "denominator": invited,
+        "respondents": respondents,
+        "invited": invited,
+        "overlap": None,
+        "value": value,
+        "ci_low": low,
+        "ci_high": high,
+        "comparator": "",
+        "threshold": None,
+        "verdict": "",
+        "met_with_confidence": None,
+        "confidence": confidence,
+        "nonresponse_low": None,
+        "nonresponse_high": None,
+        "tipping_direction": "",
+        "tipping_count": None,
+        "base_description_ja": "",
+    }
+
+
+def _response_rates(snap: Snapshot) -> Data:
+    code = next((c for c in snap.codes() if snap.is_response_rate(c)), None)
+    sites = []
+    for site in snap.sites:
+        result = snap.by_site.get(code, {}).get(site["code"]) if code else None
+        if result is None:  # any result of the site carries its respondents and invited
+            some = next((r[site["code"]] for r in snap.by_site.values() if site["code"] in r), None)
+            if some is None:
+                continue
+            result = _wilson_row("", some["respondents"], some["invited"])
+        sites.append(row(result, name=pick(site, "name") or site["code"], over_invited=True))
+    if code:
+        total = row(snap.overall[code], name=_("All sites"), over_invited=True)
+    else:
+        some = next(iter(snap.overall.values()))
+        total = row(
+            _wilson_row("", some["respondents"], some["invited"]),
+            name=_("All sites"),
+            over_invited=True,
+        )
+    return {
+        "kpi": pick(snap.overall[code], "name") if code else "",
+        "base": pick(snap.overall[code], "base_description") if code else "",
+        "sites": sites,
+        "total": total,
+    }
+
+
+def _channel_rules(snap: Snapshot, codes: Iterable[str]) -> list[Data]:
+    """Which choices count in each tagged group the channel KPIs use, and which count in
+    none (from the definitions' clauses and the instrument's tags)."""
+    tags: dict[str, list[str]] = {}
+    for code in codes:
+        definition = snap.definition(code)
+        if not definition:
+            continue
+        for segment in (definition["numerator"], definition["base_segment"]):
+            for clause in (segment or {}).get("clauses", []):
+                if clause["tag"] and clause["tag"] not in tags.setdefault(clause["question"], []):
+                    tags[clause["question"]].append(clause["tag"])
+    rules = []
+    for question, question_tags in tags.items():
+        groups = [
+            {
+                "tag": tag,
+                "choices": [pick(c, "label") for c in snap.instrument.tagged(question, tag)],
+            }
+            for tag in question_tags
+        ]
+        others = [
+            pick(c, "label")
+            for c in snap.instrument.choices(question)
+            if not set(c.get("tags", [])) & set(question_tags) and not c.get("exclusive")
+        ]
+        exclusive = [
+            pick(c, "label") for c in snap.instrument.choices(question) if c.get("exclusive")
+        ]
+        rules.append(
+            {
+                "question": snap.instrument.question(question),
+                "code": question,
+                "groups": groups,
+                "others": others,
+                "exclusive": exclusive,
+                "exclusive_text": text.join([text.quoted(label) for label in exclusive]),
+            }
+        )
+    return rules
+
+
+def _channels(snap: Snapshot) -> Data | None:
+    cells = [c for c, r in snap.overall.items() if r["group"] == "channel_table"]
+    ratios = [c for c, r in snap.overall.items() if r["kind"] == "ratio"]
+    if not cells and not ratios:
+        return None
+    rows = [row(snap.overall[c]) for c in cells]
+    base = snap.overall[cells[0]] if cells else None
+    ratio_rows = []
+    for code in ratios:
+        result = snap.overall[code]
+        r = row(result)
+        ratio_rows.append(
+            {
+                "row": r,
+                "equation": f"{wording.integer(result['numerator'])} / "
+                f"{wording.integer(result['denominator'])} = {r.value or wording.DASH}",
+            }
+        )
+    return {
+        "rows": rows,
+        "base": pick(base, "base_description") if base else "",
+        "n": wording.integer(base["denominator"]) if base else "",
+        "total_percent": wording.pct(
+            Fraction(sum(snap.overall[c]["numerator"] for c in cells), base["denominator"])
+        )
+        if base and base["denominator"]
+        else "",
+        "total": wording.integer(sum(snap.overall[c]["numerator"] for c in cells)),
+        "ratios": ratio_rows,
+        "rules": _channel_rules(snap, [*cells, *ratios]),
+    }
+
+
+def _charts(snap: Snapshot) -> list[Data]:
+    """A bar chart for every single-choice question (the reference: the tool used most)."""
+    overall = snap.data.get("distributions", {}).get("overall") or {}
+    out = []
+    for question in snap.instrument.data["questions"]:
+        if question["type"] != Question.Type.SINGLE or question["code"] not in overall:
+            continue
+        counts = overall[question["code"]]
+        answered = int(counts.get("_answered", 0))
+        rows = [
+            (pick(c, "label") or c["code"], int(counts.get(c["code"], 0)))
+            for c in question["choices"]
+        ]
+        related = [
+            row(result)
+            for code, result in snap.overall.items()
+            if not result["comparator"]
+            and result["kind"] == "share"
+            and (definition := snap.definition(code)) is not None
+            and definition["numerator"]
+            and all(c["question"] == question["code"] for c in definition["numerator"]["clauses"])
+        ]
+        out.append(
+            {
+                "code": question["code"],
+                "ref": snap.instrument.ref(question["code"]),
+                "question": pick(question, "text"),
+                "answered": wording.integer(answered),
+                "chart": charts.bar_chart(rows, answered) if answered else None,
+                "related": related,
+            }
+        )
+    return out
+
+
+def _breakdowns(snap: Snapshot) -> list[Data]:
+    out = []
+    for code, result in snap.overall.items():
+        per_site = snap.by_site.get(code)
+        if not per_site or snap.is_response_rate(code):
+            continue
+        rows = [
+            row(per_site[site["code"]], site=pick(site, "name") or site["code"])
+            for site in snap.sites
+            if site["code"] in per_site
+        ]
+        out.append(
+            {
+                "code": code,
+                "name": pick(result, "name"),
+                "base": pick(result, "base_description"),
+                "target": wording.target(Result.of(result)),
+                "kind": result["kind"],
+                "has_target": bool(result["comparator"]),
+                "rows": rows,
+                "total": row(result, site=_("All sites")),
+            }
+        )
+    return out
+
+
+def kind_label(kind: str) -> str:
+    labels = {"share": _("share"), "ratio": _("ratio of two groups"), "mean": _("mean score")}
+    return labels.get(kind, kind)
+
+
+def _methods(snap: Snapshot) -> list[Data]:
+    out = []
+    for code in snap.codes():
+        definition = snap.definition(code)
+        result = snap.overall[code]
+        if definition is None:
+            continue
+        rule = (
+            _("the point estimate")
+            if definition["rule"] == st.Rule.POINT
+            else _("the confidence interval's bound")
+        )
+        out.append(
+            {
+                "code": code,
+                "name": pick(result, "name"),
+                "kind": kind_label(definition["kind"]),
+                "base": words.base(snap.instrument, definition),
+                "numerator": words.numerator(snap.instrument, definition),
+                "target": wording.target(Result.of(result)) or _("none (a descriptive figure)"),
+                "rule": rule if result["comparator"] else "",
+                "on_bound": definition["rule"] == st.Rule.BOUND,
+                "questions": [
+                    {
+                        "ref": snap.instrument.ref(q),
+                        "text": snap.instrument.question_text(q),
+                    }
+                    for q in words.questions(definition)
+                ],
+                "level": wording.level(Result.of(result)),
+                "min_n": wording.integer(definition["min_n"]),
+            }
+        )
+    return out
+
+
+def _instrument(snap: Snapshot) -> Data | None:
+    data = snap.data.get("instrument")
+    if not data:
+        return None
+    types = {t.value: str(t.label) for t in Question.Type}
+    questions = []
+    for number, q in enumerate(data["questions"], start=1):
+        condition = ""
+        if q.get("condition"):
+            c = q["condition"]
+            condition = _("shown only to those who chose any of %(choices)s in %(question)s") % {
+                "choices": text.join(
+                    [
+                        text.quoted(label)
+                        for label in snap.instrument.labels(c["question"], c["choices"])
+                    ]
+                ),
+                "question": snap.instrument.ref(c["question"]),
+            }
+        questions.append(
+            {
+                "number": number,
+                "code": q["code"],
+                "type": types.get(q["type"], q["type"]),
+                "required": q["required"],
+                "text": pick(q, "text"),
+                "help": pick(q, "help"),
+                "condition": condition,
+                "choices": [
+                    {
+                        "code": c["code"],
+                        "label": pick(c, "label"),
+                        "score": "" if c.get("score") is None else str(c["score"]),
+                        "tags": ", ".join(c.get("tags", [])),
+                        "exclusive": c.get("exclusive", False),
+                    }
+                    for c in q["choices"]
+                ],
+            }
+        )
+    return {"title": pick(data, "title"), "version": data["version"], "questions": questions}
+
+
+# --- CSS strings --------------------------------------------------------------------------
+
+
+def css_string(value: str) -> str:
+    """``value`` as a CSS string literal body: every character but ASCII letters and
+    digits as a six-digit escape, so nothing in it can end the string or the style
+    element (and Django's autoescaping leaves it unchanged)."""
+    return "".join(c if c.isascii() and c.isalnum() else f"\\{ord(c):06x}" for c in value)
+
+
+def _page_label() -> tuple[str, str, str]:
+    """The texts before, between and after the two page counters ("page ", " of ", "")."""
+    label = _("page %(page)s of %(pages)s") % {"page": "\x00", "pages": "\x01"}
+    before, rest = label.split("\x00", 1)
+    middle, after = rest.split("\x01", 1)
+    return before, middle, after
+
+
+# --- the whole report ---------------------------------------------------------------------
+
+
+def status_text(evaluation: Evaluation, draft: bool) -> str:
+    if draft or evaluation.status == Evaluation.Status.DRAFT:
+        return pgettext("evaluation status", "Draft (not signed off)")
+    if evaluation.status == Evaluation.Status.WITHDRAWN:
+        return pgettext("evaluation status", "Withdrawn after sign-off")
+    return pgettext("evaluation status", "Signed off")
+
+
+def build(evaluation: Evaluation, *, draft: bool, language: str) -> Data:
+    """The template context; call inside ``translation.override(language)``."""
+    snap = Snapshot(evaluation.snapshot)
+    study = snap.data["study"]
+    run = snap.data["run"]
+    verdicts, summary = _verdicts(snap)
+    summary_sentence = summary_text(summary)
+    digest = evaluation.snapshot_sha256
+    languages = dict(settings.LANGUAGES)
+    page_before, page_middle, page_after = _page_label()
+    draft_band = _("DRAFT — not signed off")
+    footer_left = f"{study['code']} · " + _("evaluation %(id)s") % {"id": evaluation.pk}
+    footer_centre = f"SHA-256 {digest[:16]}"
+    signed = not draft and evaluation.status != Evaluation.Status.DRAFT
+    return {
+        "lang": language,
+        "draft": draft,
+        "study": {
+            "code": study["code"],
+            "name": pick(study, "name"),
+            "description": pick(study, "description"),
+            "period": text.period(study.get("period_start"), study.get("period_end")),
+        },
+        "sites": _sites(snap),
+        "run": {
+            "id": run["id"],
+            "cutoff": text.tokyo(run["cutoff"]),
+            "responses": wording.integer(run["responses_counted"] or 0),
+        },
+        "evaluation": {
+            "id": evaluation.pk,
+            "language": str(languages.get(language, language)),
+            "status": status_text(evaluation, draft),
+            "created": text.tokyo(evaluation.created_at) if evaluation.created_at else "",
+        },
+        "digest": digest,
+        "digest_groups": [digest[i : i + 16] for i in range(0, len(digest), 16)],
+        "digest_short": digest[:16],
+        "verdicts": verdicts,
+        "summary": {**summary, "text": summary_sentence},
+        "response_rates": _response_rates(snap) if snap.overall else None,
+        "channels": _channels(snap),
+        "charts": _charts(snap),
+        "breakdowns": _breakdowns(snap),
+        "methods": _methods(snap),
+        "tags": words.tags(snap.instrument, list(snap.definitions.values())),
+        "instrument": _instrument(snap),
+        "signoff": {
+            "signed": signed,
+            "name": evaluation.signer_name,
+            "role": evaluation.signer_role,
+            "at": text.tokyo(evaluation.signed_off_at) if evaluation.signed_off_at else "",
+            "statement": evaluation.statement,
+        },
+        "css": {
+            "draft_band": css_string(draft_band),
+            "footer_left": css_string(footer_left),
+            "footer_centre": css_string(footer_centre),
+            "page_before": css_string(page_before),
+            "page_middle": css_string(page_middle),
+            "page_after": css_string(page_after),
+            "header": css_string(_("Evaluation report") + " · " + study["code"]),
+        },
+        "draft_band": draft_band,
+        # The PDF's creation date: the sign-off, or the evaluation's creation for a draft.
+        "created_iso": (
+            (evaluation.signed_off_at or evaluation.created_at).isoformat()
+            if (evaluation.signed_off_at or evaluation.created_at)
+            else ""
+        ),
+    }
