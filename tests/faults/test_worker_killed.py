@@ -24,7 +24,7 @@ from django.db import connection
 
 from kpi.definitions.loading import kpis_path, load_kpis
 from kpi.models import EvaluationRun, KPIResult
-from kpi.scoring import receivers, services
+from kpi.scoring import execution, receivers, services
 from surveys.demo import generate_demo_responses
 from surveys.loading import load_study
 from tests.celery_worker import celery_worker, own_queue, wait_until
@@ -77,7 +77,7 @@ def test_a_run_whose_worker_is_killed_mid_write_completes_once_on_a_new_worker(
     generate_demo_responses(study)
     # What a normal scoring of the same data gives, scored here in-process.
     normal = EvaluationRun.objects.create(study=study, trigger=EvaluationRun.Trigger.COMMAND)
-    services.run_execute(run_id=normal.pk)
+    execution.run_execute(run_id=normal.pk)
     expected = figures(normal)
     assert expected
 
