@@ -22,6 +22,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.postgres
+@pytest.mark.processes
 def test_a_short_load_run_loses_nothing_duplicates_nothing_and_never_answers_5xx() -> None:
     command = [sys.executable, "bench/submit.py", "--database", "hyoka_load_test"]
     command += ["--participants", "900", "--warmup", "100", "--concurrency", "24"]
