@@ -6,7 +6,8 @@ fail instead, so that CI can never pass by silently skipping them.
 
 The suite runs in parallel (pytest-xdist, ``make test``); each worker process has a test
 database of its own (pytest-django names it ``<TEST NAME>_gw0``, ``_gw1``...), its own
-cache (in memory), its own media folder and signing certificate (``_files_of_this_worker``).
+cache (in memory), media folder (``_files_of_this_worker``) and signing certificate
+(``signing_settings``).
 The tests that start real processes (servers, Celery workers, a browser; marked ``redis``,
 ``e2e`` or ``processes``) share one xdist group: they run one at a time, on one worker, so
 that they neither fight each other for the two cores nor share the broker's database.
