@@ -28,10 +28,12 @@ demo: $(VENV)/.runtime
 system-deps:
 	@bash scripts/system-deps.sh
 
-## test: install dev dependencies and run the whole suite
+## test: install dev dependencies and run the whole suite, one worker per core
+## (TEST_WORKERS=0: in one process)
+TEST_WORKERS ?= auto
 test: $(VENV)/.dev system-deps
 	$(BIN)/python manage.py makemigrations --check --dry-run
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .

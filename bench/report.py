@@ -35,7 +35,6 @@ import hashlib
 import io
 import os
 import random
-import secrets
 import statistics
 import sys
 import tempfile
@@ -50,58 +49,22 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 if str(BASE_DIR) not in sys.path:  # ``python bench/report.py`` puts bench/ first
     sys.path.insert(0, str(BASE_DIR))
 
-from bench.measure import reset_peak_rss, status_kb  # noqa: E402
+from bench import harness  # noqa: E402
+from bench.harness import CHANNEL_P, SINGLE_WEIGHTS, UNDERSTOOD_WEIGHTS  # noqa: E402
 
 TARGET_REFERENCE_SECONDS = 2.0
 TARGET_REFERENCE_BYTES = 1_000_000
 TARGET_SITES_SECONDS = 10.0
 
-# Random but valid answers to the reference questionnaire (DESIGN.md codes).
-CHANNEL_P = {
-    "anytime": 0.35,
-    "night": 0.25,
-    "midwife_chat": 0.30,
-    "ward_phone": 0.20,
-    "ward_desk": 0.15,
-    "articles": 0.40,
-    "live": 0.20,
-    "home_visit": 0.50,
-    "checkup": 0.45,
-}
-SINGLE_WEIGHTS = {
-    "reassured": {"agree": 45, "somewhat_agree": 35, "somewhat_disagree": 13, "disagree": 7},
-    "continue": {"agree": 50, "somewhat_agree": 30, "somewhat_disagree": 12, "disagree": 8},
-    "reuse": {"agree": 40, "somewhat_agree": 35, "somewhat_disagree": 15, "disagree": 10},
-    "tool": {"line": 60, "phone": 12, "face_to_face": 15, "email": 5, "other_sns": 5, "other": 3},
-}
-UNDERSTOOD_WEIGHTS = {"fully": 50, "fairly": 35, "not_very": 10, "not_at_all": 5}
-
 
 def setup_django(folder: Path) -> None:
-    os.environ.update(
-        {
-            "HYOKA_ENV": "embedded",
-            "DATABASE_URL": f"sqlite:///{folder / 'bench.sqlite3'}",
-            "CELERY_BROKER_URL": "",
-            "DEBUG": "false",
-            "LOG_LEVEL": "WARNING",
-            "DJANGO_SETTINGS_MODULE": "config.settings",
-            "MEDIA_ROOT": str(folder / "media"),
-        }
-    )
-    import django
-
-    django.setup()
+    database = f"sqlite:///{folder / 'bench.sqlite3'}"
+    harness.setup_django(harness.embedded_environment(database, MEDIA_ROOT=str(folder / "media")))
     from django.conf import settings
-    from django.core.management import call_command
 
-    from kpi.evaluations.signing import make_development_certificate
-
-    call_command("migrate", interactive=False, verbosity=0)
-    passphrase = secrets.token_urlsafe(16)  # a throwaway certificate for this run only
-    settings.HYOKA_SIGNING_P12 = str(
-        make_development_certificate(folder / "signing" / "bench.p12", passphrase)
-    )
+    harness.migrate()
+    path, passphrase = harness.signing_certificate(folder / "signing")
+    settings.HYOKA_SIGNING_P12 = str(path)
     settings.HYOKA_SIGNING_PASSPHRASE = passphrase
     settings.HYOKA_SIGNING_TRUST_ROOTS = []
 
@@ -285,10 +248,10 @@ def measure(name: str, evaluation: Any, repeats: int, keep: Path | None) -> Figu
         keep.mkdir(parents=True, exist_ok=True)
         (keep / f"{name}.pdf").write_bytes(signed)
 
-    before = status_kb("VmRSS")
-    resettable = reset_peak_rss()
+    before = harness.status_kb("VmRSS")
+    resettable = harness.reset_peak_rss()
     sign(render())
-    peak = status_kb("VmHWM") if resettable else None
+    peak = harness.status_kb("VmHWM") if resettable else None
     if before is not None and peak is not None:
         figures.rss_mb = max(0, peak - before) / 1024
         figures.rss_peak_mb = peak / 1024

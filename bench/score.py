@@ -53,10 +53,9 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 if str(BASE_DIR) not in sys.path:  # ``python bench/score.py`` puts bench/ first, not the project
     sys.path.insert(0, str(BASE_DIR))
 
-from bench.measure import reset_peak_rss, status_kb  # noqa: E402
+from bench import harness  # noqa: E402
+from bench.harness import CHANNEL_P, SINGLE_WEIGHTS, UNDERSTOOD_WEIGHTS  # noqa: E402
 
-HOST = "127.0.0.1"  # the only target: this machine
-POSTGRES = f"postgres://postgres@{HOST}:5432"
 DB_NAME = "hyoka_bench_score"
 DEFAULT_SIZES = [10_000, 100_000, 1_000_000]
 SITES = 50
@@ -69,27 +68,7 @@ TARGET_RATIO = 2.0
 TARGET_MB = 200.0
 LINEAR_SLACK = 1.25  # seconds per response may grow by this factor from one size to the next
 
-# Random but valid answers to the reference questionnaire (DESIGN.md codes): how likely
-# each channel is ticked, and the weights of each single answer.
-CHANNEL_P = {
-    "anytime": 0.35,
-    "night": 0.25,
-    "midwife_chat": 0.30,
-    "ward_phone": 0.20,
-    "ward_desk": 0.15,
-    "articles": 0.40,
-    "live": 0.20,
-    "home_visit": 0.50,
-    "checkup": 0.45,
-}
 NONE_SHARE = 0.05  # respondents who tick only "none", besides those who tick nothing else
-SINGLE_WEIGHTS = {
-    "reassured": {"agree": 45, "somewhat_agree": 35, "somewhat_disagree": 13, "disagree": 7},
-    "continue": {"agree": 50, "somewhat_agree": 30, "somewhat_disagree": 12, "disagree": 8},
-    "reuse": {"agree": 40, "somewhat_agree": 35, "somewhat_disagree": 15, "disagree": 10},
-    "tool": {"line": 60, "phone": 12, "face_to_face": 15, "email": 5, "other_sns": 5, "other": 3},
-}
-UNDERSTOOD_WEIGHTS = {"fully": 50, "fairly": 35, "not_very": 10, "not_at_all": 5}
 TIMESTAMP = "2021-10-15 09:00:00+09"  # every participant and response; long before now
 
 # The counts the reference KPIs stand on, per site. KPI code -> (numerator, denominator,
@@ -129,45 +108,6 @@ Counts = dict[int, dict[str, int]]  # site id -> count name -> value
 
 
 # --- Set-up -----------------------------------------------------------------------------
-
-
-def recreate_database() -> None:
-    import psycopg
-
-    with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{DB_NAME}"')
-
-
-def drop_database() -> None:
-    import psycopg
-    from django.db import connections
-
-    connections.close_all()
-    with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-
-
-def setup_django() -> None:
-    os.environ.update(
-        {
-            "HYOKA_ENV": "embedded",
-            "DATABASE_URL": f"{POSTGRES}/{DB_NAME}",
-            "CELERY_BROKER_URL": "",  # none: tasks would run in-process
-            "DEBUG": "false",  # as in production: no query log kept in memory
-            "LOG_LEVEL": "WARNING",
-            "DJANGO_SETTINGS_MODULE": "config.settings",
-        }
-    )
-    import django
-
-    django.setup()
-
-
-def migrate() -> None:
-    from django.core.management import call_command
-
-    call_command("migrate", interactive=False, verbosity=0)
 
 
 # --- Building a study -------------------------------------------------------------------
@@ -230,6 +170,7 @@ def build(size: int, rng: random.Random) -> Built:
     from django.db import connection, transaction
 
     from kpi.definitions.loading import kpis_path, load_kpis
+    from surveys import appendonly
     from surveys.answers import InstrumentForm
     from surveys.models import Site, Study
     from tests.factories import SiteFactory, StudyFactory, reference_instrument
@@ -240,7 +181,14 @@ def build(size: int, rng: random.Random) -> Built:
     # One transaction: the tables are emptied in it, so COPY may write frozen rows.
     with transaction.atomic(), connection.cursor() as cursor:
         # Each size is measured alone; the results of earlier sizes' runs stay.
-        cursor.execute(f"TRUNCATE {', '.join(DATA_TABLES)} RESTART IDENTITY")
+        # With the erasure records (none here), whose foreign key would refuse it otherwise;
+        # they are append-only, so past their trigger as the test suite's flush does.
+        before, after = appendonly.flush_sql(connection)
+        for statement in before:
+            cursor.execute(statement)
+        cursor.execute(f"TRUNCATE {', '.join(DATA_TABLES)}, surveys_erasurerecord RESTART IDENTITY")
+        for statement in after:
+            cursor.execute(statement)
         # Secondary indexes are dropped and built again after the COPY, several times
         # faster than maintaining them row by row; the constraints' indexes stay.
         cursor.execute(
@@ -503,23 +451,6 @@ def run_baseline(sql: str, built: Built) -> Counts:
 # --- Measuring --------------------------------------------------------------------------
 
 
-def machine_busy(seconds: float = 1.0) -> float:
-    """Share of the machine's cores busy over the next ``seconds`` (1.0: all of them)."""
-
-    def sample() -> tuple[int, int]:
-        values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-        idle = values[3] + values[4]  # idle + iowait
-        return sum(values) - idle, sum(values)
-
-    try:
-        busy, total = sample()
-        time.sleep(seconds)
-        busy2, total2 = sample()
-    except (OSError, ValueError, IndexError):
-        return 0.0
-    return (busy2 - busy) / max(total2 - total, 1)
-
-
 @dataclass
 class Timed:
     seconds: list[float] = field(default_factory=list)
@@ -548,13 +479,13 @@ def measure(call: Callable[[], object], *, memory: bool = False) -> tuple[Timed,
     timed.cold = time.perf_counter() - started
     for _ in range(REPEATS):
         gc.collect()
-        resettable = reset_peak_rss()
-        before = status_kb("VmRSS") or 0
+        resettable = harness.reset_peak_rss()
+        before = harness.status_kb("VmRSS") or 0
         timed.rss_before_mb = before / 1024
         started = time.perf_counter()
         results.append(call())
         timed.seconds.append(time.perf_counter() - started)
-        peak = status_kb("VmHWM") if resettable else None
+        peak = harness.status_kb("VmHWM") if resettable else None
         if peak is not None:
             timed.rss_mb.append(max(peak - before, 0) / 1024)
     if memory:
@@ -725,10 +656,7 @@ def run_size(size: int, rng: random.Random, *, want_explain: bool) -> tuple[Row,
         + ")",
         flush=True,
     )
-    idle = 1 - machine_busy()
-    print(f"  the machine was {idle:.0%} idle just before measuring")
-    if idle < 0.9:
-        print("  WARNING: other work is running here; the timings below are inflated and noisy")
+    harness.idle_warning("measuring", "the timings below are inflated and noisy")
     call, profiles = engine_call(built.study_id)
     engine, runs = measure(call, memory=True)
     timed_profiles = profiles[1 : 1 + REPEATS]
@@ -818,9 +746,9 @@ def print_table(rows: list[Row]) -> None:
                 f"{r.engine.peak_mb:.1f}",
                 f"{max(r.engine.rss_mb):.1f}" if r.engine.rss_mb else "n/a",
                 f"{r.bits.median:.3f}",
-                f"{r.engine.median / r.bits.median:.2f}x",
+                harness.ratio(r.engine.median, r.bits.median),
                 f"{r.answers.median:.3f}",
-                f"{r.engine.median / r.answers.median:.2f}x",
+                harness.ratio(r.engine.median, r.answers.median),
                 "yes" if r.equal else "NO",
             ]
         )
@@ -852,9 +780,10 @@ def print_targets(rows: list[Row]) -> None:
     print(
         f"  within {TARGET_RATIO:g}x of the hand-written SQL at {largest.size:,}: "
         f"{verdict(ratio <= TARGET_RATIO)} (engine {largest.engine.median:.3f} s / "
-        f"bits SQL {largest.bits.median:.3f} s = {ratio:.2f}x; over the answer rows: "
-        f"{largest.engine.median / largest.answers.median:.2f}x; other sizes: "
-        + ", ".join(f"{r.size:,} {r.engine.median / r.bits.median:.2f}x" for r in rows)
+        f"bits SQL {largest.bits.median:.3f} s = "
+        f"{harness.ratio(largest.engine.median, largest.bits.median)}; over the answer rows: "
+        f"{harness.ratio(largest.engine.median, largest.answers.median)}; other sizes: "
+        + ", ".join(f"{r.size:,} {harness.ratio(r.engine.median, r.bits.median)}" for r in rows)
         + ")"
     )
     peaks = [
@@ -901,9 +830,9 @@ def main(argv: list[str] | None = None) -> int:
     sizes = sorted(set(args.sizes))
 
     started = time.perf_counter()
-    recreate_database()
-    setup_django()
-    migrate()
+    harness.recreate_database(DB_NAME)
+    harness.setup_django(harness.embedded_environment(harness.database_url(DB_NAME)))
+    harness.migrate()
     from django.db import connection
 
     with connection.cursor() as cursor:
@@ -930,7 +859,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.keep:
             print(f"\nkept the database {DB_NAME}")
         else:
-            drop_database()
+            harness.drop_database(DB_NAME)
     print(f"\ntotal {time.perf_counter() - started:.0f} s")
     if problems:
         print(f"FAILED: {len(problems)} count mismatches")

@@ -34,9 +34,7 @@ import os
 import random
 import re
 import resource
-import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -54,8 +52,9 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 if str(BASE_DIR) not in sys.path:  # ``python bench/submit.py`` puts bench/ first, not the project
     sys.path.insert(0, str(BASE_DIR))
 
-HOST = "127.0.0.1"  # the only target: this machine
-POSTGRES = f"postgres://postgres@{HOST}:5432"
+from bench import harness  # noqa: E402
+from bench.harness import HOST, ServerSpec  # noqa: E402
+
 DB_NAME = "hyoka_bench"  # --database changes it
 BROKER = f"redis://{HOST}:6379/15"  # a Redis database of the bench's own, flushed each run
 TARGET_RATE = 400  # accepted submissions per second
@@ -76,39 +75,6 @@ TOOLS = ["line", "phone", "face_to_face", "email", "other_sns", "other"]
 # --- Set-up -----------------------------------------------------------------------------
 
 
-def bench_environment(static_root: str) -> dict[str, str]:
-    """Production mode with values that exist only for this run."""
-    return {
-        "HYOKA_ENV": "production",
-        "SECRET_KEY": secrets.token_urlsafe(48),  # 64 random characters
-        "ALLOWED_HOSTS": HOST,
-        "DATABASE_URL": f"{POSTGRES}/{DB_NAME}",
-        "CELERY_BROKER_URL": BROKER,
-        # Requests carry X-Forwarded-Proto: https (see the module docstring), so they are
-        # secure to Django and would not be redirected anyway; the bench does not rely on it.
-        "SECURE_SSL_REDIRECT": "false",
-        "STATIC_ROOT": static_root,
-        "SITE_URL": f"https://{HOST}",
-        # A throwaway certificate, made by make_signing_certificate() (nothing is signed here).
-        "HYOKA_SIGNING_P12": str(Path(static_root).parent / "bench-signing.p12"),
-        "HYOKA_SIGNING_PASSPHRASE": secrets.token_urlsafe(24),
-    }
-
-
-def make_signing_certificate(env: dict[str, str]) -> None:
-    from kpi.evaluations.signing import make_development_certificate
-
-    make_development_certificate(Path(env["HYOKA_SIGNING_P12"]), env["HYOKA_SIGNING_PASSPHRASE"])
-
-
-def recreate_database() -> None:
-    import psycopg
-
-    with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{DB_NAME}"')
-
-
 def flush_broker() -> None:
     import redis
 
@@ -118,13 +84,12 @@ def flush_broker() -> None:
 def prepare(participants: int) -> list[str]:
     """A fresh database with the reference study and ``participants`` participants at its
     open sites; returns their plain tokens."""
-    from django.core.management import call_command
     from django.db import connections, transaction
 
     connections.close_all()
-    recreate_database()
+    harness.recreate_database(DB_NAME)
     flush_broker()
-    call_command("migrate", interactive=False, verbosity=0)
+    harness.migrate()
 
     from surveys.loading import load_study
     from surveys.services import participant_create
@@ -141,95 +106,7 @@ def prepare(participants: int) -> list[str]:
     return tokens
 
 
-def collect_static() -> None:
-    """The hashed names and manifest production serves, without WhiteNoise's gzip and
-    brotli copies: the bench never fetches a static file, and compressing the PDF font
-    takes minutes here."""
-    from django.conf import settings
-    from django.core.management import call_command
-    from django.test.utils import override_settings
-
-    manifest = "django.contrib.staticfiles.storage.ManifestStaticFilesStorage"
-    with override_settings(STORAGES={**settings.STORAGES, "staticfiles": {"BACKEND": manifest}}):
-        call_command("collectstatic", interactive=False, verbosity=0)
-
-
 # --- The server -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ServerSpec:
-    """``sync:5`` (5 sync workers) or ``gthread:2x8`` (2 workers of 8 threads)."""
-
-    worker_class: str
-    workers: int
-    threads: int
-
-    @classmethod
-    def parse(cls, text: str) -> ServerSpec:
-        worker_class, _, size = text.partition(":")
-        workers, _, threads = size.partition("x")
-        if worker_class not in {"sync", "gthread"} or not workers.isdigit():
-            raise argparse.ArgumentTypeError(f"{text!r}: use sync:WORKERS or gthread:WxT")
-        return cls(worker_class, int(workers), int(threads or 1))
-
-    def __str__(self) -> str:
-        if self.worker_class == "sync":
-            return f"sync:{self.workers}"
-        return f"{self.worker_class}:{self.workers}x{self.threads}"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def start_gunicorn(spec: ServerSpec, env: dict[str, str], port: int, log: Path, wsgi: str):
-    command = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        wsgi,
-        f"--bind={HOST}:{port}",
-        f"--worker-class={spec.worker_class}",
-        f"--workers={spec.workers}",
-        f"--threads={spec.threads}",
-        "--backlog=2048",
-        "--keep-alive=5",
-        "--worker-tmp-dir=/dev/shm",
-        "--log-level=warning",
-    ]
-    with log.open("ab") as out:
-        server = subprocess.Popen(
-            command, cwd=BASE_DIR, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT
-        )
-    deadline = time.monotonic() + 30
-    probe = urllib.request.Request(  # an unknown link: 404 once Django answers
-        f"http://{HOST}:{port}/r/ready/", headers={"X-Forwarded-Proto": "https"}
-    )
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise SystemExit(f"gunicorn exited ({server.returncode}):\n{log.read_text()}")
-        try:
-            urllib.request.urlopen(probe, timeout=2)  # noqa: S310 (http://127.0.0.1 only)
-        except urllib.error.HTTPError as exc:
-            if exc.code == 404:
-                return server
-        except OSError:
-            pass
-        time.sleep(0.2)
-    stop(server)
-    raise SystemExit(f"gunicorn did not answer within 30 s:\n{log.read_text()}")
-
-
-def stop(server: subprocess.Popen) -> None:
-    server.send_signal(signal.SIGTERM)
-    try:
-        server.wait(30)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait(10)
 
 
 def start_py_spy(output: Path, pid: int) -> subprocess.Popen:
@@ -242,24 +119,6 @@ def start_py_spy(output: Path, pid: int) -> subprocess.Popen:
     profiler = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(1)  # attached to every worker before the measured phase starts
     return profiler
-
-
-def process_tree_cpu(pid: int) -> float:
-    """CPU seconds (user + system) used so far by ``pid`` and its live children."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    pending = [pid]
-    while pending:
-        current = pending.pop()
-        try:
-            stat = Path(f"/proc/{current}/stat").read_text()
-            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        total += (int(fields[11]) + int(fields[12])) / ticks
-        pending.extend(int(c) for c in children)
-    return total
 
 
 SHARED_POSTGRES_PROCESSES = ("walwriter", "checkpointer", "background writer")
@@ -320,25 +179,6 @@ class PostgresCpu:
         self._stop.set()
         self._thread.join()
         self.sample()
-
-
-def machine_busy(seconds: float = 1.0) -> float:
-    """Share of the machine's cores busy over the next ``seconds`` (1.0: all of them)."""
-    busy, total, stolen = machine_cpu()
-    time.sleep(seconds)
-    busy2, total2, stolen2 = machine_cpu()
-    return (busy2 - busy + stolen2 - stolen) / max(total2 - total, 1e-9)
-
-
-def machine_cpu() -> tuple[float, float, float]:
-    """(busy, total, stolen) CPU seconds of the whole machine since boot. Stolen: the time
-    a virtual machine's cores were ready to run but the hypervisor ran something else (on
-    a shared host, a share of the machine that no process here used nor could use)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = values[3] + values[4]
-    stolen = values[7] if len(values) > 7 else 0
-    return (sum(values) - idle - stolen) / ticks, sum(values) / ticks, stolen / ticks
 
 
 # --- The load ---------------------------------------------------------------------------
@@ -849,19 +689,19 @@ class Measured:
         self.cpu: dict[str, float] = {}
 
     def __enter__(self) -> Measured:
-        self.server = process_tree_cpu(self.server_pid)
+        self.server = harness.process_tree_cpu(self.server_pid)
         self.own = resource.getrusage(0)
-        self.busy, _, self.stolen = machine_cpu()
+        self.busy, _, self.stolen = harness.machine_cpu()
         self.db = PostgresCpu().__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.db.__exit__()
-        busy, _, stolen = machine_cpu()
+        busy, _, stolen = harness.machine_cpu()
         busy -= self.busy
         own = resource.getrusage(0)
         load_cpu = own.ru_utime + own.ru_stime - self.own.ru_utime - self.own.ru_stime
-        server = process_tree_cpu(self.server_pid) - self.server
+        server = harness.process_tree_cpu(self.server_pid) - self.server
         self.cpu = {
             "gunicorn": server,
             "PostgreSQL": self.db.total,
@@ -873,16 +713,13 @@ class Measured:
 
 def run_one(args: argparse.Namespace, spec: ServerSpec, workdir: Path) -> Verdict:
     print(f"\n== gunicorn {spec}: {args.participants} participants, C={args.concurrency}")
-    idle = 1 - machine_busy()
-    print(f"  the machine was {idle:.0%} idle just before the run")
-    if idle < 0.9:
-        print("  WARNING: other work is running here; the figures below will be lower")
+    harness.idle_warning("the run", "the figures below will be lower")
     started = time.perf_counter()
     tokens = prepare(args.participants)
     print(f"  set-up: database, study and participants in {time.perf_counter() - started:.1f} s")
-    port = free_port()
+    port = harness.free_port()
     log = workdir / f"gunicorn-{spec}.log".replace(":", "-")
-    server = start_gunicorn(spec, args.env, port, log, args.wsgi)
+    server = harness.start_gunicorn(spec, args.env, port, log, args.wsgi)
     try:
         warmup, measured = tokens[: args.warmup], tokens[args.warmup :]
         first = run_phases(port, warmup, args, args.seed)
@@ -893,7 +730,7 @@ def run_one(args: argparse.Namespace, spec: ServerSpec, workdir: Path) -> Verdic
             profiler.wait(60)
             print(f"  py-spy: collapsed stacks of the workers in {args.py_spy}")
     finally:
-        stop(server)
+        harness.stop(server)
     rate, bad = report(phases)
     warm_statuses = (
         first.opened.get_status + first.drafted.post_status + first.submitted.post_status
@@ -999,14 +836,14 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="hyoka-bench-") as tmp:
         workdir = Path(tmp)
-        args.env = bench_environment(str(workdir / "static"))
-        os.environ.update(args.env)
-        os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
-        import django
-
-        django.setup()
-        make_signing_certificate(args.env)
-        collect_static()
+        args.env = harness.production_environment(
+            database=harness.database_url(DB_NAME),
+            broker=BROKER,
+            static_root=workdir / "static",
+            signing=harness.signing_certificate(workdir),
+        )
+        harness.setup_django(args.env)
+        harness.collect_static()
         verdicts = []
         for spec in specs:
             verdicts.append(run_one(args, spec, workdir))

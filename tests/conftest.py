@@ -3,6 +3,14 @@
 Tests marked ``postgres`` need PostgreSQL, tests marked ``redis`` a broker
 (``CELERY_BROKER_URL``). Locally, without them, they are skipped; in CI (``CI=true``) they
 fail instead, so that CI can never pass by silently skipping them.
+
+The suite runs in parallel (pytest-xdist, ``make test``); each worker process has a test
+database of its own (pytest-django names it ``<TEST NAME>_gw0``, ``_gw1``...), its own
+cache (in memory), media folder (``_files_of_this_worker``) and signing certificate
+(``signing_settings``).
+The tests that start real processes (servers, Celery workers, a browser; marked ``redis``,
+``e2e`` or ``processes``) share one xdist group: they run one at a time, on one worker, so
+that they neither fight each other for the two cores nor share the broker's database.
 """
 
 from __future__ import annotations
@@ -12,7 +20,14 @@ import os
 import pytest
 from django.db import connection
 
-from tests.factories import ParticipantFactory, SiteFactory, StudyFactory, reference_instrument
+from tests import committed
+from tests.factories import (
+    ParticipantFactory,
+    SiteFactory,
+    StudyFactory,
+    build_reference_study,
+    reference_instrument,
+)
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
@@ -48,6 +63,17 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):  # type: igno
         terminalreporter.write_line(
             f"{marker}: {c['passed']} passed, {c['failed']} failed, {c['skipped']} skipped"
         )
+
+
+# Markers of the tests that start real processes: one xdist group (see the docstring).
+REAL_PROCESSES = ("redis", "e2e", "processes")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups (``--dist loadgroup``)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if any(item.get_closest_marker(marker) for marker in REAL_PROCESSES):
+            item.add_marker(pytest.mark.xdist_group("real-processes"))
 
 
 def _needs(item: pytest.Item, what: str, available: bool, why: str) -> None:
@@ -93,6 +119,43 @@ def _flush_past_the_append_only_triggers():  # type: ignore[no-untyped-def]
     ops.execute_sql_flush = original
 
 
+# A deliberately slow hash is the point in production and a third of a second for every
+# user a test creates or logs in here. No test is about the hash itself.
+FAST_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _files_of_this_worker(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """Uploaded and rendered files go to a folder of this test process (never the
+    project's media/, never another worker's), and passwords hash fast."""
+    from django.test import override_settings
+
+    with override_settings(
+        MEDIA_ROOT=str(tmp_path_factory.mktemp("media")), PASSWORD_HASHERS=FAST_HASHERS
+    ):
+        yield
+
+
+@pytest.fixture(scope="session")
+def signing_settings(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """The settings that sign with a development certificate made once per test process
+    (RSA key generation is slow), and trust it: ``override_settings(**signing_settings)``."""
+    from kpi.evaluations.signing import make_development_certificate
+
+    passphrase = "test-passphrase"
+    path = make_development_certificate(tmp_path_factory.mktemp("signing") / "dev.p12", passphrase)
+    return {
+        "HYOKA_SIGNING_P12": str(path),
+        "HYOKA_SIGNING_PASSPHRASE": passphrase,
+        "HYOKA_SIGNING_TRUST_ROOTS": [],
+    }
+
+
+@pytest.fixture(autouse=True)
+def _committed_data_only_where_wanted(request, django_db_blocker):  # type: ignore[no-untyped-def]
+    committed.flush_unless_wanted(request, django_db_blocker)
+
+
 @pytest.fixture(autouse=True)
 def _celery_mode(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
     """Tasks run in-process (the embedded mode) unless a test starts real workers."""
@@ -115,17 +178,25 @@ def _forget_taken_slots():  # type: ignore[no-untyped-def]
     yield
 
 
-@pytest.fixture
-def reference_study(db):  # type: ignore[no-untyped-def]
-    """The reference study with its KPIs and the 229 demo responses, not yet scored."""
-    from kpi.definitions.loading import kpis_path, load_kpis
-    from surveys.demo import generate_demo_responses
-    from surveys.loading import load_study
+@pytest.fixture(scope="module")
+def _module_reference_study(django_db_setup, django_db_blocker):  # type: ignore[no-untyped-def]
+    """The reference study built once per module and committed (tests/committed.py)."""
+    with committed.committed(django_db_blocker, private_to="reference_study"):
+        with committed.without_after_commit_work():
+            pk = build_reference_study().pk
+        yield pk
 
-    study = load_study()
-    load_kpis(study=study, path=kpis_path())
-    generate_demo_responses(study)
-    return study
+
+@pytest.fixture
+def reference_study(_module_reference_study, db):  # type: ignore[no-untyped-def]
+    """The reference study with its KPIs and the 229 demo responses, not yet scored (each
+    test's changes are rolled back after it)."""
+    from surveys.models import Study
+
+    study = Study.objects.filter(pk=_module_reference_study).first()
+    # Gone when a test of this module that did not want it emptied the tables: build it
+    # again, inside this test's transaction.
+    return study if study is not None else build_reference_study()
 
 
 @pytest.fixture

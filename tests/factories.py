@@ -78,3 +78,15 @@ def complete_answers(**overrides: object) -> dict[str, object]:
     }
     answers.update(overrides)
     return {k: v for k, v in answers.items() if v is not None}
+
+
+def build_reference_study() -> Study:
+    """The reference study with its KPIs and the 229 demo responses, not yet scored."""
+    from kpi.definitions.loading import kpis_path, load_kpis
+    from surveys.demo import generate_demo_responses
+    from surveys.loading import load_study
+
+    study = load_study()
+    load_kpis(study=study, path=kpis_path())
+    generate_demo_responses(study)
+    return study

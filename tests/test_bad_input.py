@@ -33,7 +33,6 @@ from surveys.text import forbidden_character, forbidden_message, no_control_char
 from tests.api.conftest import (  # noqa: F401  (the API tests' world, shared here)
     PASSWORD,
     World,
-    _fast_settings,
     _fresh_throttles,
     _module_world,
     no_rendering,

@@ -17,13 +17,18 @@ import sys
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.postgres
+@pytest.mark.processes
 def test_a_short_load_run_loses_nothing_duplicates_nothing_and_never_answers_5xx() -> None:
-    command = [sys.executable, "bench/submit.py", "--database", "hyoka_load_test"]
+    # A database named after this run's test database (TEST_DATABASE_NAME, the xdist
+    # worker), so that two suites running at once never recreate each other's.
+    database = f"{settings.DATABASES['default']['TEST']['NAME']}_load"
+    command = [sys.executable, "bench/submit.py", "--database", database]
     command += ["--participants", "900", "--warmup", "100", "--concurrency", "24"]
     command += ["--double-share", "0.05", "--api-share", "0.15", "--retry-share", "0.5"]
     command += ["--duration", "120"]

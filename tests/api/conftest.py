@@ -13,8 +13,6 @@ import pytest
 from django.contrib.auth.models import Group, Permission, User
 from django.core.cache import cache
 from django.core.files.base import ContentFile
-from django.core.management import call_command
-from django.test import override_settings
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -25,6 +23,7 @@ from kpi.scoring.execution import run_execute
 from kpi.scoring.services import run_request
 from surveys import services
 from surveys.models import Membership, Participant, Response, Site, Study
+from tests.committed import committed
 from tests.factories import (
     ParticipantFactory,
     SiteFactory,
@@ -105,15 +104,6 @@ def _fresh_throttles():  # type: ignore[no-untyped-def]
     cache.clear()
 
 
-@pytest.fixture(autouse=True)
-def _fast_settings(settings):  # type: ignore[no-untyped-def]
-    settings.PASSWORD_HASHERS = FAST_HASHERS
-
-
-# A deliberately slow hash is the point in production and a waste of seconds here.
-FAST_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def no_rendering(monkeypatch):  # type: ignore[no-untyped-def]
     """Sign-off without rendering the signed PDF (WeasyPrint takes seconds)."""
@@ -121,21 +111,12 @@ def no_rendering(monkeypatch):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="module")
-def _module_world(django_db_setup, django_db_blocker, tmp_path_factory):  # type: ignore[no-untyped-def]
-    """The world is built once per test module and committed; each test runs in a
-    transaction rolled back after it (pytest-django's ``db``), so tests change it freely
-    and never see each other's changes. After the module the tables are flushed, as after
-    any transactional test. (An outer transaction around the module would be neater, but
-    Django closes the connection after each test case, which ends it on PostgreSQL.)"""
-    media = tmp_path_factory.mktemp("media")
-    with (
-        django_db_blocker.unblock(),
-        override_settings(PASSWORD_HASHERS=FAST_HASHERS, MEDIA_ROOT=media),
-    ):
-        try:
-            yield _build_world()
-        finally:
-            call_command("flush", interactive=False, verbosity=0)
+def _module_world(django_db_setup, django_db_blocker):  # type: ignore[no-untyped-def]
+    """The world is built once per test module and committed (tests/committed.py); each
+    test runs in a transaction rolled back after it, so tests change it freely and never
+    see each other's changes."""
+    with committed(django_db_blocker):
+        yield _build_world()
 
 
 @pytest.fixture
