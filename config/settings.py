@@ -335,6 +335,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     # that a task whose worker was killed comes back soon after its timeout.
     "unacked_restore_interval": min(max(visibility_timeout // 10, 1), 60),
     "unacked_restore_throttle": 1,
+    # The scan takes a lock in Redis, kept 5 minutes by default: a worker killed while it
+    # held it (SIGKILL, a lost machine) kept every other worker from redelivering anything
+    # for that long. A scan takes milliseconds; the lock now lapses within 30 s at most.
+    "unacked_mutex_expire": min(max(visibility_timeout // 10, 5), 30),
 }
 CELERY_TIMEZONE = TIME_ZONE
 # The schedule `celery beat` runs (production): nightly scoring of open studies, a
