@@ -13,11 +13,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import redis
-from django.conf import settings
 from django.db import connection
 
 from config.celery import app
+from tests.faults.processes import redis_server
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 STOP_TIMEOUT = 30
@@ -66,28 +65,51 @@ def test_database_url() -> str:
 
 
 @contextlib.contextmanager
-def own_queue() -> Iterator[str]:
-    """A queue of this test's own: tasks sent meanwhile go only to its workers."""
-    queue = f"hyoka-test-{uuid.uuid4().hex[:12]}"
-    saved = app.conf.task_default_queue
-    app.conf.task_default_queue = queue
-    try:
-        yield queue
-    finally:
-        app.conf.task_default_queue = saved
-        redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(
-            queue, f"_kombu.binding.{queue}", "unacked", "unacked_index"
-        )
+def own_broker(directory: Path) -> Iterator[str]:
+    """A Redis of the test's own (a private ``redis-server``), used by this process's
+    Celery app and by the workers the test starts; yields its URL.
+
+    Kombu keeps every worker's unacknowledged messages, their index and the lock of the
+    redelivery scan in fixed keys of the broker's database (``unacked``,
+    ``unacked_index``, ``unacked_mutex``): on a shared Redis, any other worker, test run
+    or program on the machine that uses them can take, restore or delete a message this
+    test waits for. A broker of its own shares nothing."""
+    with redis_server(directory) as server:
+        url = server.url()
+        saved = os.environ.get("CELERY_BROKER_URL")
+        _publish_to(url)
+        assert app.conf.broker_url == url
+        try:
+            yield url
+        finally:
+            _publish_to(saved)
+
+
+def _publish_to(url: str | None) -> None:
+    """Point this process's Celery app at ``url`` (None: back to the settings'). Celery
+    takes ``CELERY_BROKER_URL`` from the environment before its settings; the connection
+    and producer pools were made for the old broker (the app keeps them until a fork,
+    ``Celery._after_fork``)."""
+    if app._pool is not None:
+        app._pool.force_close_all()
+    if url is None:
+        os.environ.pop("CELERY_BROKER_URL", None)
+    else:
+        os.environ["CELERY_BROKER_URL"] = url
+    app._pool = None
+    app.amqp._producer_pool = None
 
 
 @contextlib.contextmanager
 def celery_worker(
     queue: str, log_path: Path, *, extra_env: dict[str, str] | None = None
 ) -> Iterator[Worker]:
+    """A worker consuming ``queue`` on this process's broker (``own_broker``'s, inside
+    one), unless ``extra_env`` names another ``CELERY_BROKER_URL``."""
     env = {
         **os.environ,
         "DATABASE_URL": test_database_url(),
-        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        "CELERY_BROKER_URL": app.conf.broker_url,
         **(extra_env or {}),
     }
     command = [

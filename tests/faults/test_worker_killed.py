@@ -4,9 +4,9 @@ The run is idempotent (kpi.scoring.execution.run_execute claims it with a compar
 re-claims a RUNNING run, and writes every result in one transaction) and its task is
 ``acks_late``: the broker still holds the unacknowledged message, and redelivers it once
 the visibility timeout has passed. This test proves the whole chain with real processes:
-a ``celery -A config worker`` on Redis and PostgreSQL, killed with SIGKILL (main process and
-pool child at once, so that nothing is acknowledged or rejected on the way out), then a
-new worker that finishes the run.
+a ``celery -A config worker`` on Redis (a private one: ``own_broker``) and PostgreSQL,
+killed with SIGKILL (main process and pool child at once, so that nothing is acknowledged
+or rejected on the way out), then a new worker that finishes the run.
 
 "In the middle" is made deterministic without a hook in production code: the test holds
 an ACCESS EXCLUSIVE lock on the results table, so the worker claims the run, counts, and
@@ -22,12 +22,13 @@ import psycopg
 import pytest
 from django.db import connection
 
+from config.celery import app
 from kpi.definitions.loading import kpis_path, load_kpis
 from kpi.models import EvaluationRun, KPIResult
 from kpi.scoring import execution, receivers, services
 from surveys.demo import generate_demo_responses
 from surveys.loading import load_study
-from tests.celery_worker import celery_worker, own_queue, wait_until
+from tests.celery_worker import celery_worker, own_broker, wait_until
 from tests.celery_worker import test_database_url as database_url
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -85,7 +86,8 @@ def test_a_run_whose_worker_is_killed_mid_write_completes_once_on_a_new_worker(
     log = tmp_path / "worker.log"
     blocker = psycopg.connect(database_url())  # a transaction of the test's own
     try:
-        with own_queue() as queue:
+        with own_broker(tmp_path / "redis"):
+            queue = app.conf.task_default_queue
             with celery_worker(queue, log, extra_env=env) as first:
                 blocker.execute("LOCK TABLE kpi_kpiresult IN ACCESS EXCLUSIVE MODE")
                 run = services.run_request(study=study, trigger=EvaluationRun.Trigger.COMMAND)

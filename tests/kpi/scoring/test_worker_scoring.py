@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import pytest
 
+from config.celery import app
 from kpi.definitions.loading import kpis_path, load_kpis
 from kpi.models import EvaluationRun
 from kpi.scoring import receivers
 from kpi.scoring.services import run_request
 from surveys.demo import generate_demo_responses
 from surveys.loading import load_study
-from tests.celery_worker import celery_worker, own_queue, wait_until
+from tests.celery_worker import celery_worker, own_broker, wait_until
 
 
 @pytest.mark.redis
@@ -23,7 +24,10 @@ def test_a_real_worker_scores_the_reference_study(tmp_path, monkeypatch):
     load_kpis(study=study, path=kpis_path())
     generate_demo_responses(study)
 
-    with own_queue() as queue, celery_worker(queue, tmp_path / "worker.log") as worker:
+    with (
+        own_broker(tmp_path / "redis"),
+        celery_worker(app.conf.task_default_queue, tmp_path / "worker.log") as worker,
+    ):
         run = run_request(study=study, trigger=EvaluationRun.Trigger.COMMAND)
         assert EvaluationRun.objects.get(pk=run.pk).status in {"queued", "running", "succeeded"}
         wait_until(
