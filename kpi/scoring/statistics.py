@@ -300,6 +300,55 @@ def tipping_point(
     return Tipping(currently_met, direction, k)
 
 
+def responses_to_settle(
+    successes: int,
+    respondents: int,
+    invited: int,
+    *,
+    comparator: Comparator,
+    threshold: Threshold,
+) -> int:
+    """The fewest further respondents after which no answers of the remaining
+    non-respondents could flip the point verdict (``tipping_point`` finds no count): the
+    fieldwork watch's "does another reminder matter" figure.
+
+    A lower bound: it counts further respondents who all answer in the verdict's favour
+    ("yes" for a met ">=" KPI, "no" for a not-met one), since any other answer only
+    postpones the moment. At most ``invited - respondents``: once everyone has answered,
+    nothing is left to flip it. Settling is monotone in the number of such respondents,
+    so a bisection over ``tipping_point`` finds the smallest one.
+    """
+    _check_nonresponse(successes, respondents, invited)
+    if respondents == 0:
+        raise ValueError("with no respondents there is no verdict to settle")
+    current = tipping_point(
+        successes, respondents, invited, comparator=comparator, threshold=threshold
+    )
+    favourable_is_yes = current.direction == "no"  # the threat is the opposite answer
+
+    def settled(more: int) -> bool:
+        gained = more if favourable_is_yes else 0
+        return (
+            tipping_point(
+                successes + gained,
+                respondents + more,
+                invited,
+                comparator=comparator,
+                threshold=threshold,
+            ).count
+            is None
+        )
+
+    low, high = 0, invited - respondents  # settled(high) holds: nobody is left
+    while low < high:
+        middle = (low + high) // 2
+        if settled(middle):
+            high = middle
+        else:
+            low = middle + 1
+    return low
+
+
 def _smallest_k(alpha: int, beta: int, limit: int) -> int | None:
     """The smallest integer k in [0, limit] with alpha * k >= beta, or None."""
     if beta <= 0:

@@ -31,6 +31,7 @@ from kpi.scoring.statistics import (
     nonresponse_range,
     percent,
     ratio_interval,
+    responses_to_settle,
     round_half_up,
     share_percent,
     tipping_point,
@@ -447,6 +448,61 @@ def test_tipping_point_matches_brute_force(case, comparator, threshold):
 def test_tipping_point_rejects_impossible_counts(successes, respondents, invited):
     with pytest.raises(ValueError):
         tipping_point(successes, respondents, invited, comparator=GTE, threshold=SEVENTY)
+
+
+def brute_settle(successes, respondents, invited, comparator, target: Fraction) -> int:
+    """Try every number of further respondents (all answering in the verdict's favour)
+    and every split of the rest: the first number after which no split flips the
+    verdict."""
+    met = holds(Fraction(successes, respondents), comparator, target)
+    raising_helps = comparator in (GTE, GT)
+    favourable_yes = met == raising_helps
+    for more in range(invited - respondents + 1):
+        s = successes + (more if favourable_yes else 0)
+        r = respondents + more
+        rest = invited - r
+        flips = any(
+            holds(Fraction(s + yes, r + k), comparator, target) != met
+            for k in range(rest + 1)
+            for yes in range(k + 1)
+        )
+        if not flips:
+            return more
+    raise AssertionError("unreachable: with nobody left nothing flips")
+
+
+def test_responses_to_settle_at_the_reference_case_size():
+    # 160 of 229 (69.9 %) misses >= 70 %. With m more respondents all answering "no", the
+    # 123 - m left could at best bring (160 + 123 - m) / 352: below 70 % once m > 36.6.
+    expected = brute_settle(160, 229, 352, GTE, Fraction(7, 10))
+    assert expected == 37
+    assert responses_to_settle(160, 229, 352, comparator=GTE, threshold=SEVENTY) == expected
+    # 247 of 300 met: the worst case (247 + m) / 352 >= 70 % needs m >= 0
+    assert responses_to_settle(247, 300, 352, comparator=GTE, threshold=SEVENTY) == 0
+    # 230 of 300 met: (230 + m) / 352 >= 246.4 / 352 needs m >= 17
+    assert brute_settle(230, 300, 352, GTE, Fraction(7, 10)) == 17
+    assert responses_to_settle(230, 300, 352, comparator=GTE, threshold=SEVENTY) == 17
+
+
+def test_responses_to_settle_is_zero_when_the_verdict_already_stands():
+    # 9 of 10 with 1 missing: 9/11 >= 70 % whatever the last one says
+    assert responses_to_settle(9, 10, 11, comparator=GTE, threshold=SEVENTY) == 0
+
+
+@given(
+    st.integers(1, 15).flatmap(
+        lambda r: st.tuples(st.integers(0, r), st.just(r), st.integers(r, r + 15))
+    ),
+    st.sampled_from(list(Comparator)),
+    thresholds,
+)
+def test_responses_to_settle_matches_brute_force(case, comparator, threshold):
+    successes, respondents, invited = case
+    expected = brute_settle(successes, respondents, invited, comparator, Fraction(threshold))
+    actual = responses_to_settle(
+        successes, respondents, invited, comparator=comparator, threshold=threshold
+    )
+    assert actual == expected
 
 
 # --- rounding for display -----------------------------------------------------------------
