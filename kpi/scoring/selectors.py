@@ -18,7 +18,7 @@ from surveys import scoping
 from surveys.models import Site, Study
 
 from .models import EvaluationRun, KPIResult
-from .statistics import Verdict
+from .statistics import Comparator, Verdict, responses_to_settle
 
 
 def _count_subquery(queryset: QuerySet, outer: str, ref: str = "pk") -> Subquery:
@@ -145,3 +145,36 @@ def run_result_sections(
             )
     sections = [overall] if overall.results else []
     return sections + sorted(by_site.values(), key=lambda s: s.site.code if s.site else "")
+
+
+@dataclass(frozen=True)
+class Outlook:
+    """A KPI of the latest scoring, as the fieldwork watch shows it: ``to_settle`` more
+    respondents (at the fewest) before its verdict no longer depends on what the
+    non-respondents would have said; 0 when it already does not."""
+
+    result: KPIResult
+    to_settle: int
+
+
+def fieldwork_outlook(user: scoping.User, study: Study) -> list[Outlook]:
+    """For the study's latest succeeded run, each result the user may read that a
+    non-response could flip (a share over respondents, with a target: scoring gave it a
+    tipping direction), whole study first, then by site."""
+    run = latest_succeeded_run(study)
+    if run is None:
+        return []
+    results = visible_results(user, KPIResult.objects.filter(run=run).exclude(tipping_direction=""))
+    outlooks = []
+    for section in run_result_sections(run, results=results):
+        for result in section.results:
+            assert result.threshold is not None
+            to_settle = responses_to_settle(
+                result.numerator,
+                result.denominator,
+                result.invited,
+                comparator=Comparator(result.comparator),
+                threshold=result.threshold,
+            )
+            outlooks.append(Outlook(result=result, to_settle=to_settle))
+    return outlooks
