@@ -400,7 +400,7 @@ class ParticipantAdmin(HistoryAdmin):
         if not active:
             self.message_user(request, _("No active participants were selected."), messages.WARNING)
             return None
-        invitations = services.participant_reissue_links(participants=active)
+        invitations = services.participant_replace_links(participants=active)
         response = HttpResponse(
             invitations_csv(invitations), content_type="text/csv; charset=utf-8"
         )

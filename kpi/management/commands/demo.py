@@ -17,7 +17,7 @@ from surveys.demo import generate_demo_responses
 from surveys.history import AuditedCommand
 from surveys.loading import REFERENCE_STUDY, load_study, read_toml
 from surveys.models import Participant, Response, Study
-from surveys.services import participant_reissue_links
+from surveys.services import participant_replace_links
 
 DEMO_USER = "demo"
 
@@ -116,7 +116,7 @@ class Command(AuditedCommand):
             for queue in by_site.values():
                 if queue and len(chosen) < links:
                     chosen.append(queue.pop(0))
-        invitations = participant_reissue_links(participants=chosen)
+        invitations = participant_replace_links(participants=chosen)
         return study, invitations, password
 
     def _print(self, invitations, password: str) -> None:  # type: ignore[no-untyped-def]
