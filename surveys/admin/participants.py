@@ -22,9 +22,9 @@ from django.utils.html import format_html
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from .. import csvfiles, erasure, scoping, services
+from .. import csvfiles, erasure, links, scoping, services
 from ..bidi import strip_bidi_controls
-from ..errors import ImportRejected, RuleViolation
+from ..errors import ImportRejected, LinkUnavailable, RuleViolation
 from ..models import ErasureRecord, Participant, Response, Study
 from ..text import no_control_characters
 from .common import MANAGER, SiteFilter, narrow_choices
@@ -161,7 +161,7 @@ class ParticipantAdmin(HistoryAdmin):
     search_fields = ("reference",)
     ordering = ("site__study__code", "site__code", "reference")
     list_per_page = 100
-    actions = ("export_links", "withdraw", "erase")
+    actions = ("export_links", "replace_links", "withdraw", "erase")
     allow_revert = False  # withdrawing and new links are acts of their own
     readonly_fields = ("status", "response_link", "token_issued_at", "created_at")
     fieldsets = (
@@ -233,8 +233,7 @@ class ParticipantAdmin(HistoryAdmin):
             Response.Status(obj.response_status).label,  # type: ignore[attr-defined]
         )
 
-    # Creating participants is importing them: a single one is a one-line CSV, and the
-    # link is shown once either way.
+    # Creating participants is importing them: a single one is a one-line CSV.
 
     def add_view(
         self, request: HttpRequest, form_url: str = "", extra_context: dict | None = None
@@ -324,8 +323,8 @@ class ParticipantAdmin(HistoryAdmin):
             csv_uri=_data_uri(text),
             csv_filename=_csv_filename("invitation-links", [study.code]),
         )
-        # The page holds the only copy of the links: no cache keeps it (no-store, as every
-        # page: config.security.NoStoreMiddleware).
+        # The links are credentials: no cache keeps the page (no-store, as every page:
+        # config.security.NoStoreMiddleware). "Export invitation links" gives them again.
         return TemplateResponse(request, "admin/surveys/participant/import_done.html", context)
 
     # Actions
@@ -364,19 +363,32 @@ class ParticipantAdmin(HistoryAdmin):
         )
         return TemplateResponse(request, "admin/surveys/participant/confirm_action.html", context)
 
-    @admin.action(
-        description=_("Export invitation links (issues new links)"), permissions=["change"]
-    )
+    def _linkable(self, queryset: QuerySet[Participant]) -> tuple[list[Participant], int]:
+        """The selection's participants who have a link (active, not erased; an erased one
+        gets no link again: it would give them back a way in), and how many are left out."""
+        active = list(
+            queryset.filter(status=Participant.Status.ACTIVE, erasure__isnull=True)
+            .select_related("site__study")
+            .order_by("site__study__code", "site__code", "reference")
+        )
+        return active, queryset.count() - len(active)
+
+    def _links_download(
+        self, request: HttpRequest, invitations: list[services.Invitation]
+    ) -> HttpResponse:
+        response = HttpResponse(
+            invitations_csv(invitations), content_type="text/csv; charset=utf-8"
+        )
+        codes = (i.participant.site.study.code for i in invitations)
+        filename = _csv_filename("invitation-links", codes)
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        return response
+
+    @admin.action(description=_("Export invitation links"), permissions=["change"])
     def export_links(
         self, request: HttpRequest, queryset: QuerySet[Participant]
     ) -> HttpResponseBase | None:
-        # An erased participant gets no link again: it would give them back a way in.
-        active = list(
-            queryset.filter(status=Participant.Status.ACTIVE, erasure__isnull=True).order_by(
-                "site__study__code", "site__code", "reference"
-            )
-        )
-        skipped = queryset.count() - len(active)
+        active, skipped = self._linkable(queryset)
         if request.POST.get("confirmed") != "yes":
             return self._confirmation(
                 request,
@@ -385,12 +397,52 @@ class ParticipantAdmin(HistoryAdmin):
                 title=str(_("Export invitation links")),
                 warning=str(
                     _(
-                        "Links are stored only in a form that cannot be turned back into a "
-                        "link, so exporting issues NEW links. The participants' current links "
-                        "stop working at once: send them the new ones."
+                        "Each participant keeps the same link: these are the links of earlier "
+                        "exports and letters, and exporting changes nothing. To give "
+                        "participants new links, use “Replace invitation links”."
                     )
                 ),
-                button=str(_("Yes, issue new links and download")),
+                button=str(_("Download the links")),
+                participants=active,
+                skipped=skipped,
+                skipped_text=str(
+                    _("Withdrawn and erased participants have no link and are left out.")
+                ),
+            )
+        if not active:
+            self.message_user(request, _("No active participants were selected."), messages.WARNING)
+            return None
+        try:
+            invitations = links.invitations(active)
+        except LinkUnavailable as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+            return None
+        return self._links_download(request, invitations)
+
+    @admin.action(
+        description=_("Replace invitation links (the current links stop working)"),
+        permissions=["change"],
+    )
+    def replace_links(
+        self, request: HttpRequest, queryset: QuerySet[Participant]
+    ) -> HttpResponseBase | None:
+        active, skipped = self._linkable(queryset)
+        if request.POST.get("confirmed") != "yes":
+            return self._confirmation(
+                request,
+                queryset,
+                action="replace_links",
+                title=str(_("Replace invitation links")),
+                warning=str(
+                    _(
+                        "Each selected participant gets a NEW link. Their current links stop "
+                        "working at once, including the links in letters and messages already "
+                        "sent: send them the new ones. Do this only when a link has gone astray "
+                        "or the link key has leaked. The replacement is recorded in each "
+                        "participant's history."
+                    )
+                ),
+                button=str(_("Yes, replace the links and download the new ones")),
                 participants=active,
                 skipped=skipped,
                 skipped_text=str(
@@ -400,13 +452,12 @@ class ParticipantAdmin(HistoryAdmin):
         if not active:
             self.message_user(request, _("No active participants were selected."), messages.WARNING)
             return None
-        invitations = services.participant_replace_links(participants=active)
-        response = HttpResponse(
-            invitations_csv(invitations), content_type="text/csv; charset=utf-8"
-        )
-        filename = _csv_filename("invitation-links", (p.site.study.code for p in active))
-        response["Content-Disposition"] = f'attachment; filename="{filename}"'
-        return response
+        try:
+            invitations = links.participant_replace_links(participants=active, by=request.user)
+        except LinkUnavailable as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+            return None
+        return self._links_download(request, invitations)
 
     @admin.action(description=_("Withdraw the selected participants"), permissions=["change"])
     def withdraw(
