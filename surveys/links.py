@@ -27,6 +27,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import io
 import secrets
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -38,7 +39,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from simple_history.utils import bulk_update_with_history
 
-from . import tokens
+from . import csvfiles, tokens
 from .errors import LinkKeyMissing, LinkUnavailable, ParticipantErased, ParticipantWithdrawn
 from .history import Reason, recorded_by
 from .models import ErasureRecord, LegacyLink, Participant, ParticipantLink, hash_token
@@ -244,6 +245,18 @@ def _derive_for_legacy(ids: list[int]) -> dict[int, str]:
     if rest:
         found.update(_tokens(rest))
     return found
+
+
+def invitations_csv(invitations: Iterable[Invitation]) -> str:
+    """``reference,site,link`` with a byte-order mark, so that Excel opens it as UTF-8;
+    no cell is a formula (``surveys/csvfiles.py``)."""
+    out = io.StringIO()
+    writer = csvfiles.Writer(out)
+    writer.writerow(["reference", "site", "link"])
+    for invitation in invitations:
+        participant = invitation.participant
+        writer.writerow([participant.reference, participant.site.code, invitation.url])
+    return "\ufeff" + out.getvalue()
 
 
 # --- Replacing links -------------------------------------------------------------------

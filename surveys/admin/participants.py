@@ -4,7 +4,6 @@ erasing their personal data."""
 from __future__ import annotations
 
 import base64
-import io
 from collections.abc import Iterable
 from typing import Any
 
@@ -22,7 +21,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from .. import csvfiles, erasure, links, scoping, services
+from .. import erasure, links, scoping, services
 from ..bidi import strip_bidi_controls
 from ..errors import ImportRejected, LinkUnavailable, RuleViolation
 from ..models import ErasureRecord, Participant, Response, Study
@@ -49,18 +48,6 @@ class ResponseStatusFilter(admin.SimpleListFilter):
         if value in Response.Status.values:
             return queryset.filter(response__status=value)
         return queryset
-
-
-def invitations_csv(invitations: Iterable[services.Invitation]) -> str:
-    """``reference,site,link`` with a byte-order mark, so that Excel opens it as UTF-8;
-    no cell is a formula (``surveys/csvfiles.py``)."""
-    out = io.StringIO()
-    writer = csvfiles.Writer(out)
-    writer.writerow(["reference", "site", "link"])
-    for invitation in invitations:
-        participant = invitation.participant
-        writer.writerow([participant.reference, participant.site.code, invitation.url])
-    return "\ufeff" + out.getvalue()
 
 
 def _csv_filename(prefix: str, study_codes: Iterable[str]) -> str:
@@ -313,7 +300,7 @@ class ParticipantAdmin(HistoryAdmin):
     def _import_done(
         self, request: HttpRequest, study: Study, invitations: list[services.Invitation]
     ) -> HttpResponse:
-        text = invitations_csv(invitations)
+        text = links.invitations_csv(invitations)
         context = self._context(
             request,
             title=_("Participants imported"),
@@ -377,7 +364,7 @@ class ParticipantAdmin(HistoryAdmin):
         self, request: HttpRequest, invitations: list[services.Invitation]
     ) -> HttpResponse:
         response = HttpResponse(
-            invitations_csv(invitations), content_type="text/csv; charset=utf-8"
+            links.invitations_csv(invitations), content_type="text/csv; charset=utf-8"
         )
         codes = (i.participant.site.study.code for i in invitations)
         filename = _csv_filename("invitation-links", codes)
