@@ -42,7 +42,7 @@ def check_link_key(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
     """Participants' links are derived from HYOKA_LINK_KEY (surveys/links.py): whoever
     holds the key and a copy of the database holds every link. The development key is
     in the source; a short one can be guessed from a stored hash."""
-    problems = []
+    problems: list[checks.CheckMessage] = []
     named = [("HYOKA_LINK_KEY", settings.HYOKA_LINK_KEY)]
     named += [("HYOKA_LINK_OLD_KEYS", k) for k in settings.HYOKA_LINK_OLD_KEYS]
     for name, key in named:
