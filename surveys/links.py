@@ -224,8 +224,8 @@ def _derive_for_legacy(ids: list[int]) -> dict[int, str]:
             )
             legacy_rows, link_rows, changed = [], [], []
             for participant in locked:
-                if participant.pk in made:
-                    continue  # made meanwhile: rendered below
+                if participant.pk in made or participant.status != Participant.Status.ACTIVE:
+                    continue  # made, or withdrawn, meanwhile: rendered (or refused) below
                 if participant.pk not in kept:
                     legacy_rows.append(
                         LegacyLink(participant_id=participant.pk, token_hash=participant.token_hash)

@@ -402,7 +402,7 @@ class ParticipantAdmin(HistoryAdmin):
         try:
             invitations = links.invitations(active)
         except LinkUnavailable as exc:
-            self.message_user(request, exc.message, messages.ERROR)
+            self.message_user(request, _refusal(exc, active), messages.ERROR)
             return None
         return self._links_download(request, invitations)
 
@@ -442,7 +442,7 @@ class ParticipantAdmin(HistoryAdmin):
         try:
             invitations = links.participant_replace_links(participants=active, by=request.user)
         except LinkUnavailable as exc:
-            self.message_user(request, exc.message, messages.ERROR)
+            self.message_user(request, _refusal(exc, active), messages.ERROR)
             return None
         return self._links_download(request, invitations)
 
@@ -576,6 +576,16 @@ class ParticipantAdmin(HistoryAdmin):
             **extra,
         )
         return TemplateResponse(request, "admin/surveys/participant/erase.html", context)
+
+
+def _refusal(exc: LinkUnavailable, participants: list[Participant]) -> str:
+    """Why no link was given, naming the participants concerned (the first ten)."""
+    named = [str(p) for p in participants if p.pk in exc.errors]
+    if not named:
+        return exc.message
+    more = len(named) - 10
+    listed = ", ".join(named[:10]) + (f", +{more}" if more > 0 else "")
+    return f"{exc.message} ({listed})"
 
 
 def _is_erased(participant: Participant) -> bool:

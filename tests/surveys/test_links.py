@@ -318,7 +318,9 @@ def test_a_link_whose_key_is_gone_still_works_but_is_not_shown_and_says_why(link
         follow=True,
     )
     assert response.status_code == 200
-    assert "no longer configured" in response.content.decode()
+    page = response.content.decode()
+    assert "no longer configured" in page
+    assert participant.reference in page
 
     # Replacing it gives a link under the current key.
     (new,) = links.participant_replace_links(participants=[participant])
