@@ -42,7 +42,14 @@ from simple_history.utils import bulk_update_with_history
 from . import csvfiles, tokens
 from .errors import LinkKeyMissing, LinkUnavailable, ParticipantErased, ParticipantWithdrawn
 from .history import Reason, recorded_by
-from .models import ErasureRecord, LegacyLink, Participant, ParticipantLink, hash_token
+from .models import (
+    ErasureRecord,
+    LegacyLink,
+    LinkOpening,
+    Participant,
+    ParticipantLink,
+    hash_token,
+)
 
 DOMAIN_LABEL = "hyoka-link-v1:"
 KEY_ID_LABEL = b"hyoka-link-key-id-v1"
@@ -321,3 +328,11 @@ def participant_drop_links(*, participant: Participant) -> None:
     erasure's part (``surveys/erasure.py``), which also replaces the hash."""
     ParticipantLink.objects.filter(participant=participant).delete()
     LegacyLink.objects.filter(participant=participant).delete()
+
+
+def link_opened(*, participant: Participant) -> None:
+    """Note that the participant has opened their link, the first time only: one INSERT
+    that a second opening leaves as it was (no read first, no error to catch)."""
+    LinkOpening.objects.bulk_create(
+        [LinkOpening(participant=participant, opened_at=timezone.now())], ignore_conflicts=True
+    )

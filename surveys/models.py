@@ -498,6 +498,28 @@ class LegacyLink(models.Model):
         return str(self.participant_id)
 
 
+class LinkOpening(models.Model):
+    """When a participant first opened their link: the fieldwork watch counts openings per
+    day. Written once, by the first questionnaire page shown to a participant without a
+    response (``surveys/links.py`` ``link_opened``); a response implies an opening."""
+
+    participant = models.OneToOneField(
+        Participant,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="link_opening",
+        verbose_name=_("participant"),
+    )
+    opened_at = models.DateTimeField(_("first opened"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("link opening")
+        verbose_name_plural = _("link openings")
+
+    def __str__(self) -> str:
+        return str(self.participant_id)
+
+
 class Response(models.Model):
     class Status(models.TextChoices):
         DRAFT = "draft", _("Draft")

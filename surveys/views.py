@@ -26,6 +26,7 @@ from django.views.decorators.http import require_http_methods
 from .answers import InstrumentForm
 from .draft_saves import draft_save_wait
 from .errors import AlreadySubmitted, AnswersInvalid, RuleViolation, SurveyClosed
+from .links import link_opened
 from .models import Instrument, Language, Participant, Question, Response
 from .selectors import response_for_participant
 from .services import response_draft_answers
@@ -377,6 +378,10 @@ def _get(request: HttpRequest, token: str, link: Link) -> HttpResponse:
     instrument = link.current_instrument()
     if instrument is None:
         return _closed_page(request, participant)
+    # Before any response: the first opening is what the fieldwork watch counts (not a
+    # HEAD, which link checkers send; a mail scanner's GET still counts, docs/fieldwork.md).
+    if request.method == "GET":
+        link_opened(participant=participant)
     return _form_page(request, token, participant, instrument, {})
 
 
