@@ -308,10 +308,13 @@
 
     // Switching language loads the page again from the stored draft: store it first, and
     // only then follow the link (a save sent while leaving could arrive after the new page
-    // had been drawn from the old draft).
+    // had been drawn from the old draft). When the draft cannot be stored (an answer the
+    // server refuses, no network), the page stays and the status says why; a second press
+    // switches all the same.
+    var refusedSwitch = null;
     each(document.querySelectorAll(".language-switch a"), function (link) {
       link.addEventListener("click", function (event) {
-        if (!dirty() && !inFlight) {
+        if ((!dirty() && !inFlight) || refusedSwitch === link) {
           return;
         }
         event.preventDefault();
@@ -320,6 +323,10 @@
           timer = null;
         }
         save().then(function () {
+          if (dirty()) {
+            refusedSwitch = link;
+            return;
+          }
           window.location.href = link.href;
         });
       });

@@ -151,6 +151,27 @@ def test_switching_language_keeps_an_answer_given_just_before(phone, server, par
     assert draft_rows(participant) == {("tool", "line")}
 
 
+def test_a_language_switch_that_cannot_save_first_stays_and_says_why(phone, server, participant):
+    page = phone()
+    page.clock.install()
+    page.goto(link(server, participant))
+    page.route(
+        "**/r/**",
+        lambda route: route.abort() if route.request.method == "POST" else route.continue_(),
+    )
+
+    page.locator("#question-tool").get_by_label("LINE").check()
+    page.get_by_role("link", name="English").click()
+
+    # No network for the save: the answer is still on the page, and the page says so.
+    page.get_by_role("status").filter(has_text="保存できませんでした").wait_for()
+    assert page.locator("html").get_attribute("lang") == "ja"
+    assert page.locator("#question-tool").get_by_label("LINE").is_checked()
+    # Pressed again, the switch goes all the same.
+    page.get_by_role("link", name="English").click()
+    page.wait_for_url("**?lang=en")
+
+
 def test_the_saved_status_is_in_view_and_the_draft_is_restored_on_return(
     phone, server, participant
 ):
