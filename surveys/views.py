@@ -19,6 +19,8 @@ from django.template import loader
 from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.cache import add_never_cache_headers
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 from django.utils.translation import pgettext
 from django.views.decorators.http import require_http_methods
@@ -112,12 +114,13 @@ class QuestionField:
     values, its error, and the condition the JavaScript needs to show or hide it."""
 
     question: Question
-    number: int
+    number: int  # its place among all questions: without JavaScript all are on the page
     input_kind: str  # radio, checkbox, textarea, number
     choices: list[ChoiceField]
     value: str
     error: str | None
     help_text: str
+    required_if: str  # "required if ..." in words, for a required conditional question
     condition_source: str
     condition_choices: str
     shown: bool
@@ -125,6 +128,10 @@ class QuestionField:
     @property
     def code(self) -> str:
         return self.question.code
+
+    @property
+    def number_html(self) -> SafeString:
+        return _number_html(self.code, self.number)
 
     @property
     def has_choices(self) -> bool:
@@ -158,21 +165,56 @@ def _as_lists(raw: Mapping[str, Any]) -> RawValues:
     return values
 
 
-def _condition_hint(form: InstrumentForm, question: Question, numbers: dict[str, int]) -> str:
-    """When to answer a conditional question, for those who see it without JavaScript and
-    the instrument gives no help text of its own."""
+def _number_html(code: str, number: int) -> SafeString:
+    """A question's number, marked so that the script can renumber the visible questions
+    (a hidden conditional question leaves no gap: 1, 2, 3, 4, 5, not 1, 2, 3, 4, 6)."""
+    return format_html('<span data-number-of="{}">{}</span>', code, number)
+
+
+def _condition_words(
+    form: InstrumentForm, question: Question, numbers: dict[str, int]
+) -> tuple[SafeString, SafeString] | None:
+    """The choices that make a conditional question apply, and the number of the question
+    they belong to, ready to be put into a sentence; ``None`` for other questions."""
     source = question.condition_question
     if source is None:
-        return ""
+        return None
     labels = [
         _("“%(label)s”") % {"label": c.label}
         for c in form.choices[source.code].values()
         if c.code in form.condition_codes[question.code]
     ]
-    return _("Answer this only if you chose any of %(choices)s in question %(number)d.") % {
-        "choices": pgettext("list separator", ", ").join(labels),
-        "number": numbers[source.code],
-    }
+    choices = format_html("{}", pgettext("list separator", ", ").join(labels))
+    return choices, _number_html(source.code, numbers[source.code])
+
+
+def _condition_hint(form: InstrumentForm, question: Question, numbers: dict[str, int]) -> str:
+    """When to answer an optional conditional question, for those who see it without
+    JavaScript and the instrument gives no help text of its own."""
+    words = _condition_words(form, question, numbers)
+    if words is None:
+        return ""
+    choices, number = words
+    return format_html(
+        _("Answer this only if you chose any of {choices} in question {number}."),
+        choices=choices,
+        number=number,
+    )
+
+
+def _required_if(form: InstrumentForm, question: Question, numbers: dict[str, int]) -> str:
+    """A required conditional question is required only when it applies: without
+    JavaScript (every question on the page) it says so in words instead of a bare
+    "Required" mark. With JavaScript it is on the page only when it applies."""
+    words = _condition_words(form, question, numbers) if question.required else None
+    if words is None:
+        return ""
+    choices, number = words
+    return format_html(
+        _("Required if you chose any of {choices} in question {number}."),
+        choices=choices,
+        number=number,
+    )
 
 
 def _fields(
@@ -202,7 +244,11 @@ def _fields(
             )
             for i, choice in enumerate(form.choices[code].values())
         ]
-        help_text = question.help or _condition_hint(form, question, numbers)
+        required_if = _required_if(form, question, numbers)
+        # A required conditional question's "required if ..." already says when to answer.
+        help_text = question.help or (
+            "" if required_if else _condition_hint(form, question, numbers)
+        )
         fields.append(
             QuestionField(
                 question=question,
@@ -212,6 +258,7 @@ def _fields(
                 value="" if question.has_choices else next(iter(given), ""),
                 error=errors.get(code),
                 help_text=help_text,
+                required_if=required_if,
                 condition_source=(
                     question.condition_question.code if question.condition_question else ""
                 ),
@@ -255,14 +302,17 @@ def _form_page(
     values: RawValues,
     errors: Mapping[str, str] | None = None,
     refusal: str = "",
+    restored: bool = False,
 ) -> HttpResponse:
     """The form. ``refusal`` is the message of a refused request, shown in the error summary
-    when no question carries an error of its own."""
+    when no question carries an error of its own; ``restored`` says that the values are a
+    draft kept from an earlier visit."""
     form = InstrumentForm.load(instrument)
     errors = errors or {}
     questions_html = _pristine_questions(form) if not values and not errors else None
     fields = [] if questions_html else _fields(form, values, errors)
     error_fields = [f for f in fields if f.error]
+    saved = request.GET.get("saved") == "1" and not errors and not refusal
     context = {
         "participant": participant,
         "site": participant.site,
@@ -271,7 +321,8 @@ def _form_page(
         "fields": fields,
         "error_fields": error_fields,
         "refusal": "" if error_fields else refusal,
-        "saved": request.GET.get("saved") == "1" and not errors and not refusal,
+        "saved": saved,
+        "restored": restored and not saved and not errors and not refusal,
         "action_url": reverse("surveys:questionnaire", args=[token]),
     }
     return render(request, "surveys/questionnaire.html", context)
@@ -374,7 +425,9 @@ def _get(request: HttpRequest, token: str, link: Link) -> HttpResponse:
         return _closed_page(request, participant)
     if response is not None:
         draft = _as_lists(response_draft_answers(response))
-        return _form_page(request, token, participant, response.instrument, draft)
+        return _form_page(
+            request, token, participant, response.instrument, draft, restored=bool(draft)
+        )
     instrument = link.current_instrument()
     if instrument is None:
         return _closed_page(request, participant)

@@ -339,6 +339,39 @@ def test_reopening_the_link_refills_the_form_from_the_draft(client, participant)
     assert "回答を一時保存しました。" not in reopened.text
 
 
+@pytest.mark.parametrize(
+    ("language", "notice"),
+    [
+        (
+            "ja",
+            "前回までに入力した回答を復元しました。 内容をご確認のうえ、続きからお答えください。"
+            "「回答を送信する」を押すまで、回答は送信されません。",
+        ),
+        (
+            "en",
+            "Your earlier answers have been restored. Check them and carry on where you left "
+            "off. Nothing is sent until you press “Send my answers”.",
+        ),
+    ],
+)
+def test_coming_back_to_a_draft_says_the_earlier_answers_were_restored(
+    client, participant, language, notice
+):
+    post(client, participant, "save", {"channels": ["night"]})
+
+    html = page(Client().get(url(participant) + f"?lang={language}"))
+
+    assert html.text_of("restored-notice") == notice
+    assert html.one("div", id="restored-notice")["role"] == "status"
+
+
+def test_a_first_visit_and_the_saved_page_have_no_restored_notice(client, participant):
+    assert "restored-notice" not in page(client.get(url(participant))).texts
+    post(client, participant, "save", {"channels": ["night"]})
+    # Straight after "Save and continue later" the page says "saved", not "restored".
+    assert "restored-notice" not in page(client.get(url(participant) + "?saved=1")).texts
+
+
 def test_saving_again_replaces_the_draft(client, participant):
     post(client, participant, "save", {"channels": ["anytime"], "understood": "fully"})
     post(client, participant, "save", {"channels": ["ward_desk"], "understood": "fully"})
@@ -750,13 +783,102 @@ def pets_participant(db):  # type: ignore[no-untyped-def]
         ("en", "Answer this only if you chose any of “Dog”, “Cat” in question 1."),
     ],
 )
-def test_a_conditional_question_without_help_says_when_to_answer_it(
+def test_an_optional_conditional_question_without_help_says_when_to_answer_it(
     client, pets_participant, language, hint
 ):
+    Question.objects.filter(code="name").update(required=False)
+
     html = page(client.get(url(pets_participant) + f"?lang={language}"))
 
     assert html.text_of("help-name") == hint
     assert html.one("textarea", name="name")["aria-describedby"] == "help-name"
+
+
+@pytest.mark.parametrize(
+    ("language", "required_if"),
+    [
+        ("ja", "問1で「犬」、「猫」のいずれかを選んだ方は、必ずお答えください。"),
+        ("en", "Required if you chose any of “Dog”, “Cat” in question 1."),
+    ],
+)
+def test_a_required_conditional_question_says_required_if_in_words(
+    client, pets_participant, language, required_if
+):
+    html = page(client.get(url(pets_participant) + f"?lang={language}"))
+
+    legend = " ".join(html.legends[1].split())
+    assert legend.endswith(required_if)
+    # The bare "Required" mark is only for the script, which shows the question only when
+    # it applies (the stylesheet hides it without JavaScript); no second hint repeats it.
+    tags = [a["class"].split() for a in html.all("span") if "tag" in a.get("class", "").split()]
+    assert tags == [["tag", "tag--required"], ["tag", "tag--required", "tag--when-applies"]]
+    assert "help-name" not in html.texts
+
+
+@pytest.mark.parametrize(
+    ("language", "required_if"),
+    [
+        (
+            "ja",
+            "問1で「産婦人科・小児科オンライン「いつでも相談」」、"
+            "「産婦人科・小児科オンライン「夜間相談」」、"
+            "「産婦人科・小児科オンライン「日中助産師チャット相談」」"
+            "のいずれかを選んだ方は、必ずお答えください。",
+        ),
+        (
+            "en",
+            "Required if you chose any of “Online service: anytime consultation”, "
+            "“Online service: night-time consultation”, "
+            "“Online service: daytime midwife chat” in question 1.",
+        ),
+    ],
+)
+def test_the_understanding_question_is_required_only_if_an_online_channel_was_chosen(
+    client, participant, language, required_if
+):
+    html = page(client.get(url(participant) + f"?lang={language}"))
+
+    fieldsets = [a["id"] for a in html.all("fieldset")]
+    understood = fieldsets.index("question-understood")
+    assert " ".join(html.legends[understood].split()).endswith(required_if)
+    # The other questions carry a plain "Required" and no condition.
+    for i, legend in enumerate(html.legends):
+        if i != understood:
+            assert required_if not in " ".join(legend.split())
+
+
+@pytest.mark.parametrize(("language", "label"), [("ja", "問{}"), ("en", "Question {}")])
+def test_questions_are_numbered_in_order_and_each_number_is_marked_for_renumbering(
+    client, participant, language, label
+):
+    html = page(client.get(url(participant) + f"?lang={language}"))
+
+    # Without JavaScript every question is on the page: 1 to 6, no gap. Each number is a
+    # [data-number-of] element, so that the script can number the visible questions alone.
+    numbers = [html.text_of(f"number-{code}") for code in QUESTION_CODES]
+    assert numbers == [label.format(n) for n in range(1, 7)]
+    marks = [(a["data-number-of"]) for a in html.all("span") if "data-number-of" in a]
+    # Question 5 ("required if ... in question 1") names question 1's number again.
+    assert marks == ["channels", "reassured", "continue", "reuse", "understood", "channels", "tool"]
+
+
+def test_the_error_summary_numbers_are_marked_like_the_questions(client, participant):
+    response = post(client, participant, "submit", complete_answers(tool=None))
+
+    html = page(response)
+    marks = [a["data-number-of"] for a in html.all("span") if "data-number-of" in a]
+    # The summary's entry for "tool" (question 6), then the questions.
+    assert marks[0] == "tool"
+    assert marks[1:] == [
+        "channels",
+        "reassured",
+        "continue",
+        "reuse",
+        "understood",
+        "channels",
+        "tool",
+    ]
+    assert html.text_of("error-summary").count("問6：") == 1
 
 
 def test_a_hidden_text_answer_is_dropped_and_a_shown_one_kept(client, pets_participant):
