@@ -2,15 +2,17 @@
 top-left corner (A4 portrait, 210 × 297 mm). The stylesheet is rendered from these values
 and the tests check the printed text against them, so they are stated once, here.
 
-The envelope is a 長形3号 (120 × 235 mm, JIS S 5502) with an address window, the envelope
-a Japanese municipality posts A4 letters in, the sheet folded in three (Z-fold, the top
-third facing out, 99 mm high) and slid in with its left edge first. Japan Post requires
-an address window of at least 45 × 80 mm (its guideline for window envelopes, "窓付き封筒の
-注意事項"); the common ready-made 長3 window envelope has a window of 90 × 45 mm whose
-top-left corner is 23 mm from the envelope's left edge and 13 mm from its top edge, read
-with the envelope turned so the window lies along its length. Read on the sheet, that
-window is the rectangle ``WINDOW`` below (the sheet's left and top edges at the
-envelope's, which is how the folded sheet rests in it).
+The envelope is a 長形3号 (120 × 235 mm, the JIS size of the 定形 letter Japanese
+municipalities post A4 in) with an address window; the sheet is folded in three (the
+top third, 99 mm high, facing the window) and slid in. Japan Post asks for an address
+window of at least 45 × 80 mm (as envelope makers quote its rules, e.g. Imura's
+"封筒の知識: 窓について"). The window assumed here, 90 × 45 mm with its top-left corner
+23 mm from the envelope's left edge and 13 mm from its top edge (the envelope held so
+the window runs along its length), is a typical ready-made 長3 window; the figures vary
+by maker and were not checked against a maker's data sheet or a physical envelope in
+this landing. Read on the sheet, with the sheet's left and top edges at the envelope's
+(how the folded sheet rests in it), that is ``WINDOW`` below; a municipality that buys
+another envelope changes ``WINDOW`` here (the stylesheet and the tests follow it).
 
 A folded sheet is 99 × 210 mm in a 120 × 235 mm envelope, so it can slide. The address
 is printed inside ``SAFE``, the window shrunk by ``PLAY`` on every side, so a shift of up
@@ -68,6 +70,7 @@ MARGIN_LEFT = 20.0
 # The head of the first page (sheet coordinates): reference and date, then the sender,
 # both right of the clear zone; the letter's title starts below it.
 SIDE_LEFT = CLEAR.right + 2.0  # 120 mm
+SIDE_WIDTH = PAGE_WIDTH - SIDE_LEFT - MARGIN_RIGHT
 HEAD_HEIGHT = 68.0
 
 # The QR code's full width, quiet zone included. A link of up to ~100 characters gives a
@@ -76,3 +79,6 @@ HEAD_HEIGHT = 68.0
 # from paper at arm's length.
 QR_SIZE = 36.0
 QR_BORDER = 4
+QR_GAP = 6.0  # between the code and the instructions beside it
+QR_INDENT = QR_SIZE + QR_GAP
+FOLD_2 = 2 * FOLD

@@ -14,6 +14,7 @@ loaded and subset once per batch, not per letter.
 from __future__ import annotations
 
 import functools
+import multiprocessing
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -158,24 +159,49 @@ def render_letters(letters: Sequence[Letter], *, today: date | None = None) -> b
     return pdf
 
 
+def _render_batch(job: tuple[Sequence[Letter], date]) -> bytes:
+    return render_letters(job[0], today=job[1])
+
+
 def render_letters_batched(
     letters: Sequence[Letter],
     *,
     batch_size: int = DEFAULT_BATCH,
     on_progress: Callable[[int, int], None] | None = None,
     today: date | None = None,
+    workers: int = 1,
 ) -> Iterator[bytes]:
     """``letters`` as a series of PDFs of ``batch_size`` letters each, in order.
 
     ``on_progress(done, total)`` is called after each batch. A caller that needs one file
     concatenates the batches (each is a complete PDF; see ``bench/letters.py``); one that
-    prints can send each batch to the printer as it comes."""
+    prints can send each batch to the printer as it comes.
+
+    ``workers > 1`` renders batches in that many forked processes (WeasyPrint is pure
+    Python and holds the GIL: processes, not threads, use a second core). Fork, because
+    the children inherit Django's set-up; so call it from a command or a task, not from a
+    process running threads of its own."""
     if batch_size < 1:
         raise ValueError("the batch size must be at least 1")
+    if workers < 1:
+        raise ValueError("the number of workers must be at least 1")
     total = len(letters)
     today = today or date.today()
-    for start in range(0, total, batch_size):
-        batch = letters[start : start + batch_size]
-        yield render_letters(batch, today=today)
-        if on_progress is not None:
-            on_progress(start + len(batch), total)
+    jobs = [(letters[start : start + batch_size], today) for start in range(0, total, batch_size)]
+    done = 0
+    if workers == 1 or len(jobs) == 1:
+        results: Iterator[bytes] = map(_render_batch, jobs)
+        pool = None
+    else:
+        pool = multiprocessing.get_context("fork").Pool(min(workers, len(jobs)))
+        results = pool.imap(_render_batch, jobs)
+    try:
+        for (batch, _), pdf in zip(jobs, results, strict=True):
+            done += len(batch)
+            if on_progress is not None:
+                on_progress(done, total)
+            yield pdf
+    finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()

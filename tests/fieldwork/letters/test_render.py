@@ -270,6 +270,15 @@ def test_batches_cover_every_letter_in_order_and_report_progress(tmp_path):
     assert links == [one.link for one in letters]
 
 
+def test_batches_rendered_in_two_processes_come_back_in_order():
+    letters = [letter(n) for n in range(1, 6)]
+    serial = list(render_letters_batched(letters, batch_size=2, today=date(2026, 12, 4)))
+    parallel = list(
+        render_letters_batched(letters, batch_size=2, today=date(2026, 12, 4), workers=2)
+    )
+    assert [page_texts(pdf) for pdf in parallel] == [page_texts(pdf) for pdf in serial]
+
+
 # --- bad input ---------------------------------------------------------------------------------
 
 
@@ -308,6 +317,8 @@ def test_nothing_to_print_is_refused():
         render_letters([{"link": "https://hyoka.example.jp/"}])  # type: ignore[list-item]
     with pytest.raises(ValueError, match="batch size"):
         list(render_letters_batched([letter(1)], batch_size=0))
+    with pytest.raises(ValueError, match="workers"):
+        list(render_letters_batched([letter(1)], workers=0))
 
 
 def test_a_letter_is_a_value():
