@@ -33,7 +33,9 @@ def text_width_em(text: str) -> float:
     return sum(1.0 if unicodedata.east_asian_width(c) in "WF" else 0.5 for c in text)
 
 
-def _clean(text: str, what: str) -> str:
+def _clean(text: object, what: str) -> str:
+    if not isinstance(text, str):
+        raise ValueError(f"{what} must be text, not {type(text).__name__}")
     if any(unicodedata.category(c) == "Cc" for c in text):
         raise ValueError(f"{what} contains a control character (a line break or a tab)")
     return text.strip()
@@ -60,15 +62,14 @@ class Letter:
     dated: date | None = None
 
     def __post_init__(self) -> None:
-        ref = self.reference
-        reference = _clean(ref if isinstance(ref, str) else "", "the reference")
+        reference = _clean(self.reference, "the reference")
         if not reference:
             raise ValueError("a letter needs the participant's reference")
         if self.language not in LANGUAGES:
             raise ValueError(
                 f"letter {reference}: the language must be 'ja' or 'en', not {self.language!r}"
             )
-        name = _clean(self.addressee_name or "", f"letter {reference}: the addressee's name")
+        name = _clean(self.addressee_name, f"letter {reference}: the addressee's name")
         if not name:
             raise ValueError(f"letter {reference}: the addressee's name is missing")
         if text_width_em(name) > MAX_NAME_EM:
@@ -111,10 +112,12 @@ class Letter:
                 f"letter {reference}: the sender block has {len(sender)} lines, "
                 f"at most {MAX_SENDER_LINES}"
             )
-        if not (self.purpose or "").strip():
+        if not isinstance(self.purpose, str) or not self.purpose.strip():
             raise ValueError(f"letter {reference}: the study's purpose is missing")
         if not isinstance(self.deadline, date):
             raise ValueError(f"letter {reference}: the deadline must be a date")
+        if self.dated is not None and not isinstance(self.dated, date):
+            raise ValueError(f"letter {reference}: the letter's date must be a date")
         check_link(self.link, reference)
         # Normalised values replace what was given (frozen: through object.__setattr__).
         object.__setattr__(self, "reference", reference)

@@ -83,8 +83,8 @@ class Page:
     lang: str
     reference: str
     name: str
-    address: tuple[str, ...]
-    sender: tuple[str, ...]
+    address: str  # lines joined by newlines: the stylesheet keeps them (pre-line)
+    sender: str
     paragraphs: tuple[str, ...]
     dated: str
     deadline: str
@@ -99,8 +99,8 @@ def page(letter: Letter, today: date) -> Page:
         lang=letter.language,
         reference=clean(letter.reference),
         name=clean(letter.addressee_name),
-        address=tuple(clean(line) for line in letter.address_lines),
-        sender=tuple(clean(line) for line in letter.sender_lines),
+        address="\n".join(clean(line) for line in letter.address_lines),
+        sender="\n".join(clean(line) for line in letter.sender_lines),
         paragraphs=tuple(
             p.strip() for p in clean(letter.purpose).replace("\r\n", "\n").split("\n\n")
         ),

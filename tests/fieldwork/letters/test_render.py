@@ -303,6 +303,11 @@ def test_batches_rendered_in_two_processes_come_back_in_order():
         ({"language": "fr"}, "'ja' or 'en'"),
         ({"deadline": "2027-01-15"}, "deadline must be a date"),
         ({"reference": ""}, "reference"),
+        ({"reference": None}, "reference must be text"),
+        ({"addressee_name": None}, "name must be text"),
+        ({"address_lines": ("〒150-0001", None)}, "address line 2 must be text"),
+        ({"purpose": None}, "purpose is missing"),
+        ({"dated": "2026-12-04"}, "letter's date must be a date"),
     ],
 )
 def test_a_bad_letter_is_refused_with_a_clear_message(changes, message):
