@@ -48,7 +48,8 @@ class Letter:
     ``address_lines`` are printed as given, one per line, under the postal code if the
     first line holds it (e.g. ``("〒100-0001", "東京都千代田区千代田1-1")``);
     ``sender_lines`` are the municipality's block (office, address, telephone).
-    ``dated`` is the date printed on the letter (the day it is rendered if omitted).
+    ``dated`` is the date printed on the letter (if omitted, the day it is rendered, in
+    the project's time zone: Japan time).
     """
 
     reference: str

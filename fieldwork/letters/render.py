@@ -21,8 +21,9 @@ from datetime import date
 
 import segno
 import weasyprint
-from django.template import Template
+from django.template import Context, Template
 from django.template.loader import get_template
+from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 from weasyprint.text.fonts import FontConfiguration
 
@@ -102,7 +103,9 @@ def page(letter: Letter, today: date) -> Page:
         address="\n".join(clean(line) for line in letter.address_lines),
         sender="\n".join(clean(line) for line in letter.sender_lines),
         paragraphs=tuple(
-            p.strip() for p in clean(letter.purpose).replace("\r\n", "\n").split("\n\n")
+            p.strip()
+            for p in clean(letter.purpose).replace("\r\n", "\n").split("\n\n")
+            if p.strip()
         ),
         dated=format_date(letter.dated or today, letter.language),
         deadline=format_date(letter.deadline, letter.language, weekday=True),
@@ -128,9 +131,7 @@ def _stylesheet_text() -> str:
 
 def render_html(letters: Sequence[Letter], *, today: date | None = None) -> str:
     """The HTML of ``letters`` (what ``render_letters`` prints), one section per letter."""
-    from django.template import Context
-
-    today = today or date.today()
+    today = today or timezone.localdate()
     pages = [page(letter, today) for letter in letters]
     lang = pages[0].lang if pages else "ja"
     return _template().render(Context({"pages": pages, "lang": lang}, autoescape=True))
@@ -186,7 +187,7 @@ def render_letters_batched(
     if workers < 1:
         raise ValueError("the number of workers must be at least 1")
     total = len(letters)
-    today = today or date.today()
+    today = today or timezone.localdate()
     jobs = [(letters[start : start + batch_size], today) for start in range(0, total, batch_size)]
     done = 0
     if workers == 1 or len(jobs) == 1:

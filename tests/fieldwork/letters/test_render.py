@@ -22,7 +22,7 @@ import zxingcpp
 from PIL import Image
 from pypdf import PdfReader
 
-from fieldwork.letters import Letter, layout, render_letters, render_letters_batched
+from fieldwork.letters import Letter, layout, render_html, render_letters, render_letters_batched
 
 MM_PER_PT = 25.4 / 72
 
@@ -332,3 +332,21 @@ def test_a_letter_is_a_value():
     assert replace(one, reference="P-2").reference == "P-2"
     with pytest.raises(AttributeError):
         one.link = "https://elsewhere.example/"  # type: ignore[misc]
+
+
+def test_an_undated_letter_carries_todays_date_in_japan_time():
+    from django.utils import timezone
+
+    today = timezone.localdate()  # TIME_ZONE is Asia/Tokyo
+    html = render_html([letter(1, dated=None), english(2, dated=None)])
+    assert f"{today.year}年{today.month}月{today.day}日" in html
+    months = "January February March April May June July August September October November"
+    month = [*months.split(), "December"][today.month - 1]
+    assert f"{today.day} {month} {today.year}" in html
+
+
+def test_blank_lines_in_the_purpose_separate_paragraphs_and_leave_none_empty():
+    html = render_html([letter(1, purpose="一段落目。\n\n\n\n二段落目。\n同じ段落。")])
+    assert "<p>一段落目。</p>" in html
+    assert "<p>二段落目。\n同じ段落。</p>" in html
+    assert "<p></p>" not in html
