@@ -186,7 +186,7 @@ def stages(letters: list[Any]) -> None:
     from weasyprint.text.fonts import FontConfiguration
 
     from fieldwork.letters import render
-    from kpi.evaluations.report.fetcher import StaticFilesFetcher, base_url
+    from fieldwork.letters.fetcher import FontsFetcher, base_url
 
     for with_qr in (True, False):
         cpu0 = time.process_time()
@@ -196,7 +196,7 @@ def stages(letters: list[Any]) -> None:
         cpu1 = time.process_time()
         html = render._template().render(Context({"pages": pages, "lang": "ja"}))
         cpu2 = time.process_time()
-        fetcher, fonts = StaticFilesFetcher(), FontConfiguration()
+        fetcher, fonts = FontsFetcher(), FontConfiguration()
         css = weasyprint.CSS(
             string=render._stylesheet_text(),
             base_url=base_url(),

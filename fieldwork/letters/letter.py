@@ -18,19 +18,22 @@ LANGUAGES = ("ja", "en")
 
 # What fits in the envelope window (see ``layout``): the name on one line at 13 pt and up
 # to five address lines at 10.5 pt, each at most 21 em wide (a full-width character is
-# 1 em, a half-width one 0.5 em; the window's safe area is 80 mm, 21 em at 10.5 pt is
-# 77.8 mm). A longer line would wrap or be cut by the window, so it is refused instead.
+# 1 em, any other 0.6 em, more than IPAex Gothic's Latin letters and digits take on
+# average; the window's safe area is 80 mm, 21 em at 10.5 pt is 77.8 mm). A longer line
+# would wrap or be cut by the window, so it is refused instead; the tests print lines at
+# these limits and check they stay inside the window.
 MAX_ADDRESS_LINES = 5
 MAX_ADDRESS_EM = 21.0
-MAX_NAME_EM = 16.0  # 13 pt: 16 em is 73.4 mm, with "様" still inside the 80 mm
+MAX_NAME_EM = 15.0  # 13 pt: 15 em and "　様" (2 em) are 78 mm, inside the 80 mm
 MAX_SENDER_LINES = 6
 MAX_LINK_LENGTH = 300
 
 
 def text_width_em(text: str) -> float:
     """The width of ``text`` in em: East Asian wide and full-width characters count 1,
-    everything else 0.5 (a generous figure for proportional Latin letters)."""
-    return sum(1.0 if unicodedata.east_asian_width(c) in "WF" else 0.5 for c in text)
+    everything else 0.6 (above the average of proportional Latin letters and digits)."""
+    tenths = sum(10 if unicodedata.east_asian_width(c) in "WF" else 6 for c in text)
+    return tenths / 10  # counted in integers: 35 half-width characters are exactly 21.0
 
 
 def _clean(text: object, what: str) -> str:
@@ -97,7 +100,7 @@ class Letter:
                 raise ValueError(
                     f"letter {reference}: address line {n} is too long for the envelope "
                     f"window (at most {MAX_ADDRESS_EM:g} full-width or "
-                    f"{2 * MAX_ADDRESS_EM:g} half-width characters); split it"
+                    f"{int(MAX_ADDRESS_EM / 0.6)} half-width characters); split it"
                 )
         if isinstance(self.sender_lines, str):
             raise ValueError(f"letter {reference}: the sender must be a sequence of lines")

@@ -3,8 +3,7 @@
 The HTML comes from ``templates/fieldwork/letters/letters.html`` and its stylesheet
 ``letters.css`` beside it (rendered from ``layout``'s numbers). Fonts are the project's own
 files under ``static/fonts`` (IPAex Gothic for the text, DejaVu Sans Mono for the typed-out
-link), embedded as subsets, and nothing else is read while rendering: the fetcher is the
-evaluation report's, confined to ``static/``.
+link), embedded as subsets, and nothing else is read while rendering (``fetcher``).
 
 Speed: the template and the stylesheet are compiled once per process, and the stylesheet
 is parsed once per document; a batch of letters is one HTML document, so the fonts are
@@ -27,10 +26,10 @@ from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 from weasyprint.text.fonts import FontConfiguration
 
-from kpi.evaluations.report.fetcher import StaticFilesFetcher, base_url
 from surveys.bidi import strip_bidi_controls
 
 from . import layout
+from .fetcher import FontsFetcher, base_url
 from .letter import Letter
 
 TEMPLATE = "fieldwork/letters/letters.html"
@@ -147,7 +146,7 @@ def render_letters(letters: Sequence[Letter], *, today: date | None = None) -> b
     for item in letters:
         if not isinstance(item, Letter):
             raise ValueError(f"not a Letter: {item!r}")
-    fetcher = StaticFilesFetcher()
+    fetcher = FontsFetcher()
     fonts = FontConfiguration()
     css = weasyprint.CSS(
         string=_stylesheet_text(), base_url=base_url(), url_fetcher=fetcher, font_config=fonts

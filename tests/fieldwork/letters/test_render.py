@@ -57,17 +57,41 @@ def letter(n: int, **changes: object) -> Letter:
 
 
 def english(n: int, **changes: object) -> Letter:
-    return letter(
-        n,
-        addressee_name="Hanako Yamada",
-        address_lines=("1-2-3 Jingumae, Shibuya-ku", "Tokyo 150-0001"),
-        purpose=PURPOSE_EN,
-        language="en",
-        **changes,
-    )
+    values: dict[str, object] = {
+        "addressee_name": "Hanako Yamada",
+        "address_lines": ("1-2-3 Jingumae, Shibuya-ku", "Tokyo 150-0001"),
+        "purpose": PURPOSE_EN,
+        "language": "en",
+    }
+    values.update(changes)
+    return letter(n, **values)
 
 
-LETTERS = [letter(1), english(2), letter(3, addressee_name="佐藤 一郎")]
+LETTERS = [
+    letter(1),
+    english(2),
+    # The longest lines a letter accepts (letter.MAX_*): they must still fit the window.
+    letter(
+        3,
+        addressee_name="佐藤" + "あ" * 13,  # 15 em
+        address_lines=(
+            "〒150-0001",
+            "北海道札幌市中央区北一条西二丁目一番地の",
+            "あ" * 21,
+            "三",
+            "WWWWW",
+        ),
+    ),
+    english(
+        4,
+        addressee_name="Wolfgang M. Yamamoto-Sm",  # 23 x 0.6 = 13.8 em (no 様 in English)
+        address_lines=(
+            "Room 1203, Grand Maison Aoyama-West",
+            "1-2-3 Jingumae, Shibuya-ku",
+            "Tokyo",
+        ),
+    ),
+]
 
 
 @pytest.fixture(scope="module")
@@ -314,6 +338,22 @@ def test_batches_rendered_in_two_processes_come_back_in_order():
 def test_a_bad_letter_is_refused_with_a_clear_message(changes, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         letter(1, **changes)
+
+
+def test_the_renderer_reads_its_two_fonts_and_nothing_else():
+    from fieldwork.letters.fetcher import FontsFetcher, ResourceRefused, fonts_folder
+
+    fetcher = FontsFetcher()
+    font = (fonts_folder() / "DejaVuSansMono.ttf").as_uri()
+    assert fetcher.fetch(font).read()[:4] == b"\x00\x01\x00\x00"  # a TrueType font
+    for url in (
+        "file:///etc/passwd",
+        (fonts_folder().parent / "kpi" / "report.css").as_uri(),
+        "https://hyoka.example.jp/x.ttf",
+        "data:font/ttf;base64,AAEAAA==",
+    ):
+        with pytest.raises(ResourceRefused):
+            fetcher.fetch(url)
 
 
 def test_nothing_to_print_is_refused():
