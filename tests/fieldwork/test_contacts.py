@@ -177,3 +177,32 @@ def test_a_file_not_in_utf8_or_without_the_columns_is_refused(site):
         contacts_import_csv(study=site.study, data=(HEADER + "P,山田@example.jp,,,,\r\n").encode("cp932"))
     with pytest.raises(ImportRejected, match="needs the columns"):
         contacts_import_csv(study=site.study, data="reference,site\r\nP-1,a\r\n")
+
+
+def test_the_response_export_holds_no_contact_details(participant):
+    from django.contrib.auth.models import User
+    from rest_framework.test import APIClient
+
+    from surveys import services
+    from tests.factories import complete_answers
+
+    contact_set(
+        participant=participant,
+        values=ContactValues(
+            email=ADDRESS, line_user_id=LINE_ID, postal_name="山田 花子", postal_address="横浜市"
+        ),
+    )
+    services.response_submit(participant=participant, answers=complete_answers(), language="ja")
+    client = APIClient()
+    client.force_authenticate(User.objects.create_superuser("root", password="x"))
+
+    response = client.get(
+        "/api/v1/responses/export/",
+        {"study": participant.site.study_id},
+        headers={"Accept": "text/csv", "Accept-Language": "en"},
+    )
+
+    text = b"".join(response.streaming_content).decode("utf-8")
+    assert participant.reference in text  # the row is there
+    for value in (ADDRESS, LINE_ID, "山田 花子", "横浜市", "hanako"):
+        assert value not in text
