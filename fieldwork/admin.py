@@ -139,9 +139,7 @@ class ContactAdmin(ScopedAdminMixin, admin.ModelAdmin):
                 else:
                     self.message_user(
                         request,
-                        gettext(
-                            "Contact details imported: %(created)d new, %(updated)d replaced."
-                        )
+                        gettext("Contact details imported: %(created)d new, %(updated)d replaced.")
                         % {"created": done.created, "updated": done.updated},
                         messages.SUCCESS,
                     )
@@ -224,7 +222,8 @@ class FieldworkParticipantAdmin(ParticipantAdmin):
     """The survey admin's participants, with fieldwork's action (``surveys`` does not know
     fieldwork: the model admin is registered again here, extended)."""
 
-    actions = (*(ParticipantAdmin.actions or ()), "send_invitations_by_email")
+    # One more than the survey admin's three (mypy infers their tuple's exact length).
+    actions = (*ParticipantAdmin.actions, "send_invitations_by_email")  # type: ignore[assignment]
 
     def has_send_permission(self, request: HttpRequest) -> bool:
         return bool(request.user.has_perm("fieldwork.add_delivery")) and self.has_role(

@@ -139,7 +139,9 @@ def contacts_import_csv(
             problems.append(_("The reference is empty."))
         else:
             found = [
-                p for p in participants.get(reference, []) if not site_code or p.site.code == site_code
+                p
+                for p in participants.get(reference, [])
+                if not site_code or p.site.code == site_code
             ]
             if not found:
                 problems.append(
@@ -154,7 +156,9 @@ def contacts_import_csv(
                 if participant.pk in erased:
                     problems.append(_("This participant's personal data was erased."))
                 elif participant.pk in seen:
-                    problems.append(_("Same participant as row %(row)d.") % {"row": seen[participant.pk]})
+                    problems.append(
+                        _("Same participant as row %(row)d.") % {"row": seen[participant.pk]}
+                    )
         values = ContactValues(
             email=row.get("email", "").strip(),
             line_user_id=row.get("line_user_id", "").strip(),
@@ -191,7 +195,14 @@ def contacts_import_csv(
         Contact.objects.bulk_create(new, batch_size=500)
         Contact.objects.bulk_update(
             changed,
-            ["email", "line_user_id", "line_user_index", "postal_name", "postal_address", "language"],
+            [
+                "email",
+                "line_user_id",
+                "line_user_index",
+                "postal_name",
+                "postal_address",
+                "language",
+            ],
             batch_size=500,
         )
     return ContactImport(created=len(new), updated=len(changed))
@@ -222,10 +233,7 @@ def _problems(values: ContactValues) -> list[str]:
             LINE_USER_ID(values.line_user_id)
         except ValidationError:
             problems.append(
-                _(
-                    "“%(value)s” is not a LINE user id (“U” followed by 32 characters 0-9 "
-                    "and a-f)."
-                )
+                _("“%(value)s” is not a LINE user id (“U” followed by 32 characters 0-9 and a-f).")
                 % {"value": values.line_user_id}
             )
     if values.postal_address and not values.postal_name:
@@ -256,9 +264,9 @@ def contacts_reencrypt(*, batch_size: int = 500) -> int:
     while True:
         with transaction.atomic():
             ids = list(
-                Contact.objects.filter(pk__gt=last).order_by("pk").values_list("pk", flat=True)[
-                    :batch_size
-                ]
+                Contact.objects.filter(pk__gt=last)
+                .order_by("pk")
+                .values_list("pk", flat=True)[:batch_size]
             )
             if not ids:
                 return changed

@@ -87,9 +87,10 @@ def _index(key: str, line_user_id: str) -> str:
     return hmac.new(_index_key(key), line_user_id.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
-def line_user_index(line_user_id: str) -> str | None:
-    """The blind index of a LINE user id under the first key (what is stored)."""
-    return _index(_keys()[0], line_user_id) if line_user_id else None
+def line_user_index(line_user_id: str) -> str:
+    """The blind index of a LINE user id under the first key (what is stored); "" for
+    none."""
+    return _index(_keys()[0], line_user_id) if line_user_id else ""
 
 
 def line_user_indexes(line_user_id: str) -> list[str]:

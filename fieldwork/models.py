@@ -42,7 +42,7 @@ class Contact(models.Model):
         _("LINE user id"), blank=True, default="", validators=[LINE_USER_ID]
     )
     # HMAC of the LINE user id (crypto.line_user_index): found without decrypting.
-    line_user_index = models.CharField(max_length=64, null=True, blank=True, editable=False)
+    line_user_index = models.CharField(max_length=64, blank=True, default="", editable=False)
     postal_name = EncryptedTextField(
         _("name on letters"), blank=True, default="", validators=[no_control_characters]
     )
@@ -65,7 +65,7 @@ class Contact(models.Model):
         indexes = [
             models.Index(
                 fields=["line_user_index"],
-                condition=Q(line_user_index__isnull=False),
+                condition=~Q(line_user_index=""),
                 name="contact_line_user_index",
             )
         ]

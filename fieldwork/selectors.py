@@ -27,9 +27,7 @@ def no_longer_reachable() -> Q:
     )
 
 
-def due_email_ids(
-    *, now: datetime, ids: Sequence[int] | None = None, limit: int
-) -> list[int]:
+def due_email_ids(*, now: datetime, ids: Sequence[int] | None = None, limit: int) -> list[int]:
     """Queued e-mail deliveries due by ``now`` (among ``ids``, if given), oldest first."""
     queryset = Delivery.objects.filter(
         channel=Delivery.Channel.EMAIL, status=Delivery.Status.QUEUED, due_at__lte=now

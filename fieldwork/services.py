@@ -70,7 +70,9 @@ def email_deliveries_queue(
         .order_by("pk")
     )
     site_ids = {p.site_id for p in rows}
-    if site_ids - set(Sender.objects.filter(site_id__in=site_ids).values_list("site_id", flat=True)):
+    if site_ids - set(
+        Sender.objects.filter(site_id__in=site_ids).values_list("site_id", flat=True)
+    ):
         raise NoSender()
     # Decrypting only to know whether there is an address: the few hundred of a study.
     with_email = {

@@ -8,6 +8,7 @@ per message under ``var/mail/`` in the embedded mode.
 
 from __future__ import annotations
 
+import contextlib
 import smtplib
 from dataclasses import dataclass
 from email.utils import formataddr
@@ -54,7 +55,9 @@ def build(delivery: Delivery) -> EmailMultiAlternatives:
         "link": participant_link(participant),
         "site_name": site.name_en if language == Language.EN and site.name_en else site.name_ja,
         "study_name": (
-            site.study.name_en if language == Language.EN and site.study.name_en else site.study.name_ja
+            site.study.name_en
+            if language == Language.EN and site.study.name_en
+            else site.study.name_ja
         ),
         "sender_name": sender.display_name(language),
         "reply_to": sender.reply_to or sender.from_address,
@@ -169,8 +172,7 @@ class Transport:
 
     def close(self) -> None:
         if self.connection is not None:
-            try:
+            # A broken connection closes as best it can.
+            with contextlib.suppress(Exception):
                 self.connection.close()
-            except Exception:  # noqa: S110 - a broken connection closes as best it can
-                pass
             self.connection = None

@@ -86,7 +86,9 @@ def test_contacts_are_kept_out_of_every_history_table(participant):
     assert history_tables
     with connection.cursor() as cursor:
         for table in history_tables:
-            columns = [c.name for c in connection.introspection.get_table_description(cursor, table)]
+            columns = [
+                c.name for c in connection.introspection.get_table_description(cursor, table)
+            ]
             assert not {"email", "line_user_id", "postal_address"} & set(columns), table
 
 
@@ -174,7 +176,9 @@ def test_a_participant_of_another_site_does_not_exist_for_the_import(site):
 @translation.override("en")
 def test_a_file_not_in_utf8_or_without_the_columns_is_refused(site):
     with pytest.raises(ImportRejected, match="UTF-8"):
-        contacts_import_csv(study=site.study, data=(HEADER + "P,山田@example.jp,,,,\r\n").encode("cp932"))
+        contacts_import_csv(
+            study=site.study, data=(HEADER + "P,山田@example.jp,,,,\r\n").encode("cp932")
+        )
     with pytest.raises(ImportRejected, match="needs the columns"):
         contacts_import_csv(study=site.study, data="reference,site\r\nP-1,a\r\n")
 

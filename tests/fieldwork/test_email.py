@@ -15,10 +15,10 @@ from django.utils import timezone
 from fieldwork import sending, services
 from fieldwork.channels import email as email_channel
 from fieldwork.models import Delivery
+from surveys import services as survey_services
 from surveys.links import participant_link
 from surveys.models import Response
 from tests.factories import complete_answers
-from surveys import services as survey_services
 
 from .conftest import with_contact
 
@@ -29,7 +29,9 @@ def queue(*participants, kind=Delivery.Kind.INVITATION):  # type: ignore[no-unty
     return services.email_deliveries_queue(participants=participants, kind=kind)
 
 
-def test_a_japanese_invitation_arrives_as_written(smtp, sender, site, django_capture_on_commit_callbacks):
+def test_a_japanese_invitation_arrives_as_written(
+    smtp, sender, site, django_capture_on_commit_callbacks
+):
     participant = with_contact(site, email="hanako@example.jp", language="ja")
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -77,8 +79,9 @@ def test_an_english_contact_gets_the_english_message(smtp, sender, site):
     sending.email_deliveries_send(ids=queued.ids)
 
     message = smtp.messages()[0]
+    sender_name = "Yokohama City, Children and Families"
     assert str(message["Subject"]).strip() == (
-        f"{site.study.name_en}: please answer our questionnaire (Yokohama City, Children and Families)"
+        f"{site.study.name_en}: please answer our questionnaire ({sender_name})"
     )
     assert message["From"].addresses[0].display_name == "Yokohama City, Children and Families"
     assert participant_link(participant) in message.get_body(("plain",)).get_content()
@@ -245,9 +248,7 @@ def test_queueing_twice_queues_one_message(smtp, sender, site):
     assert second.skipped == {services.Skip.PENDING: 1}
 
 
-def test_a_submitted_participant_is_not_invited_and_not_sent_a_queued_message(
-    smtp, sender, site
-):
+def test_a_submitted_participant_is_not_invited_and_not_sent_a_queued_message(smtp, sender, site):
     participant = with_contact(site, email="hanako@example.jp")
     queued = queue(participant)
     # Submitted without the after-commit receiver running (the process died in between):

@@ -23,7 +23,9 @@ from .conftest import with_contact
 def queued(site, sender):  # type: ignore[no-untyped-def]
     """A participant with an e-mail address and a queued invitation (not sent: the
     sending task is only enqueued after a commit that never comes in these tests)."""
-    participant = with_contact(site, email="hanako@example.jp", postal_name="山田", postal_address="横浜市")
+    participant = with_contact(
+        site, email="hanako@example.jp", postal_name="山田", postal_address="横浜市"
+    )
     result = services.email_deliveries_queue(participants=[participant])
     return participant, Delivery.objects.get(pk=result.ids[0])
 
