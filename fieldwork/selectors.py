@@ -15,16 +15,21 @@ from .models import Contact, Delivery
 
 def no_longer_reachable() -> Q:
     """Deliveries whose participant must get nothing more: they submitted, withdrew, or
-    their personal data was erased (a condition on ``Delivery``)."""
+    their personal data was erased (a condition on ``Delivery``).
+
+    Only correlated subqueries, never a join: an UPDATE filtered through a join is made by
+    Django into ``WHERE id IN (SELECT ...)``, and PostgreSQL does not check a subquery's
+    conditions again on the row it waited for, so the claim's ``status = 'queued'`` must
+    stay on the UPDATE's own table (two workers would otherwise both claim a row;
+    ``tests/fieldwork/test_sending_concurrency.py``)."""
     submitted = Response.objects.filter(
         participant_id=OuterRef("participant_id"), status=Response.Status.SUBMITTED
     )
     erased = ErasureRecord.objects.filter(participant_id=OuterRef("participant_id"))
-    return (
-        Q(Exists(submitted))
-        | Q(Exists(erased))
-        | Q(participant__status=Participant.Status.WITHDRAWN)
+    withdrawn = Participant.objects.filter(
+        pk=OuterRef("participant_id"), status=Participant.Status.WITHDRAWN
     )
+    return Q(Exists(submitted)) | Q(Exists(erased)) | Q(Exists(withdrawn))
 
 
 def due_email_ids(*, now: datetime, ids: Sequence[int] | None = None, limit: int) -> list[int]:
