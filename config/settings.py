@@ -78,6 +78,32 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 # The base of participant links printed by exports and the demo (no trailing slash).
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 
+# The key participant links are derived from (surveys/links.py): a link is an HMAC of a
+# per-participant random nonce under this key, so a copy of the database alone gives no
+# link. HYOKA_LINK_OLD_KEYS (comma-separated) are earlier keys: links made under them
+# render the same after a rotation. See "The link key" in README.md.
+LINK_KEY_MIN_LENGTH = 32
+if PRODUCTION:
+    HYOKA_LINK_KEY = _required("HYOKA_LINK_KEY")
+else:
+    # Embedded mode only: a fixed, clearly-marked development key.
+    HYOKA_LINK_KEY = env.str(
+        "HYOKA_LINK_KEY", default="embedded-mode-insecure-link-key-do-not-use-in-production"
+    )
+HYOKA_LINK_OLD_KEYS = [k.strip() for k in env.list("HYOKA_LINK_OLD_KEYS", default=[]) if k.strip()]
+for _name, _key in [("HYOKA_LINK_KEY", HYOKA_LINK_KEY)] + [
+    ("HYOKA_LINK_OLD_KEYS", k) for k in HYOKA_LINK_OLD_KEYS
+]:
+    if PRODUCTION and (len(_key) < LINK_KEY_MIN_LENGTH or len(set(_key)) < 10):
+        raise ImproperlyConfigured(
+            f"{_name}: a link key must be at least {LINK_KEY_MIN_LENGTH} random characters "
+            "(for example the output of: python -c 'import secrets; "
+            "print(secrets.token_urlsafe(32))')."
+        )
+    if "," in _key:
+        raise ImproperlyConfigured(f"{_name}: a link key cannot contain a comma.")
+del _name, _key
+
 INSTALLED_APPS = [
     # The admin, with its login form and permission chosen by HYOKA_ADMIN_OTP.
     "config.apps.AdminConfig",

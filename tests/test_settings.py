@@ -35,6 +35,7 @@ PRODUCTION = {
     "CACHE_URL": "redis://cache.example.jp:6379/1",
     "HYOKA_SIGNING_P12": "/etc/hyoka/signing.p12",
     "HYOKA_SIGNING_PASSPHRASE": secrets.token_urlsafe(24),
+    "HYOKA_LINK_KEY": secrets.token_urlsafe(32),
     "HYOKA_CONTACT_KEYS": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
     "EMAIL_URL": "smtp+tls://hyoka:secret@smtp.example.jp:587",
 }
@@ -71,6 +72,22 @@ def test_production_refuses_a_short_secret_key():
 
     assert result.returncode != 0
     assert "ImproperlyConfigured: SECRET_KEY must be at least 50" in result.stderr
+
+
+@pytest.mark.parametrize("variable", ["HYOKA_LINK_KEY", "HYOKA_LINK_OLD_KEYS"])
+def test_production_refuses_a_weak_link_key(variable):
+    result = manage("check", **{**PRODUCTION, variable: "short-link-key"})
+
+    assert result.returncode != 0
+    assert f"ImproperlyConfigured: {variable}: a link key must be at least 32" in result.stderr
+
+
+@without_dot_env
+def test_the_deployment_checks_refuse_the_development_link_key():
+    result = manage("check", "--deploy")
+
+    assert "hyoka.E001" in result.stderr
+    assert "HYOKA_LINK_KEY is the embedded mode's development key" in result.stderr
 
 
 def test_an_unknown_mode_is_refused():
