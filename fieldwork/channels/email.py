@@ -21,6 +21,7 @@ from django.template.loader import render_to_string
 from django.utils import translation
 from django.utils.translation import gettext as _
 
+from surveys.errors import LinkUnavailable
 from surveys.links import participant_link
 from surveys.models import Language
 
@@ -51,8 +52,12 @@ def build(delivery: Delivery) -> EmailMultiAlternatives:
         raise Undeliverable(_("The site has no sender: set one in Fieldwork › Senders."))
     language = contact.language if contact.language in Language.values else Language.JA
     site = participant.site
+    try:
+        link = participant_link(participant)
+    except LinkUnavailable as exc:  # erased, withdrawn, or its link key no longer configured
+        raise Undeliverable(exc.message) from exc
     context = {
-        "link": participant_link(participant),
+        "link": link,
         "site_name": site.name_en if language == Language.EN and site.name_en else site.name_ja,
         "study_name": (
             site.study.name_en

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 from email.header import decode_header
+from urllib.parse import urlsplit
 
 import pytest
+from django.test import Client
 from django.utils import timezone
 
 from fieldwork import sending, services
@@ -66,6 +68,9 @@ def test_a_japanese_invitation_arrives_as_written(
     link = participant_link(participant)
     assert link in text.get_content() and "アンケート" in text.get_content()
     assert f'href="{link}"' in html.get_content() and '<html lang="ja">' in html.get_content()
+    # The link in the message opens the participant's own questionnaire.
+    page = Client().get(urlsplit(link).path, headers={"Accept-Language": "ja"})
+    assert page.status_code == 200
     delivery = Delivery.objects.get(pk=queued.ids[0])
     assert delivery.status == Delivery.Status.SENT
     assert delivery.attempts == 1
