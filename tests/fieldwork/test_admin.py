@@ -11,6 +11,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
 
+from fieldwork import services
 from fieldwork.models import Contact, Delivery, Sender
 from surveys.models import Membership
 from tests.factories import ParticipantFactory, SiteFactory
@@ -151,9 +152,31 @@ def test_the_delivery_log_shows_the_managers_site_only(manager, site, other_site
     mine = with_contact(site, email="a@example.jp")
     theirs = with_contact(other_site, email="b@example.jp")
     Sender.objects.create(site=other_site, display_name_ja="別", from_address="b@city.example.jp")
-    from fieldwork import services
-
     services.email_deliveries_queue(participants=[mine, theirs])
 
     page = manager.get(reverse("admin:fieldwork_delivery_changelist")).content.decode()
     assert mine.reference in page and theirs.reference not in page
+
+
+def test_a_manager_corrects_an_address_and_a_wrong_one_is_refused(manager, site):
+    participant = with_contact(site, email="old@example.jp")
+    contact = Contact.objects.get(participant=participant)
+    url = reverse("admin:fieldwork_contact_change", args=[contact.pk])
+    form = {
+        "email": "not an address",
+        "line_user_id": "",
+        "postal_name": "",
+        "postal_address": "",
+        "language": "ja",
+    }
+
+    refused = manager.post(url, form)
+    accepted = manager.post(
+        url, {**form, "email": "new@example.jp", "line_user_id": "U" + "a" * 32}
+    )
+
+    assert refused.status_code == 200 and "errorlist" in refused.content.decode()
+    assert accepted.status_code == 302
+    contact.refresh_from_db()
+    assert contact.email == "new@example.jp"
+    assert contact.line_user_index  # the index follows the value

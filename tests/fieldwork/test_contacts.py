@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import pytest
 from cryptography.fernet import Fernet
+from django.contrib.auth.models import User
 from django.db import connection
 from django.utils import translation
+from rest_framework.test import APIClient
 
 from fieldwork import contacts, crypto, selectors
 from fieldwork.contacts import ContactValues, contact_set, contacts_import_csv
 from fieldwork.models import Contact
+from surveys import services
 from surveys.errors import ImportRejected
-from tests.factories import ParticipantFactory, SiteFactory
+from tests.factories import ParticipantFactory, SiteFactory, complete_answers
 
 ADDRESS = "hanako.yamada@example.jp"
 LINE_ID = "U" + "0123456789abcdef" * 2
@@ -184,12 +187,6 @@ def test_a_file_not_in_utf8_or_without_the_columns_is_refused(site):
 
 
 def test_the_response_export_holds_no_contact_details(participant):
-    from django.contrib.auth.models import User
-    from rest_framework.test import APIClient
-
-    from surveys import services
-    from tests.factories import complete_answers
-
     contact_set(
         participant=participant,
         values=ContactValues(

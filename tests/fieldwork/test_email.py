@@ -14,9 +14,11 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+from config.celery import app
 from fieldwork import sending, services
 from fieldwork.channels import email as email_channel
 from fieldwork.models import Delivery
+from fieldwork.tasks import send_email_deliveries
 from surveys import services as survey_services
 from surveys.links import participant_link
 from surveys.models import Response
@@ -268,3 +270,22 @@ def test_a_submitted_participant_is_not_invited_and_not_sent_a_queued_message(sm
     assert report.sent == [] and smtp.received == []
     assert Delivery.objects.get(pk=queued.ids[0]).status == Delivery.Status.CANCELLED
     assert queue(participant).skipped == {services.Skip.SUBMITTED: 1}
+
+
+def test_the_task_is_scheduled_and_sends_what_is_due(smtp, sender, site, settings):
+    entry = settings.CELERY_BEAT_SCHEDULE["send-due-email-deliveries"]
+    assert entry["task"] == "fieldwork.send_email_deliveries"
+    assert "fieldwork.send_email_deliveries" in app.tasks
+    queued = queue(with_contact(site, email="hanako@example.jp"))
+
+    result = send_email_deliveries.delay()  # beat's call: no ids, every due row
+
+    assert result.get() == {
+        "sent": 1,
+        "retrying": 0,
+        "failed": 0,
+        "skipped": 0,
+        "recovered": 0,
+        "cancelled": 0,
+    }
+    assert Delivery.objects.get(pk=queued.ids[0]).status == Delivery.Status.SENT
