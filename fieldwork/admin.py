@@ -132,7 +132,10 @@ class ContactAdmin(ScopedAdminMixin, admin.ModelAdmin):
                 )
                 try:
                     done = contacts.contacts_import_csv(
-                        study=study, data=form.cleaned_data["file"].read(), sites=mine
+                        study=study,
+                        data=form.cleaned_data["file"].read(),
+                        sites=mine,
+                        create_participants=form.cleaned_data["create_participants"],
                     )
                 except ImportRejected as exc:
                     rejected = exc
@@ -172,6 +175,15 @@ class ContactImportForm(forms.Form):
         help_text=_(
             "Columns reference,email,line_user_id,postal_name,postal_address,language "
             "(and site, if a reference is used at several sites), UTF-8."
+        ),
+    )
+
+    create_participants = forms.BooleanField(
+        label=_("Also create the participants not yet in the study"),
+        required=False,
+        help_text=_(
+            "A row whose reference is not yet at the site its site column names creates "
+            "that participant, as the participants import does."
         ),
     )
 

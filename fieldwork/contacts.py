@@ -20,6 +20,7 @@ from django.utils.translation import gettext as _
 from surveys.bidi import strip_bidi_controls
 from surveys.errors import ImportRejected
 from surveys.models import ErasureRecord, Language, Participant, Site, Study
+from surveys.services import participants_import_csv
 from surveys.text import forbidden_character, forbidden_message
 
 from . import crypto
@@ -77,11 +78,20 @@ def contacts_erase(*, participant_id: int) -> int:
 
 
 def contacts_import_csv(
-    *, study: Study, data: bytes | str, sites: QuerySet[Site] | None = None
+    *,
+    study: Study,
+    data: bytes | str,
+    sites: QuerySet[Site] | None = None,
+    create_participants: bool = False,
 ) -> ContactImport:
     """Import contact details for the study's participants from CSV (columns
     ``reference,email,line_user_id,postal_name,postal_address,language``, and ``site``
     when a reference is used at more than one site), UTF-8.
+
+    ``create_participants``: a row whose reference is not yet at the site its ``site``
+    column names creates that participant (by ``surveys.services.participants_import_csv``,
+    with its rules for references), in the same transaction as the contacts: participants
+    and contact details in one file.
 
     ``sites``: the sites the caller may write to (a manager's own); ``None``, every site
     of the study. A participant elsewhere is one that does not exist. Every row is checked
@@ -123,8 +133,11 @@ def contacts_import_csv(
             "participant_id", flat=True
         )
     )
+    codes = {site.code for site in allowed}
     seen: dict[int, int] = {}
+    new_seen: dict[tuple[str, str], int] = {}
     rows: list[tuple[Participant, ContactValues]] = []
+    to_create: list[tuple[int, str, str, ContactValues]] = []  # row, site code, reference
     errors: dict[int, list[str]] = {}
     for number, record in enumerate(records, start=2):
         row = {(k or "").strip().lower(): (v or "") for k, v in record.items() if k is not None}
@@ -135,6 +148,7 @@ def contacts_import_csv(
         site_code = row.get("site", "").strip()
         problems: list[str] = []
         participant = None
+        creating = False
         if not reference:
             problems.append(_("The reference is empty."))
         else:
@@ -143,7 +157,19 @@ def contacts_import_csv(
                 for p in participants.get(reference, [])
                 if not site_code or p.site.code == site_code
             ]
-            if not found:
+            if not found and create_participants and site_code:
+                creating = True
+                if site_code not in codes:
+                    problems.append(
+                        _("“%(site)s” is not one of the sites you manage in this study.")
+                        % {"site": site_code}
+                    )
+                elif (site_code, reference) in new_seen:
+                    problems.append(
+                        _("Same participant as row %(row)d.")
+                        % {"row": new_seen[(site_code, reference)]}
+                    )
+            elif not found:
                 problems.append(
                     _("No participant with this reference at the sites you manage in this study.")
                 )
@@ -169,14 +195,18 @@ def contacts_import_csv(
         problems.extend(_problems(values))
         if problems:
             errors[number] = problems
+        elif creating:
+            new_seen[(site_code, reference)] = number
+            to_create.append((number, site_code, reference, values))
         elif participant is not None:
             seen[participant.pk] = number
             rows.append((participant, values))
-    if errors:
-        raise ImportRejected(errors=errors)
-    if not rows:
+    if not errors and not rows and not to_create:
         raise ImportRejected(_("The file has no contact details."))
     with transaction.atomic():  # all rows are stored, or none
+        rows.extend(_created(study, sites, to_create, errors))
+        if errors:
+            raise ImportRejected(errors=errors)  # rolls back the participants created
         existing = {
             c.participant_id: c
             for c in Contact.objects.select_for_update().filter(
@@ -206,6 +236,37 @@ def contacts_import_csv(
             batch_size=500,
         )
     return ContactImport(created=len(new), updated=len(changed))
+
+
+def _created(
+    study: Study,
+    sites: QuerySet[Site] | None,
+    to_create: list[tuple[int, str, str, ContactValues]],
+    errors: dict[int, list[str]],
+) -> list[tuple[Participant, ContactValues]]:
+    """Create the participants of ``to_create`` through the survey domain's import (its
+    rules, its history), its per-row errors added to ``errors`` under the file's row
+    numbers. Checked even when other rows are wrong, so that every error shows at once;
+    the caller's transaction rolls them back then."""
+    if not to_create:
+        return []
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(["reference", "site"])
+    writer.writerows([reference, site_code] for _n, site_code, reference, _v in to_create)
+    try:
+        invitations = participants_import_csv(study=study, data=out.getvalue(), sites=sites)
+    except ImportRejected as exc:
+        for row, messages in exc.errors.items():
+            number = to_create[int(row) - 2][0]
+            errors.setdefault(number, []).extend(
+                messages if isinstance(messages, list) else [messages]
+            )
+        if not exc.errors:
+            errors.setdefault(to_create[0][0], []).append(exc.message)
+        return []
+    made = {(i.participant.site.code, i.participant.reference): i.participant for i in invitations}
+    return [(made[(code, reference)], values) for _n, code, reference, values in to_create]
 
 
 def _problems(values: ContactValues) -> list[str]:

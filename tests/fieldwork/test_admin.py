@@ -180,3 +180,29 @@ def test_a_manager_corrects_an_address_and_a_wrong_one_is_refused(manager, site)
     contact.refresh_from_db()
     assert contact.email == "new@example.jp"
     assert contact.line_user_index  # the index follows the value
+
+
+def test_a_manager_imports_participants_with_their_contacts(manager, site, other_site):
+    text = (
+        "reference,site,email,line_user_id,postal_name,postal_address,language\n"
+        f"NEW-001,{site.code},new@example.jp,,,,\n"
+    )
+
+    def post(text: str):  # type: ignore[no-untyped-def]
+        return manager.post(
+            reverse("admin:fieldwork_contact_import"),
+            {
+                "study": site.study.pk,
+                "create_participants": "on",
+                "file": SimpleUploadedFile("contacts.csv", text.encode("utf-8")),
+            },
+        )
+
+    response = post(text)
+    refused = post(text.replace(site.code, other_site.code).replace("NEW-001", "NEW-002"))
+
+    assert response.status_code == 302
+    assert Contact.objects.get().participant.reference == "NEW-001"
+    assert refused.status_code == 200  # not created at a site the manager does not manage
+    assert "is not one of the sites you manage" in refused.content.decode()
+    assert not other_site.participants.exists()

@@ -16,6 +16,7 @@ from fieldwork.contacts import ContactValues, contact_set, contacts_import_csv
 from fieldwork.models import Contact
 from surveys import services
 from surveys.errors import ImportRejected
+from surveys.models import Participant
 from tests.factories import ParticipantFactory, SiteFactory, complete_answers
 
 ADDRESS = "hanako.yamada@example.jp"
@@ -207,3 +208,55 @@ def test_the_response_export_holds_no_contact_details(participant):
     assert participant.reference in text  # the row is there
     for value in (ADDRESS, LINE_ID, "山田 花子", "横浜市", "hanako"):
         assert value not in text
+
+
+def test_participants_and_their_contacts_are_imported_from_one_file(site):
+    existing = ParticipantFactory(site=site)
+    data = (
+        "reference,site,email,line_user_id,postal_name,postal_address,language\r\n"
+        f"{existing.reference},{site.code},{ADDRESS},,,,\r\n"
+        f"NEW-001,{site.code},new@example.jp,,,,en\r\n"
+    )
+
+    result = contacts_import_csv(study=site.study, data=data, create_participants=True)
+
+    assert (result.created, result.updated) == (2, 0)
+    new = Participant.objects.get(site=site, reference="NEW-001")
+    assert (new.contact.email, new.contact.language) == ("new@example.jp", "en")
+    assert Contact.objects.get(participant=existing).email == ADDRESS
+
+
+@translation.override("en")
+def test_a_new_participant_refused_by_the_survey_rules_is_a_row_error_and_nothing_is_kept(
+    site,
+):
+    other_study_site = SiteFactory()
+    data = (
+        "reference,site,email,line_user_id,postal_name,postal_address,language\r\n"
+        f"NEW-001,{site.code},new@example.jp,,,,\r\n"  # row 2: fine on its own
+        f"taro@example.jp,{site.code},taro@example.jp,,,,\r\n"  # row 3: an address as reference
+        f"NEW-002,{other_study_site.code},b@example.jp,,,,\r\n"  # row 4: not this study's site
+        f"NEW-003,{site.code},not-an-address,,,,\r\n"  # row 5: a bad address
+    )
+
+    with pytest.raises(ImportRejected) as caught:
+        contacts_import_csv(study=site.study, data=data, create_participants=True)
+
+    errors = caught.value.errors
+    assert sorted(errors) == [3, 4, 5]
+    assert "looks like an e-mail address" in errors[3][0]
+    assert "not one of the sites you manage" in errors[4][0]
+    assert "not a valid e-mail address" in errors[5][0]
+    assert not Participant.objects.filter(reference__startswith="NEW-").exists()
+    assert Contact.objects.count() == 0
+
+
+@translation.override("en")
+def test_without_creating_participants_an_unknown_reference_is_an_error(site):
+    data = "reference,site,email\r\n" + f"NEW-001,{site.code},new@example.jp\r\n"
+
+    with pytest.raises(ImportRejected) as caught:
+        contacts_import_csv(study=site.study, data=data)
+
+    assert "No participant with this reference" in caught.value.errors[2][0]
+    assert not Participant.objects.filter(reference="NEW-001").exists()
