@@ -71,7 +71,9 @@ class Contact(models.Model):
         ]
 
     def __str__(self) -> str:
-        return str(_("Contact details of %(participant)s") % {"participant": self.participant})
+        # Not the participant's reference: the admin's log keeps this text, and erasure
+        # renames only the participant's own entries.
+        return str(_("Contact details #%(id)s") % {"id": self.pk})
 
 
 class Sender(models.Model):

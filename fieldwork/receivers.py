@@ -1,8 +1,9 @@
 """Fieldwork listens to ``surveys`` (which never imports fieldwork):
 
 - ``participant_erasing`` (inside the erasure's transaction, and for each participant of a
-  retention purge): the contact row is deleted and the queued deliveries cancelled, in
-  that same transaction; if this fails, the erasure is rolled back.
+  retention purge): the contact row is deleted, the queued deliveries cancelled and the
+  failure reasons of the others dropped (they may quote the address), in that same
+  transaction; if this fails, the erasure is rolled back.
 - ``participant_withdrawing`` (inside the withdrawal's transaction): queued deliveries
   cancelled.
 - ``response_submitted`` (after the submission committed): queued deliveries cancelled.
@@ -19,18 +20,18 @@ from typing import Any
 from surveys.models import Participant, Response
 
 from .contacts import contacts_erase
-from .services import deliveries_cancel
+from .services import deliveries_cancel, deliveries_erase
 
 logger = logging.getLogger(__name__)
 
-ERASED = "cancelled: personal data erased"
+ERASED = "personal data erased"
 WITHDRAWN = "cancelled: the participant withdrew"
 SUBMITTED = "cancelled: the participant submitted"
 
 
 def on_participant_erasing(*, participant: Participant, **kwargs: Any) -> None:
     contacts_erase(participant_id=participant.pk)
-    deliveries_cancel(participant_ids=[participant.pk], reason=ERASED)
+    deliveries_erase(participant_id=participant.pk, reason=ERASED)
 
 
 def on_participant_withdrawing(*, participant: Participant, **kwargs: Any) -> None:

@@ -125,3 +125,13 @@ def deliveries_cancel(*, participant_ids: Iterable[int], reason: str) -> int:
     return Delivery.objects.filter(
         participant_id__in=list(participant_ids), status=Delivery.Status.QUEUED
     ).update(status=Delivery.Status.CANCELLED, finished_at=timezone.now(), last_error=reason)
+
+
+def deliveries_erase(*, participant_id: int, reason: str) -> None:
+    """For an erased participant: cancel what is queued, and drop the reasons of earlier
+    failures (an SMTP server's answer often quotes the address: "550 <hanako@…>: no such
+    user"). The rows stay, anonymous, for the counts of what was sent."""
+    deliveries_cancel(participant_ids=[participant_id], reason=reason)
+    Delivery.objects.filter(participant_id=participant_id).exclude(last_error=reason).update(
+        last_error=reason
+    )

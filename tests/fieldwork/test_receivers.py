@@ -38,7 +38,7 @@ def test_erasure_deletes_the_contact_and_cancels_what_is_queued(queued):
     assert not Contact.objects.filter(participant=participant).exists()
     delivery.refresh_from_db()
     assert delivery.status == Delivery.Status.CANCELLED
-    assert delivery.last_error == "cancelled: personal data erased"
+    assert delivery.last_error == "personal data erased"
 
 
 def test_an_erasure_rolled_back_keeps_the_contact(queued):
@@ -108,3 +108,16 @@ def test_a_draft_save_cancels_nothing(queued, django_capture_on_commit_callbacks
 
     delivery.refresh_from_db()
     assert delivery.status == Delivery.Status.QUEUED
+
+
+def test_erasure_drops_failure_reasons_that_quote_the_address(queued):
+    participant, delivery = queued
+    Delivery.objects.filter(pk=delivery.pk).update(
+        status=Delivery.Status.FAILED, last_error="550 5.1.1 <hanako@example.jp>: no such user"
+    )
+
+    erasure.participant_erase(participant=participant, by=None, reason="asked by the resident")
+
+    delivery.refresh_from_db()
+    assert delivery.status == Delivery.Status.FAILED  # what happened stays
+    assert "hanako" not in delivery.last_error
