@@ -289,3 +289,38 @@ def test_the_task_is_scheduled_and_sends_what_is_due(smtp, sender, site, setting
         "cancelled": 0,
     }
     assert Delivery.objects.get(pk=queued.ids[0]).status == Delivery.Status.SENT
+
+
+def test_the_embedded_mode_writes_each_message_to_a_file(sender, site, settings, tmp_path):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    settings.EMAIL_FILE_PATH = str(tmp_path)
+    participant = with_contact(site, email="hanako@example.jp")
+    queued = queue(participant)
+
+    assert sending.email_deliveries_send(ids=queued.ids).sent == queued.ids
+
+    (written,) = tmp_path.iterdir()
+    text = written.read_bytes()
+    assert b"To: hanako@example.jp" in text
+    assert participant_link(participant).encode() in text
+
+
+def test_the_rate_limit_spaces_the_sends(monkeypatch):
+    clock = {"now": 100.0, "slept": []}
+    monkeypatch.setattr(sending.time, "monotonic", lambda: clock["now"])
+
+    def sleep(seconds: float) -> None:
+        clock["slept"].append(seconds)
+        clock["now"] += seconds
+
+    monkeypatch.setattr(sending.time, "sleep", sleep)
+    pace = sending.Pacer(4.0)  # four messages a second
+
+    for _message in range(5):
+        pace.wait()
+
+    assert clock["slept"] == [0.25, 0.25, 0.25, 0.25]
+    unlimited = sending.Pacer(0)
+    unlimited.wait()
+    unlimited.wait()
+    assert len(clock["slept"]) == 4
