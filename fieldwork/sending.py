@@ -1,7 +1,9 @@
 """Sending e-mail deliveries: what the task runs (``tasks.py``), read top to bottom.
 
 1. **Recover** rows left ``sending`` past ``HYOKA_DELIVERY_SENDING_TIMEOUT``: their worker
-   died (or was killed) after claiming them. They are queued again.
+   died (or was killed, or hit its time limit, or an error that is not a mail server's
+   answer) after claiming them. They are queued again; one whose every attempt ended so
+   fails once ``HYOKA_DELIVERY_MAX_ATTEMPTS`` is reached.
 2. **Cancel** due rows whose participant must get nothing more (submitted, withdrew,
    erased): ``receivers.py`` cancels them when that happens; this catches what a
    receiver could not (it runs after the submission commits, and a process can die in
@@ -27,6 +29,7 @@ The provider's rate limit (``HYOKA_EMAIL_RATE_PER_SECOND``) paces the sends of a
 from __future__ import annotations
 
 import logging
+import smtplib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -102,7 +105,9 @@ def _send_batch(batch: list[int], report: SendReport, pace: Pacer, *, now: datet
             pace.wait()
             try:
                 transport.send(message)
-            except Exception as exc:
+            # Only what a mail server or the network says; anything else (a time limit, a
+            # bug) leaves the row "sending", for the recovery to take back.
+            except (smtplib.SMTPException, OSError) as exc:
                 failure = email.classify(exc)
                 if failure.transient and delivery.attempts < settings.HYOKA_DELIVERY_MAX_ATTEMPTS:
                     _retry(delivery, failure.reason, now=now)
@@ -157,9 +162,17 @@ def _retry(delivery: Delivery, reason: str, *, now: datetime | None) -> None:
 def deliveries_recover(*, now: datetime | None = None) -> int:
     """Queue again the rows left ``sending`` past the timeout (a worker died holding them)."""
     cutoff = (now or timezone.now()) - timedelta(seconds=settings.HYOKA_DELIVERY_SENDING_TIMEOUT)
-    recovered = Delivery.objects.filter(
-        status=Delivery.Status.SENDING, claimed_at__lt=cutoff
-    ).update(status=Delivery.Status.QUEUED, claimed_at=None)
+    stuck = Delivery.objects.filter(status=Delivery.Status.SENDING, claimed_at__lt=cutoff)
+    most = settings.HYOKA_DELIVERY_MAX_ATTEMPTS
+    # A row whose every attempt ended this way (a message that kills its worker) fails.
+    stuck.filter(attempts__gte=most).update(
+        status=Delivery.Status.FAILED,
+        finished_at=now or timezone.now(),
+        last_error=f"gave up after {most} attempts: the worker stopped while sending",
+    )
+    recovered = stuck.filter(attempts__lt=most).update(
+        status=Delivery.Status.QUEUED, claimed_at=None
+    )
     if recovered:
         logger.warning(
             "%d deliveries were left sending by a worker that stopped; queued again "

@@ -324,3 +324,27 @@ def test_the_rate_limit_spaces_the_sends(monkeypatch):
     unlimited.wait()
     unlimited.wait()
     assert len(clock["slept"]) == 4
+
+
+def test_a_message_that_stops_its_worker_every_time_fails_after_the_last_attempt(
+    smtp, sender, site, settings, monkeypatch
+):
+    settings.HYOKA_DELIVERY_MAX_ATTEMPTS = 2
+    queued = queue(with_contact(site, email="hanako@example.jp"))
+    timeout = dt.timedelta(seconds=settings.HYOKA_DELIVERY_SENDING_TIMEOUT + 1)
+
+    def dies(self, message):  # type: ignore[no-untyped-def]
+        raise MemoryError("the worker ran out of memory")  # not an SMTP answer
+
+    monkeypatch.setattr(email_channel.Transport, "send", dies)
+    when = timezone.now()
+    for _attempt in range(2):
+        with pytest.raises(MemoryError):
+            sending.email_deliveries_send(ids=queued.ids, now=when)
+        when += timeout
+    report = sending.email_deliveries_send(ids=queued.ids, now=when)
+
+    delivery = Delivery.objects.get(pk=queued.ids[0])
+    assert report.sent == [] and smtp.received == []
+    assert (delivery.status, delivery.attempts) == (Delivery.Status.FAILED, 2)
+    assert delivery.last_error == "gave up after 2 attempts: the worker stopped while sending"
