@@ -59,11 +59,25 @@ class LegendEntry:
     dash: str
     width: float
 
+    @property
+    def sample_end(self) -> float:
+        return self.x + SAMPLE
+
+    @property
+    def text_x(self) -> float:
+        return self.x + SAMPLE + 6.0
+
+    @property
+    def text_y(self) -> float:
+        return self.y + FONT * 0.35
+
 
 @dataclass(frozen=True)
 class Tick:
     position: float
     label: str
+    label_x: float  # where the label is written
+    label_y: float
 
 
 @dataclass(frozen=True)
@@ -84,6 +98,18 @@ class RateChart:
     description: str
 
     @property
+    def tick_end(self) -> float:
+        return self.bottom + 5.0
+
+    @property
+    def target_label_x(self) -> float:
+        return self.left + 6.0
+
+    @property
+    def target_label_y(self) -> float:
+        return (self.target_y or 0.0) - 6.0
+
+    @property
     def site_lines(self) -> list[Line]:
         return [line for line in self.lines if line.code]
 
@@ -96,13 +122,14 @@ def rate_chart(
     *,
     days: list[dt.date],
     series: list[tuple[str, str, list[Fraction | None]]],
-    total: tuple[str, list[Fraction | None]],
+    total: tuple[str, list[Fraction | None]] | None,
     target: Decimal | None,
     target_label: str,
     title: str,
 ) -> RateChart | None:
     """Lines of ``series`` (label, site code, a rate per day, ``None`` where the site has
-    nobody invited) and of ``total``, over ``days``; a reference line at ``target`` (a
+    nobody invited) and of ``total`` (``None``: one site, whose line is the total), over
+    ``days``; a reference line at ``target`` (a
     percentage) if given. ``None`` when there is no day to draw."""
     if not days:
         return None
@@ -117,7 +144,8 @@ def rate_chart(
         (label, code, rates, COLOURS[n % len(COLOURS)], DASHES[n % len(DASHES)], 2.0)
         for n, (label, code, rates) in enumerate(series)
     ]
-    entries.append((total[0], "", total[1], TOTAL_COLOUR, "", 3.5))
+    if total is not None:
+        entries.append((total[0], "", total[1], TOTAL_COLOUR, "", 3.5))
     described = []
     for label, code, rates, colour, dash, width in entries:
         known = [(i, r) for i, r in enumerate(rates) if r is not None]
@@ -146,8 +174,16 @@ def rate_chart(
         described.append(f"{label}: {last_rate}")
 
     step = max(1, -(-len(days) // MAX_TICKS))  # ceiling division
-    x_ticks = [Tick(x(i), date_format(day, "n/j")) for i, day in enumerate(days) if i % step == 0]
-    y_ticks = [Tick(_y(Fraction(k, 4)), f"{25 * k}%") for k in range(5)]
+    date_y = TOP + PLOT_HEIGHT + 20.0
+    x_ticks = [
+        Tick(x(i), date_format(day, "n/j"), x(i), date_y)
+        for i, day in enumerate(days)
+        if i % step == 0
+    ]
+    y_ticks = [
+        Tick(_y(Fraction(k, 4)), f"{25 * k}%", LEFT - 6.0, _y(Fraction(k, 4)) + FONT * 0.35)
+        for k in range(5)
+    ]
     target_y = None
     if target is not None and 0 <= target <= 100:
         target_y = _y(Fraction(target) / 100)
@@ -163,7 +199,10 @@ def rate_chart(
         lx += needed
     height = ly + LEGEND_LINE / 2 + 4.0
 
-    first, last = date_format(days[0], "SHORT_DATE_FORMAT"), date_format(days[-1], "SHORT_DATE_FORMAT")
+    first, last = (
+        date_format(days[0], "SHORT_DATE_FORMAT"),
+        date_format(days[-1], "SHORT_DATE_FORMAT"),
+    )
     description = gettext(
         "Cumulative response rate from %(first)s to %(last)s, on the last day: %(lines)s."
     ) % {"first": first, "last": last, "lines": "; ".join(described)}

@@ -15,6 +15,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -228,12 +229,10 @@ def study_watch(study: Study, sites: QuerySet[Site]) -> Watch:
                 total=site_total,
             )
         )
-    return Watch(
-        sites=watches, total=total, base=sum(w.base for w in watches), whole_study=whole
-    )
+    return Watch(sites=watches, total=total, base=sum(w.base for w in watches), whole_study=whole)
 
 
-def delivery_log(study: Study, sites: QuerySet[Site]) -> QuerySet[Delivery]:
+def delivery_log(study: Study, sites: QuerySet[Site]) -> QuerySet[Delivery, tuple[Any, ...]]:
     """The deliveries of ``study`` at ``sites``, oldest first, with what the CSV needs
     (never the participant's contact details)."""
     return (

@@ -27,7 +27,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html
-from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext, ngettext, pgettext
 from django.utils.translation import gettext_lazy as _
 
 from kpi.definitions.models import KPI
@@ -116,9 +116,7 @@ def response_rate_target(study: Study) -> tuple[Any, str] | None:
     )
     if kpi is None:
         return None
-    words = wording.target_words(
-        kind=kpi.kind, comparator=kpi.comparator, threshold=kpi.threshold
-    )
+    words = wording.target_words(kind=kpi.kind, comparator=kpi.comparator, threshold=kpi.threshold)
     return kpi.threshold, gettext("response-rate target: %(target)s") % {"target": words}
 
 
@@ -192,7 +190,8 @@ class StudyFieldworkAdmin(ScopedAdminMixin, admin.ModelAdmin):
         rate_chart = chart.rate_chart(
             days=days,
             series=[(s.site.name, s.site.code, s.cumulative_rate(days)) for s in figures.sites],
-            total=(total_label, figures.cumulative_rate(days)),
+            # With one site, its line is the total: drawn once.
+            total=(total_label, figures.cumulative_rate(days)) if len(figures.sites) > 1 else None,
             target=target[0] if target else None,
             target_label=target[1] if target else "",
             title=gettext("Cumulative response rate of “%(study)s”") % {"study": study.name},
@@ -207,12 +206,12 @@ class StudyFieldworkAdmin(ScopedAdminMixin, admin.ModelAdmin):
             "title": gettext("Fieldwork: %(study)s") % {"study": study.name},
             "watch": figures,
             "figure_names": [
-                gettext("invited"),
-                gettext("delivered"),
-                gettext("failed"),
-                gettext("links opened"),
-                gettext("drafts started"),
-                gettext("submitted"),
+                pgettext("fieldwork count per day", "invited"),
+                pgettext("fieldwork count per day", "delivered"),
+                pgettext("fieldwork count per day", "failed"),
+                pgettext("fieldwork count per day", "links opened"),
+                pgettext("fieldwork count per day", "drafts started"),
+                pgettext("fieldwork count per day", "submitted"),
             ],
             "total_label": total_label,
             "chart": rate_chart,
@@ -257,7 +256,9 @@ class StudyFieldworkAdmin(ScopedAdminMixin, admin.ModelAdmin):
                     yield buffer.getvalue()
                     buffer.seek(0)
                     buffer.truncate(0)
-                writer.writerow([ref, site, channel, kind, status, attempts, error, *map(when, times)])
+                writer.writerow(
+                    [ref, site, channel, kind, status, attempts, error, *map(when, times)]
+                )
             yield buffer.getvalue()
 
         response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
@@ -306,7 +307,10 @@ class FieldworkStudyResultsAdmin(StudyResultsAdmin):
         return super().change_view(request, object_id, form_url, extra)
 
 
-for _model, _admin_class in ((Study, FieldworkStudyAdmin), (StudyResults, FieldworkStudyResultsAdmin)):
+for _model, _admin_class in (
+    (Study, FieldworkStudyAdmin),
+    (StudyResults, FieldworkStudyResultsAdmin),
+):
     if admin.site.is_registered(_model):
         admin.site.unregister(_model)
     admin.site.register(_model, _admin_class)
