@@ -320,9 +320,11 @@ def test_the_study_page_links_to_the_watch(world: World) -> None:
         .content.decode()
     )
     assert page_url(world.study) in html
-    html = client_for(user).get(
-        reverse("admin:kpi_studyresults_change", args=[world.study.pk])
-    ).content.decode()
+    html = (
+        client_for(user)
+        .get(reverse("admin:kpi_studyresults_change", args=[world.study.pk]))
+        .content.decode()
+    )
     assert page_url(world.study) in html
 
 
