@@ -293,6 +293,16 @@ def test_a_manager_of_both_sites_sees_both_lines_and_the_whole_study(world: Worl
     assert "Whole study" in html
 
 
+def test_the_list_of_studies_shows_the_members_studies_only(world: World) -> None:
+    user = member("lister", world.setagaya)
+    other = SiteFactory()
+    html = (
+        client_for(user).get(reverse("admin:fieldwork_studyfieldwork_changelist")).content.decode()
+    )
+    assert page_url(world.study) in html
+    assert page_url(other.study) not in html
+
+
 def test_strangers_get_nothing(world: World) -> None:
     other = SiteFactory()  # a site of another study
     stranger = member("stranger", other)
@@ -440,3 +450,29 @@ def test_the_scoping_helper_agrees_with_the_page(world: World) -> None:
     result = watch.study_watch(world.study, scoping.sites(user))
     assert [s.site.code for s in result.sites] == ["setagaya"]
     assert not result.whole_study
+
+
+# --- The chart's edge cases ----------------------------------------------------------------
+
+
+def test_a_site_with_nobody_invited_has_no_line_but_is_named_in_the_description() -> None:
+    from fieldwork.chart import rate_chart
+
+    days = [dt.date(2026, 11, 1)]
+    chart = rate_chart(
+        days=days,
+        series=[("A", "a", [Fraction(1, 2)]), ("B", "b", [None])],
+        total=("All", [Fraction(1, 4)]),
+        target=None,
+        target_label="",
+        title="t",
+    )
+    assert chart is not None
+    assert [line.code for line in chart.lines] == ["a", ""]
+    assert "B: nobody invited" in chart.description
+    assert chart.target_y is None
+    # A single day still draws a visible stroke.
+    assert len(chart.lines[0].points.split()) == 2
+    assert (
+        rate_chart(days=[], series=[], total=None, target=None, target_label="", title="t") is None
+    )
