@@ -256,6 +256,19 @@ def test_the_number_of_queries_does_not_grow_with_the_data(study) -> None:  # ty
     assert result.total.submitted == 5 * 2
 
 
+def test_the_page_makes_as_many_queries_for_more_data(study) -> None:  # type: ignore[no-untyped-def]
+    small = World(study)
+    build(small, scale=1)
+    client = client_for(member("counter", small.setagaya, small.nerima))
+    client.get(page_url(study))  # sessions, permissions and caches warmed
+    with CaptureQueriesContext(connection) as few:
+        assert client.get(page_url(study)).status_code == 200
+    build(small, scale=5)
+    with CaptureQueriesContext(connection) as many:
+        assert client.get(page_url(study)).status_code == 200
+    assert len(many) == len(few)
+
+
 # --- The page and its scope ---------------------------------------------------------------
 
 
