@@ -281,3 +281,6 @@ SKIP_WORDS = {
 if admin.site.is_registered(Participant):
     admin.site.unregister(Participant)
 admin.site.register(Participant, FieldworkParticipantAdmin)
+
+# The fieldwork watch (a page per study) and its links from the study's pages.
+from . import watch_admin  # noqa: E402, F401

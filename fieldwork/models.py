@@ -15,7 +15,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from surveys.history import AuditedHistory
-from surveys.models import Language, Participant, Site
+from surveys.models import Language, Participant, Site, Study
 from surveys.text import no_control_characters
 
 from .fields import EncryptedTextField
@@ -212,3 +212,12 @@ class Delivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} ({self.get_channel_display()}) #{self.pk}"
+
+
+class StudyFieldwork(Study):
+    """A study seen from its fieldwork: the watch page in the admin (``watch_admin.py``)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = _("fieldwork of a study")
+        verbose_name_plural = _("fieldwork by study")
