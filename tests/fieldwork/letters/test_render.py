@@ -22,7 +22,7 @@ import zxingcpp
 from PIL import Image
 from pypdf import PdfReader
 
-from fieldwork.letters import Letter, layout, render_html, render_letters, render_letters_batched
+from fieldwork.letters import Letter, layout, render_letters, render_letters_batched
 
 MM_PER_PT = 25.4 / 72
 
