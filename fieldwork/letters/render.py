@@ -305,10 +305,18 @@ class Sheet:
         line = META * META_LEADING * PT
         top = layout.WINDOW.top
         reference_width = self.mono.width(p.reference, REFERENCE)
-        self.right(edge, top, p.reference, REFERENCE, leading=META_LEADING * META / REFERENCE,
-                   font=MONO_FONT)
-        self.right(edge - reference_width, top, p.wording.reference_label, META,
-                   leading=META_LEADING)
+        # The label first: text is read back in the order it is drawn.
+        self.right(
+            edge - reference_width, top, p.wording.reference_label, META, leading=META_LEADING
+        )
+        self.right(
+            edge,
+            top,
+            p.reference,
+            REFERENCE,
+            leading=META_LEADING * META / REFERENCE,
+            font=MONO_FONT,
+        )
         self.right(edge, top + line, p.dated, META, leading=META_LEADING)
         top = SENDER_TOP
         for text in p.sender:
@@ -464,11 +472,16 @@ def render_letters(letters: Sequence[Letter], *, today: date | None = None) -> b
             raise ValueError(f"not a Letter: {item!r}")
     today = today or timezone.localdate()
     out = io.BytesIO()
+    fonts()
     canvas = Canvas(
         out,
         pagesize=(layout.PAGE_WIDTH * mm, layout.PAGE_HEIGHT * mm),
         pageCompression=1,
         invariant=1,
+        # Every page starts with its initial font set: ours, or Helvetica would be named
+        # (not embedded) on every page though no text uses it.
+        initialFontName=TEXT_FONT,
+        initialFontSize=BODY,
     )
     canvas.setTitle(WORDING[letters[0].language].document_title)
     canvas.setAuthor("Hyoka")
