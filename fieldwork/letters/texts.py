@@ -53,7 +53,9 @@ WORDING = {
     "en": Wording(
         title="Request to take part in a survey",
         greeting="Dear {name},",
-        request="We would be grateful if you could spare a few minutes to answer our questionnaire.",
+        request=(
+            "We would be grateful if you could spare a few minutes to answer our questionnaire."
+        ),
         closing="Yours sincerely",
         honorific="",
         reference_label="Reference: ",
