@@ -244,18 +244,24 @@ class Sheet:
         leading: float = 1.0,
         font: str = TEXT_FONT,
         spacing: float = 0.0,
+        word_spacing: float = 0.0,
     ) -> None:
         """``text`` with its line box's top-left at (x, top) mm; ``spacing`` in points
-        between characters."""
+        added after each character, ``word_spacing`` after each space."""
         t = self.canvas.beginText(
             x * mm, (layout.PAGE_HEIGHT - self.baseline(top, size, leading, font)) * mm
         )
         t.setFont(font, size)
         if spacing:
             t.setCharSpace(spacing)
+        if word_spacing:  # (ReportLab keeps the space at code 32 in every font subset)
+            t.setWordSpace(word_spacing)
         t.textOut(text)
-        if spacing:  # the spacing is graphics state: it would outlive the text object
+        # Spacing is graphics state: it would outlive the text object.
+        if spacing:
             t.setCharSpace(0)
+        if word_spacing:
+            t.setWordSpace(0)
         self.canvas.drawText(t)
 
     def right(self, x: float, top: float, text: str, size: float, **kw: object) -> None:
@@ -288,10 +294,10 @@ class Sheet:
         )
         self.y += TITLE * BODY_LEADING * PT + TITLE_AFTER
         indent = BODY * PT if ja else 0.0
-        self.paragraph(w.greeting.format(name=p.name), justify=ja)
+        self.paragraph(w.greeting.format(name=p.name), justify=True)
         for para in p.paragraphs:
-            self.paragraph(para, indent=indent, justify=ja)
-        self.paragraph(w.request, indent=indent, justify=ja)
+            self.paragraph(para, indent=indent, justify=True)
+        self.paragraph(w.request, indent=indent, justify=True)
         self.paragraph(w.closing, align_right=True)
         self.deadline(w.deadline_label + p.deadline)
         self.access(p)
@@ -355,13 +361,27 @@ class Sheet:
             for n, line in enumerate(lines):
                 self.room(line_height)
                 left = x + (indent if n == 0 else 0.0)
-                spacing = 0.0
+                spacing = word_spacing = 0.0
                 if align_right:
                     left = x + width - self.text.width(line, size)
                 elif justify and n < len(lines) - 1 and len(line) > 1:
-                    slack = x + width - left - self.text.width(line, size)
-                    spacing = max(0.0, slack / PT / (len(line) - 1))
-                self.draw(left, self.y, line, size, leading=BODY_LEADING, spacing=spacing)
+                    # Justified, but the paragraph's last line: Latin text stretches its
+                    # spaces, Japanese (or a line without spaces) every character gap.
+                    slack = max(0.0, x + width - left - self.text.width(line, size)) / PT
+                    spaces = line.count(" ")
+                    if spaces and not any(_wide(c) for c in line):
+                        word_spacing = slack / spaces
+                    else:
+                        spacing = slack / (len(line) - 1)
+                self.draw(
+                    left,
+                    self.y,
+                    line,
+                    size,
+                    leading=BODY_LEADING,
+                    spacing=spacing,
+                    word_spacing=word_spacing,
+                )
                 self.y += line_height
         self.y += after
 
