@@ -264,10 +264,12 @@ class Sheet:
             t.setWordSpace(0)
         self.canvas.drawText(t)
 
-    def right(self, x: float, top: float, text: str, size: float, **kw: object) -> None:
+    def right(
+        self, x: float, top: float, text: str, size: float, *, leading: float, font: str = TEXT_FONT
+    ) -> None:
         """``text`` ending at ``x`` mm."""
-        font = str(kw.get("font", TEXT_FONT))
-        self.draw(x - self.metrics[font].width(text, size), top, text, size, **kw)  # type: ignore[arg-type]
+        left = x - self.metrics[font].width(text, size)
+        self.draw(left, top, text, size, leading=leading, font=font)
 
     def rule(self, x1: float, y1: float, x2: float, y2: float, width: float, color: tuple) -> None:
         c = self.canvas
