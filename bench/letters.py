@@ -27,7 +27,9 @@ batch PDFs into one 28.5 MB file with pypdf costs another 12-17 s (59.7/s includ
 Stages (50 letters): segno 5.5-8 ms (its choice of the best of 8 masks is most of it; a
 fixed mask would take 1.7 ms, not done: the mask evaluation is what keeps a code easy to
 scan), the rest of the drawing 3, PDF output 1 ms CPU a letter. On an idle machine that is
-about 100 letters/s a core, 3.5 s for the 352.
+about 100 letters/s a core, 3.5 s for the 352. A later run with less load (3 % idle,
+load 3-5; English paragraphs justified by then): the 352 in 3.0 s wall / 2.8 s CPU, 1,000
+in two processes at 99.5/s (8 ms CPU a letter); stages segno 5.3, drawing 2.9, PDF 0.9 ms.
 
 Before, with WeasyPrint (the first landing, same machine and load): 79 ms CPU a letter in
 one process (62 ms in a 50-letter document: layout 40, PDF output 16, segno 7; the QR
