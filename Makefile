@@ -51,6 +51,7 @@ bench: $(VENV)/.dev
 	$(BIN)/python bench/submit.py
 	$(BIN)/python bench/score.py
 	$(BIN)/python bench/report.py
+	$(BIN)/python bench/letters.py
 
 ## messages: refresh and compile the Japanese translations
 messages: $(VENV)/.dev

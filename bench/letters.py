@@ -11,20 +11,34 @@
    batch PDFs are then concatenated into one file with pypdf (timed separately).
    Target: at least 60 letters per second.
 4. The CPU time of 50 letters split into the renderer's stages: the QR codes (segno), the
-   HTML (Django's template), WeasyPrint's layout and its PDF output, once with the QR
-   codes and once without, so the cost of drawing the codes is seen on its own.
+   rest of the drawing (text wrapping and placing, the QR path), the PDF output (font
+   subsets, compressed streams).
 
 Missed targets print FAIL (exit status 0, as the other benchmarks do). Wall time on a busy
 machine overstates the work: compare it with the CPU time printed beside it.
 
-Measured at the first landing (2 cores, load 5-8 from other work, so wall times are 2-3x
-the CPU): 79 ms CPU a letter in one process (62 ms in a 50-letter document: layout 40,
-PDF output 16, segno 7; the QR code's path costs about 17 ms of it). The 352 letters take
-27.5 s CPU (64 s wall here); 1,000 in batches of 200 ran at 4.5 letters/s in one process
-and 5.2/s in two. On an idle machine that is about 13 letters/s a core, 25/s on both:
-neither target is met by WeasyPrint on this machine. What was tried: one compiled
-template and stylesheet, one document (fonts loaded and subset once) per batch, the QR
-code as segno's single path, and a third fewer elements per letter (108 -> 72 ms CPU).
+Measured with the ReportLab renderer (2 cores, 0 % idle: four other agents' work running,
+load 5-7, so wall times are 2-4x the CPU; CPU time from getrusage/process_time):
+10 ms CPU a letter (9.7 ms for 1,000 in one document in one process). The 352 letters as
+one PDF: 8.4 s wall, 3.5 s CPU, 0.94 MB [< 10 s: ok]. 10,000 in batches of 200: one
+process 383 s wall / 97.6 s CPU (26/s wall on the loaded machine, ~100/s a core by CPU);
+two processes 150 s wall / 98.3 s CPU, 66.7 letters/s [>= 60/s: ok]; concatenating the 50
+batch PDFs into one 28.5 MB file with pypdf costs another 12-17 s (59.7/s including it).
+Stages (50 letters): segno 5.5-8 ms (its choice of the best of 8 masks is most of it; a
+fixed mask would take 1.7 ms, not done: the mask evaluation is what keeps a code easy to
+scan), the rest of the drawing 3, PDF output 1 ms CPU a letter. On an idle machine that is
+about 100 letters/s a core, 3.5 s for the 352. A later run with less load (3 % idle,
+load 3-5; English paragraphs justified by then): the 352 in 3.0 s wall / 2.8 s CPU, 1,000
+in two processes at 99.5/s (8 ms CPU a letter); stages segno 5.3, drawing 2.9, PDF 0.9 ms.
+
+Before, with WeasyPrint (the first landing, same machine and load): 79 ms CPU a letter in
+one process (62 ms in a 50-letter document: layout 40, PDF output 16, segno 7; the QR
+code's path costs about 17 ms of it). The 352 letters took 27.5 s CPU (64 s wall); 1,000
+in batches of 200 ran at 4.5 letters/s in one process and 5.2/s in two: neither target
+met. What was tried there: one compiled template and stylesheet, one document per batch,
+the QR code as segno's single path, a third fewer elements per letter (108 -> 72 ms CPU).
+Hence the fixed-position renderer: 6-8x less CPU a letter. The ReportLab prototype
+(before the QR path was written as PDF operators and rl_accel installed) took 14.6 ms.
 """
 
 from __future__ import annotations
@@ -180,42 +194,38 @@ def batched(letters: list[Any], *, batch: int, workers: int, keep: Path) -> floa
 
 
 def stages(letters: list[Any]) -> None:
-    import weasyprint
-    from django.template import Context
-    from django.utils.safestring import mark_safe
-    from weasyprint.text.fonts import FontConfiguration
+    import segno
+    from reportlab.lib.units import mm
+    from reportlab.pdfgen.canvas import Canvas
 
-    from fieldwork.letters import render
-    from fieldwork.letters.fetcher import FontsFetcher, base_url
+    from fieldwork.letters import layout, render
 
-    for with_qr in (True, False):
-        cpu0 = time.process_time()
-        pages = [render.page(letter, date(2026, 12, 4)) for letter in letters]
-        if not with_qr:  # (the codes are still made: segno's time is in both lines)
-            pages = [render.Page(**{**p.__dict__, "qr": mark_safe("")}) for p in pages]
-        cpu1 = time.process_time()
-        html = render._template().render(Context({"pages": pages, "lang": "ja"}))
-        cpu2 = time.process_time()
-        fetcher, fonts = FontsFetcher(), FontConfiguration()
-        css = weasyprint.CSS(
-            string=render._stylesheet_text(),
-            base_url=base_url(),
-            url_fetcher=fetcher,
-            font_config=fonts,
-        )
-        document = weasyprint.HTML(string=html, base_url=base_url(), url_fetcher=fetcher).render(
-            stylesheets=[css], font_config=fonts
-        )
-        cpu3 = time.process_time()
-        document.write_pdf()
-        cpu4 = time.process_time()
-        each = 1000 / len(letters)
-        label = "with QR codes   " if with_qr else "without QR codes"
-        print(
-            f"  {label}: QR/segno {each * (cpu1 - cpu0):5.1f}, template "
-            f"{each * (cpu2 - cpu1):4.1f}, layout {each * (cpu3 - cpu2):5.1f}, PDF "
-            f"{each * (cpu4 - cpu3):5.1f}, total {each * (cpu4 - cpu0):5.1f} ms CPU a letter"
-        )
+    today = date(2026, 12, 4)
+    cpu0 = time.process_time()
+    for letter in letters:
+        segno.make(letter.link, error="m", micro=False, boost_error=False)
+    cpu1 = time.process_time()
+    canvas = Canvas(
+        io.BytesIO(),
+        pagesize=(layout.PAGE_WIDTH * mm, layout.PAGE_HEIGHT * mm),
+        pageCompression=1,
+        invariant=1,
+        initialFontName=render.TEXT_FONT,
+    )
+    sheet = render.Sheet(canvas)
+    for letter in letters:
+        sheet.letter(render.page(letter, today))
+    cpu2 = time.process_time()
+    canvas.save()
+    cpu3 = time.process_time()
+    each = 1000 / len(letters)
+    segno_ms = each * (cpu1 - cpu0)
+    print(
+        f"  QR codes (segno) {segno_ms:4.1f}, the rest of the drawing "
+        f"{each * (cpu2 - cpu1) - segno_ms:4.1f}, PDF output (fonts subset, streams "
+        f"compressed) {each * (cpu3 - cpu2):4.1f}, total "
+        f"{each * (cpu3 - cpu1):4.1f} ms CPU a letter"
+    )
 
 
 def main() -> None:

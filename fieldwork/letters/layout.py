@@ -1,5 +1,5 @@
 """Where things sit on the sheet: the envelope window, in millimetres from the sheet's
-top-left corner (A4 portrait, 210 × 297 mm). The stylesheet is rendered from these values
+top-left corner (A4 portrait, 210 × 297 mm). The renderer draws at these values
 and the tests check the printed text against them, so they are stated once, here.
 
 The envelope is a 長形3号 (120 × 235 mm, the JIS size of the 定形 letter Japanese
@@ -12,7 +12,7 @@ the window runs along its length), is a typical ready-made 長3 window; the figu
 by maker and were not checked against a maker's data sheet or a physical envelope in
 this landing. Read on the sheet, with the sheet's left and top edges at the envelope's
 (how the folded sheet rests in it), that is ``WINDOW`` below; a municipality that buys
-another envelope changes ``WINDOW`` here (the stylesheet and the tests follow it).
+another envelope changes ``WINDOW`` here (the renderer and the tests follow it).
 
 A folded sheet is 99 × 210 mm in a 120 × 235 mm envelope, so it can slide. The address
 is printed inside ``SAFE``, the window shrunk by ``PLAY`` on every side, so a shift of up

@@ -22,7 +22,7 @@ import zxingcpp
 from PIL import Image
 from pypdf import PdfReader
 
-from fieldwork.letters import Letter, layout, render_html, render_letters, render_letters_batched
+from fieldwork.letters import Letter, layout, render_letters, render_letters_batched
 
 MM_PER_PT = 25.4 / 72
 
@@ -341,19 +341,37 @@ def test_a_bad_letter_is_refused_with_a_clear_message(changes, message):
 
 
 def test_the_renderer_reads_its_two_fonts_and_nothing_else():
-    from fieldwork.letters.fetcher import FontsFetcher, ResourceRefused, fonts_folder
+    """Text in a letter is drawn as typed, never read as markup: a name or a purpose
+    naming a file or an address makes the renderer open nothing but its two fonts."""
+    import sys
 
-    fetcher = FontsFetcher()
-    font = (fonts_folder() / "DejaVuSansMono.ttf").as_uri()
-    assert fetcher.fetch(font).read()[:4] == b"\x00\x01\x00\x00"  # a TrueType font
-    for url in (
-        "file:///etc/passwd",
-        (fonts_folder().parent / "kpi" / "report.css").as_uri(),
-        "https://hyoka.example.jp/x.ttf",
-        "data:font/ttf;base64,AAEAAA==",
-    ):
-        with pytest.raises(ResourceRefused):
-            fetcher.fetch(url)
+    from fieldwork.letters import render
+
+    opened: list[str] = []
+    watching = False
+
+    def hook(event: str, args: tuple) -> None:
+        if watching and event == "open" and isinstance(args[0], str | Path):
+            opened.append(str(Path(args[0]).resolve()))
+
+    sys.addaudithook(hook)  # (a hook cannot be removed: it records only while watching)
+    sneaky = '<img src="/etc/passwd"/> <a href="file:///etc/hostname">x</a>'
+    bad = letter(9, addressee_name="<img src=x>", purpose=f"{sneaky}\n\nhttps://e.jp/x.ttf")
+    render_letters([bad])  # warm: modules imported on the first rendering are not the point
+    render.fonts.cache_clear()  # so the fonts are opened again, while watching
+    watching = True
+    try:
+        pdf = render_letters([bad])
+    finally:
+        watching = False
+    folder = render.fonts_folder()
+    assert sorted(set(opened)) == [
+        str(folder / "DejaVuSansMono.ttf"),
+        str(folder / "ipaexg.ttf"),
+    ]
+    text = squeeze(page_texts(pdf)[0])
+    assert squeeze(sneaky) in text
+    assert "<imgsrc=x>様" in text
 
 
 def test_nothing_to_print_is_refused():
@@ -379,15 +397,58 @@ def test_an_undated_letter_carries_todays_date_in_japan_time():
     from django.utils import timezone
 
     today = timezone.localdate()  # TIME_ZONE is Asia/Tokyo
-    html = render_html([letter(1, dated=None), english(2, dated=None)])
-    assert f"{today.year}年{today.month}月{today.day}日" in html
+    texts = page_texts(render_letters([letter(1, dated=None), english(2, dated=None)]))
+    assert f"{today.year}年{today.month}月{today.day}日" in texts[0]
     months = "January February March April May June July August September October November"
     month = [*months.split(), "December"][today.month - 1]
-    assert f"{today.day} {month} {today.year}" in html
+    assert f"{today.day} {month} {today.year}" in texts[1]
 
 
-def test_blank_lines_in_the_purpose_separate_paragraphs_and_leave_none_empty():
-    html = render_html([letter(1, purpose="一段落目。\n\n\n\n二段落目。\n同じ段落。")])
-    assert "<p>一段落目。</p>" in html
-    assert "<p>二段落目。\n同じ段落。</p>" in html
-    assert "<p></p>" not in html
+def test_blank_lines_in_the_purpose_separate_paragraphs_and_leave_none_empty(tmp_path):
+    """Blank lines (however many) end a paragraph, a single line break breaks the line
+    within one: on the page, a paragraph's lines are one line height apart (10.5 pt at
+    1.7) and the next paragraph starts a paragraph gap (2.5 mm) further down."""
+    from fieldwork.letters.render import page
+
+    one = letter(1, purpose="一段落目。\n\n\n\n二段落目。\n同じ段落。")
+    assert page(one, date(2026, 12, 4)).paragraphs == ("一段落目。", "二段落目。\n同じ段落。")
+    path = tmp_path / "paragraphs.pdf"
+    path.write_bytes(render_letters([one]))
+    tops = {text: top for text, _, top, _, _ in words(path)[0]}
+    line = 10.5 * 1.7 * MM_PER_PT
+    assert tops["同じ段落。"] - tops["二段落目。"] == pytest.approx(line, abs=0.05)
+    assert tops["二段落目。"] - tops["一段落目。"] == pytest.approx(line + 2.5, abs=0.05)
+
+
+# --- line breaking ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "em", "expected"),
+    [
+        # Five full-width characters a line (IPAex Gothic's kana are 1 em wide). A line
+        # never starts with a closing mark: the character before it moves down with it.
+        ("あいうえお。かきくけこ", 5, ["あいうえ", "お。かきく", "けこ"]),
+        ("あいうえ、」かきく", 5, ["あいう", "え、」かき", "く"]),
+        ("あいうえおーかき", 5, ["あいうえ", "おーかき"]),
+        # ... and never ends with an opening bracket: it moves down to what it opens.
+        ("あいう「えお」", 4, ["あいう", "「えお」"]),
+        # Latin words break at spaces only, the space is not carried to the next line.
+        ("ab cd あいう", 3, ["ab cd", "あいう"]),
+    ],
+)
+def test_japanese_lines_break_at_any_character_but_keep_punctuation_attached(text, em, expected):
+    from fieldwork.letters.render import PT, TEXT_FONT, fonts, wrap
+
+    size = 10.0
+    assert wrap(text, fonts()[TEXT_FONT], size, em * size * PT) == expected
+
+
+def test_a_link_longer_than_a_line_breaks_between_any_two_characters():
+    from fieldwork.letters.render import LINK, MONO_FONT, PT, fonts, wrap
+
+    link = "https://hyoka.example.jp/s/" + "0O" * 80  # 187 characters
+    per_line = int(173 / (0.602 * LINK * PT))  # DejaVu Sans Mono: 0.602 em a character
+    lines = wrap(link, fonts()[MONO_FONT], LINK, 173)
+    assert "".join(lines) == link
+    assert [len(line) for line in lines] == [per_line, per_line, len(link) - 2 * per_line]
