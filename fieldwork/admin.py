@@ -251,7 +251,9 @@ class DeliveryAdmin(ScopedAdminMixin, admin.ModelAdmin):
         def write(built: Built, heartbeat: Any) -> None:
             pdf.append(letters_pdf(built.letters, on_batch=heartbeat))
 
-        printed = letter_deliveries_print(ids=ids, write=write)
+        printed = letter_deliveries_print(
+            deliveries=Delivery.objects.filter(pk__in=ids), write=write
+        )
         if printed.failed:
             self.message_user(
                 request,

@@ -31,7 +31,7 @@ import io
 import os
 import tempfile
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -179,23 +179,20 @@ def letter_deliveries_recover(*, now: datetime | None = None) -> int:
 
 def letter_deliveries_print(
     *,
-    ids: Iterable[int],
+    deliveries: QuerySet[Delivery],
     write: Callable[[Built, Callable[[], None]], None],
     language: str | None = None,
     deadline: date | None = None,
     now: datetime | None = None,
 ) -> Printed:
-    """Print the queued letter deliveries among ``ids`` (see the module docstring).
+    """Print the queued letter deliveries due among ``deliveries`` (see the module
+    docstring).
 
     ``write(built, heartbeat)`` stores the PDF of ``built.letters`` and calls
     ``heartbeat()`` now and then (after each batch); it is not called if there is no
     letter to print."""
     result = Printed(recovered=letter_deliveries_recover(now=now))
-    ids = list(
-        letter_deliveries_due(Delivery.objects.filter(pk__in=list(ids)), now=now).values_list(
-            "pk", flat=True
-        )
-    )
+    ids = list(letter_deliveries_due(deliveries, now=now).values_list("pk", flat=True))
     result.cancelled = (
         Delivery.objects.filter(pk__in=ids, status=Delivery.Status.QUEUED)
         .filter(selectors.no_longer_reachable())

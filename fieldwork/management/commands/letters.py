@@ -16,14 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.utils import timezone
 
 from fieldwork.letters.build import Built, letters_build
-from fieldwork.letters.printing import (
-    letter_deliveries_due,
-    letter_deliveries_print,
-    letters_pdf_file,
-)
+from fieldwork.letters.printing import letter_deliveries_print, letters_pdf_file
 from fieldwork.letters.render import DEFAULT_BATCH
 from fieldwork.models import Delivery
 from surveys.models import Participant, Response, Study
@@ -99,16 +94,11 @@ class Command(BaseCommand):
             )
 
         if options["queued"]:
-            now = timezone.now()
-            due = letter_deliveries_due(
-                Delivery.objects.filter(participant__site__in=sites), now=now
-            )
             printed = letter_deliveries_print(
-                ids=list(due.values_list("pk", flat=True)),
+                deliveries=Delivery.objects.filter(participant__site__in=sites),
                 write=write,
                 language=language,
                 deadline=deadline,
-                now=now,
             )
             built = printed.built
             extra = (

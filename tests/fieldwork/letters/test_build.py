@@ -51,7 +51,9 @@ def addressed(site, **values):  # type: ignore[no-untyped-def]
 
 def test_a_letter_carries_the_participants_name_address_and_own_link(letter_site):
     hanako = addressed(letter_site)
-    taro = addressed(letter_site, postal_name="佐藤 太郎", postal_address="〒231-0002\n横浜市中区海岸通2")
+    taro = addressed(
+        letter_site, postal_name="佐藤 太郎", postal_address="〒231-0002\n横浜市中区海岸通2"
+    )
     study = letter_site.study
 
     built = letters_build([hanako, taro])
