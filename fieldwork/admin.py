@@ -355,7 +355,11 @@ class FieldworkParticipantAdmin(ParticipantAdmin):
         if built.skipped:
             self.message_user(
                 request,
-                gettext("No letter for %(count)d participant(s) (%(reasons)s).")
+                ngettext(
+                    "No letter for %(count)d participant (%(reasons)s).",
+                    "No letter for %(count)d participants (%(reasons)s).",
+                    len(built.skipped),
+                )
                 % {"count": len(built.skipped), "reasons": skipped_summary(built)},
                 messages.WARNING,
             )
