@@ -132,6 +132,10 @@ def test_queued_prints_exactly_the_queued_letters_marks_them_sent_and_once(lette
     invitation, reminder = queue_letter(first), queue_letter(first, Delivery.Kind.REMINDER)
     other = queue_letter(second)
     no_address = queue_letter(with_contact(letter_site, email="a@example.jp"))
+    answered = queue_letter(addressed(letter_site, 4))
+    survey_services.response_submit(
+        participant=answered.participant, answers=complete_answers(), language="ja"
+    )
     email = Delivery.objects.create(
         participant=not_queued,
         channel=Delivery.Channel.EMAIL,
@@ -150,6 +154,7 @@ def test_queued_prints_exactly_the_queued_letters_marks_them_sent_and_once(lette
         reminder.pk: Delivery.Status.SENT,
         other.pk: Delivery.Status.SENT,
         no_address.pk: Delivery.Status.FAILED,
+        answered.pk: Delivery.Status.CANCELLED,
         email.pk: Delivery.Status.QUEUED,
     }
     assert "no postal address" in Delivery.objects.get(pk=no_address.pk).last_error
@@ -269,6 +274,20 @@ def test_a_manager_prints_their_own_sites_letters_only(letter_site, itabashi, tm
     assert only_theirs["Content-Type"].startswith("text/html")
     assert "No letters to print." in only_theirs.content.decode()
     assert participant_link(theirs) not in only_theirs.content.decode()
+
+
+def test_a_viewer_of_another_site_cannot_print_its_letters(letter_site, itabashi):
+    setagaya = manager_of(letter_site, "fieldwork.view_contact")
+    # Seeing Itabashi's participants (a viewer there) is not printing their letters.
+    Membership.objects.create(
+        user=User.objects.get(username=f"kodomo-{letter_site.code}"),
+        site=itabashi,
+        role=Membership.Role.VIEWER,
+    )
+    mine, theirs = addressed(letter_site), addressed(itabashi)
+
+    assert print_letters(setagaya, mine, theirs).status_code == 403
+    assert print_letters(setagaya, theirs).status_code == 403
 
 
 def test_printing_needs_the_right_to_read_contacts(letter_site, tmp_path):
