@@ -247,7 +247,8 @@ def letter_deliveries_print(
 
 
 def skipped_summary(built: Built) -> str:
-    """ "no postal address: 3, already answered: 1" in the active language."""
+    """The skipped participants counted by reason, in the active language, such as
+    "no postal address: 3, already answered: 1"."""
     return ", ".join(
         f"{SKIP_WORDS[reason]}: {count}" for reason, count in sorted(built.skipped_counts.items())
     )
