@@ -658,6 +658,11 @@ if HYOKA_DELIVERY_SENDING_TIMEOUT <= CELERY_TASK_TIME_LIMIT:
         "HYOKA_DELIVERY_SENDING_TIMEOUT must exceed CELERY_TASK_TIME_LIMIT: a message still "
         "being sent by a live worker would be sent again."
     )
+# At most this many letters from the admin's "Print letters (PDF)" actions (a download
+# rendered while the manager waits); more: ``manage.py letters``.
+HYOKA_LETTERS_ADMIN_MAX = env.int("HYOKA_LETTERS_ADMIN_MAX", default=500)
+if HYOKA_LETTERS_ADMIN_MAX < 1:
+    raise ImproperlyConfigured("HYOKA_LETTERS_ADMIN_MAX must be 1 or more.")
 # The right-hand side of every Message-ID (fieldwork/channels/email.py).
 HYOKA_MESSAGE_ID_DOMAIN = env.str(
     "HYOKA_MESSAGE_ID_DOMAIN", default=SITE_URL.split("://", 1)[-1].split("/")[0].split(":")[0]

@@ -8,12 +8,14 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
@@ -33,6 +35,8 @@ from surveys.models import Participant, Study
 
 from . import contacts, services
 from .errors import NoSender
+from .letters.build import Built, letters_build
+from .letters.printing import letter_deliveries_print, letters_pdf, skipped_summary
 from .models import Contact, Delivery, Sender
 
 register_scope(Sender, by_site("site_id"))
@@ -216,6 +220,65 @@ class DeliveryAdmin(ScopedAdminMixin, admin.ModelAdmin):
     list_select_related = ("participant",)
     search_fields = ("participant__reference",)
     date_hierarchy = "created_at"
+    actions = ("print_queued_letters",)
+
+    def has_print_permission(self, request: HttpRequest) -> bool:
+        return _may_print(self, request)
+
+    @admin.action(description=_("Print the selected queued letters (PDF)"), permissions=["print"])
+    def print_queued_letters(
+        self, request: HttpRequest, queryset: QuerySet[Delivery]
+    ) -> HttpResponseBase | None:
+        """The selected letter deliveries that are queued and due, of the sites the caller
+        manages, as one PDF; they are marked sent once it is rendered (each printed once:
+        two managers printing the same rows at once get each row in one PDF only)."""
+        queryset = self.scoped(request, queryset, at_least=MANAGER)
+        ids = list(
+            queryset.filter(
+                channel=Delivery.Channel.LETTER, status=Delivery.Status.QUEUED
+            ).values_list("pk", flat=True)
+        )
+        if not ids:
+            self.message_user(
+                request, _("None of the selected deliveries is a queued letter."), messages.WARNING
+            )
+            return None
+        if len(ids) > settings.HYOKA_LETTERS_ADMIN_MAX:
+            self.message_user(request, _too_many(len(ids)), messages.ERROR)
+            return None
+        pdf: list[bytes] = []
+
+        def write(built: Built, heartbeat: Any) -> None:
+            pdf.append(letters_pdf(built.letters, on_batch=heartbeat))
+
+        printed = letter_deliveries_print(
+            deliveries=Delivery.objects.filter(pk__in=ids), write=write
+        )
+        if printed.failed:
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d letter could not be printed and is marked failed (%(reasons)s).",
+                    "%(count)d letters could not be printed and are marked failed (%(reasons)s).",
+                    len(printed.failed),
+                )
+                % {"count": len(printed.failed), "reasons": skipped_summary(printed.built)},
+                messages.WARNING,
+            )
+        if not pdf:
+            self.message_user(request, _("No letters to print."), messages.WARNING)
+            return None
+        self.message_user(
+            request,
+            ngettext(
+                "%(count)d queued letter printed and marked sent.",
+                "%(count)d queued letters printed and marked sent.",
+                len(printed.sent),
+            )
+            % {"count": len(printed.sent)},
+            messages.SUCCESS,
+        )
+        return _pdf_download(pdf[0], "queued-letters")
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -235,7 +298,11 @@ class FieldworkParticipantAdmin(ParticipantAdmin):
     fieldwork: the model admin is registered again here, extended)."""
 
     # One more than the survey admin's three (mypy infers their tuple's exact length).
-    actions = (*ParticipantAdmin.actions, "send_invitations_by_email")  # type: ignore[assignment]
+    actions = (  # type: ignore[assignment]
+        *ParticipantAdmin.actions,
+        "send_invitations_by_email",
+        "print_letters",
+    )
 
     def has_send_permission(self, request: HttpRequest) -> bool:
         return bool(request.user.has_perm("fieldwork.add_delivery")) and self.has_role(
@@ -268,6 +335,59 @@ class FieldworkParticipantAdmin(ParticipantAdmin):
             self.message_user(
                 request, gettext("Not invited (%(reasons)s).") % {"reasons": skipped}, messages.INFO
             )
+
+    def has_print_permission(self, request: HttpRequest) -> bool:
+        return _may_print(self, request)
+
+    @admin.action(description=_("Print letters (PDF)"), permissions=["print"])
+    def print_letters(
+        self, request: HttpRequest, queryset: QuerySet[Participant]
+    ) -> HttpResponseBase | None:
+        """The selected participants' letters (of the sites the caller manages) as one
+        PDF download. Printing records nothing: like exporting links, it shows each
+        participant's one stable link and changes nothing."""
+        mine = self.scoped(request, queryset, at_least=MANAGER)
+        ids = list(mine.values_list("pk", flat=True))
+        if len(ids) > settings.HYOKA_LETTERS_ADMIN_MAX:
+            self.message_user(request, _too_many(len(ids)), messages.ERROR)
+            return None
+        built = letters_build(ids)
+        if built.skipped:
+            self.message_user(
+                request,
+                ngettext(
+                    "No letter for %(count)d participant (%(reasons)s).",
+                    "No letter for %(count)d participants (%(reasons)s).",
+                    len(built.skipped),
+                )
+                % {"count": len(built.skipped), "reasons": skipped_summary(built)},
+                messages.WARNING,
+            )
+        if not built.letters:
+            self.message_user(request, _("No letters to print."), messages.WARNING)
+            return None
+        return _pdf_download(letters_pdf(built.letters), "letters")
+
+
+def _may_print(model_admin: ScopedAdminMixin, request: HttpRequest) -> bool:
+    """Letters show names and addresses: the manager role and the right to read contacts."""
+    return bool(request.user.has_perm("fieldwork.view_contact")) and model_admin.has_role(
+        request, None, MANAGER
+    )
+
+
+def _too_many(count: int) -> str:
+    return gettext(
+        "%(count)d letters are too many to print here (at most %(max)d): print them with "
+        "“python manage.py letters --study CODE --out letters.pdf”, or select fewer."
+    ) % {"count": count, "max": settings.HYOKA_LETTERS_ADMIN_MAX}
+
+
+def _pdf_download(pdf: bytes, prefix: str) -> HttpResponse:
+    response = HttpResponse(pdf, content_type="application/pdf")
+    stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
+    response["Content-Disposition"] = f'attachment; filename="{prefix}-{stamp}.pdf"'
+    return response
 
 
 SKIP_WORDS = {
