@@ -186,7 +186,11 @@ def build(size: int, rng: random.Random) -> Built:
         before, after = appendonly.flush_sql(connection)
         for statement in before:
             cursor.execute(statement)
-        cursor.execute(f"TRUNCATE {', '.join(DATA_TABLES)}, surveys_erasurerecord RESTART IDENTITY")
+        # The participants' links (surveys/links.py) refer to them: emptied with them.
+        cursor.execute(
+            f"TRUNCATE {', '.join(DATA_TABLES)}, surveys_erasurerecord, "
+            "surveys_participantlink, surveys_legacylink RESTART IDENTITY"
+        )
         for statement in after:
             cursor.execute(statement)
         # Secondary indexes are dropped and built again after the COPY, several times

@@ -33,7 +33,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from simple_history.utils import bulk_update_with_history
 
-from . import scoping, tokens
+from . import links, scoping, tokens
 from .errors import ErasureRefused
 from .history import Reason, recorded_by, save_with_reason
 from .models import (
@@ -138,8 +138,10 @@ def participant_erase(
 def _erase_participant(participant: Participant, user: Any) -> None:
     participant.reference = pseudonym(participant)
     # A fresh hash of a token that is thrown away: the old link finds nobody, and nobody
-    # holds the new one.
+    # holds the new one. What the link was derived from goes, and so does the hash of a
+    # link from before links were derived (``surveys/links.py``).
     _token, participant.token_hash = tokens.new_token()
+    links.participant_drop_links(participant=participant)
     with recorded_by(user):
         save_with_reason(
             participant,

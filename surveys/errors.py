@@ -53,6 +53,29 @@ class ErasureRefused(RuleViolation):
     default_message = _("You may not erase this participant's personal data.")
 
 
-class ParticipantErased(RuleViolation):
+class LinkUnavailable(RuleViolation):
+    """A participant's link cannot be given (``surveys/links.py``)."""
+
+    code = "link_unavailable"
+    default_message = _("This participant's link cannot be shown.")
+
+
+class ParticipantErased(LinkUnavailable):
     code = "participant_erased"
     default_message = _("This participant's personal data was erased: they get no new link.")
+
+
+class ParticipantWithdrawn(LinkUnavailable):
+    code = "participant_withdrawn"
+    default_message = _("This participant was withdrawn from the study: they have no link.")
+
+
+class LinkKeyMissing(LinkUnavailable):
+    """The key a link was derived under is neither ``HYOKA_LINK_KEY`` nor one of
+    ``HYOKA_LINK_OLD_KEYS``: the link cannot be shown (it still works)."""
+
+    code = "link_key_missing"
+    default_message = _(
+        "This participant's link was made with a link key that is no longer configured: "
+        "put that key back in HYOKA_LINK_OLD_KEYS, or replace the link."
+    )

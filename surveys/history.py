@@ -36,6 +36,10 @@ class Reason(models.TextChoices):
     PARTICIPANTS_IMPORTED = "participants imported", _("participants imported")
     PARTICIPANT_WITHDRAWN = "participant withdrawn", _("participant withdrawn")
     LINK_REISSUED = "invitation link reissued", _("invitation link reissued")
+    LINK_REPLACED = (
+        "invitation link replaced",
+        _("invitation link replaced (the earlier one no longer works)"),
+    )
     PERSONAL_DATA_ERASED = "personal data erased", _("personal data erased")
     EVALUATION_CREATED = "evaluation created", _("evaluation created")
     SIGNED_OFF = "evaluation signed off", _("evaluation signed off")

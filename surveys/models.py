@@ -438,6 +438,66 @@ class Participant(models.Model):
         return strip_bidi_controls(self.reference)
 
 
+class ParticipantLink(models.Model):
+    """What a participant's stable link is derived from (``surveys/links.py``): a random
+    nonce and the id of the key it was derived under. Neither is secret: without the key
+    (held outside the database, ``HYOKA_LINK_KEY``) they give no link. Replacing the link
+    is a new nonce. Not in the history: the act shows as a new "link issued" time."""
+
+    participant = models.OneToOneField(
+        Participant,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="stable_link",
+        verbose_name=_("participant"),
+    )
+    nonce = models.CharField(_("nonce"), max_length=32)
+    key_id = models.CharField(_("key id"), max_length=16)
+
+    class Meta:
+        verbose_name = _("participant link")
+        verbose_name_plural = _("participant links")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(nonce__regex=r"^[0-9a-f]{32}$"), name="participantlink_nonce_is_hex"
+            ),
+            models.CheckConstraint(
+                condition=Q(key_id__regex=r"^[0-9a-f]{16}$"), name="participantlink_key_id_is_hex"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return str(self.participant_id)
+
+
+class LegacyLink(models.Model):
+    """The hash of a participant's link issued before links were derived (a random token
+    nobody can show again): it keeps working, looked up only when the current hash finds
+    nobody, until the participant's link is replaced or their data erased."""
+
+    participant = models.OneToOneField(
+        Participant,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="legacy_link",
+        verbose_name=_("participant"),
+    )
+    token_hash = models.CharField(_("invitation token hash"), max_length=64, unique=True)
+
+    class Meta:
+        verbose_name = _("earlier participant link")
+        verbose_name_plural = _("earlier participant links")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(token_hash__regex=r"^[0-9a-f]{64}$"),  # noqa: S106
+                name="legacylink_token_hash_is_sha256",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return str(self.participant_id)
+
+
 class Response(models.Model):
     class Status(models.TextChoices):
         DRAFT = "draft", _("Draft")

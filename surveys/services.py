@@ -16,9 +16,9 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from simple_history.utils import bulk_create_with_history, bulk_update_with_history
+from simple_history.utils import bulk_create_with_history
 
-from . import tokens
+from . import links
 from .answers import MAX_CHOICES, InstrumentForm, answer_rows
 from .bidi import strip_bidi_controls
 from .errors import (
@@ -26,22 +26,21 @@ from .errors import (
     ImportRejected,
     InstrumentFrozen,
     InstrumentInvalid,
-    ParticipantErased,
 )
 from .history import Reason, save_with_reason
 from .models import (
     Answer,
     Choice,
-    ErasureRecord,
     Instrument,
     Language,
     Participant,
+    ParticipantLink,
     Question,
     Response,
     Site,
     Study,
 )
-from .signals import response_submitted
+from .signals import participant_withdrawing, response_submitted
 from .submission import records
 
 # A participant's own writes are the submission pipeline's, offered here with the others.
@@ -51,54 +50,30 @@ from .text import forbidden_character, forbidden_message
 # --- Participants ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Invitation:
-    """A participant with the plain link: returned once, at creation or reissue."""
-
-    participant: Participant
-    token: str
-
-    @property
-    def url(self) -> str:
-        return tokens.invitation_url(self.token)
+# The participant's link: surveys/links.py (stable, derived from the link key).
+Invitation = links.Invitation
+participant_replace_links = links.participant_replace_links
 
 
 def participant_create(*, site: Site, reference: str) -> Invitation:
-    token, token_hash = tokens.new_token()
-    participant = Participant(site=site, reference=reference, token_hash=token_hash)
-    save_with_reason(participant, Reason.PARTICIPANT_CREATED.value)
-    return Invitation(participant=participant, token=token)
+    """A new participant and their link (the same link ``links.participant_link`` gives
+    later)."""
+    link = links.new_link()
+    participant = Participant(site=site, reference=reference, token_hash=link.token_hash)
+    with transaction.atomic():
+        save_with_reason(participant, Reason.PARTICIPANT_CREATED.value)
+        link.row(participant.pk).save(force_insert=True)
+    return Invitation(participant=participant, token=link.token)
 
 
 @transaction.atomic
-def participant_reissue_links(*, participants: Iterable[Participant]) -> list[Invitation]:
-    """New links for these participants; their old links stop working at once. An erased
-    participant gets none (it would give them back a way in)."""
-    participants = list(participants)
-    if ErasureRecord.objects.filter(participant__in=participants).exists():
-        raise ParticipantErased()
-    now = timezone.now()
-    invitations = []
-    for participant in participants:
-        token, participant.token_hash = tokens.new_token()
-        participant.token_issued_at = now
-        invitations.append(Invitation(participant=participant, token=token))
-    # One UPDATE and one INSERT of historical rows (which keep the time, never the hash).
-    bulk_update_with_history(
-        [i.participant for i in invitations],
-        Participant,
-        ["token_hash", "token_issued_at"],
-        batch_size=1000,
-        default_change_reason=Reason.LINK_REISSUED.value,
-        default_date=now,
-    )
-    return invitations
-
-
 def participant_withdraw(*, participant: Participant) -> None:
-    """The participant leaves the study: their link stops working; their answers stay."""
+    """The participant leaves the study: their link stops working; their answers stay.
+    Other apps cancel what they had queued for them in this transaction
+    (``signals.participant_withdrawing``)."""
     participant.status = Participant.Status.WITHDRAWN
     save_with_reason(participant, Reason.PARTICIPANT_WITHDRAWN.value, update_fields=["status"])
+    participant_withdrawing.send(sender=Participant, participant=participant)
 
 
 IMPORT_COLUMNS = ("reference", "site")
@@ -195,19 +170,26 @@ def _import_rows(
         raise ImportRejected(errors=errors)
     if not rows:
         raise ImportRejected(_("The file has no participants."))
-    invitations = []
-    for site, reference in rows:
-        token, token_hash = tokens.new_token()
-        participant = Participant(site=site, reference=reference, token_hash=token_hash)
-        invitations.append(Invitation(participant=participant, token=token))
+    made = [links.new_link() for _row in rows]
+    participants = [
+        Participant(site=site, reference=reference, token_hash=link.token_hash)
+        for (site, reference), link in zip(rows, made, strict=True)
+    ]
     with transaction.atomic():  # all rows are stored, or none
+        # PostgreSQL and SQLite give the new rows' ids back (``RETURNING``).
         bulk_create_with_history(
-            [i.participant for i in invitations],
+            participants,
             Participant,
             batch_size=1000,
             default_change_reason=Reason.PARTICIPANTS_IMPORTED.value,
         )
-    return invitations
+        ParticipantLink.objects.bulk_create(
+            [link.row(p.pk) for p, link in zip(participants, made, strict=True)], batch_size=1000
+        )
+    return [
+        Invitation(participant=participant, token=link.token)
+        for participant, link in zip(participants, made, strict=True)
+    ]
 
 
 def _unknown_site(code: str, codes: list[str], *, restricted: bool) -> str:

@@ -1,4 +1,5 @@
-"""Invitation tokens: 256 random bits, shown once as a link, stored only as a hash."""
+"""Invitation tokens: their shape, and random ones (erasure's throw-away hash; links before
+they were derived). A participant's link is derived: ``surveys/links.py``."""
 
 from __future__ import annotations
 

@@ -8,6 +8,7 @@ nothing from the developer's shell or from the test run's own settings leaks in.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import secrets
@@ -34,6 +35,9 @@ PRODUCTION = {
     "CACHE_URL": "redis://cache.example.jp:6379/1",
     "HYOKA_SIGNING_P12": "/etc/hyoka/signing.p12",
     "HYOKA_SIGNING_PASSPHRASE": secrets.token_urlsafe(24),
+    "HYOKA_LINK_KEY": secrets.token_urlsafe(32),
+    "HYOKA_CONTACT_KEYS": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+    "EMAIL_URL": "smtp+tls://hyoka:secret@smtp.example.jp:587",
 }
 REQUIRED = [name for name in PRODUCTION if name not in {"HYOKA_ENV", "CACHE_URL"}]
 
@@ -68,6 +72,22 @@ def test_production_refuses_a_short_secret_key():
 
     assert result.returncode != 0
     assert "ImproperlyConfigured: SECRET_KEY must be at least 50" in result.stderr
+
+
+@pytest.mark.parametrize("variable", ["HYOKA_LINK_KEY", "HYOKA_LINK_OLD_KEYS"])
+def test_production_refuses_a_weak_link_key(variable):
+    result = manage("check", **{**PRODUCTION, variable: "short-link-key"})
+
+    assert result.returncode != 0
+    assert f"ImproperlyConfigured: {variable}: a link key must be at least 32" in result.stderr
+
+
+@without_dot_env
+def test_the_deployment_checks_refuse_the_development_link_key():
+    result = manage("check", "--deploy")
+
+    assert "hyoka.E001" in result.stderr
+    assert "HYOKA_LINK_KEY is the embedded mode's development key" in result.stderr
 
 
 def test_an_unknown_mode_is_refused():
@@ -240,3 +260,10 @@ def test_the_embedded_mode_trusts_no_proxy_and_keeps_the_demo_as_it_was():
     assert seen["otp_middleware"] is False
     assert seen["session_age"] == 14 * 24 * 3600  # Django's own default
     assert seen["browser_close"] is False
+
+
+def test_a_contact_key_that_is_not_a_fernet_key_is_refused():
+    result = manage("check", **{**PRODUCTION, "HYOKA_CONTACT_KEYS": "not-a-key"})
+
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: HYOKA_CONTACT_KEYS: key 1 is not a Fernet key" in result.stderr

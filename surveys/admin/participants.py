@@ -4,7 +4,6 @@ erasing their personal data."""
 from __future__ import annotations
 
 import base64
-import io
 from collections.abc import Iterable
 from typing import Any
 
@@ -22,9 +21,9 @@ from django.utils.html import format_html
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from .. import csvfiles, erasure, scoping, services
+from .. import erasure, links, scoping, services
 from ..bidi import strip_bidi_controls
-from ..errors import ImportRejected, RuleViolation
+from ..errors import ImportRejected, LinkUnavailable, RuleViolation
 from ..models import ErasureRecord, Participant, Response, Study
 from ..text import no_control_characters
 from .common import MANAGER, SiteFilter, narrow_choices
@@ -49,18 +48,6 @@ class ResponseStatusFilter(admin.SimpleListFilter):
         if value in Response.Status.values:
             return queryset.filter(response__status=value)
         return queryset
-
-
-def invitations_csv(invitations: Iterable[services.Invitation]) -> str:
-    """``reference,site,link`` with a byte-order mark, so that Excel opens it as UTF-8;
-    no cell is a formula (``surveys/csvfiles.py``)."""
-    out = io.StringIO()
-    writer = csvfiles.Writer(out)
-    writer.writerow(["reference", "site", "link"])
-    for invitation in invitations:
-        participant = invitation.participant
-        writer.writerow([participant.reference, participant.site.code, invitation.url])
-    return "\ufeff" + out.getvalue()
 
 
 def _csv_filename(prefix: str, study_codes: Iterable[str]) -> str:
@@ -161,7 +148,7 @@ class ParticipantAdmin(HistoryAdmin):
     search_fields = ("reference",)
     ordering = ("site__study__code", "site__code", "reference")
     list_per_page = 100
-    actions = ("export_links", "withdraw", "erase")
+    actions = ("export_links", "replace_links", "withdraw", "erase")
     allow_revert = False  # withdrawing and new links are acts of their own
     readonly_fields = ("status", "response_link", "token_issued_at", "created_at")
     fieldsets = (
@@ -233,8 +220,7 @@ class ParticipantAdmin(HistoryAdmin):
             Response.Status(obj.response_status).label,  # type: ignore[attr-defined]
         )
 
-    # Creating participants is importing them: a single one is a one-line CSV, and the
-    # link is shown once either way.
+    # Creating participants is importing them: a single one is a one-line CSV.
 
     def add_view(
         self, request: HttpRequest, form_url: str = "", extra_context: dict | None = None
@@ -314,7 +300,7 @@ class ParticipantAdmin(HistoryAdmin):
     def _import_done(
         self, request: HttpRequest, study: Study, invitations: list[services.Invitation]
     ) -> HttpResponse:
-        text = invitations_csv(invitations)
+        text = links.invitations_csv(invitations)
         context = self._context(
             request,
             title=_("Participants imported"),
@@ -324,8 +310,8 @@ class ParticipantAdmin(HistoryAdmin):
             csv_uri=_data_uri(text),
             csv_filename=_csv_filename("invitation-links", [study.code]),
         )
-        # The page holds the only copy of the links: no cache keeps it (no-store, as every
-        # page: config.security.NoStoreMiddleware).
+        # The links are credentials: no cache keeps the page (no-store, as every page:
+        # config.security.NoStoreMiddleware). "Export invitation links" gives them again.
         return TemplateResponse(request, "admin/surveys/participant/import_done.html", context)
 
     # Actions
@@ -364,19 +350,32 @@ class ParticipantAdmin(HistoryAdmin):
         )
         return TemplateResponse(request, "admin/surveys/participant/confirm_action.html", context)
 
-    @admin.action(
-        description=_("Export invitation links (issues new links)"), permissions=["change"]
-    )
+    def _linkable(self, queryset: QuerySet[Participant]) -> tuple[list[Participant], int]:
+        """The selection's participants who have a link (active, not erased; an erased one
+        gets no link again: it would give them back a way in), and how many are left out."""
+        active = list(
+            queryset.filter(status=Participant.Status.ACTIVE, erasure__isnull=True)
+            .select_related("site__study")
+            .order_by("site__study__code", "site__code", "reference")
+        )
+        return active, queryset.count() - len(active)
+
+    def _links_download(
+        self, request: HttpRequest, invitations: list[services.Invitation]
+    ) -> HttpResponse:
+        response = HttpResponse(
+            links.invitations_csv(invitations), content_type="text/csv; charset=utf-8"
+        )
+        codes = (i.participant.site.study.code for i in invitations)
+        filename = _csv_filename("invitation-links", codes)
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        return response
+
+    @admin.action(description=_("Export invitation links"), permissions=["change"])
     def export_links(
         self, request: HttpRequest, queryset: QuerySet[Participant]
     ) -> HttpResponseBase | None:
-        # An erased participant gets no link again: it would give them back a way in.
-        active = list(
-            queryset.filter(status=Participant.Status.ACTIVE, erasure__isnull=True).order_by(
-                "site__study__code", "site__code", "reference"
-            )
-        )
-        skipped = queryset.count() - len(active)
+        active, skipped = self._linkable(queryset)
         if request.POST.get("confirmed") != "yes":
             return self._confirmation(
                 request,
@@ -385,12 +384,52 @@ class ParticipantAdmin(HistoryAdmin):
                 title=str(_("Export invitation links")),
                 warning=str(
                     _(
-                        "Links are stored only in a form that cannot be turned back into a "
-                        "link, so exporting issues NEW links. The participants' current links "
-                        "stop working at once: send them the new ones."
+                        "Each participant keeps the same link: these are the links of earlier "
+                        "exports and letters, and exporting changes nothing. To give "
+                        "participants new links, use “Replace invitation links”."
                     )
                 ),
-                button=str(_("Yes, issue new links and download")),
+                button=str(_("Download the links")),
+                participants=active,
+                skipped=skipped,
+                skipped_text=str(
+                    _("Withdrawn and erased participants have no link and are left out.")
+                ),
+            )
+        if not active:
+            self.message_user(request, _("No active participants were selected."), messages.WARNING)
+            return None
+        try:
+            invitations = links.invitations(active)
+        except LinkUnavailable as exc:
+            self.message_user(request, _refusal(exc, active), messages.ERROR)
+            return None
+        return self._links_download(request, invitations)
+
+    @admin.action(
+        description=_("Replace invitation links (the current links stop working)"),
+        permissions=["change"],
+    )
+    def replace_links(
+        self, request: HttpRequest, queryset: QuerySet[Participant]
+    ) -> HttpResponseBase | None:
+        active, skipped = self._linkable(queryset)
+        if request.POST.get("confirmed") != "yes":
+            return self._confirmation(
+                request,
+                queryset,
+                action="replace_links",
+                title=str(_("Replace invitation links")),
+                warning=str(
+                    _(
+                        "Each selected participant gets a NEW link. Their current links stop "
+                        "working at once, including the links in letters and messages already "
+                        "sent: send them the new ones. Do this only when a link has gone astray "
+                        "or the link key has leaked. The replacement is recorded in each "
+                        "participant's history."
+                    )
+                ),
+                button=str(_("Yes, replace the links and download the new ones")),
                 participants=active,
                 skipped=skipped,
                 skipped_text=str(
@@ -400,13 +439,12 @@ class ParticipantAdmin(HistoryAdmin):
         if not active:
             self.message_user(request, _("No active participants were selected."), messages.WARNING)
             return None
-        invitations = services.participant_reissue_links(participants=active)
-        response = HttpResponse(
-            invitations_csv(invitations), content_type="text/csv; charset=utf-8"
-        )
-        filename = _csv_filename("invitation-links", (p.site.study.code for p in active))
-        response["Content-Disposition"] = f'attachment; filename="{filename}"'
-        return response
+        try:
+            invitations = links.participant_replace_links(participants=active, by=request.user)
+        except LinkUnavailable as exc:
+            self.message_user(request, _refusal(exc, active), messages.ERROR)
+            return None
+        return self._links_download(request, invitations)
 
     @admin.action(description=_("Withdraw the selected participants"), permissions=["change"])
     def withdraw(
@@ -538,6 +576,16 @@ class ParticipantAdmin(HistoryAdmin):
             **extra,
         )
         return TemplateResponse(request, "admin/surveys/participant/erase.html", context)
+
+
+def _refusal(exc: LinkUnavailable, participants: list[Participant]) -> str:
+    """Why no link was given, naming the participants concerned (the first ten)."""
+    named = [str(p) for p in participants if p.pk in exc.errors]
+    if not named:
+        return exc.message
+    more = len(named) - 10
+    listed = ", ".join(named[:10]) + (f", +{more}" if more > 0 else "")
+    return f"{exc.message} ({listed})"
 
 
 def _is_erased(participant: Participant) -> bool:

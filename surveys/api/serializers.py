@@ -217,8 +217,12 @@ class ParticipantCreateSerializer(serializers.ModelSerializer):
 
 
 class InvitationCreatedSerializer(ParticipantSerializer):
-    invitation_url = serializers.CharField(read_only=True, help_text="Shown only once.")
-    token = serializers.CharField(read_only=True, help_text="Shown only once.")
+    invitation_url = serializers.CharField(
+        read_only=True,
+        help_text="The participant's link: the same in every later export until a manager "
+        "replaces it.",
+    )
+    token = serializers.CharField(read_only=True, help_text="The token of the link.")
 
     class Meta(ParticipantSerializer.Meta):
         fields = [*ParticipantSerializer.Meta.fields, "invitation_url", "token"]

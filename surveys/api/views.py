@@ -137,7 +137,8 @@ class ParticipantViewSet(
     viewsets.GenericViewSet,
 ):
     """Participants of the caller's sites. Creating one (or importing many) needs the
-    manager role on their site; the answer holds the invitation link, shown only then."""
+    manager role on their site; the answer holds the invitation link (the stable one,
+    ``surveys/links.py``: the admin's export gives the same link later)."""
 
     scope = staticmethod(scoping.participants)
     filterset_class = ParticipantFilter
@@ -192,7 +193,7 @@ class ParticipantViewSet(
         responses={201: ImportResultSerializer},
         description="CSV upload (columns reference,site): every row is checked first; if "
         "any is wrong nothing is imported and `fields` maps row numbers (the header is "
-        "row 1) to messages. The links are in this answer only.",
+        "row 1) to messages. The answer holds each participant's stable link.",
     )
     @action(
         detail=False,

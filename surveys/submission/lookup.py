@@ -50,10 +50,15 @@ class Link:
 def link_for_token(token: str) -> Link | None:
     """The active participant a token belongs to, or ``None`` whatever the reason
     (unknown, replaced, withdrawn or malformed), so that callers answer every case the
-    same way. One query."""
+    same way. One query; two when the token's hash is not a participant's current one."""
     if not tokens.is_well_formed(token):
         return None
-    return _link(statements.link_row(token_hash=hash_token(token)))
+    token_hash = hash_token(token)
+    link = _link(statements.link_row(token_hash=token_hash))
+    if link is None:
+        # Only a miss pays for the links issued before links were derived (``LegacyLink``).
+        link = _link(statements.link_row(legacy_hash=token_hash))
+    return link
 
 
 def link_of(participant: Participant) -> Link:

@@ -29,7 +29,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Model
 
 from ..answers import ANSWER_COLUMNS
-from ..models import Answer, Instrument, Participant, Response, Site, Study
+from ..models import Answer, Instrument, LegacyLink, Participant, Response, Site, Study
 from .records import CHANGED, CREATED, history_insert
 
 M = TypeVar("M", bound=Model)
@@ -147,17 +147,38 @@ def _link_statement(alias: str, by: str) -> tuple[str, list[_Columns]]:
         f"LEFT JOIN {q(Response._meta.db_table)} r ON r.{q('participant_id')} = p.{q('id')} "
         f"LEFT JOIN {q(Instrument._meta.db_table)} ri ON ri.{q('id')} = r.{q('instrument_id')}"
     )
-    sql = f"SELECT {select} FROM {joins} WHERE p.{q(by)} = %s"
+    if by == "legacy_hash":
+        # A link from before links were derived (``LegacyLink``): only asked when the
+        # participant's own hash found nobody, so the statement above stays as it was.
+        legacy = (
+            f"SELECT l.{q('participant_id')} FROM {q(LegacyLink._meta.db_table)} l "
+            f"WHERE l.{q('token_hash')} = %s"
+        )
+        return (
+            f"{_select(select, joins)} WHERE p.{q('id')} = ({legacy}) AND p.{q('status')} = %s",
+            parts,
+        )
+    sql = f"{_select(select, joins)} WHERE p.{q(by)} = %s"
     if by == "token_hash":
         sql += f" AND p.{q('status')} = %s"
     return sql, parts
 
 
+def _select(select: str, joins: str) -> str:
+    return f"SELECT {select} FROM {joins}"
+
+
 LinkRow = tuple[Participant, Response | None, int | None, Any]
 
 
-def link_row(*, token_hash: str | None = None, participant_id: int | None = None) -> LinkRow | None:
-    """The participant of an active link's token hash (or any participant by id): the
+def link_row(
+    *,
+    token_hash: str | None = None,
+    participant_id: int | None = None,
+    legacy_hash: str | None = None,
+) -> LinkRow | None:
+    """The participant of an active link's token hash (or of an earlier link's,
+    ``legacy_hash``; or any participant by id): the
     participant with site and study, their response (or ``None``) with its instrument,
     and the id and publication time of the study's current instrument (``None``: none is
     published). ``lookup.Link`` is what callers get."""
@@ -166,6 +187,9 @@ def link_row(*, token_hash: str | None = None, participant_id: int | None = None
         if token_hash is not None:
             sql, parts = _link_statement(run.db.alias, "token_hash")
             params: list[Any] = [published, published, token_hash, Participant.Status.ACTIVE.value]
+        elif legacy_hash is not None:
+            sql, parts = _link_statement(run.db.alias, "legacy_hash")
+            params = [published, published, legacy_hash, Participant.Status.ACTIVE.value]
         else:
             sql, parts = _link_statement(run.db.alias, "id")
             params = [published, published, participant_id]

@@ -161,7 +161,7 @@ def test_the_same_404_whatever_is_wrong_with_the_token(client, participant, site
     services.participant_withdraw(participant=withdrawn)
     replaced = ParticipantFactory(site=site)
     old_token = replaced.token
-    services.participant_reissue_links(participants=[replaced])
+    services.participant_replace_links(participants=[replaced])
     tokens = [
         "A" * 43,  # well formed, unknown
         "short",

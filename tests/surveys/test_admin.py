@@ -277,7 +277,7 @@ def test_an_import_creates_the_rows_and_shows_links_that_open_their_questionnair
     response = import_csv(manager, study, bom + content.encode())
     assert response.status_code == 200
     html = response.content.decode()
-    assert "shown only this once" in html
+    assert "each stays the same until a manager replaces it" in html
     assert "no-store" in response["Cache-Control"]
 
     created = {(p.site_id, p.reference): p for p in Participant.objects.filter(site__study=study)}
@@ -397,17 +397,18 @@ def test_export_asks_first_and_changes_nothing_until_confirmed(manager, site):
     response = action(manager, "export_links", people)
     assert response.status_code == 200
     html = response.content.decode()
-    assert "stop working" in html
+    assert "Each participant keeps the same link" in html
     assert 'name="confirmed" value="yes"' in html
     for p in people:
         assert selectors.participant_for_token(p.token) == p
 
 
-def test_export_issues_new_links_and_the_old_ones_stop_working(manager, site):
+def test_export_gives_the_same_links_every_time_and_earlier_links_keep_working(manager, site):
     people = ParticipantFactory.create_batch(3, site=site)
     chosen, untouched = people[:2], people[2]
 
     response = action(manager, "export_links", chosen, confirmed="yes")
+    again = action(manager, "export_links", chosen, confirmed="yes")
 
     assert response.status_code == 200
     assert response["Content-Type"] == "text/csv; charset=utf-8"
@@ -424,8 +425,39 @@ def test_export_issues_new_links_and_the_old_ones_stop_working(manager, site):
         p.refresh_from_db()
         assert p.token_hash == sha256(token)
         assert selectors.participant_for_token(token) == p
-        assert selectors.participant_for_token(p.token) is None  # the old link
+        # The factory's link, random as links were before they were derived, still works.
+        assert selectors.participant_for_token(p.token) == p
     assert selectors.participant_for_token(untouched.token) == untouched
+    assert again.content == body  # the same links
+
+
+def test_replacing_links_asks_first_then_the_old_ones_stop_working(manager, site):
+    people = ParticipantFactory.create_batch(3, site=site)
+    chosen, untouched = people[:2], people[2]
+    exported = action(manager, "export_links", chosen, confirmed="yes").content
+
+    confirm = action(manager, "replace_links", chosen)
+    assert "stop working" in confirm.content.decode()
+    assert action(manager, "export_links", chosen, confirmed="yes").content == exported
+
+    response = action(manager, "replace_links", chosen, confirmed="yes")
+
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    rows = list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"))))
+    old_rows = list(csv.DictReader(io.StringIO(exported.decode("utf-8-sig"))))
+    assert [r["reference"] for r in rows] == sorted(p.reference for p in chosen)
+    for row, old in zip(rows, old_rows, strict=True):
+        new_token = TOKEN_IN_LINK.search(row["link"]).group(1)  # type: ignore[union-attr]
+        old_token = TOKEN_IN_LINK.search(old["link"]).group(1)  # type: ignore[union-attr]
+        assert new_token != old_token
+        found = selectors.participant_for_token(new_token)
+        assert found is not None and found.reference == row["reference"]
+        assert selectors.participant_for_token(old_token) is None
+    for p in chosen:
+        assert selectors.participant_for_token(p.token) is None  # the link from before too
+    assert selectors.participant_for_token(untouched.token) == untouched
+    # The export now gives the new links.
+    assert action(manager, "export_links", chosen, confirmed="yes").content == response.content
 
 
 def test_export_of_a_whole_filtered_list_leaves_withdrawn_participants_out(manager, site):

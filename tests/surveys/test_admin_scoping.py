@@ -604,7 +604,7 @@ def act(client: Client, action: str, participants: list[Participant], **extra: s
     return client.post(admin_url("surveys_participant_changelist"), data)
 
 
-@pytest.mark.parametrize("action", ["export_links", "withdraw"])
+@pytest.mark.parametrize("action", ["export_links", "replace_links", "withdraw"])
 def test_export_and_withdraw_need_the_manager_role_on_every_selected_participant(
     world, as_user, action
 ):
@@ -627,6 +627,9 @@ def test_export_and_withdraw_need_the_manager_role_on_every_selected_participant
     response = act(as_user("manager"), action, [own], confirmed="yes")
     own.refresh_from_db()
     if action == "export_links":
+        assert response["Content-Type"].startswith("text/csv")
+        assert participant_for_token(own.token) == own  # the same link
+    elif action == "replace_links":
         assert response["Content-Type"].startswith("text/csv")
         assert participant_for_token(own.token) is None  # a new link was issued
     else:

@@ -313,7 +313,7 @@ def participant_records(participant: Participant) -> list[tuple[str, str, str | 
 
 def test_the_history_never_holds_a_link_or_its_hash(site):
     invitation = services.participant_create(site=site, reference="P-1")
-    (reissued,) = services.participant_reissue_links(participants=[invitation.participant])
+    (reissued,) = services.participant_replace_links(participants=[invitation.participant])
     columns = {f.attname for f in ParticipantHistory._meta.fields}
     assert "token_hash" not in columns
     with connection.cursor() as cursor:
@@ -328,7 +328,7 @@ def test_created_reissued_and_withdrawn_participants_are_recorded_with_old_and_n
     invitation = services.participant_create(site=site, reference="P-1")
     participant = invitation.participant
     issued = participant.token_issued_at
-    services.participant_reissue_links(participants=[participant])
+    services.participant_replace_links(participants=[participant])
     services.participant_withdraw(participant=participant)
 
     assert participant_records(participant) == [

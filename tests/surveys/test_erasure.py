@@ -347,7 +347,7 @@ def test_an_erased_participant_gets_no_new_link(site):
     participant = ParticipantFactory(site=site)
     erasure.participant_erase(participant=participant, by=None, reason="request")
     with pytest.raises(ParticipantErased):
-        services.participant_reissue_links(participants=[participant])
+        services.participant_replace_links(participants=[participant])
 
 
 def test_the_export_shows_no_erased_text_or_reference(site):

@@ -880,7 +880,7 @@ def test_every_unknown_or_malformed_token_gets_the_same_404_page(client, invalid
 
 
 def test_a_replaced_link_gets_the_same_404_page(client, participant, invalid_link_pages):
-    services.participant_reissue_links(participants=[participant])
+    services.participant_replace_links(participants=[participant])
 
     response = client.get(url(participant))
 

@@ -62,7 +62,7 @@ def test_a_withdrawn_participants_link_stops_working(participant):
 
 
 def test_reissuing_a_link_replaces_the_old_one(participant):
-    [invitation] = services.participant_reissue_links(participants=[participant])
+    [invitation] = services.participant_replace_links(participants=[participant])
     assert selectors.participant_for_token(participant.token) is None
     assert selectors.participant_for_token(invitation.token) == participant
 

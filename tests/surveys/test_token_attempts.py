@@ -23,7 +23,7 @@ def bad_tokens(site):  # type: ignore[no-untyped-def]
     services.participant_withdraw(participant=withdrawn)
     replaced = ParticipantFactory(site=site)
     old_token = replaced.token
-    services.participant_reissue_links(participants=[replaced])
+    services.participant_replace_links(participants=[replaced])
     return {
         "unknown": "A" * 43,
         "too short": "short",

@@ -15,9 +15,9 @@ from kpi.scoring.reporting import results_table
 from kpi.scoring.services import run_request
 from surveys.demo import generate_demo_responses
 from surveys.history import AuditedCommand
+from surveys.links import invitations as link_invitations
 from surveys.loading import REFERENCE_STUDY, load_study, read_toml
 from surveys.models import Participant, Response, Study
-from surveys.services import participant_reissue_links
 
 DEMO_USER = "demo"
 
@@ -100,8 +100,8 @@ class Command(AuditedCommand):
         user.set_password(password)
         user.save()
 
-        # Links are stored only as hashes, so the demo issues fresh ones for participants
-        # who have not submitted (their earlier demo links stop working).
+        # Participants who have not submitted, with their stable links (surveys/links.py):
+        # running the demo again prints the same links.
         waiting = list(
             Participant.objects.filter(site__study=study, status=Participant.Status.ACTIVE)
             .exclude(response__status=Response.Status.SUBMITTED)
@@ -116,7 +116,7 @@ class Command(AuditedCommand):
             for queue in by_site.values():
                 if queue and len(chosen) < links:
                     chosen.append(queue.pop(0))
-        invitations = participant_reissue_links(participants=chosen)
+        invitations = link_invitations(chosen)
         return study, invitations, password
 
     def _print(self, invitations, password: str) -> None:  # type: ignore[no-untyped-def]
