@@ -63,7 +63,7 @@ def line_user_unlink(*, line_user_id: str) -> int:
     account): nothing more is pushed to it. Returns how many were unlinked; idempotent."""
     unlinked = Contact.objects.filter(
         line_user_index__in=crypto.line_user_indexes(line_user_id)
-    ).update(line_user_id="", line_user_index=None)
+    ).update(line_user_id="", line_user_index="")
     if unlinked:
         logger.info("LINE account unlinked from %d participant(s)", unlinked)
     return unlinked
