@@ -391,6 +391,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "fieldwork.send_email_deliveries",
         "schedule": float(env.int("HYOKA_DELIVERY_SWEEP_INTERVAL", default=60)),
     },
+    # The same for LINE (fieldwork/line/sending.py); with LINE off it fails due LINE
+    # deliveries with that reason (the next channel's turn).
+    "send-due-line-deliveries": {
+        "task": "fieldwork.send_line_deliveries",
+        "schedule": float(env.int("HYOKA_DELIVERY_SWEEP_INTERVAL", default=60)),
+    },
 }
 # The backstop re-sends a queued run once it is this many seconds old (never delivered).
 HYOKA_BACKSTOP_STUCK_AFTER = env.int("HYOKA_BACKSTOP_STUCK_AFTER", default=180)

@@ -53,3 +53,21 @@ def one(text: str | Promise, language: str, **values: object) -> str:
     """``text`` in ``language`` (Japanese if it is not one of ours)."""
     with translation.override(language if language in Language.values else Language.JA):
         return str(text) % values if values else str(text)
+
+
+# --- The questionnaire's messages (pushed to a linked participant) ------------------------
+
+INVITATION = _(
+    "This message is for the participants of “%(study)s” at %(site)s.\n\n"
+    "To help us improve the programme, please answer a short questionnaire (about five "
+    "minutes; you can save and continue later). The link below is yours alone: please do "
+    "not forward it."
+)
+REMINDER = _(
+    "A reminder from %(site)s: if you have not answered the questionnaire of “%(study)s” "
+    "yet, we would be grateful for your answers. If you have just answered, thank you, and "
+    "please ignore this message."
+)
+DEADLINE = _("Please answer by %(deadline)s.")
+BUTTON_TEXT = _("Open your questionnaire with the button below.")
+BUTTON_LABEL = _("Answer")
