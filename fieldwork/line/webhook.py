@@ -118,8 +118,10 @@ def _once(request: HttpRequest, event: Event) -> list[Reply]:
 
 def _user_id(event: Event) -> str | None:
     source = event.source
-    if isinstance(source, UserSource) and source.user_id and client.USER_ID.fullmatch(
-        source.user_id
+    if (
+        isinstance(source, UserSource)
+        and source.user_id
+        and client.USER_ID.fullmatch(source.user_id)
     ):
         return source.user_id
     return None  # a group, a room, or no user: Hyoka talks to single users only

@@ -48,16 +48,22 @@ class StandIn:
 
     def fail_next(self, status: int, times: int = 1, message: str = "") -> None:
         """Answer ``status`` to the next ``times`` well-authenticated calls."""
-        body = {"message": message or {429: "Too Many Requests", 500: "Internal error"}.get(
-            status, "The request was refused"
-        )}
+        body = {
+            "message": message
+            or {429: "Too Many Requests", 500: "Internal error"}.get(
+                status, "The request was refused"
+            )
+        }
         with self._lock:
             self._failures.extend([(status, body)] * times)
 
     def texts_to(self, user_id: str) -> list[str]:
         """The texts of every message pushed to ``user_id``, in order."""
         return [
-            m["text"] for p in self.pushed if p["to"] == user_id for m in p["messages"]
+            m["text"]
+            for p in self.pushed
+            if p["to"] == user_id
+            for m in p["messages"]
             if m["type"] == "text"
         ]
 
@@ -77,8 +83,14 @@ class StandIn:
         if path not in ("/v2/bot/message/push", "/v2/bot/message/reply"):
             return 404, {"message": "Not found"}, {}
         if headers.get("authorization") != f"Bearer {self.token}":
-            return 401, {"message": "Authentication failed. Confirm that the access token in "
-                                    "the authorization header is valid."}, {}
+            return (
+                401,
+                {
+                    "message": "Authentication failed. Confirm that the access token in "
+                    "the authorization header is valid."
+                },
+                {},
+            )
         if self._failures:
             status, body = self._failures.pop(0)
             return status, body, {}
@@ -87,13 +99,25 @@ class StandIn:
         try:
             body = json.loads(raw.decode("utf-8"))
         except ValueError:
-            return 400, {"message": "The request body has 1 error(s)",
-                         "details": [{"message": "invalid JSON", "property": ""}]}, {}
+            return (
+                400,
+                {
+                    "message": "The request body has 1 error(s)",
+                    "details": [{"message": "invalid JSON", "property": ""}],
+                },
+                {},
+            )
         push = path.endswith("/push")
         errors = validate(body, push=push)
         if errors:
-            return 400, {"message": f"The request body has {len(errors)} error(s)",
-                         "details": [{"message": m, "property": p} for p, m in errors]}, {}
+            return (
+                400,
+                {
+                    "message": f"The request body has {len(errors)} error(s)",
+                    "details": [{"message": m, "property": p} for p, m in errors],
+                },
+                {},
+            )
         key = headers.get("x-line-retry-key")
         if key is not None:
             try:
@@ -101,15 +125,19 @@ class StandIn:
             except ValueError:
                 return 400, {"message": "The retry key is not a UUID"}, {}
             if key in self._accepted_keys:
-                return 409, {"message": "The retry key is already accepted"}, {
-                    "X-Line-Accepted-Request-Id": self._accepted_keys[key]
-                }
+                return (
+                    409,
+                    {"message": "The retry key is already accepted"},
+                    {"X-Line-Accepted-Request-Id": self._accepted_keys[key]},
+                )
         request_id = str(uuid.uuid4())
         if key is not None:
             self._accepted_keys[key] = request_id
         (self.pushed if push else self.replied).append(body)
-        sent = [{"id": str(10**17 + len(self.received) * 10 + i), "quoteToken": "q"}
-                for i in range(len(body["messages"]))]
+        sent = [
+            {"id": str(10**17 + len(self.received) * 10 + i), "quoteToken": "q"}
+            for i in range(len(body["messages"]))
+        ]
         return 200, {"sentMessages": sent}, {"X-Line-Request-Id": request_id}
 
 
@@ -175,7 +203,7 @@ def _message(message: Any) -> list[tuple[str, str]]:
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
-    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+    def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length)
         headers = {k.lower(): v for k, v in self.headers.items()}
@@ -189,7 +217,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         pass  # quiet
 
 

@@ -3,7 +3,9 @@ what each of LINE's answers means (fieldwork/line/client.py)."""
 
 from __future__ import annotations
 
+import json
 import socket
+import urllib.request
 import uuid
 from datetime import UTC, datetime
 
@@ -72,8 +74,9 @@ def test_a_wrong_token_is_a_permanent_failure_naming_the_setting(line_api, setti
     assert line_api.pushed == []
 
 
-@pytest.mark.parametrize(("status", "transient"), [(429, True), (500, True), (503, True),
-                                                   (400, False), (403, False)])
+@pytest.mark.parametrize(
+    ("status", "transient"), [(429, True), (500, True), (503, True), (400, False), (403, False)]
+)
 def test_lines_answers_are_sorted_into_transient_and_permanent(line_api, status, transient):
     line_api.fail_next(status, message="The user blocked the account" if status < 429 else "")
     with Client() as line, pytest.raises(SendFailed) as refused:
@@ -134,15 +137,14 @@ def test_with_line_off_there_is_no_client(settings):
 
 
 def test_the_stand_in_refuses_a_payload_out_of_shape(line_api):
-    import json
-    import urllib.request
-
     bad = {"to": USER, "messages": [{"type": "text", "text": "x" * 5001}] * 6}
-    request = urllib.request.Request(
+    request = urllib.request.Request(  # noqa: S310 (the stand-in on 127.0.0.1)
         f"{line_api.host}/v2/bot/message/push",
         data=json.dumps(bad).encode(),
-        headers={"Authorization": "Bearer stand-in-channel-access-token",
-                 "Content-Type": "application/json"},
+        headers={
+            "Authorization": "Bearer stand-in-channel-access-token",
+            "Content-Type": "application/json",
+        },
     )
     with pytest.raises(urllib.request.HTTPError) as refused:
         urllib.request.urlopen(request, timeout=5)  # noqa: S310 (127.0.0.1)

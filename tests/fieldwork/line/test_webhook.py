@@ -96,7 +96,8 @@ def test_following_and_sending_the_code_links_the_account(line_api, participant)
     assert linked == texts.one(texts.LINKED, "ja")
     # The link is stored encrypted: the plain id is nowhere in the row.
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT * FROM {Contact._meta.db_table} WHERE id = %s", [contact.pk])
+        table = connection.ops.quote_name(Contact._meta.db_table)
+        cursor.execute(f"SELECT * FROM {table} WHERE id = %s", [contact.pk])  # noqa: S608
         row = cursor.fetchone()
     assert ALICE not in " ".join(str(value) for value in row)
 
@@ -199,9 +200,17 @@ def test_a_signed_body_that_is_not_a_webhook_is_refused(line_api, body):
 def test_events_that_are_not_for_hyoka_are_ignored(line_api, participant):
     code = codes.code_for(participant)
     group = _text(code, source={"type": "group", "groupId": "C" + "1" * 32, "userId": ALICE})
-    sticker = _event("message", message={"type": "sticker", "id": "2", "packageId": "1",
-                                         "stickerId": "1", "stickerResourceType": "STATIC",
-                                         "quoteToken": "q"})
+    sticker = _event(
+        "message",
+        message={
+            "type": "sticker",
+            "id": "2",
+            "packageId": "1",
+            "stickerId": "1",
+            "stickerResourceType": "STATIC",
+            "quoteToken": "q",
+        },
+    )
     unknown = _event("somethingNew")
     _send(group, sticker, unknown)
     assert _linked_user(participant) == ""
@@ -211,8 +220,7 @@ def test_events_that_are_not_for_hyoka_are_ignored(line_api, participant):
 def test_a_guessed_code_is_refused_and_guessing_is_slowed_down(line_api, participant, settings):
     settings.HYOKA_LINE_CODE_FAILURE_RATE = "3/h"
     code = codes.code_for(participant)
-    wrong = [c for c in ("ABCDEFGHJK", "2345678923", "ZZZZZZZZZZ", "MNPQRSTUVW")
-             if c != code]
+    wrong = [c for c in ("ABCDEFGHJK", "2345678923", "ZZZZZZZZZZ", "MNPQRSTUVW") if c != code]
     for guess in wrong:
         _send(_text(guess))
     _send(_text(code))  # the right code, but from an account that guessed too often
@@ -241,9 +249,7 @@ def test_chat_that_is_not_a_code_is_answered_without_counting_as_a_guess(
     assert _replies(line_api)[-1] == texts.one(texts.NO_CONVERSATION, "ja")
 
 
-def test_the_account_link_event_links_the_participant_its_nonce_was_made_for(
-    line_api, participant
-):
+def test_the_account_link_event_links_the_participant_its_nonce_was_made_for(line_api, participant):
     nonce = linking.account_link_nonce(participant)
     _send(_event("accountLink", link={"result": "ok", "nonce": nonce}))
     assert _linked_user(participant) == ALICE
