@@ -32,6 +32,7 @@ import unicodedata
 
 from django.conf import settings
 from django.utils import timezone
+from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
 from surveys.models import Participant
@@ -54,10 +55,11 @@ _SEPARATORS = re.compile(r"[\s\-‐‑‒–—―−ー_.]")
 
 
 class CodeRefused(Exception):
-    """The text is a well-formed code that links nobody (wrong, expired, replaced, used)."""
+    """The text is a well-formed code that links nobody (wrong, expired, replaced, used).
+    ``message`` stays lazy: the webhook says it in Japanese and in English."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
+    def __init__(self, message: Promise) -> None:
+        super().__init__(str(message))
         self.message = message
 
 
@@ -139,10 +141,10 @@ def check(code: str) -> Participant:
     if participant is None or not hmac.compare_digest(
         _tag(participant.pk, participant.token_hash).to_bytes(4, "big"), tag.to_bytes(4, "big")
     ):
-        raise CodeRefused(str(WRONG))
+        raise CodeRefused(WRONG)
     if participant.status != Participant.Status.ACTIVE:
-        raise CodeRefused(str(WRONG))  # withdrawn: as if there were no such code
+        raise CodeRefused(WRONG)  # withdrawn: as if there were no such code
     closes_at = participant.site.survey_closes_at
     if closes_at is not None and timezone.now() >= closes_at:
-        raise CodeRefused(str(EXPIRED))
+        raise CodeRefused(EXPIRED)
     return participant

@@ -14,6 +14,7 @@ import uuid
 import pytest
 from django.db import connection
 from django.test import Client
+from django.utils import translation
 
 from fieldwork import crypto
 from fieldwork.line import codes, linking, texts
@@ -270,6 +271,21 @@ def test_with_line_off_the_webhook_says_so_and_reads_nothing(settings, participa
     assert response.status_code == 503
     assert b"LINE_CHANNEL_SECRET" in response.content
     assert _linked_user(participant) == ""
+
+
+def test_the_consoles_verify_request_is_answered_200(line_api):
+    response = _post(_body())  # "Verify" in the LINE Developers console: no events
+    assert (response.status_code, response.content) == (200, b"OK")
+
+
+def test_replies_to_someone_not_linked_are_in_japanese_then_english(line_api):
+    _send(_text("こんにちは"))
+    with translation.override("ja"):
+        japanese = str(texts.NOT_A_CODE)
+    with translation.override("en"):
+        english = str(texts.NOT_A_CODE)
+    [reply] = _replies(line_api)
+    assert reply.startswith(japanese) and reply.endswith(english)
 
 
 def test_the_webhook_takes_only_post(line_api):
