@@ -19,6 +19,8 @@ from django.utils import translation
 from fieldwork import crypto
 from fieldwork.line import codes, linking, texts
 from fieldwork.models import Contact
+from surveys.models import Participant
+from surveys.tokens import new_token
 from tests.factories import ParticipantFactory
 from tests.fieldwork.line.conftest import SECRET
 
@@ -290,3 +292,18 @@ def test_replies_to_someone_not_linked_are_in_japanese_then_english(line_api):
 
 def test_the_webhook_takes_only_post(line_api):
     assert Client().get(URL).status_code == 405
+
+
+def test_a_reply_line_refuses_does_not_undo_the_link_or_fail_the_webhook(line_api, participant):
+    line_api.fail_next(500)
+    response = _send(_text(codes.code_for(participant)))
+    assert response.status_code == 200
+    assert _linked_user(participant) == ALICE
+
+
+def test_an_account_link_nonce_dies_with_the_link_it_was_made_for(line_api, participant):
+    nonce = linking.account_link_nonce(participant)
+    _token, new_hash = new_token()  # the manager replaced the participant's link
+    Participant.objects.filter(pk=participant.pk).update(token_hash=new_hash)
+    _send(_event("accountLink", link={"result": "ok", "nonce": nonce}))
+    assert _linked_user(participant) == ""
