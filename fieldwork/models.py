@@ -36,10 +36,16 @@ class Contact(models.Model):
         verbose_name=_("participant"),
     )
     email = EncryptedTextField(
-        _("e-mail address"), blank=True, default="", validators=[validate_email]
+        _("e-mail address"),
+        blank=True,
+        default="",
+        validators=[validate_email, no_control_characters],
     )
     line_user_id = EncryptedTextField(
-        _("LINE user id"), blank=True, default="", validators=[LINE_USER_ID]
+        _("LINE user id"),
+        blank=True,
+        default="",
+        validators=[LINE_USER_ID, no_control_characters],
     )
     # HMAC of the LINE user id (crypto.line_user_index): found without decrypting.
     line_user_index = models.CharField(max_length=64, blank=True, default="", editable=False)
@@ -94,19 +100,24 @@ class Sender(models.Model):
     )
     from_address = models.EmailField(
         _("from address"),
+        validators=[no_control_characters],
         help_text=_("An address your mail provider may send from (SPF and DKIM)."),
     )
     reply_to = models.EmailField(
         _("reply-to address"),
         blank=True,
+        validators=[no_control_characters],
         help_text=_("Where participants' replies go. Empty: to the from address."),
     )
     postal_block_ja = models.TextField(
         _("sender block on letters (Japanese)"),
         blank=True,
         help_text=_("The department, postal address and telephone number, one per line."),
+        validators=[no_control_characters],
     )
-    postal_block_en = models.TextField(_("sender block on letters (English)"), blank=True)
+    postal_block_en = models.TextField(
+        _("sender block on letters (English)"), blank=True, validators=[no_control_characters]
+    )
     history = AuditedHistory()
 
     class Meta:
@@ -162,6 +173,8 @@ class Delivery(models.Model):
     created_at = models.DateTimeField(_("queued"), auto_now_add=True)
     due_at = models.DateTimeField(_("due"))
     claimed_at = models.DateTimeField(_("claimed"), null=True, blank=True)
+    # Which claim took the row (a random value per batch): the sender reads back its own.
+    claim = models.CharField(max_length=32, blank=True, editable=False)
     sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
     provider_message_id = models.CharField(_("provider message id"), max_length=255, blank=True)

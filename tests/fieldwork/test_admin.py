@@ -206,3 +206,25 @@ def test_a_manager_imports_participants_with_their_contacts(manager, site, other
     assert refused.status_code == 200  # not created at a site the manager does not manage
     assert "is not one of the sites you manage" in refused.content.decode()
     assert not other_site.participants.exists()
+
+
+def test_a_viewer_is_not_offered_the_send_action(site, sender):
+    user = User.objects.create_user("viewer", password=PASSWORD, is_staff=True)
+    for app, codename in PERMISSIONS:
+        user.user_permissions.add(
+            Permission.objects.get(content_type__app_label=app, codename=codename)
+        )
+    Membership.objects.create(user=user, site=site, role=Membership.Role.VIEWER)
+    client = Client(HTTP_ACCEPT_LANGUAGE="en")
+    client.force_login(user)
+    participant = with_contact(site, email="hanako@example.jp")
+
+    page = client.get(reverse("admin:surveys_participant_changelist")).content.decode()
+    posted = client.post(
+        reverse("admin:surveys_participant_changelist"),
+        {"action": "send_invitations_by_email", helpers.ACTION_CHECKBOX_NAME: [participant.pk]},
+    )
+
+    assert "send_invitations_by_email" not in page
+    assert posted.status_code in {200, 302, 403}
+    assert Delivery.objects.count() == 0

@@ -217,7 +217,7 @@ def test_a_row_left_sending_by_a_dead_worker_is_sent_again_with_the_same_message
     claimed = timezone.now()
     assert sending.claim(pk, now=claimed)
     # The worker sent the message, then died before recording it.
-    message = email_channel.build(sending.selectors.delivery_for_sending(pk))
+    message = email_channel.build(sending.selectors.deliveries_for_sending([pk])[0])
     with email_channel.Transport() as transport:
         transport.send(message)
 
@@ -289,3 +289,62 @@ def test_the_task_is_scheduled_and_sends_what_is_due(smtp, sender, site, setting
         "cancelled": 0,
     }
     assert Delivery.objects.get(pk=queued.ids[0]).status == Delivery.Status.SENT
+
+
+def test_the_embedded_mode_writes_each_message_to_a_file(sender, site, settings, tmp_path):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    settings.EMAIL_FILE_PATH = str(tmp_path)
+    participant = with_contact(site, email="hanako@example.jp")
+    queued = queue(participant)
+
+    assert sending.email_deliveries_send(ids=queued.ids).sent == queued.ids
+
+    (written,) = tmp_path.iterdir()
+    text = written.read_bytes()
+    assert b"To: hanako@example.jp" in text
+    assert participant_link(participant).encode() in text
+
+
+def test_the_rate_limit_spaces_the_sends(monkeypatch):
+    clock = {"now": 100.0, "slept": []}
+    monkeypatch.setattr(sending.time, "monotonic", lambda: clock["now"])
+
+    def sleep(seconds: float) -> None:
+        clock["slept"].append(seconds)
+        clock["now"] += seconds
+
+    monkeypatch.setattr(sending.time, "sleep", sleep)
+    pace = sending.Pacer(4.0)  # four messages a second
+
+    for _message in range(5):
+        pace.wait()
+
+    assert clock["slept"] == [0.25, 0.25, 0.25, 0.25]
+    unlimited = sending.Pacer(0)
+    unlimited.wait()
+    unlimited.wait()
+    assert len(clock["slept"]) == 4
+
+
+def test_a_message_that_stops_its_worker_every_time_fails_after_the_last_attempt(
+    smtp, sender, site, settings, monkeypatch
+):
+    settings.HYOKA_DELIVERY_MAX_ATTEMPTS = 2
+    queued = queue(with_contact(site, email="hanako@example.jp"))
+    timeout = dt.timedelta(seconds=settings.HYOKA_DELIVERY_SENDING_TIMEOUT + 1)
+
+    def dies(self, message):  # type: ignore[no-untyped-def]
+        raise MemoryError("the worker ran out of memory")  # not an SMTP answer
+
+    monkeypatch.setattr(email_channel.Transport, "send", dies)
+    when = timezone.now()
+    for _attempt in range(2):
+        with pytest.raises(MemoryError):
+            sending.email_deliveries_send(ids=queued.ids, now=when)
+        when += timeout
+    report = sending.email_deliveries_send(ids=queued.ids, now=when)
+
+    delivery = Delivery.objects.get(pk=queued.ids[0])
+    assert report.sent == [] and smtp.received == []
+    assert (delivery.status, delivery.attempts) == (Delivery.Status.FAILED, 2)
+    assert delivery.last_error == "gave up after 2 attempts: the worker stopped while sending"
