@@ -117,6 +117,14 @@ def display(code: str) -> str:
     return f"{code[:half]}-{code[half:]}"
 
 
+def for_letter(participant: Participant) -> str | None:
+    """What a letter or an e-mail prints (``ABCDE-FGHJK``), or ``None`` with LINE off:
+    without the channel a code would lead nowhere."""
+    if not settings.LINE_ENABLED:
+        return None
+    return display(code_for(participant))
+
+
 def normalize(text: str) -> str | None:
     """The code in ``text`` if the whole text is one (full-width, lower case, a hyphen or
     spaces are fine), else ``None``: a message that is not a code is not a wrong code."""

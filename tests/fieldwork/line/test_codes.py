@@ -100,3 +100,11 @@ def test_a_code_under_another_key_finds_nobody(participant, settings):
     settings.HYOKA_LINE_CODE_KEY = "another-key-another-key-another-key!"
     with pytest.raises(CodeRefused):
         codes.check(code)
+
+
+def test_letters_print_the_code_only_with_line_on(participant, settings):
+    settings.LINE_ENABLED = True
+    printed = codes.for_letter(participant)
+    assert printed is not None and printed.replace("-", "") == codes.code_for(participant)
+    settings.LINE_ENABLED = False
+    assert codes.for_letter(participant) is None
