@@ -31,9 +31,9 @@ import io
 import secrets
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -263,7 +263,9 @@ def invitations_csv(invitations: Iterable[Invitation]) -> str:
 
 
 def participant_replace_links(
-    *, participants: Iterable[Participant], by: Any = None
+    *,
+    participants: Iterable[Participant],
+    by: AbstractBaseUser | AnonymousUser | None = None,
 ) -> list[Invitation]:
     """Revoke and replace: each participant gets a new link under the current key, and
     their earlier links (the derived one and any from before) stop working at once. The

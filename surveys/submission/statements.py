@@ -154,18 +154,12 @@ def _link_statement(alias: str, by: str) -> tuple[str, list[_Columns]]:
             f"SELECT l.{q('participant_id')} FROM {q(LegacyLink._meta.db_table)} l "
             f"WHERE l.{q('token_hash')} = %s"
         )
-        return (
-            f"{_select(select, joins)} WHERE p.{q('id')} = ({legacy}) AND p.{q('status')} = %s",
-            parts,
-        )
-    sql = f"{_select(select, joins)} WHERE p.{q(by)} = %s"
+        where = f"p.{q('id')} = ({legacy}) AND p.{q('status')} = %s"
+        return f"SELECT {select} FROM {joins} WHERE {where}", parts
+    sql = f"SELECT {select} FROM {joins} WHERE p.{q(by)} = %s"
     if by == "token_hash":
         sql += f" AND p.{q('status')} = %s"
     return sql, parts
-
-
-def _select(select: str, joins: str) -> str:
-    return f"SELECT {select} FROM {joins}"
 
 
 LinkRow = tuple[Participant, Response | None, int | None, Any]
@@ -177,11 +171,11 @@ def link_row(
     participant_id: int | None = None,
     legacy_hash: str | None = None,
 ) -> LinkRow | None:
-    """The participant of an active link's token hash (or of an earlier link's,
-    ``legacy_hash``; or any participant by id): the
-    participant with site and study, their response (or ``None``) with its instrument,
-    and the id and publication time of the study's current instrument (``None``: none is
-    published). ``lookup.Link`` is what callers get."""
+    """The participant of an active link's token hash (or of an earlier link's kept
+    hash, ``legacy_hash``; or any participant by id): the participant with site and
+    study, their response (or ``None``) with its instrument, and the id and publication
+    time of the study's current instrument (``None``: none is published).
+    ``lookup.Link`` is what callers get."""
     published = Instrument.Status.PUBLISHED.value
     with statements() as run:
         if token_hash is not None:
