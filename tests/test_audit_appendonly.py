@@ -15,6 +15,7 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models import F, ProtectedError
 from simple_history.models import HistoricalChanges
 
+from fieldwork.models import Sender
 from surveys import appendonly, services
 from surveys.models import Membership, Participant
 
@@ -87,6 +88,12 @@ def every_history(study, site) -> None:  # type: ignore[no-untyped-def]
     load_kpis(study=study, path=kpis_path())  # type: ignore[arg-type]
     run = EvaluationRun.objects.create(study=study, trigger=EvaluationRun.Trigger.COMMAND)
     evaluation_create(run=run_execute(run_id=run.pk), user=None)
+    Sender.objects.create(
+        site=site,
+        display_name_ja="世田谷区",
+        display_name_en="Setagaya City",
+        from_address="kosodate@setagaya.example",
+    )
 
 
 def test_raw_sql_and_the_orm_cannot_change_or_delete_any_historical_table(every_history):
