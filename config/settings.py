@@ -698,6 +698,20 @@ if not re.fullmatch(r"https?://[^/\s]+", LINE_API_HOST):
 LINE_API_TIMEOUT = env.float("LINE_API_TIMEOUT", default=10.0)
 if LINE_API_TIMEOUT <= 0:
     raise ImproperlyConfigured("LINE_API_TIMEOUT is a number of seconds, more than 0.")
+# The official account's LINE ID as residents add it ("@123abcde", shown as typed on
+# letters and in invitations with the participant's link code: fieldwork/letters). Without
+# it no LINE paragraph is printed; with LINE on in production it is required.
+if PRODUCTION and LINE_ENABLED:
+    LINE_OFFICIAL_ACCOUNT_ID = _required("LINE_OFFICIAL_ACCOUNT_ID").strip()
+else:
+    LINE_OFFICIAL_ACCOUNT_ID = env.str("LINE_OFFICIAL_ACCOUNT_ID", default="").strip()
+if LINE_OFFICIAL_ACCOUNT_ID and not re.fullmatch(
+    r"@[0-9A-Za-z._-]{1,40}", LINE_OFFICIAL_ACCOUNT_ID
+):
+    raise ImproperlyConfigured(
+        "LINE_OFFICIAL_ACCOUNT_ID is the official account's LINE ID with its @, such as "
+        f"@123abcde, not {LINE_OFFICIAL_ACCOUNT_ID!r}."
+    )
 # The key the one-time LINE link codes printed on letters are derived from
 # (fieldwork/line/codes.py). Changing it voids every code not yet used.
 if PRODUCTION and LINE_ENABLED:

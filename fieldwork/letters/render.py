@@ -67,6 +67,8 @@ PARAGRAPH_AFTER = 2.5
 DEADLINE, DEADLINE_BEFORE, DEADLINE_AFTER, DEADLINE_PAD = 12.0, 5.0, 6.0, 2.5
 HOW_TITLE, HOW_PAD, HOW_TITLE_AFTER, PERSONAL = 11.0, 3.0, 1.5, 9.5
 LINK_LABEL, LINK, LINK_LEADING = 9.0, 11.0, 1.4
+# The LINE box under the link: its title, steps, and the code in the monospace font.
+LINE_BEFORE, LINE_PAD, LINE_TITLE, LINE_STEP, LINE_CODE = 4.0, 2.5, 10.0, 9.0, 13.0
 
 BODY_LEFT = layout.MARGIN_LEFT
 BODY_WIDTH = layout.PAGE_WIDTH - layout.MARGIN_LEFT - layout.MARGIN_RIGHT
@@ -192,6 +194,8 @@ class Page:
     dated: str
     deadline: str
     link: str
+    line_code: str | None = None
+    line_account: str | None = None
 
 
 def page(letter: Letter, today: date) -> Page:
@@ -212,6 +216,8 @@ def page(letter: Letter, today: date) -> Page:
         dated=format_date(letter.dated or today, letter.language),
         deadline=format_date(letter.deadline, letter.language, weekday=True),
         link=letter.link,
+        line_code=letter.line_code,
+        line_account=letter.line_account,
     )
 
 
@@ -303,6 +309,8 @@ class Sheet:
         self.paragraph(w.closing, align_right=True)
         self.deadline(w.deadline_label + p.deadline)
         self.access(p)
+        if p.line_code is not None and p.line_account is not None:
+            self.line(p.wording, p.line_code, p.line_account)
         self.canvas.showPage()
 
     def head(self, p: Page) -> None:
@@ -461,6 +469,46 @@ class Sheet:
             self.draw(BODY_LEFT, y, line, LINK, leading=LINK_LEADING, font=MONO_FONT)
             y += LINK * LINK_LEADING * PT
         self.y = y
+
+    def line(self, w: Wording, code: str, account: str) -> None:
+        """The LINE box under the link: how to add the official account (its ID as typed)
+        and send the code, the code in the monospace font; kept together on one page."""
+        inner = BODY_WIDTH - 2 * LINE_PAD
+        steps = [wrap(s.format(account=account), self.text, LINE_STEP, inner) for s in w.line_steps]
+        title_line = LINE_TITLE * BODY_LEADING * PT
+        step_line = LINE_STEP * BODY_LEADING * PT
+        code_line = LINE_CODE * LINK_LEADING * PT
+        height = (
+            2 * LINE_PAD + title_line + sum(len(lines) for lines in steps) * step_line + code_line
+        )
+        self.y += LINE_BEFORE
+        self.room(height)
+        c = self.canvas
+        c.setStrokeColorRGB(*RULE)
+        c.setLineWidth(0.6)
+        c.rect(
+            BODY_LEFT * mm,
+            (layout.PAGE_HEIGHT - self.y - height) * mm,
+            BODY_WIDTH * mm,
+            height * mm,
+            stroke=1,
+            fill=0,
+        )
+        left = BODY_LEFT + LINE_PAD
+        y = self.y + LINE_PAD
+        self.draw(left, y, w.line_title, LINE_TITLE, leading=BODY_LEADING)
+        y += title_line
+        for lines in steps:
+            for text in lines:
+                self.draw(left, y, text, LINE_STEP, leading=BODY_LEADING)
+                y += step_line
+        label_width = self.text.width(w.line_code_label, LINE_STEP)
+        # The label's line box as tall as the code's, so that both share a baseline.
+        self.draw(
+            left, y, w.line_code_label, LINE_STEP, leading=LINK_LEADING * LINE_CODE / LINE_STEP
+        )
+        self.draw(left + label_width, y, code, LINE_CODE, leading=LINK_LEADING, font=MONO_FONT)
+        self.y += height
 
     def qr(self, link: str, x: float, top: float) -> None:
         """The link's QR code, ``layout.QR_SIZE`` mm wide with its quiet zone of
