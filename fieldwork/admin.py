@@ -80,14 +80,13 @@ class ContactAdmin(ScopedAdminMixin, admin.ModelAdmin):
         return HttpResponseRedirect(reverse("admin:fieldwork_contact_import"))
 
     def save_model(self, request: HttpRequest, obj: Contact, form: Any, change: bool) -> None:
+        # Only what the manager changed (emptying a field removes that value): a LINE
+        # account the participant linked while the form was open is not undone.
+        changed = set(form.changed_data)
         contacts.contact_set(
             participant=obj.participant,
             values=contacts.ContactValues(
-                email=obj.email,
-                line_user_id=obj.line_user_id,
-                postal_name=obj.postal_name,
-                postal_address=obj.postal_address,
-                language=obj.language,
+                **{name: getattr(obj, name) for name in contacts.FIELDS if name in changed}
             ),
         )
 
@@ -146,7 +145,7 @@ class ContactAdmin(ScopedAdminMixin, admin.ModelAdmin):
                 else:
                     self.message_user(
                         request,
-                        gettext("Contact details imported: %(created)d new, %(updated)d replaced.")
+                        gettext("Contact details imported: %(created)d new, %(updated)d updated.")
                         % {"created": done.created, "updated": done.updated},
                         messages.SUCCESS,
                     )
