@@ -698,6 +698,17 @@ if not re.fullmatch(r"https?://[^/\s]+", LINE_API_HOST):
 LINE_API_TIMEOUT = env.float("LINE_API_TIMEOUT", default=10.0)
 if LINE_API_TIMEOUT <= 0:
     raise ImproperlyConfigured("LINE_API_TIMEOUT is a number of seconds, more than 0.")
+# The key the one-time LINE link codes printed on letters are derived from
+# (fieldwork/line/codes.py). Changing it voids every code not yet used.
+if PRODUCTION and LINE_ENABLED:
+    HYOKA_LINE_CODE_KEY = _required("HYOKA_LINE_CODE_KEY")
+else:
+    # Embedded mode only: a fixed, clearly-marked development key.
+    HYOKA_LINE_CODE_KEY = env.str(
+        "HYOKA_LINE_CODE_KEY", default="embedded-mode-insecure-line-code-key-do-not-use"
+    )
+if len(HYOKA_LINE_CODE_KEY) < 32:
+    raise ImproperlyConfigured("HYOKA_LINE_CODE_KEY must be at least 32 random characters.")
 # The official account's LINE ID as residents add it ("@123abcde", shown as typed on
 # letters and in invitations with the participant's link code: fieldwork/letters). Without
 # it no LINE paragraph is printed; with LINE on in production it is required.
@@ -712,17 +723,6 @@ if LINE_OFFICIAL_ACCOUNT_ID and not re.fullmatch(
         "LINE_OFFICIAL_ACCOUNT_ID is the official account's LINE ID with its @, such as "
         f"@123abcde, not {LINE_OFFICIAL_ACCOUNT_ID!r}."
     )
-# The key the one-time LINE link codes printed on letters are derived from
-# (fieldwork/line/codes.py). Changing it voids every code not yet used.
-if PRODUCTION and LINE_ENABLED:
-    HYOKA_LINE_CODE_KEY = _required("HYOKA_LINE_CODE_KEY")
-else:
-    # Embedded mode only: a fixed, clearly-marked development key.
-    HYOKA_LINE_CODE_KEY = env.str(
-        "HYOKA_LINE_CODE_KEY", default="embedded-mode-insecure-line-code-key-do-not-use"
-    )
-if len(HYOKA_LINE_CODE_KEY) < 32:
-    raise ImproperlyConfigured("HYOKA_LINE_CODE_KEY must be at least 32 random characters.")
 # Wrong link codes sent by one LINE user, counted in the cache: past this rate their codes
 # are not even looked at for a while (as HYOKA_TOKEN_FAILURE_RATE slows invalid links).
 HYOKA_LINE_CODE_FAILURE_RATE = env.str("HYOKA_LINE_CODE_FAILURE_RATE", default="10/h")
