@@ -176,6 +176,12 @@ def wrap(text: str, metrics: Metrics, size: float, width: float, indent: float =
     return lines
 
 
+def add_friend_url(account: str) -> str:
+    """LINE's URL that opens the official account's add-friend screen (its ``@`` written
+    ``%40``, as LINE's documentation gives it)."""
+    return f"https://line.me/R/ti/p/{account.replace('@', '%40')}"
+
+
 # --- the page ----------------------------------------------------------------------------------
 
 
@@ -471,15 +477,18 @@ class Sheet:
         self.y = y
 
     def line(self, w: Wording, code: str, account: str) -> None:
-        """The LINE box under the link: how to add the official account (its ID as typed)
+        """The LINE box under the link: how to add the official account (its ID as typed,
+        and a small QR code of its add-friend URL at the right, far smaller than the link's)
         and send the code, the code in the monospace font; kept together on one page."""
-        inner = BODY_WIDTH - 2 * LINE_PAD
+        # The text left of the add-friend QR code (its quiet zone is its margin).
+        inner = BODY_WIDTH - LINE_PAD - layout.LINE_QR_SIZE
         steps = [wrap(s.format(account=account), self.text, LINE_STEP, inner) for s in w.line_steps]
         title_line = LINE_TITLE * BODY_LEADING * PT
         step_line = LINE_STEP * BODY_LEADING * PT
         code_line = LINE_CODE * LINK_LEADING * PT
-        height = (
-            2 * LINE_PAD + title_line + sum(len(lines) for lines in steps) * step_line + code_line
+        height = max(
+            2 * LINE_PAD + title_line + sum(len(lines) for lines in steps) * step_line + code_line,
+            layout.LINE_QR_SIZE,
         )
         self.y += LINE_BEFORE
         self.room(height)
@@ -508,10 +517,16 @@ class Sheet:
             left, y, w.line_code_label, LINE_STEP, leading=LINK_LEADING * LINE_CODE / LINE_STEP
         )
         self.draw(left + label_width, y, code, LINE_CODE, leading=LINK_LEADING, font=MONO_FONT)
+        self.qr(
+            add_friend_url(account),
+            BODY_LEFT + BODY_WIDTH - layout.LINE_QR_SIZE,
+            self.y + (height - layout.LINE_QR_SIZE) / 2,
+            size=layout.LINE_QR_SIZE,
+        )
         self.y += height
 
-    def qr(self, link: str, x: float, top: float) -> None:
-        """The link's QR code, ``layout.QR_SIZE`` mm wide with its quiet zone of
+    def qr(self, link: str, x: float, top: float, size: float = layout.QR_SIZE) -> None:
+        """The link's QR code, ``size`` mm wide with its quiet zone of
         ``layout.QR_BORDER`` modules, as one filled path of a rectangle per run of dark
         modules in a row. Error correction M (15 %) tolerates a fold or a smudge.
 
@@ -521,7 +536,7 @@ class Sheet:
         code = segno.make(link, error="m", micro=False, boost_error=False)
         rows = code.matrix
         modules = len(rows) + 2 * layout.QR_BORDER
-        unit = layout.QR_SIZE / modules * mm
+        unit = size / modules * mm
         left = x * mm + layout.QR_BORDER * unit
         bottom = (layout.PAGE_HEIGHT - top) * mm - (modules - layout.QR_BORDER) * unit
         ops = [f"q 0 g {unit:.5f} 0 0 {unit:.5f} {left:.3f} {bottom:.3f} cm"]

@@ -53,7 +53,8 @@ WORDING = {
         link_label="回答用アドレス",
         line_title="LINEでお知らせを受け取る場合（任意）",
         line_steps=(
-            "1. LINEで公式アカウント「{account}」を友だち追加してください。",
+            "1. 右のQRコードを読み取るか、LINEで「{account}」を検索して、公式アカウントを"
+            "友だち追加してください。",
             "2. そのトークで、下の連携コードを送ってください。締切前のお知らせをLINEで"
             "お届けします。",
         ),
@@ -79,7 +80,8 @@ WORDING = {
         link_label="Your address for the questionnaire",
         line_title="Reminders in LINE (optional)",
         line_steps=(
-            "1. In LINE, add our official account {account} as a friend.",
+            "1. Scan the QR code on the right, or search LINE for {account}, and add our "
+            "official account as a friend.",
             "2. Send it the link code below in the chat: we will then remind you in LINE "
             "before the deadline.",
         ),

@@ -10,6 +10,8 @@ import re
 from dataclasses import replace
 
 import pytest
+import zxingcpp
+from PIL import Image
 from pypdf import PdfReader
 
 from fieldwork.letters import layout, render_letters
@@ -51,7 +53,7 @@ def test_each_letter_prints_its_own_code_and_the_official_account_on_one_page(li
 def test_the_line_box_is_worded_in_the_letters_language(line_pdf):
     ja, en = page_texts(line_pdf)[:2]
     assert "LINEでお知らせを受け取る場合" in ja and "連携コード" in ja
-    assert f"公式アカウント「{ACCOUNT}」を友だち追加" in squeeze(ja).replace(" ", "")
+    assert f"LINEで「{ACCOUNT}」を検索して、公式アカウントを友だち追加" in squeeze(ja)
     assert "Reminders in LINE" in en and "Link code:" in en
     assert "連携コード" not in en
 
@@ -64,8 +66,21 @@ def test_the_code_is_printed_under_the_link(line_pdf_file):
         assert code_word[4] < layout.PAGE_HEIGHT - layout.MARGIN_BOTTOM
 
 
-def test_the_links_qr_code_still_decodes_and_is_the_only_one(line_pdf_file):
-    assert decoded(line_pdf_file) == [[one.link] for one in WITH_LINE]
+ADD_FRIEND = "https://line.me/R/ti/p/%40123abcde"  # LINE's add-friend URL, "@" as %40
+
+
+def test_the_links_qr_code_still_decodes_beside_the_smaller_add_friend_code(line_pdf_file):
+    assert [sorted(page) for page in decoded(line_pdf_file)] == [
+        sorted([one.link, ADD_FRIEND]) for one in WITH_LINE
+    ]
+    # The link's symbol is the dominant one: at least half as wide again on paper.
+    for png in sorted((line_pdf_file.parent / f"{line_pdf_file.stem}-raster").glob("p-*.png")):
+        widths = {
+            code.text: code.position.top_right.x - code.position.top_left.x
+            for code in zxingcpp.read_barcodes(Image.open(png))
+        }
+        (link,) = [text for text in widths if text != ADD_FRIEND]
+        assert widths[link] >= 1.5 * widths[ADD_FRIEND]
 
 
 def test_the_window_still_shows_the_address_and_nothing_else(line_pdf_file):

@@ -147,6 +147,7 @@ def test_the_e_mail_invitation_carries_the_code_that_links(line_on, sender, site
     text, html = message.body, message.alternatives[0][0]
     assert code in text and code in str(html) and ACCOUNT in text
     assert ("連携コード" in text) == (language == "ja")
+    assert 'href="https://line.me/R/ti/p/%40123abcde"' in str(html)  # add friend, on a phone
     _send(_text(CODE.search(text).group(0)))  # type: ignore[union-attr]
     assert _linked_user(hanako) == ALICE
 
