@@ -522,38 +522,51 @@ class Sheet:
             BODY_LEFT + BODY_WIDTH - layout.LINE_QR_SIZE,
             self.y + (height - layout.LINE_QR_SIZE) / 2,
             size=layout.LINE_QR_SIZE,
+            same=True,
         )
         self.y += height
 
-    def qr(self, link: str, x: float, top: float, size: float = layout.QR_SIZE) -> None:
+    def qr(
+        self, link: str, x: float, top: float, size: float = layout.QR_SIZE, *, same: bool = False
+    ) -> None:
         """The link's QR code, ``size`` mm wide with its quiet zone of
         ``layout.QR_BORDER`` modules, as one filled path of a rectangle per run of dark
         modules in a row. Error correction M (15 %) tolerates a fold or a smudge.
 
         The path is written in module units under a scaling matrix (``cm``), so its
         numbers are small integers: as PDF operators directly (``addLiteral``), a
-        thousand times faster than a ReportLab path object formatting each float."""
-        code = segno.make(link, error="m", micro=False, boost_error=False)
-        rows = code.matrix
-        modules = len(rows) + 2 * layout.QR_BORDER
+        thousand times faster than a ReportLab path object formatting each float.
+        ``same``: the code is the same on every letter (the add-friend URL), so its path is
+        made once (encoding a symbol is most of a QR code's cost)."""
+        side, runs = _qr_runs(link) if same else _qr_runs.__wrapped__(link)
+        modules = side + 2 * layout.QR_BORDER
         unit = size / modules * mm
         left = x * mm + layout.QR_BORDER * unit
         bottom = (layout.PAGE_HEIGHT - top) * mm - (modules - layout.QR_BORDER) * unit
-        ops = [f"q 0 g {unit:.5f} 0 0 {unit:.5f} {left:.3f} {bottom:.3f} cm"]
-        last = len(rows) - 1
-        for r, row in enumerate(rows):
-            y = last - r  # PDF's y runs up, the matrix's rows down
-            c, n = 0, len(row)
-            while c < n:
-                if row[c] & 1:
-                    start = c
-                    while c < n and row[c] & 1:
-                        c += 1
-                    ops.append(f"{start} {y} {c - start} 1 re")
-                else:
+        self.canvas.addLiteral(
+            f"q 0 g {unit:.5f} 0 0 {unit:.5f} {left:.3f} {bottom:.3f} cm\n{runs}\nf Q"
+        )
+
+
+@functools.lru_cache(maxsize=8)
+def _qr_runs(link: str) -> tuple[int, str]:
+    """The QR code of ``link``: its width in modules, and a ``re`` (rectangle) operator per
+    run of dark modules in a row, in module units with the origin at its bottom-left."""
+    rows = segno.make(link, error="m", micro=False, boost_error=False).matrix
+    ops = []
+    last = len(rows) - 1
+    for r, row in enumerate(rows):
+        y = last - r  # PDF's y runs up, the matrix's rows down
+        c, n = 0, len(row)
+        while c < n:
+            if row[c] & 1:
+                start = c
+                while c < n and row[c] & 1:
                     c += 1
-        ops.append("f Q")
-        self.canvas.addLiteral("\n".join(ops))
+                ops.append(f"{start} {y} {c - start} 1 re")
+            else:
+                c += 1
+    return len(rows), "\n".join(ops)
 
 
 def render_letters(letters: Sequence[Letter], *, today: date | None = None) -> bytes:
