@@ -709,6 +709,20 @@ else:
     )
 if len(HYOKA_LINE_CODE_KEY) < 32:
     raise ImproperlyConfigured("HYOKA_LINE_CODE_KEY must be at least 32 random characters.")
+# The official account's LINE ID as residents add it ("@123abcde", shown as typed on
+# letters and in invitations with the participant's link code: fieldwork/letters). Without
+# it no LINE paragraph is printed; with LINE on in production it is required.
+if PRODUCTION and LINE_ENABLED:
+    LINE_OFFICIAL_ACCOUNT_ID = _required("LINE_OFFICIAL_ACCOUNT_ID").strip()
+else:
+    LINE_OFFICIAL_ACCOUNT_ID = env.str("LINE_OFFICIAL_ACCOUNT_ID", default="").strip()
+if LINE_OFFICIAL_ACCOUNT_ID and not re.fullmatch(
+    r"@[0-9A-Za-z._-]{1,40}", LINE_OFFICIAL_ACCOUNT_ID
+):
+    raise ImproperlyConfigured(
+        "LINE_OFFICIAL_ACCOUNT_ID is the official account's LINE ID with its @, such as "
+        f"@123abcde, not {LINE_OFFICIAL_ACCOUNT_ID!r}."
+    )
 # Wrong link codes sent by one LINE user, counted in the cache: past this rate their codes
 # are not even looked at for a while (as HYOKA_TOKEN_FAILURE_RATE slows invalid links).
 HYOKA_LINE_CODE_FAILURE_RATE = env.str("HYOKA_LINE_CODE_FAILURE_RATE", default="10/h")

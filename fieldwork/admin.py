@@ -79,15 +79,30 @@ class ContactAdmin(ScopedAdminMixin, admin.ModelAdmin):
     ) -> HttpResponse:
         return HttpResponseRedirect(reverse("admin:fieldwork_contact_import"))
 
+    def get_form(
+        self, request: HttpRequest, obj: Contact | None = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        form = super().get_form(request, obj, change, **kwargs)
+        # Each field carries the value the manager saw (a hidden input): a field counts as
+        # changed only if the manager changed it, not if the participant linked their
+        # LINE account while the form was open.
+        for field in form.base_fields.values():
+            field.show_hidden_initial = True
+        if "line_user_id" in form.base_fields:
+            form.base_fields["line_user_id"].help_text = _(
+                "Set when the participant sends their code to the official account in LINE. "
+                "To unlink their LINE account, empty this field and save."
+            )
+        return form
+
     def save_model(self, request: HttpRequest, obj: Contact, form: Any, change: bool) -> None:
+        # Only what the manager changed (emptying a field removes that value): a LINE
+        # account the participant linked while the form was open is not undone.
+        changed = set(form.changed_data)
         contacts.contact_set(
             participant=obj.participant,
             values=contacts.ContactValues(
-                email=obj.email,
-                line_user_id=obj.line_user_id,
-                postal_name=obj.postal_name,
-                postal_address=obj.postal_address,
-                language=obj.language,
+                **{name: getattr(obj, name) for name in contacts.FIELDS if name in changed}
             ),
         )
 
@@ -146,7 +161,7 @@ class ContactAdmin(ScopedAdminMixin, admin.ModelAdmin):
                 else:
                     self.message_user(
                         request,
-                        gettext("Contact details imported: %(created)d new, %(updated)d replaced.")
+                        gettext("Contact details imported: %(created)d new, %(updated)d updated.")
                         % {"created": done.created, "updated": done.updated},
                         messages.SUCCESS,
                     )

@@ -1,8 +1,22 @@
-"""Writes of contact details: importing them from CSV, setting one participant's, erasing
-them, and re-encrypting every row after a key rotation (``crypto.py``).
+"""Writes of contact details by managers: importing them from CSV, setting one
+participant's (the admin's change form), erasing them, and re-encrypting every row after a
+key rotation (``crypto.py``).
 
-The values are encrypted by the model's fields; only here is the LINE user id's blind
-index computed, so every write of a contact goes through this module.
+Contacts have two writers, and only two:
+- this module, for what a manager or the system does;
+- ``fieldwork/line/linking.py``, for what the participant does themselves in LINE: linking
+  their LINE account with the code from their letter, unlinking it by blocking the
+  official account. It writes the LINE fields only, under the same row lock
+  (``select_for_update``) as the writes here, so that neither undoes the other; it stays
+  with the LINE channel because its rules (a code links one account; an unfollow unlinks
+  every participant of that account) are the channel's.
+Both compute the LINE user id's blind index with ``crypto.line_user_index``, the values
+are encrypted by the model's fields.
+
+A write here **sets only the values it is given**: ``None`` in ``ContactValues`` leaves a
+value as it is. An import's empty cell (or a missing column) is ``None``, so re-importing a
+file does not undo a LINE account the participant linked meanwhile; a value is removed
+explicitly, in the admin's change form, which sends the fields the manager changed.
 """
 
 from __future__ import annotations
@@ -38,13 +52,39 @@ REQUIRED_COLUMNS = ("reference",)
 VALUE_MAX = 500  # characters of any one value: an address is far shorter
 
 
+FIELDS = ("email", "line_user_id", "postal_name", "postal_address", "language")
+
+
 @dataclass(frozen=True)
 class ContactValues:
-    email: str = ""
-    line_user_id: str = ""
-    postal_name: str = ""
-    postal_address: str = ""
-    language: str = Language.JA
+    """Values to write: ``None`` leaves the stored value as it is, ``""`` removes it."""
+
+    email: str | None = None
+    line_user_id: str | None = None
+    postal_name: str | None = None
+    postal_address: str | None = None
+    language: str | None = None
+
+    def given(self) -> set[str]:
+        """The names of the values this write sets."""
+        return {name for name in FIELDS if getattr(self, name) is not None}
+
+    def over(self, contact: Contact | None) -> ContactValues:
+        """The values ``contact`` (``None``: a new one) has once these are applied."""
+
+        def value(name: str) -> str:
+            mine = getattr(self, name)
+            if mine is not None:
+                return mine
+            return getattr(contact, name) if contact is not None else ""
+
+        return ContactValues(
+            email=value("email"),
+            line_user_id=value("line_user_id"),
+            postal_name=value("postal_name"),
+            postal_address=value("postal_address"),
+            language=value("language") or Language.JA,
+        )
 
 
 @dataclass(frozen=True)
@@ -54,17 +94,17 @@ class ContactImport:
 
 
 def contact_set(*, participant: Participant, values: ContactValues) -> Contact:
-    """Set the participant's contact details (created or replaced). An erased participant
-    gets none (``ImportRejected``)."""
-    problems = _problems(values)
-    if ErasureRecord.objects.filter(participant=participant).exists():
-        problems.append(_("This participant's personal data was erased."))
-    if problems:
-        raise ImportRejected(" ".join(problems), errors={"contact": problems})
+    """Set the given values of the participant's contact details (created if they have
+    none); ``None`` leaves a value as it is, ``""`` removes it. An erased participant
+    gets none, and the result must still reach them somehow (``ImportRejected``)."""
     with transaction.atomic():
-        contact = Contact.objects.filter(participant=participant).first() or Contact(
-            participant=participant
-        )
+        contact = Contact.objects.select_for_update().filter(participant=participant).first()
+        problems = _problems(values.over(contact))
+        if ErasureRecord.objects.filter(participant=participant).exists():
+            problems.append(_("This participant's personal data was erased."))
+        if problems:
+            raise ImportRejected(" ".join(problems), errors={"contact": problems})
+        contact = contact or Contact(participant=participant)
         _apply(contact, values)
         contact.save()
     return contact
@@ -96,8 +136,11 @@ def contacts_import_csv(
     ``sites``: the sites the caller may write to (a manager's own); ``None``, every site
     of the study. A participant elsewhere is one that does not exist. Every row is checked
     first; if any is wrong, nothing is stored and ``ImportRejected.errors`` maps row
-    numbers (the header is row 1) to messages in the active language. A participant who
-    already has contact details gets the file's values instead."""
+    numbers (the header is row 1) to messages in the active language.
+
+    A participant who already has contact details gets the file's non-empty values; an
+    empty cell or a missing column leaves the stored value as it is (a LINE account the
+    participant linked is kept). A value is removed in the admin's change form."""
     try:
         text = data.decode("utf-8-sig") if isinstance(data, bytes) else data
     except UnicodeDecodeError:
@@ -185,14 +228,17 @@ def contacts_import_csv(
                     problems.append(
                         _("Same participant as row %(row)d.") % {"row": seen[participant.pk]}
                     )
+        # An empty cell (or a column the file does not have) leaves the value as it is.
         values = ContactValues(
-            email=row.get("email", "").strip(),
-            line_user_id=row.get("line_user_id", "").strip(),
-            postal_name=row.get("postal_name", "").strip(),
-            postal_address=row.get("postal_address", "").strip().replace("\r\n", "\n"),
-            language=row.get("language", "").strip().lower() or Language.JA,
+            email=row.get("email", "").strip() or None,
+            line_user_id=row.get("line_user_id", "").strip() or None,
+            postal_name=row.get("postal_name", "").strip() or None,
+            postal_address=row.get("postal_address", "").strip().replace("\r\n", "\n") or None,
+            language=row.get("language", "").strip().lower() or None,
         )
-        problems.extend(_problems(values))
+        problems.extend(_value_problems(values))
+        if creating and not problems:
+            problems.extend(_whole_problems(values.over(None)))
         if problems:
             errors[number] = problems
         elif creating:
@@ -201,6 +247,16 @@ def contacts_import_csv(
         elif participant is not None:
             seen[participant.pk] = number
             rows.append((participant, values))
+    # What each participant's contact will be, with the values the file leaves as they are.
+    stored = {
+        c.participant_id: c
+        for c in Contact.objects.filter(participant_id__in=[p.pk for p, _v in rows])
+    }
+    for participant, values in rows:
+        problems = _whole_problems(values.over(stored.get(participant.pk)))
+        if problems:
+            errors[seen[participant.pk]] = problems
+    rows = [(p, v) for p, v in rows if seen[p.pk] not in errors]
     if not errors and not rows and not to_create:
         raise ImportRejected(_("The file has no contact details."))
     with transaction.atomic():  # all rows are stored, or none
@@ -214,7 +270,9 @@ def contacts_import_csv(
             )
         }
         new, changed = [], []
+        given: set[str] = set()
         for participant, values in rows:
+            given |= values.given()
             contact = existing.get(participant.pk)
             if contact is None:
                 contact = Contact(participant=participant)
@@ -223,18 +281,13 @@ def contacts_import_csv(
                 changed.append(contact)
             _apply(contact, values)
         Contact.objects.bulk_create(new, batch_size=500)
-        Contact.objects.bulk_update(
-            changed,
-            [
-                "email",
-                "line_user_id",
-                "line_user_index",
-                "postal_name",
-                "postal_address",
-                "language",
-            ],
-            batch_size=500,
-        )
+        # Only the columns some row gives: a file without LINE ids does not write the LINE
+        # fields at all (the rows were locked, so the values kept are the current ones).
+        fields = [name for name in FIELDS if name in given]
+        if "line_user_id" in given:
+            fields.append("line_user_index")
+        if changed and fields:
+            Contact.objects.bulk_update(changed, fields, batch_size=500)
     return ContactImport(created=len(new), updated=len(changed))
 
 
@@ -270,11 +323,27 @@ def _created(
 
 
 def _problems(values: ContactValues) -> list[str]:
-    """What is wrong with these values, in the active language."""
+    """What is wrong with a contact that has these values, in the active language."""
+    return _value_problems(values) or _whole_problems(values)
+
+
+def _whole_problems(values: ContactValues) -> list[str]:
+    """What is wrong with a contact that has these values (all given, ``over`` a stored
+    one) as a whole: a way to reach the participant, a name for an address."""
     problems: list[str] = []
     if not (values.email or values.line_user_id or values.postal_address):
         problems.append(_("The row has no e-mail address, LINE user id or postal address."))
+    if values.postal_address and not values.postal_name:
+        problems.append(_("A postal address needs the name to print on the letter."))
+    return problems
+
+
+def _value_problems(values: ContactValues) -> list[str]:
+    """What is wrong with the values given (not ``None``), each on its own."""
+    problems: list[str] = []
     for value in (values.email, values.line_user_id, values.postal_name, values.postal_address):
+        if value is None:
+            continue
         if len(value) > VALUE_MAX:
             problems.append(_("A value is longer than %(max)d characters.") % {"max": VALUE_MAX})
             return problems
@@ -297,9 +366,7 @@ def _problems(values: ContactValues) -> list[str]:
                 _("“%(value)s” is not a LINE user id (“U” followed by 32 characters 0-9 and a-f).")
                 % {"value": values.line_user_id}
             )
-    if values.postal_address and not values.postal_name:
-        problems.append(_("A postal address needs the name to print on the letter."))
-    if values.language not in Language.values:
+    if values.language is not None and values.language not in Language.values:
         problems.append(
             _("The language must be “ja” or “en”, not “%(value)s”.") % {"value": values.language}
         )
@@ -307,12 +374,13 @@ def _problems(values: ContactValues) -> list[str]:
 
 
 def _apply(contact: Contact, values: ContactValues) -> None:
-    contact.email = values.email
-    contact.line_user_id = values.line_user_id
-    contact.line_user_index = crypto.line_user_index(values.line_user_id)
-    contact.postal_name = values.postal_name
-    contact.postal_address = values.postal_address
-    contact.language = values.language
+    """Sets the values given (not ``None``) on ``contact``; a new contact without a
+    language gets Japanese."""
+    for name in values.given():
+        setattr(contact, name, getattr(values, name))
+    if values.line_user_id is not None:
+        contact.line_user_index = crypto.line_user_index(values.line_user_id)
+    contact.language = contact.language or Language.JA
 
 
 def contacts_reencrypt(*, batch_size: int = 500) -> int:

@@ -13,7 +13,7 @@
    then read back by it): a row another worker claimed first is not among them, so two
    workers never send the same row. Then, one row after the other: **send** it, **mark**
    it ``sent`` (or failed, or queued again). The links of the batch are rendered in a
-   few queries (``surveys.links.participant_links``): a message costs one UPDATE.
+   few queries (``surveys.links.invitations``): a message costs one UPDATE.
 4. An SMTP **4xx** or a connection problem queues the row again with a backoff
    (1, 2, 4 … minutes, at most an hour) until ``HYOKA_DELIVERY_MAX_ATTEMPTS``, then it
    fails; a **5xx** fails it at once; each with the server's words as the reason.
@@ -44,7 +44,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from surveys.errors import LinkUnavailable
-from surveys.links import participant_links
+from surveys.links import Invitation, invitations
 
 from . import selectors
 from .channels import email
@@ -107,7 +107,7 @@ def _send_batch(batch: list[int], report: SendReport, pace: Pacer, *, now: datet
             pk = delivery.pk
             tried.add(pk)
             try:
-                message = email.build(delivery, link=links.get(delivery.participant_id))
+                message = email.build(delivery, invitation=links.get(delivery.participant_id))
             except email.Undeliverable as exc:
                 _finish(pk, Delivery.Status.FAILED, reason=str(exc))
                 report.failed.append(pk)
@@ -139,15 +139,16 @@ def _send_batch(batch: list[int], report: SendReport, pace: Pacer, *, now: datet
     return True
 
 
-def _links(deliveries: list[Delivery]) -> dict[int, str]:
+def _links(deliveries: list[Delivery]) -> dict[int, Invitation]:
     """The participants' links, in a few queries for the batch; one that cannot be given
     is left out (its delivery fails with the reason: ``email.build``)."""
     participants = [d.participant for d in deliveries]
     try:
-        return participant_links(participants)
+        return {i.participant.pk: i for i in invitations(participants)}
     except LinkUnavailable as exc:
         refused = {int(pk) for pk in exc.errors}
-        return participant_links(p for p in participants if p.pk not in refused)
+        rest = [p for p in participants if p.pk not in refused]
+        return {i.participant.pk: i for i in invitations(rest)}
 
 
 def claim_batch(ids: Sequence[int], *, now: datetime | None = None) -> list[int]:

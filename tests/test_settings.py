@@ -285,4 +285,15 @@ def test_production_with_line_on_requires_the_link_code_key():
     assert result.returncode != 0
     assert "ImproperlyConfigured: HYOKA_LINE_CODE_KEY is not set" in result.stderr
     key = {"HYOKA_LINE_CODE_KEY": secrets.token_urlsafe(32)}
-    assert manage("check", "--deploy", **{**PRODUCTION, **line, **key}).returncode == 0
+    without_account = manage("check", **{**PRODUCTION, **line, **key})
+    assert without_account.returncode != 0
+    assert "ImproperlyConfigured: LINE_OFFICIAL_ACCOUNT_ID is not set" in without_account.stderr
+    account = {"LINE_OFFICIAL_ACCOUNT_ID": "@123abcde"}
+    assert manage("check", "--deploy", **{**PRODUCTION, **line, **key, **account}).returncode == 0
+
+
+def test_an_official_account_id_without_its_at_sign_is_refused():
+    result = manage("check", LINE_OFFICIAL_ACCOUNT_ID="123abcde")
+
+    assert result.returncode != 0
+    assert "LINE_OFFICIAL_ACCOUNT_ID is the official account's LINE ID" in result.stderr

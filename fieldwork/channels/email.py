@@ -22,9 +22,11 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 
 from surveys.errors import LinkUnavailable
-from surveys.links import participant_link
+from surveys.links import Invitation
+from surveys.links import invitation as participant_invitation
 from surveys.models import Language
 
+from ..line import codes
 from ..models import Contact, Delivery, Sender
 
 TEMPLATES = "fieldwork/email"
@@ -41,10 +43,15 @@ class Undeliverable(Exception):
     """This delivery cannot become a message (no address, no sender): a permanent failure."""
 
 
-def build(delivery: Delivery, *, link: str | None = None) -> EmailMultiAlternatives:
+def build(delivery: Delivery, *, invitation: Invitation | None = None) -> EmailMultiAlternatives:
     """The message for ``delivery`` (its participant, contact and site's sender loaded);
-    ``link``: the participant's link if the caller has it (a batch renders them at once),
-    else it is rendered here."""
+    ``invitation``: the participant's link if the caller has it (a batch renders them at
+    once), else it is rendered here.
+
+    An invitation carries a short LINE paragraph (the official account and the
+    participant's link code, ``fieldwork.line.codes``) when LINE is on,
+    ``LINE_OFFICIAL_ACCOUNT_ID`` is set and the participant's LINE account is not linked
+    yet; a reminder does not."""
     participant = delivery.participant
     contact: Contact | None = getattr(participant, "contact", None)
     if contact is None or not contact.email:
@@ -55,11 +62,19 @@ def build(delivery: Delivery, *, link: str | None = None) -> EmailMultiAlternati
     language = contact.language if contact.language in Language.values else Language.JA
     site = participant.site
     try:
-        link = link or participant_link(participant)
+        invitation = invitation or participant_invitation(participant)
     except LinkUnavailable as exc:  # erased, withdrawn, or its link key no longer configured
         raise Undeliverable(exc.message) from exc
+    account = settings.LINE_OFFICIAL_ACCOUNT_ID
+    line_code = (
+        codes.for_invitation(invitation)
+        if account and delivery.kind == Delivery.Kind.INVITATION and not contact.line_user_id
+        else None
+    )
     context = {
-        "link": link,
+        "link": invitation.url,
+        "line_code": line_code,
+        "line_account": account if line_code else "",
         "site_name": site.name_en if language == Language.EN and site.name_en else site.name_ja,
         "study_name": (
             site.study.name_en

@@ -11,7 +11,11 @@ participants with what a letter needs and maps each to a ``Letter``:
   description in the letter's language (the other language's if that one is empty);
 - the deadline: the last day the site's questionnaire is open (the day before it closes
   if it closes at midnight), or the caller's ``deadline`` if the site has no closing date;
-- the link: ``surveys.links.participant_links`` (the participant's one stable link).
+- the link: ``surveys.links.invitations`` (the participant's one stable link);
+- with LINE on and ``LINE_OFFICIAL_ACCOUNT_ID`` set, the participant's LINE link code
+  (``fieldwork.line.codes.for_invitation``: computed from the link just given, no query)
+  and the official account; else (or when the participant's LINE account is linked
+  already) no LINE paragraph.
 
 A participant who cannot get a letter is skipped with a reason (returned, never raised),
 and no letter of theirs is made: withdrawn, erased, already submitted, no sender, no
@@ -27,14 +31,16 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from surveys.errors import LinkUnavailable
-from surveys.links import participant_links
+from surveys.links import Invitation, invitations
 from surveys.models import ErasureRecord, Language, Participant, Response
 
+from ..line import codes
 from ..models import Contact, Sender
 from .letter import Letter
 
@@ -177,9 +183,14 @@ def letters_build(
         assert contact is not None and sender is not None
         ready.append((p, contact, sender))
     links = _links([p for p, _c, _s in ready], built)
+    account = settings.LINE_OFFICIAL_ACCOUNT_ID or None
     for one, contact, sender in ready:
         if one.pk not in links:
             continue
+        # Already linked in LINE: the code would link nothing new.
+        line_code = (
+            codes.for_invitation(links[one.pk]) if account and not contact.line_user_id else None
+        )
         lang = language or contact.language or one.site.study.default_language
         try:
             letter = Letter(
@@ -189,9 +200,11 @@ def letters_build(
                 sender_lines=_sender_lines(sender, lang),
                 purpose=_purpose(one.site.study, lang),
                 deadline=deadline_of(one.site.survey_closes_at) or deadline,  # type: ignore[arg-type]
-                link=links[one.pk],
+                link=links[one.pk].url,
                 language=lang,
                 dated=dated,
+                line_code=line_code,
+                line_account=account if line_code else None,
             )
         except ValueError as exc:
             built.skipped.append(Skipped(one.pk, one.reference, Skip.UNPRINTABLE, str(exc)))
@@ -201,10 +214,10 @@ def letters_build(
     return built
 
 
-def _links(participants: list[Participant], built: Built) -> dict[int, str]:
+def _links(participants: list[Participant], built: Built) -> dict[int, Invitation]:
     """The links of ``participants``; one that cannot be given is skipped, with why."""
     try:
-        return participant_links(participants)
+        return {i.participant.pk: i for i in invitations(participants)}
     except LinkUnavailable as exc:
         refused = {int(pk): message for pk, message in exc.errors.items()}
         for p in participants:

@@ -82,3 +82,7 @@ QR_BORDER = 4
 QR_GAP = 6.0  # between the code and the instructions beside it
 QR_INDENT = QR_SIZE + QR_GAP
 FOLD_2 = 2 * FOLD
+# The LINE box's add-friend QR code (``https://line.me/R/ti/p/%40<id>``, ~35 characters: a
+# version 2 or 3 symbol): 22 mm with its quiet zone, a module about 0.65 mm, well under the
+# link's so that the link's stays the one a reader's eye (and camera) goes to.
+LINE_QR_SIZE = 22.0

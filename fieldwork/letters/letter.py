@@ -9,6 +9,7 @@ that says what is wrong, before anything is rendered.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import date
@@ -27,6 +28,14 @@ MAX_ADDRESS_EM = 21.0
 MAX_NAME_EM = 15.0  # 13 pt: 15 em and "　様" (2 em) are 78 mm, inside the 80 mm
 MAX_SENDER_LINES = 6
 MAX_LINK_LENGTH = 300
+
+# A LINE link code as printed (``fieldwork.line.codes``: 10 characters of its alphabet, a
+# hyphen in the middle) and the official account's LINE ID (``@123abcde``). Stated here
+# rather than imported: the renderer stays free of the database (a test checks the two
+# alphabets are the same).
+LINE_CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+LINE_CODE = re.compile(f"[{LINE_CODE_ALPHABET}]{{5}}-[{LINE_CODE_ALPHABET}]{{5}}")
+LINE_ACCOUNT = re.compile(r"@[0-9A-Za-z._-]{1,40}")
 
 
 def text_width_em(text: str) -> float:
@@ -53,6 +62,9 @@ class Letter:
     ``sender_lines`` are the municipality's block (office, address, telephone).
     ``dated`` is the date printed on the letter (if omitted, the day it is rendered, in
     the project's time zone: Japan time).
+    ``line_code`` (``ABCDE-FGHJK``) and ``line_account`` (``@123abcde``), both or neither:
+    the participant's LINE link code and the official account to send it to, printed in a
+    box under the link; without them the letter says nothing of LINE.
     """
 
     reference: str
@@ -64,6 +76,8 @@ class Letter:
     link: str
     language: str = "ja"
     dated: date | None = None
+    line_code: str | None = None
+    line_account: str | None = None
 
     def __post_init__(self) -> None:
         reference = _clean(self.reference, "the reference")
@@ -123,6 +137,25 @@ class Letter:
         if self.dated is not None and not isinstance(self.dated, date):
             raise ValueError(f"letter {reference}: the letter's date must be a date")
         check_link(self.link, reference)
+        if (self.line_code is None) != (self.line_account is None):
+            raise ValueError(
+                f"letter {reference}: a LINE link code needs the official account's LINE ID, "
+                "and the account a code (both or neither)"
+            )
+        if self.line_code is not None and (
+            not isinstance(self.line_code, str) or not LINE_CODE.fullmatch(self.line_code)
+        ):
+            raise ValueError(
+                f"letter {reference}: the LINE link code must be 10 characters as printed, "
+                f"such as ABCDE-FGHJK, not {self.line_code!r}"
+            )
+        if self.line_account is not None and (
+            not isinstance(self.line_account, str) or not LINE_ACCOUNT.fullmatch(self.line_account)
+        ):
+            raise ValueError(
+                f"letter {reference}: the official account must be a LINE ID such as "
+                f"@123abcde, not {self.line_account!r}"
+            )
         # Normalised values replace what was given (frozen: through object.__setattr__).
         object.__setattr__(self, "reference", reference)
         object.__setattr__(self, "addressee_name", name)

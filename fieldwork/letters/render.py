@@ -67,6 +67,8 @@ PARAGRAPH_AFTER = 2.5
 DEADLINE, DEADLINE_BEFORE, DEADLINE_AFTER, DEADLINE_PAD = 12.0, 5.0, 6.0, 2.5
 HOW_TITLE, HOW_PAD, HOW_TITLE_AFTER, PERSONAL = 11.0, 3.0, 1.5, 9.5
 LINK_LABEL, LINK, LINK_LEADING = 9.0, 11.0, 1.4
+# The LINE box under the link: its title, steps, and the code in the monospace font.
+LINE_BEFORE, LINE_PAD, LINE_TITLE, LINE_STEP, LINE_CODE = 4.0, 2.5, 10.0, 9.0, 13.0
 
 BODY_LEFT = layout.MARGIN_LEFT
 BODY_WIDTH = layout.PAGE_WIDTH - layout.MARGIN_LEFT - layout.MARGIN_RIGHT
@@ -174,6 +176,12 @@ def wrap(text: str, metrics: Metrics, size: float, width: float, indent: float =
     return lines
 
 
+def add_friend_url(account: str) -> str:
+    """LINE's URL that opens the official account's add-friend screen (its ``@`` written
+    ``%40``, as LINE's documentation gives it)."""
+    return f"https://line.me/R/ti/p/{account.replace('@', '%40')}"
+
+
 # --- the page ----------------------------------------------------------------------------------
 
 
@@ -192,6 +200,8 @@ class Page:
     dated: str
     deadline: str
     link: str
+    line_code: str | None = None
+    line_account: str | None = None
 
 
 def page(letter: Letter, today: date) -> Page:
@@ -212,6 +222,8 @@ def page(letter: Letter, today: date) -> Page:
         dated=format_date(letter.dated or today, letter.language),
         deadline=format_date(letter.deadline, letter.language, weekday=True),
         link=letter.link,
+        line_code=letter.line_code,
+        line_account=letter.line_account,
     )
 
 
@@ -303,6 +315,8 @@ class Sheet:
         self.paragraph(w.closing, align_right=True)
         self.deadline(w.deadline_label + p.deadline)
         self.access(p)
+        if p.line_code is not None and p.line_account is not None:
+            self.line(p.wording, p.line_code, p.line_account)
         self.canvas.showPage()
 
     def head(self, p: Page) -> None:
@@ -462,35 +476,97 @@ class Sheet:
             y += LINK * LINK_LEADING * PT
         self.y = y
 
-    def qr(self, link: str, x: float, top: float) -> None:
-        """The link's QR code, ``layout.QR_SIZE`` mm wide with its quiet zone of
+    def line(self, w: Wording, code: str, account: str) -> None:
+        """The LINE box under the link: how to add the official account (its ID as typed,
+        and a small QR code of its add-friend URL at the right, far smaller than the link's)
+        and send the code, the code in the monospace font; kept together on one page."""
+        # The text left of the add-friend QR code (its quiet zone is its margin).
+        inner = BODY_WIDTH - LINE_PAD - layout.LINE_QR_SIZE
+        steps = [wrap(s.format(account=account), self.text, LINE_STEP, inner) for s in w.line_steps]
+        title_line = LINE_TITLE * BODY_LEADING * PT
+        step_line = LINE_STEP * BODY_LEADING * PT
+        code_line = LINE_CODE * LINK_LEADING * PT
+        height = max(
+            2 * LINE_PAD + title_line + sum(len(lines) for lines in steps) * step_line + code_line,
+            layout.LINE_QR_SIZE,
+        )
+        self.y += LINE_BEFORE
+        self.room(height)
+        c = self.canvas
+        c.setStrokeColorRGB(*RULE)
+        c.setLineWidth(0.6)
+        c.rect(
+            BODY_LEFT * mm,
+            (layout.PAGE_HEIGHT - self.y - height) * mm,
+            BODY_WIDTH * mm,
+            height * mm,
+            stroke=1,
+            fill=0,
+        )
+        left = BODY_LEFT + LINE_PAD
+        y = self.y + LINE_PAD
+        self.draw(left, y, w.line_title, LINE_TITLE, leading=BODY_LEADING)
+        y += title_line
+        for lines in steps:
+            for text in lines:
+                self.draw(left, y, text, LINE_STEP, leading=BODY_LEADING)
+                y += step_line
+        label_width = self.text.width(w.line_code_label, LINE_STEP)
+        # The label's line box as tall as the code's, so that both share a baseline.
+        self.draw(
+            left, y, w.line_code_label, LINE_STEP, leading=LINK_LEADING * LINE_CODE / LINE_STEP
+        )
+        self.draw(left + label_width, y, code, LINE_CODE, leading=LINK_LEADING, font=MONO_FONT)
+        self.qr(
+            add_friend_url(account),
+            BODY_LEFT + BODY_WIDTH - layout.LINE_QR_SIZE,
+            self.y + (height - layout.LINE_QR_SIZE) / 2,
+            size=layout.LINE_QR_SIZE,
+            same=True,
+        )
+        self.y += height
+
+    def qr(
+        self, link: str, x: float, top: float, size: float = layout.QR_SIZE, *, same: bool = False
+    ) -> None:
+        """The link's QR code, ``size`` mm wide with its quiet zone of
         ``layout.QR_BORDER`` modules, as one filled path of a rectangle per run of dark
         modules in a row. Error correction M (15 %) tolerates a fold or a smudge.
 
         The path is written in module units under a scaling matrix (``cm``), so its
         numbers are small integers: as PDF operators directly (``addLiteral``), a
-        thousand times faster than a ReportLab path object formatting each float."""
-        code = segno.make(link, error="m", micro=False, boost_error=False)
-        rows = code.matrix
-        modules = len(rows) + 2 * layout.QR_BORDER
-        unit = layout.QR_SIZE / modules * mm
+        thousand times faster than a ReportLab path object formatting each float.
+        ``same``: the code is the same on every letter (the add-friend URL), so its path is
+        made once (encoding a symbol is most of a QR code's cost)."""
+        side, runs = _qr_runs(link) if same else _qr_runs.__wrapped__(link)
+        modules = side + 2 * layout.QR_BORDER
+        unit = size / modules * mm
         left = x * mm + layout.QR_BORDER * unit
         bottom = (layout.PAGE_HEIGHT - top) * mm - (modules - layout.QR_BORDER) * unit
-        ops = [f"q 0 g {unit:.5f} 0 0 {unit:.5f} {left:.3f} {bottom:.3f} cm"]
-        last = len(rows) - 1
-        for r, row in enumerate(rows):
-            y = last - r  # PDF's y runs up, the matrix's rows down
-            c, n = 0, len(row)
-            while c < n:
-                if row[c] & 1:
-                    start = c
-                    while c < n and row[c] & 1:
-                        c += 1
-                    ops.append(f"{start} {y} {c - start} 1 re")
-                else:
+        self.canvas.addLiteral(
+            f"q 0 g {unit:.5f} 0 0 {unit:.5f} {left:.3f} {bottom:.3f} cm\n{runs}\nf Q"
+        )
+
+
+@functools.lru_cache(maxsize=8)
+def _qr_runs(link: str) -> tuple[int, str]:
+    """The QR code of ``link``: its width in modules, and a ``re`` (rectangle) operator per
+    run of dark modules in a row, in module units with the origin at its bottom-left."""
+    rows = segno.make(link, error="m", micro=False, boost_error=False).matrix
+    ops = []
+    last = len(rows) - 1
+    for r, row in enumerate(rows):
+        y = last - r  # PDF's y runs up, the matrix's rows down
+        c, n = 0, len(row)
+        while c < n:
+            if row[c] & 1:
+                start = c
+                while c < n and row[c] & 1:
                     c += 1
-        ops.append("f Q")
-        self.canvas.addLiteral("\n".join(ops))
+                ops.append(f"{start} {y} {c - start} 1 re")
+            else:
+                c += 1
+    return len(rows), "\n".join(ops)
 
 
 def render_letters(letters: Sequence[Letter], *, today: date | None = None) -> bytes:

@@ -26,6 +26,9 @@ class Wording:
     how: tuple[str, ...]  # the instructions, a line each
     personal: str  # the warning not to pass the link on
     link_label: str  # over the link typed out
+    line_title: str  # over the LINE box (letters with a LINE link code only)
+    line_steps: tuple[str, ...]  # "{account}" is replaced by the official account's ID
+    line_code_label: str  # before the code
     document_title: str  # the PDF's title (shown by viewers)
 
 
@@ -48,6 +51,14 @@ WORDING = {
         ),
         personal="このアドレスはあなた専用です。他の方に渡さないでください。",
         link_label="回答用アドレス",
+        line_title="LINEでお知らせを受け取る場合（任意）",
+        line_steps=(
+            "1. 右のQRコードを読み取るか、LINEで「{account}」を検索して、公式アカウントを"
+            "友だち追加してください。",
+            "2. そのトークで、下の連携コードを送ってください。締切前のお知らせをLINEで"
+            "お届けします。",
+        ),
+        line_code_label="連携コード　",
         document_title="アンケートご協力のお願い",
     ),
     "en": Wording(
@@ -67,6 +78,14 @@ WORDING = {
         ),
         personal="This address is yours alone: please do not pass it on.",
         link_label="Your address for the questionnaire",
+        line_title="Reminders in LINE (optional)",
+        line_steps=(
+            "1. Scan the QR code on the right, or search LINE for {account}, and add our "
+            "official account as a friend.",
+            "2. Send it the link code below in the chat: we will then remind you in LINE "
+            "before the deadline.",
+        ),
+        line_code_label="Link code: ",
         document_title="Survey letters",
     ),
 }

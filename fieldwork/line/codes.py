@@ -35,7 +35,8 @@ from django.utils import timezone
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
-from surveys.models import Participant
+from surveys.links import Invitation
+from surveys.models import Participant, hash_token
 
 # 8 digits + 24 letters (A-Z without I and O) = 32: each character carries 5 bits. L stays:
 # upper-case only, it looks like nothing else.
@@ -105,10 +106,14 @@ def _decode(code: str) -> int:
 def code_for(participant: Participant) -> str:
     """The participant's code, as typed (10 characters, no hyphen). The same on every call
     until their link is replaced."""
-    if participant.pk > MAX_PARTICIPANT_ID:
-        raise ValueError(f"participant id {participant.pk} is too large for a LINE code")
-    tag = _tag(participant.pk, participant.token_hash)
-    return _encode(((participant.pk ^ _mask(tag)) << TAG_BITS) | tag)
+    return _code(participant.pk, participant.token_hash)
+
+
+def _code(participant_id: int, token_hash: str) -> str:
+    if participant_id > MAX_PARTICIPANT_ID:
+        raise ValueError(f"participant id {participant_id} is too large for a LINE code")
+    tag = _tag(participant_id, token_hash)
+    return _encode(((participant_id ^ _mask(tag)) << TAG_BITS) | tag)
 
 
 def display(code: str) -> str:
@@ -123,6 +128,16 @@ def for_letter(participant: Participant) -> str | None:
     if not settings.LINE_ENABLED:
         return None
     return display(code_for(participant))
+
+
+def for_invitation(invitation: Invitation) -> str | None:
+    """``for_letter`` of the invitation's participant, from the link just given (no query):
+    the stored link hash is the hash of the link's token. Use it after
+    ``surveys.links.invitations``: giving a participant their first derived link replaces
+    their ``token_hash`` in the database, not on the instance the caller holds."""
+    if not settings.LINE_ENABLED:
+        return None
+    return display(_code(invitation.participant.pk, hash_token(invitation.token)))
 
 
 def normalize(text: str) -> str | None:

@@ -12,6 +12,7 @@ from django.test import Client
 from django.urls import reverse
 
 from fieldwork import services
+from fieldwork.line import linking
 from fieldwork.models import Contact, Delivery, Sender
 from surveys.models import Membership
 from tests.factories import ParticipantFactory, SiteFactory
@@ -19,6 +20,7 @@ from tests.factories import ParticipantFactory, SiteFactory
 from .conftest import with_contact
 
 PASSWORD = "pw-fieldwork-1234"
+LINE_ID = "U" + "0123456789abcdef" * 2
 PERMISSIONS = [
     ("surveys", "view_participant"),
     ("surveys", "change_participant"),
@@ -228,3 +230,63 @@ def test_a_viewer_is_not_offered_the_send_action(site, sender):
     assert "send_invitations_by_email" not in page
     assert posted.status_code in {200, 302, 403}
     assert Delivery.objects.count() == 0
+
+
+def test_saving_the_contact_form_does_not_undo_a_line_link_made_while_it_was_open(manager, site):
+    participant = with_contact(site, email="old@example.jp")
+    contact = Contact.objects.get(participant=participant)
+    url = reverse("admin:fieldwork_contact_change", args=[contact.pk])
+    page = manager.get(url).content.decode()
+    assert 'name="initial-line_user_id"' in page  # the value the manager saw goes back
+    seen = {
+        "email": "old@example.jp",
+        "line_user_id": "",
+        "postal_name": "",
+        "postal_address": "",
+        "language": "ja",
+    }
+    # Meanwhile the participant sends their code in LINE.
+    linking.line_user_link(participant=participant, line_user_id=LINE_ID)
+
+    saved = manager.post(
+        url,
+        {**seen, **{f"initial-{k}": v for k, v in seen.items()}, "email": "new@example.jp"},
+    )
+
+    assert saved.status_code == 302
+    contact.refresh_from_db()
+    assert (contact.email, contact.line_user_id) == ("new@example.jp", LINE_ID)
+
+
+def test_a_manager_unlinks_a_line_account_by_emptying_the_field(manager, site):
+    participant = with_contact(site, email="old@example.jp")
+    linking.line_user_link(participant=participant, line_user_id=LINE_ID)
+    contact = Contact.objects.get(participant=participant)
+    seen = {
+        "email": "old@example.jp",
+        "line_user_id": LINE_ID,
+        "postal_name": "",
+        "postal_address": "",
+        "language": "ja",
+    }
+
+    saved = manager.post(
+        reverse("admin:fieldwork_contact_change", args=[contact.pk]),
+        {**seen, **{f"initial-{k}": v for k, v in seen.items()}, "line_user_id": ""},
+    )
+
+    assert saved.status_code == 302
+    contact.refresh_from_db()
+    assert (contact.email, contact.line_user_id, contact.line_user_index) == (
+        "old@example.jp",
+        "",
+        "",
+    )
+    assert linking.linked_contacts(LINE_ID) == []
+
+
+def test_the_import_page_says_an_empty_cell_keeps_the_value_and_how_to_remove_one(manager):
+    page = manager.get(reverse("admin:fieldwork_contact_import")).content.decode()
+
+    assert "leaves the stored value as it is" in page
+    assert "empty the field and save" in page

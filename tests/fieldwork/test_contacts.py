@@ -13,6 +13,7 @@ from rest_framework.test import APIClient
 
 from fieldwork import contacts, crypto, selectors
 from fieldwork.contacts import ContactValues, contact_set, contacts_import_csv
+from fieldwork.line import linking
 from fieldwork.models import Contact
 from surveys import services
 from surveys.errors import ImportRejected
@@ -260,3 +261,87 @@ def test_without_creating_participants_an_unknown_reference_is_an_error(site):
 
     assert "No participant with this reference" in caught.value.errors[2][0]
     assert not Participant.objects.filter(reference="NEW-001").exists()
+
+
+# --- Re-importing leaves what the file does not give (a LINE account linked in the chat) ---
+
+
+def _linked_in_line(site):  # type: ignore[no-untyped-def]
+    """A participant imported with an e-mail address and a postal address, who then
+    linked their LINE account themselves (the webhook's write)."""
+    participant = ParticipantFactory(site=site)
+    contacts_import_csv(
+        study=site.study,
+        data=HEADER + f"{participant.reference},{ADDRESS},,山田 花子,横浜市中区本町1-1,en\r\n",
+    )
+    assert linking.line_user_link(participant=participant, line_user_id=LINE_ID) == (
+        linking.Outcome.LINKED
+    )
+    return participant
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        "reference,email\r\n{ref},new@example.jp\r\n",  # no line_user_id column
+        HEADER + "{ref},new@example.jp,,,,\r\n",  # the column, empty
+        HEADER + '{ref},new@example.jp,"  ",,,\r\n',  # blank
+    ],
+    ids=["no-column", "empty", "blank"],
+)
+def test_a_reimport_without_a_line_id_keeps_the_line_account_the_participant_linked(site, data):
+    participant = _linked_in_line(site)
+
+    result = contacts_import_csv(study=site.study, data=data.format(ref=participant.reference))
+
+    assert (result.created, result.updated) == (0, 1)
+    contact = Contact.objects.get(participant=participant)
+    assert contact.email == "new@example.jp"  # what the file gives is written
+    assert contact.line_user_id == LINE_ID  # what it leaves empty is kept
+    # ... and still found by the webhook's lookup (the blind index was kept with it).
+    assert linking.linked_contacts(LINE_ID) == [contact]
+    # The other values the file left empty are kept too.
+    assert (contact.postal_name, contact.postal_address, contact.language) == (
+        "山田 花子",
+        "横浜市中区本町1-1",
+        "en",
+    )
+
+
+def test_a_reimport_with_a_line_id_replaces_it(site):
+    participant = _linked_in_line(site)
+    other = "U" + "f" * 32
+
+    contacts_import_csv(study=site.study, data=HEADER + f"{participant.reference},,{other},,,\r\n")
+
+    contact = Contact.objects.get(participant=participant)
+    assert (contact.line_user_id, contact.email) == (other, ADDRESS)
+    assert linking.linked_contacts(other) == [contact] and linking.linked_contacts(LINE_ID) == []
+
+
+def test_a_row_is_checked_with_the_values_it_leaves_as_they_are(site):
+    named = _linked_in_line(site)  # has a name for letters already
+    nameless = ParticipantFactory(site=site)
+    contact_set(participant=nameless, values=ContactValues(email=ADDRESS))
+    data = (
+        HEADER
+        + f"{named.reference},,,,横浜市西区みなとみらい2-2,\r\n"  # row 2: the stored name serves
+        + f"{nameless.reference},,,,横浜市西区みなとみらい2-2,\r\n"  # row 3: no name anywhere
+    )
+
+    with translation.override("en"), pytest.raises(ImportRejected) as caught:
+        contacts_import_csv(study=site.study, data=data)
+
+    assert list(caught.value.errors) == [3]
+    assert "needs the name" in caught.value.errors[3][0]
+    # All or nothing: row 2 was not written either.
+    assert Contact.objects.get(participant=named).postal_address == "横浜市中区本町1-1"
+
+
+def test_an_empty_row_for_a_participant_with_details_changes_nothing(site):
+    participant = _linked_in_line(site)
+
+    contacts_import_csv(study=site.study, data=HEADER + f"{participant.reference},,,,,\r\n")
+
+    contact = Contact.objects.get(participant=participant)
+    assert (contact.email, contact.line_user_id, contact.language) == (ADDRESS, LINE_ID, "en")
