@@ -26,6 +26,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography.fernet import Fernet
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"  # the only target: this machine
 POSTGRES = f"postgres://postgres@{HOST}:5432"
@@ -108,6 +110,11 @@ def production_environment(
         "SITE_URL": f"https://{HOST}",
         "HYOKA_SIGNING_P12": str(signing[0]),
         "HYOKA_SIGNING_PASSPHRASE": signing[1],
+        # Required in production: the link key, the contact details' key and a mail
+        # server (bench/fieldwork.py points EMAIL_URL at its own).
+        "HYOKA_LINK_KEY": secrets.token_urlsafe(32),
+        "HYOKA_CONTACT_KEYS": Fernet.generate_key().decode(),
+        "EMAIL_URL": f"smtp://{HOST}:25",
     }
 
 

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import httpx
 import redis
+from cryptography.fernet import Fernet
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 HOST = "127.0.0.1"
@@ -273,6 +274,11 @@ def production_environment(
         # Required in production; nothing is signed by these tests.
         "HYOKA_SIGNING_P12": str(static_root.parent / "unused-signing.p12"),
         "HYOKA_SIGNING_PASSPHRASE": secrets.token_urlsafe(24),
+        # Required in production: the link key, the contact details' key and the mail
+        # server (nothing is e-mailed by these tests).
+        "HYOKA_LINK_KEY": secrets.token_urlsafe(32),
+        "HYOKA_CONTACT_KEYS": Fernet.generate_key().decode(),
+        "EMAIL_URL": f"smtp://{HOST}:{free_port()}",
         **extra,
     }
 
