@@ -12,6 +12,7 @@ Two modes share this file and every code path:
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import os
 import re
@@ -123,6 +124,7 @@ INSTALLED_APPS = [
     "django_otp.plugins.otp_totp",
     "surveys",
     "kpi",
+    "fieldwork",
 ]
 
 MIDDLEWARE = [
@@ -383,6 +385,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "kpi.score_unscored",
         "schedule": float(env.int("HYOKA_BACKSTOP_INTERVAL", default=300)),
     },
+    # Sends e-mail that fell due (retries after a transient error) and takes back rows a
+    # killed worker left in "sending" (fieldwork/services.py).
+    "send-due-email-deliveries": {
+        "task": "fieldwork.send_email_deliveries",
+        "schedule": float(env.int("HYOKA_DELIVERY_SWEEP_INTERVAL", default=60)),
+    },
 }
 # The backstop re-sends a queued run once it is this many seconds old (never delivered).
 HYOKA_BACKSTOP_STUCK_AFTER = env.int("HYOKA_BACKSTOP_STUCK_AFTER", default=180)
@@ -581,3 +589,76 @@ if HYOKA_JSON_MAX_BYTES < 1 or HYOKA_JSON_MAX_DEPTH < 1:
     raise ImproperlyConfigured("HYOKA_JSON_MAX_BYTES and HYOKA_JSON_MAX_DEPTH must be 1 or more.")
 # A CSRF failure (an expired page, cookies refused) gets a translated page asking to reload.
 CSRF_FAILURE_VIEW = "surveys.views.csrf_failure"
+
+# --- Fieldwork: contacts and deliveries -----------------------------------------------
+# Contact details are encrypted at rest with these Fernet keys (fieldwork/crypto.py):
+# comma-separated, the first encrypts, all decrypt; rotate by putting a new key first and
+# running `manage.py reencrypt_contacts`. Make a key with
+# `python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"`.
+# Embedded mode only: a fixed, clearly-marked development key (base64 of
+# "embedded-mode-insecure-dev-key!!").
+if PRODUCTION:
+    _contact_keys = _required("HYOKA_CONTACT_KEYS")
+else:
+    _contact_keys = env.str(
+        "HYOKA_CONTACT_KEYS", default="ZW1iZWRkZWQtbW9kZS1pbnNlY3VyZS1kZXYta2V5ISE="
+    )
+HYOKA_CONTACT_KEYS = [key.strip() for key in _contact_keys.split(",") if key.strip()]
+if not HYOKA_CONTACT_KEYS:
+    raise ImproperlyConfigured("HYOKA_CONTACT_KEYS holds no key.")
+for _number, _key in enumerate(HYOKA_CONTACT_KEYS, start=1):
+    try:
+        if len(base64.urlsafe_b64decode(_key.encode("ascii"))) != 32:
+            raise ValueError
+    except (ValueError, UnicodeEncodeError):
+        raise ImproperlyConfigured(
+            f"HYOKA_CONTACT_KEYS: key {_number} is not a Fernet key (32 bytes, url-safe "
+            f"base64, 44 characters); make one with Fernet.generate_key()."
+        ) from None
+
+# E-mail: SMTP in production from EMAIL_URL (django-environ: smtp+tls://user:password@host:587
+# or smtps://...:465); embedded mode writes each message to a file under var/mail/ unless
+# EMAIL_URL says otherwise (consolemail:// prints them).
+_email_url = _required("EMAIL_URL") if PRODUCTION else env.str("EMAIL_URL", default="")
+if _email_url:
+    _email = env.email_url_config(_email_url)
+    EMAIL_BACKEND = _email["EMAIL_BACKEND"]
+    EMAIL_HOST = _email.get("EMAIL_HOST") or "localhost"
+    EMAIL_PORT = int(_email.get("EMAIL_PORT") or 25)
+    EMAIL_HOST_USER = _email.get("EMAIL_HOST_USER") or ""
+    EMAIL_HOST_PASSWORD = _email.get("EMAIL_HOST_PASSWORD") or ""
+    EMAIL_USE_TLS = bool(_email.get("EMAIL_USE_TLS", False))
+    EMAIL_USE_SSL = bool(_email.get("EMAIL_USE_SSL", False))
+    if _email.get("EMAIL_FILE_PATH"):
+        EMAIL_FILE_PATH = _email["EMAIL_FILE_PATH"]
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    EMAIL_FILE_PATH = str(BASE_DIR / "var" / "mail")
+# Seconds an SMTP connection may block; a timeout is a transient error (retried).
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
+# The provider's limit, in messages per second (0: no limit).
+HYOKA_EMAIL_RATE_PER_SECOND = env.float("HYOKA_EMAIL_RATE_PER_SECOND", default=10.0)
+# Deliveries claimed and sent per batch (one SMTP connection each).
+HYOKA_EMAIL_BATCH_SIZE = env.int("HYOKA_EMAIL_BATCH_SIZE", default=200)
+# Attempts per message before a transient error becomes a failure.
+HYOKA_DELIVERY_MAX_ATTEMPTS = env.int("HYOKA_DELIVERY_MAX_ATTEMPTS", default=5)
+# A delivery "sending" for longer than this (seconds) was claimed by a worker that died:
+# it is queued again. Longer than a task may run, or a live worker's message is resent.
+HYOKA_DELIVERY_SENDING_TIMEOUT = env.int(
+    "HYOKA_DELIVERY_SENDING_TIMEOUT", default=CELERY_TASK_TIME_LIMIT + 300
+)
+if HYOKA_EMAIL_RATE_PER_SECOND < 0 or HYOKA_EMAIL_BATCH_SIZE < 1:
+    raise ImproperlyConfigured(
+        "HYOKA_EMAIL_RATE_PER_SECOND must be 0 or more and HYOKA_EMAIL_BATCH_SIZE 1 or more."
+    )
+if HYOKA_DELIVERY_MAX_ATTEMPTS < 1:
+    raise ImproperlyConfigured("HYOKA_DELIVERY_MAX_ATTEMPTS must be 1 or more.")
+if HYOKA_DELIVERY_SENDING_TIMEOUT <= CELERY_TASK_TIME_LIMIT:
+    raise ImproperlyConfigured(
+        "HYOKA_DELIVERY_SENDING_TIMEOUT must exceed CELERY_TASK_TIME_LIMIT: a message still "
+        "being sent by a live worker would be sent again."
+    )
+# The right-hand side of every Message-ID (fieldwork/channels/email.py).
+HYOKA_MESSAGE_ID_DOMAIN = env.str(
+    "HYOKA_MESSAGE_ID_DOMAIN", default=SITE_URL.split("://", 1)[-1].split("/")[0].split(":")[0]
+)

@@ -40,7 +40,7 @@ from .models import (
     Site,
     Study,
 )
-from .signals import response_submitted
+from .signals import participant_withdrawing, response_submitted
 from .submission import records
 
 # A participant's own writes are the submission pipeline's, offered here with the others.
@@ -66,10 +66,14 @@ def participant_create(*, site: Site, reference: str) -> Invitation:
     return Invitation(participant=participant, token=link.token)
 
 
+@transaction.atomic
 def participant_withdraw(*, participant: Participant) -> None:
-    """The participant leaves the study: their link stops working; their answers stay."""
+    """The participant leaves the study: their link stops working; their answers stay.
+    Other apps cancel what they had queued for them in this transaction
+    (``signals.participant_withdrawing``)."""
     participant.status = Participant.Status.WITHDRAWN
     save_with_reason(participant, Reason.PARTICIPANT_WITHDRAWN.value, update_fields=["status"])
+    participant_withdrawing.send(sender=Participant, participant=participant)
 
 
 IMPORT_COLUMNS = ("reference", "site")

@@ -12,9 +12,14 @@ participant the same way (its history too: ``appendonly.redaction_operation`` op
 historical table to the redacting UPDATE). If a receiver raises, the whole erasure is
 rolled back: nothing is half-erased. Receivers run again for each participant of a
 retention purge.
+
+``participant_withdrawing`` is sent **inside** ``surveys.services.participant_withdraw``'s
+transaction, after the participant's status is saved, with ``participant``: a receiver
+cancels what it still has queued for them, in that transaction (messages not yet sent).
 """
 
 from django.dispatch import Signal
 
 response_submitted = Signal()
 participant_erasing = Signal()
+participant_withdrawing = Signal()

@@ -137,9 +137,11 @@ def test_every_text_field_a_manager_writes_carries_the_rule():
         ("surveys", "instrument", "source"),  # the loader's file path
         ("kpi", "evaluation", "rendering_error"),
         ("kpi", "evaluationrun", "error"),
+        ("fieldwork", "delivery", "last_error"),  # a mail server's answer
+        ("fieldwork", "delivery", "provider_message_id"),
     }
     missing = []
-    for app in ("surveys", "kpi"):
+    for app in ("surveys", "kpi", "fieldwork"):
         for model in django_models(app):
             for field in model._meta.get_fields():
                 if not isinstance(field, models.CharField | models.TextField):

@@ -1,5 +1,6 @@
 """The project's modules import each other without cycles, and the apps in one direction:
-``kpi`` reads ``surveys``, never the reverse (docs/architecture.md). Read from the source
+``kpi`` and ``fieldwork`` read ``surveys``, never the reverse, and ``kpi`` never reads
+``fieldwork`` (docs/architecture.md). Read from the source
 with ``ast``, so an import inside a function counts as much as one at the top: a cycle
 cannot be hidden by moving an import into a function."""
 
@@ -9,7 +10,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("config", "kpi", "surveys")
+PACKAGES = ("config", "fieldwork", "kpi", "surveys")
 
 
 def module_name(path: Path) -> str:
@@ -100,5 +101,17 @@ def test_surveys_never_imports_kpi():
         if name.split(".")[0] == "surveys"
         for other in others
         if other.split(".")[0] == "kpi"
+    }
+    assert wrong == set()
+
+
+def test_surveys_and_kpi_never_import_fieldwork():
+    graph = project_graph()
+    wrong = {
+        (name, other)
+        for name, others in graph.items()
+        if name.split(".")[0] in {"surveys", "kpi"}
+        for other in others
+        if other.split(".")[0] == "fieldwork"
     }
     assert wrong == set()

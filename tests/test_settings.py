@@ -8,6 +8,7 @@ nothing from the developer's shell or from the test run's own settings leaks in.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import secrets
@@ -35,6 +36,8 @@ PRODUCTION = {
     "HYOKA_SIGNING_P12": "/etc/hyoka/signing.p12",
     "HYOKA_SIGNING_PASSPHRASE": secrets.token_urlsafe(24),
     "HYOKA_LINK_KEY": secrets.token_urlsafe(32),
+    "HYOKA_CONTACT_KEYS": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+    "EMAIL_URL": "smtp+tls://hyoka:secret@smtp.example.jp:587",
 }
 REQUIRED = [name for name in PRODUCTION if name not in {"HYOKA_ENV", "CACHE_URL"}]
 
@@ -257,3 +260,10 @@ def test_the_embedded_mode_trusts_no_proxy_and_keeps_the_demo_as_it_was():
     assert seen["otp_middleware"] is False
     assert seen["session_age"] == 14 * 24 * 3600  # Django's own default
     assert seen["browser_close"] is False
+
+
+def test_a_contact_key_that_is_not_a_fernet_key_is_refused():
+    result = manage("check", **{**PRODUCTION, "HYOKA_CONTACT_KEYS": "not-a-key"})
+
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: HYOKA_CONTACT_KEYS: key 1 is not a Fernet key" in result.stderr

@@ -1,0 +1,211 @@
+"""Sending e-mail deliveries: what the task runs (``tasks.py``), read top to bottom.
+
+1. **Recover** rows left ``sending`` past ``HYOKA_DELIVERY_SENDING_TIMEOUT``: their worker
+   died (or was killed, or hit its time limit, or an error that is not a mail server's
+   answer) after claiming them. They are queued again; one whose every attempt ended so
+   fails once ``HYOKA_DELIVERY_MAX_ATTEMPTS`` is reached.
+2. **Cancel** due rows whose participant must get nothing more (submitted, withdrew,
+   erased): ``receivers.py`` cancels them when that happens; this catches what a
+   receiver could not (it runs after the submission commits, and a process can die in
+   between).
+3. For each due row, oldest first: **claim** it with a compare-and-set (``queued`` →
+   ``sending``, exactly one row changed, still reachable), **send** it, **mark** it
+   ``sent``. A row another worker claimed first is skipped: two workers never send the
+   same row.
+4. An SMTP **4xx** or a connection problem queues the row again with a backoff
+   (1, 2, 4 … minutes, at most an hour) until ``HYOKA_DELIVERY_MAX_ATTEMPTS``, then it
+   fails; a **5xx** fails it at once; each with the server's words as the reason.
+
+**At least once, not exactly once.** Between the SMTP server accepting a message and
+step 3's "sent" being committed there is a window (milliseconds, or the time a worker takes
+to die): a worker killed inside it leaves the row ``sending``, and step 1 sends it again
+after the timeout. The resent message carries the same Message-ID
+(``channels.email.message_id``), so that it is recognisably the same message. No message is
+ever lost: a row is only ever ``sent`` after the server accepted it.
+
+The provider's rate limit (``HYOKA_EMAIL_RATE_PER_SECOND``) paces the sends of a process.
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db.models import F
+from django.utils import timezone
+
+from . import selectors
+from .channels import email
+from .models import Delivery
+
+logger = logging.getLogger(__name__)
+
+REASON_MAX = Delivery._meta.get_field("last_error").max_length or 500  # type: ignore[union-attr]
+NO_LONGER_REACHABLE = "cancelled: the participant submitted, withdrew or was erased"
+
+
+@dataclass
+class SendReport:
+    sent: list[int] = field(default_factory=list)
+    retrying: list[int] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
+    skipped: list[int] = field(default_factory=list)  # claimed by someone else, or cancelled
+    recovered: int = 0
+    cancelled: int = 0
+
+
+def backoff(attempts: int) -> timedelta:
+    """The wait before attempt ``attempts + 1``: 1, 2, 4 … minutes, at most an hour."""
+    return timedelta(minutes=min(2 ** max(attempts - 1, 0), 60))
+
+
+def email_deliveries_send(
+    *, ids: Sequence[int] | None = None, now: datetime | None = None
+) -> SendReport:
+    """Send the due e-mail deliveries (among ``ids``, if given) in batches of
+    ``HYOKA_EMAIL_BATCH_SIZE``, each on one SMTP connection. See the module docstring."""
+    report = SendReport()
+    report.recovered = deliveries_recover(now=now)
+    report.cancelled = _cancel_unreachable(now=now)
+    pace = Pacer(settings.HYOKA_EMAIL_RATE_PER_SECOND)
+    done: set[int] = set()
+    while True:
+        batch = [
+            pk
+            for pk in selectors.due_email_ids(
+                now=now or timezone.now(), ids=ids, limit=settings.HYOKA_EMAIL_BATCH_SIZE
+            )
+            if pk not in done
+        ]
+        if not batch:
+            return report
+        done.update(batch)
+        if not _send_batch(batch, report, pace, now=now):
+            return report  # the connection is gone: the rest waits for the next run
+
+
+def _send_batch(batch: list[int], report: SendReport, pace: Pacer, *, now: datetime | None) -> bool:
+    with email.Transport() as transport:
+        for pk in batch:
+            if not claim(pk, now=now):
+                report.skipped.append(pk)
+                continue
+            delivery = selectors.delivery_for_sending(pk)
+            try:
+                message = email.build(delivery)
+            except email.Undeliverable as exc:
+                _finish(pk, Delivery.Status.FAILED, reason=str(exc))
+                report.failed.append(pk)
+                continue
+            pace.wait()
+            try:
+                transport.send(message)
+            # Only what a mail server or the network says; anything else (a time limit, a
+            # bug) leaves the row "sending", for the recovery to take back.
+            except (smtplib.SMTPException, OSError) as exc:
+                failure = email.classify(exc)
+                if failure.transient and delivery.attempts < settings.HYOKA_DELIVERY_MAX_ATTEMPTS:
+                    _retry(delivery, failure.reason, now=now)
+                    report.retrying.append(pk)
+                else:
+                    reason = failure.reason
+                    if failure.transient:
+                        reason = f"gave up after {delivery.attempts} attempts: {reason}"
+                    _finish(pk, Delivery.Status.FAILED, reason=reason)
+                    report.failed.append(pk)
+                logger.warning("e-mail delivery %s not sent: %s", pk, failure.reason)
+                if failure.connection_lost:
+                    return False
+                continue
+            _finish(pk, Delivery.Status.SENT, message_id=email.message_id(pk))
+            report.sent.append(pk)
+    return True
+
+
+def claim(delivery_id: int, *, now: datetime | None = None) -> bool:
+    """``queued`` → ``sending`` for this row, if it is still queued and its participant
+    still reachable: True if this call changed it (and only then may it be sent)."""
+    changed = (
+        Delivery.objects.filter(pk=delivery_id, status=Delivery.Status.QUEUED)
+        .exclude(selectors.no_longer_reachable())
+        .update(
+            status=Delivery.Status.SENDING,
+            claimed_at=now or timezone.now(),
+            attempts=F("attempts") + 1,
+        )
+    )
+    return changed == 1
+
+
+def _finish(pk: int, status: str, *, reason: str = "", message_id: str = "") -> None:
+    when = timezone.now()
+    values: dict = {"status": status, "finished_at": when, "last_error": reason[:REASON_MAX]}
+    if status == Delivery.Status.SENT:
+        values.update(sent_at=when, provider_message_id=message_id)
+    Delivery.objects.filter(pk=pk, status=Delivery.Status.SENDING).update(**values)
+
+
+def _retry(delivery: Delivery, reason: str, *, now: datetime | None) -> None:
+    Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.SENDING).update(
+        status=Delivery.Status.QUEUED,
+        due_at=(now or timezone.now()) + backoff(delivery.attempts),
+        last_error=reason[:REASON_MAX],
+        claimed_at=None,
+    )
+
+
+def deliveries_recover(*, now: datetime | None = None) -> int:
+    """Queue again the rows left ``sending`` past the timeout (a worker died holding them)."""
+    cutoff = (now or timezone.now()) - timedelta(seconds=settings.HYOKA_DELIVERY_SENDING_TIMEOUT)
+    stuck = Delivery.objects.filter(status=Delivery.Status.SENDING, claimed_at__lt=cutoff)
+    most = settings.HYOKA_DELIVERY_MAX_ATTEMPTS
+    # A row whose every attempt ended this way (a message that kills its worker) fails.
+    stuck.filter(attempts__gte=most).update(
+        status=Delivery.Status.FAILED,
+        finished_at=now or timezone.now(),
+        last_error=f"gave up after {most} attempts: the worker stopped while sending",
+    )
+    recovered = stuck.filter(attempts__lt=most).update(
+        status=Delivery.Status.QUEUED, claimed_at=None
+    )
+    if recovered:
+        logger.warning(
+            "%d deliveries were left sending by a worker that stopped; queued again "
+            "(they may be received twice, with the same Message-ID)",
+            recovered,
+        )
+    return recovered
+
+
+def _cancel_unreachable(*, now: datetime | None) -> int:
+    return (
+        Delivery.objects.filter(status=Delivery.Status.QUEUED)
+        .filter(selectors.no_longer_reachable())
+        .update(
+            status=Delivery.Status.CANCELLED,
+            finished_at=now or timezone.now(),
+            last_error=NO_LONGER_REACHABLE,
+        )
+    )
+
+
+class Pacer:
+    """At most ``rate`` sends per second from this process (0: no limit)."""
+
+    def __init__(self, rate: float) -> None:
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self.next_at = 0.0
+
+    def wait(self) -> None:
+        if not self.interval:
+            return
+        now = time.monotonic()
+        if now < self.next_at:
+            time.sleep(self.next_at - now)
+            now = self.next_at
+        self.next_at = now + self.interval

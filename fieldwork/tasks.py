@@ -1,0 +1,42 @@
+"""Fieldwork's Celery tasks (found by ``autodiscover_tasks``). A task takes ids and calls
+one service (``sending.py``); its ``name=`` is what queues and beat know."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from django.db import DatabaseError, InterfaceError
+
+from . import sending
+
+logger = logging.getLogger(__name__)
+
+MAX_RETRIES = 5
+
+
+@shared_task(
+    bind=True,
+    name="fieldwork.send_email_deliveries",
+    # A redelivered task claims again: a row already sent or being sent is skipped.
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=MAX_RETRIES,
+    soft_time_limit=540,
+    time_limit=600,
+)
+def send_email_deliveries(self, delivery_ids: list[int] | None = None) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    """Send these deliveries if due; without ids (beat, every minute), every due one, and
+    take back the rows a dead worker left ``sending``."""
+    try:
+        report = sending.email_deliveries_send(ids=delivery_ids)
+    except (InterfaceError, DatabaseError) as exc:
+        raise self.retry(exc=exc, countdown=min(2 ** (self.request.retries + 1), 60)) from exc
+    return {
+        "sent": len(report.sent),
+        "retrying": len(report.retrying),
+        "failed": len(report.failed),
+        "skipped": len(report.skipped),
+        "recovered": report.recovered,
+        "cancelled": report.cancelled,
+    }
