@@ -9,6 +9,7 @@ from celery import shared_task
 from django.db import DatabaseError, InterfaceError
 
 from . import sending
+from .line import sending as line_sending
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +31,32 @@ def send_email_deliveries(self, delivery_ids: list[int] | None = None) -> dict[s
     take back the rows a dead worker left ``sending``."""
     try:
         report = sending.email_deliveries_send(ids=delivery_ids)
+    except (InterfaceError, DatabaseError) as exc:
+        raise self.retry(exc=exc, countdown=min(2 ** (self.request.retries + 1), 60)) from exc
+    return {
+        "sent": len(report.sent),
+        "retrying": len(report.retrying),
+        "failed": len(report.failed),
+        "skipped": len(report.skipped),
+        "recovered": report.recovered,
+        "cancelled": report.cancelled,
+    }
+
+
+@shared_task(
+    bind=True,
+    name="fieldwork.send_line_deliveries",
+    # A redelivered task claims again; a push sent twice carries the same retry key.
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=MAX_RETRIES,
+    soft_time_limit=540,
+    time_limit=600,
+)
+def send_line_deliveries(self, delivery_ids: list[int] | None = None) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    """Push these LINE deliveries if due; without ids (beat, every minute), every due one."""
+    try:
+        report = line_sending.line_deliveries_send(ids=delivery_ids)
     except (InterfaceError, DatabaseError) as exc:
         raise self.retry(exc=exc, countdown=min(2 ** (self.request.retries + 1), 60)) from exc
     return {
