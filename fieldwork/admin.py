@@ -212,7 +212,7 @@ class DeliveryAdmin(ScopedAdminMixin, admin.ModelAdmin):
         "sent_at",
         "last_error",
     )
-    list_filter = ("status", "channel", "kind")
+    list_filter = ("status", "channel", "kind", "campaign")
     list_select_related = ("participant",)
     search_fields = ("participant__reference",)
     date_hierarchy = "created_at"
@@ -281,3 +281,5 @@ SKIP_WORDS = {
 if admin.site.is_registered(Participant):
     admin.site.unregister(Participant)
 admin.site.register(Participant, FieldworkParticipantAdmin)
+
+from .campaigns import admin as campaigns_admin  # noqa: E402, F401  (registers CampaignAdmin)

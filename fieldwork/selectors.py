@@ -46,6 +46,7 @@ def delivery_for_sending(delivery_id: int) -> Delivery:
     """A claimed delivery with what its message needs: participant, contact, site, study,
     sender."""
     return Delivery.objects.select_related(
+        "campaign",
         "participant__contact",
         "participant__site__study",
         "participant__site__sender",

@@ -1,0 +1,230 @@
+"""The beat's service: what is due becomes deliveries. Read top to bottom:
+
+1. Queued messages of participants who must get nothing more (submitted, withdrew,
+   erased) are cancelled (the receivers do it at once; this catches what they missed).
+2. For each active campaign that has started, its participants (its sites, active, not
+   erased, not submitted, in its audience) with their progress (``rules.Progress``) from
+   the campaign's deliveries; ``rules.next_message`` says what is due.
+3. What is due by ``now`` becomes a queued delivery on the participant's first channel,
+   sent at ``rules.send_at`` (never inside the quiet hours). A failed delivery becomes one
+   on the next channel (``rules.next_channel``): the failed row stays with its reason, and
+   after the last channel the participant is on the letter list.
+4. Rows are inserted with ON CONFLICT DO NOTHING against the unique (campaign,
+   participant, step, fallback): two runs at once never create a message twice.
+
+The e-mail and LINE sweeps (beat, every minute) send what is queued; queued letters are the
+letter list. A submission or withdrawal cancels what is queued; no further step is created
+for such a participant, since step 2 no longer selects them.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.db.models import Exists, Max, OuterRef, Q, QuerySet
+from django.db.models.functions import Coalesce
+
+from surveys.models import ErasureRecord, Participant, Response
+
+from .. import sending
+from ..models import Campaign, Contact, Delivery
+from . import rules
+from .rules import LETTER, Due
+
+
+def campaign_rules(campaign: Campaign) -> rules.Rules:
+    return rules.Rules(
+        starts_at=campaign.starts_at,
+        reminder_after=timedelta(days=campaign.reminder_after_days),
+        max_reminders=campaign.max_reminders,
+        quiet=quiet_hours(campaign),
+    )
+
+
+def quiet_hours(campaign: Campaign) -> rules.QuietHours:
+    return rules.QuietHours(start=campaign.quiet_from, end=campaign.quiet_until)
+
+
+def channel_order(campaign: Campaign) -> list[str]:
+    return [c for c in campaign.channel_order.split(",") if c]
+
+
+def participants_of(campaign: Campaign) -> QuerySet[Participant]:
+    """Whom ``campaign`` still writes to: its sites' active participants, not erased, not
+    submitted, in its audience."""
+    sites = list(campaign.sites.values_list("pk", flat=True))
+    rows = Participant.objects.filter(
+        site__study_id=campaign.study_id, status=Participant.Status.ACTIVE
+    ).exclude(Exists(ErasureRecord.objects.filter(participant_id=OuterRef("pk"))))
+    if sites:
+        rows = rows.filter(site_id__in=sites)
+    responses = Response.objects.filter(participant_id=OuterRef("pk"))
+    rows = rows.exclude(Exists(responses.filter(status=Response.Status.SUBMITTED)))
+    if campaign.audience == Campaign.Audience.NOT_STARTED:
+        rows = rows.exclude(Exists(responses))
+    elif campaign.audience == Campaign.Audience.DRAFTS:
+        rows = rows.filter(Exists(responses.filter(status=Response.Status.DRAFT)))
+    return rows
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A participant's next message in a campaign (``due.at`` may be in the future)."""
+
+    participant_id: int
+    reference: str
+    site_id: int
+    due: Due
+    channel: str
+
+
+@dataclass
+class Plan:
+    upcoming: list[Planned] = field(default_factory=list)
+    # Failed deliveries and the channel that takes over from each.
+    fallthroughs: list[tuple[Delivery, str]] = field(default_factory=list)
+
+
+def campaign_plan(*, campaign: Campaign) -> Plan:
+    """Every participant's next message in ``campaign``, and what takes over from each
+    failed delivery. Reads only; ``campaigns_run`` writes."""
+    people = list(
+        participants_of(campaign)
+        .select_related("site")
+        .only("pk", "reference", "site_id", "site__survey_closes_at")
+        .order_by("pk")
+    )
+    chosen = participants_of(campaign).values("pk")
+    reach: dict[int, tuple[bool, bool]] = {
+        # A linked LINE account has its blind index; only the address is decrypted.
+        c.participant_id: (bool(c.line_user_index), bool(c.email))
+        for c in Contact.objects.filter(participant_id__in=chosen).only(
+            "participant_id", "line_user_index", "email"
+        )
+    }
+    mine: dict[int, list[Delivery]] = defaultdict(list)
+    for d in Delivery.objects.filter(campaign=campaign, participant_id__in=chosen).only(
+        "pk", "participant_id", "step", "fallback", "channel", "kind", "status"
+    ):
+        mine[d.participant_id].append(d)
+    last = dict(
+        Delivery.objects.filter(participant_id__in=chosen)
+        .filter(
+            Q(status=Delivery.Status.SENT)
+            | Q(channel=LETTER, status=Delivery.Status.QUEUED)  # on the letter list
+        )
+        .values("participant_id")
+        .annotate(at=Max(Coalesce("sent_at", "due_at")))
+        .values_list("participant_id", "at")
+    )
+    timing = campaign_rules(campaign)
+    order = channel_order(campaign)
+    plan = Plan()
+    for person in people:
+        has_line, has_email = reach.get(person.pk, (False, False))
+        rows = mine.get(person.pk, [])
+        due = rules.next_message(timing, progress(rows, last.get(person.pk), person))
+        if due is not None:
+            channel = rules.next_channel(order, after=None, has_line=has_line, has_email=has_email)
+            assert channel is not None  # the letter, at worst
+            plan.upcoming.append(Planned(person.pk, person.reference, person.site_id, due, channel))
+        taken = {(d.step, d.fallback) for d in rows}
+        for d in rows:
+            if d.status == Delivery.Status.FAILED and (d.step, d.fallback + 1) not in taken:
+                after = rules.next_channel(
+                    order, after=d.channel, has_line=has_line, has_email=has_email
+                )
+                if after is not None:
+                    plan.fallthroughs.append((d, after))
+    return plan
+
+
+def progress(
+    rows: list[Delivery], last_message_at: datetime | None, person: Participant
+) -> rules.Progress:
+    """A participant's ``rules.Progress`` from their deliveries in the campaign."""
+    steps = 1 + max((d.step for d in rows), default=-1)
+    latest = [d for d in rows if d.step == steps - 1]
+    settled = any(
+        d.status == Delivery.Status.SENT
+        or (d.channel == LETTER and d.status == Delivery.Status.QUEUED)
+        for d in latest
+    )
+    return rules.Progress(
+        steps=steps,
+        settled=settled,
+        last_message_at=last_message_at,
+        closes_at=person.site.survey_closes_at,
+    )
+
+
+@dataclass
+class RunReport:
+    created: int = 0
+    fell_through: int = 0
+    cancelled: int = 0
+
+
+def campaigns_run(*, now: datetime) -> RunReport:
+    """Turn what is due by ``now`` in every active campaign into deliveries (see the
+    module docstring). Safe to run twice at once."""
+    report = RunReport(cancelled=sending._cancel_unreachable(now=now))
+    campaigns = Campaign.objects.filter(active=True, starts_at__lte=now).order_by("pk")
+    for campaign in campaigns:
+        created, fell = campaign_run(campaign=campaign, now=now)
+        report.created += created
+        report.fell_through += fell
+    return report
+
+
+def campaign_run(*, campaign: Campaign, now: datetime) -> tuple[int, int]:
+    """One campaign's due messages and fallthroughs, in one transaction: (new messages,
+    new fallthroughs), as far as this run inserted them."""
+    quiet = quiet_hours(campaign)
+    plan = campaign_plan(campaign=campaign)
+    new = [
+        Delivery(
+            campaign=campaign,
+            participant_id=p.participant_id,
+            step=p.due.step,
+            fallback=0,
+            channel=p.channel,
+            kind=p.due.kind,
+            due_at=rules.send_at(p.due, quiet, now),
+        )
+        for p in plan.upcoming
+        if p.due.at <= now
+    ]
+    fallen = [
+        Delivery(
+            campaign=campaign,
+            participant_id=failed.participant_id,
+            step=failed.step,
+            fallback=failed.fallback + 1,
+            channel=channel,
+            kind=failed.kind,
+            due_at=quiet.outside(now),
+        )
+        for failed, channel in plan.fallthroughs
+    ]
+    if not new and not fallen:
+        return 0, 0
+    rows = Delivery.objects.filter(campaign=campaign)
+    with transaction.atomic():
+        before = rows.count()
+        # ON CONFLICT DO NOTHING: a row another run inserted first (or a message of the same
+        # kind still pending on that channel) is left alone; the next run looks again.
+        Delivery.objects.bulk_create(new, batch_size=1000, ignore_conflicts=True)
+        middle = rows.count()
+        Delivery.objects.bulk_create(fallen, batch_size=1000, ignore_conflicts=True)
+        after = rows.count()
+    return middle - before, after - middle
+
+
+def campaign_upcoming(*, campaign: Campaign, limit: int = 50) -> list[Planned]:
+    """The next messages of ``campaign``, soonest first (for the admin)."""
+    plan = campaign_plan(campaign=campaign)
+    return sorted(plan.upcoming, key=lambda p: (p.due.at, p.participant_id))[:limit]
