@@ -74,7 +74,7 @@ def build(delivery: Delivery) -> EmailMultiAlternatives:
     with translation.override(language):
         name = f"{TEMPLATES}/{language}/{delivery.kind}"
         subject = " ".join(render_to_string(f"{name}_subject.txt", context).split())
-        text = render_to_string(f"{name}.txt", context)
+        text: str = render_to_string(f"{name}.txt", context)
         html: str = render_to_string(f"{name}.html", {**context, "subject": subject})
         # A campaign's own text, if it has one for this message, replaces the standard one.
         custom = campaign_text(delivery, language=language, link=link)
