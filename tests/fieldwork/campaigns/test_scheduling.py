@@ -54,11 +54,11 @@ def play_channels(now: datetime, *, slow: frozenset[int] = frozenset()) -> None:
             Delivery.objects.filter(pk=d.pk).update(status=Delivery.Status.SENT, sent_at=now)
 
 
-def hours(start: datetime, end: datetime):  # type: ignore[no-untyped-def]
+def hours(start: datetime, end: datetime, every: int = 1):  # type: ignore[no-untyped-def]
     at = start
     while at <= end:
         yield at
-        at += timedelta(hours=1)
+        at += timedelta(hours=every)
 
 
 def delivered(participant) -> list[tuple[int, str, str]]:  # type: ignore[no-untyped-def]
@@ -79,8 +79,8 @@ def test_a_campaign_over_eight_days(study, site):
     elsewhere = with_contact(SiteFactory(study=study), email="f@example.jp")
     campaign = campaign_for(study, sites=[site])
 
-    for now in hours(jst(1, 12), jst(9, 12)):
-        if now == jst(1, 13):
+    for now in hours(jst(1, 12), jst(9, 12), every=2):  # the beat, every two hours
+        if now == jst(1, 14):
             survey_services.participant_withdraw(participant=withdrawn)
         if now == jst(2, 12):
             survey_services.response_submit(
@@ -207,7 +207,7 @@ def test_a_withdrawal_cancels_the_queued_message_and_no_reminder_follows(study, 
     scheduling.campaigns_run(now=jst(1, 18))  # queued, not yet sent
 
     survey_services.participant_withdraw(participant=person)
-    for now in hours(jst(1, 19), jst(8, 19)):
+    for now in hours(jst(1, 19), jst(8, 19), every=6):
         scheduling.campaigns_run(now=now)
         play_channels(now)
 
