@@ -30,9 +30,7 @@ def jst(day: int, hour: int, minute: int = 0) -> datetime:
     return datetime(2026, 6, day, hour, minute, tzinfo=JAPAN)
 
 
-RULES = Rules(
-    starts_at=jst(1, 18), reminder_after=timedelta(days=2), max_reminders=2, quiet=NIGHT
-)
+RULES = Rules(starts_at=jst(1, 18), reminder_after=timedelta(days=2), max_reminders=2, quiet=NIGHT)
 
 
 @pytest.mark.parametrize(

@@ -64,7 +64,5 @@ def test_racing_runs_create_each_message_once(site):
     outcomes = race(4)
 
     assert not [o for o in outcomes if isinstance(o, Exception)], outcomes
-    made = Counter(
-        Delivery.objects.filter(campaign=campaign).values_list("participant_id", "step")
-    )
+    made = Counter(Delivery.objects.filter(campaign=campaign).values_list("participant_id", "step"))
     assert made == Counter({(p.pk, 0): 1 for p in people})

@@ -25,7 +25,8 @@ def test_known_placeholders_in_both_names_are_filled_in():
         "sender": "子ども家庭課",
     }
     assert templating.render(text, values) == (
-        "横浜市より: 子育て調査 の回答は 2026年6月30日 まで。https://example.jp/s/abc {例} 子ども家庭課"
+        "横浜市より: 子育て調査 の回答は 2026年6月30日 まで。"
+        "https://example.jp/s/abc {例} 子ども家庭課"
     )
 
 
