@@ -230,3 +230,33 @@ def test_upcoming_lists_the_next_messages_soonest_first(study, site):
         (sooner.pk, 1, jst(3, 18), "letter"),  # the letter counts from the day it was listed
         (later.pk, 1, jst(3, 20), "email"),
     ]
+
+
+def test_a_submission_cancels_the_queued_reminder(study, site, django_capture_on_commit_callbacks):
+    person = with_contact(site, email="p@example.jp")
+    campaign_for(study, sites=[site])
+    scheduling.campaigns_run(now=jst(1, 18))
+    play_channels(jst(1, 18))
+    scheduling.campaigns_run(now=jst(3, 18))  # reminder 1 queued
+    reminder = Delivery.objects.get(participant=person, step=1)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        survey_services.response_submit(
+            participant=person, answers=complete_answers(), language="ja"
+        )
+    scheduling.campaigns_run(now=jst(5, 18))
+
+    reminder.refresh_from_db()
+    assert reminder.status == Delivery.Status.CANCELLED
+    assert Delivery.objects.filter(participant=person).count() == 2
+
+
+def test_the_beat_runs_the_scheduler_every_minute(settings, study, site):
+    from fieldwork.tasks import schedule_campaigns
+
+    entry = settings.CELERY_BEAT_SCHEDULE["schedule-campaigns"]
+    assert entry["task"] == schedule_campaigns.name and entry["schedule"] <= 60
+    with_contact(site, email="p@example.jp")
+    campaign_for(study, sites=[site], starts_at=jst(1, 10), quiet_from=time(0), quiet_until=time(0))
+
+    assert schedule_campaigns.apply().get()["created"] == 1  # real now is after 2026-06-01
