@@ -181,6 +181,8 @@ class Delivery(models.Model):
     created_at = models.DateTimeField(_("queued"), auto_now_add=True)
     due_at = models.DateTimeField(_("due"))
     claimed_at = models.DateTimeField(_("claimed"), null=True, blank=True)
+    # Which claim took the row (a random value per batch): the sender reads back its own.
+    claim = models.CharField(max_length=32, blank=True, editable=False)
     sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
     provider_message_id = models.CharField(_("provider message id"), max_length=255, blank=True)

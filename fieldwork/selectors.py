@@ -42,15 +42,19 @@ def due_email_ids(*, now: datetime, ids: Sequence[int] | None = None, limit: int
     return list(queryset.order_by("due_at", "pk").values_list("pk", flat=True)[:limit])
 
 
-def delivery_for_sending(delivery_id: int) -> Delivery:
-    """A claimed delivery with what its message needs: participant, contact, site, study,
-    sender."""
-    return Delivery.objects.select_related(
-        "campaign",
-        "participant__contact",
-        "participant__site__study",
-        "participant__site__sender",
-    ).get(pk=delivery_id)
+def deliveries_for_sending(ids: Sequence[int]) -> list[Delivery]:
+    """Claimed deliveries with what their messages need (participant, contact, site,
+    study, sender), oldest first."""
+    return list(
+        Delivery.objects.select_related(
+            "campaign",
+            "participant__contact",
+            "participant__site__study",
+            "participant__site__sender",
+        )
+        .filter(pk__in=list(ids))
+        .order_by("due_at", "pk")
+    )
 
 
 def contact_by_line_user(line_user_id: str) -> Contact | None:

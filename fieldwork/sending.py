@@ -8,10 +8,12 @@
    erased): ``receivers.py`` cancels them when that happens; this catches what a
    receiver could not (it runs after the submission commits, and a process can die in
    between).
-3. For each due row, oldest first: **claim** it with a compare-and-set (``queued`` →
-   ``sending``, exactly one row changed, still reachable), **send** it, **mark** it
-   ``sent``. A row another worker claimed first is skipped: two workers never send the
-   same row.
+3. **Claim** a batch of due rows with one compare-and-set UPDATE (``queued`` →
+   ``sending`` where still queued and reachable, stamped with this claim's random token,
+   then read back by it): a row another worker claimed first is not among them, so two
+   workers never send the same row. Then, one row after the other: **send** it, **mark**
+   it ``sent`` (or failed, or queued again). The links of the batch are rendered in a
+   few queries (``surveys.links.participant_links``): a message costs one UPDATE.
 4. An SMTP **4xx** or a connection problem queues the row again with a backoff
    (1, 2, 4 … minutes, at most an hour) until ``HYOKA_DELIVERY_MAX_ATTEMPTS``, then it
    fails; a **5xx** fails it at once; each with the server's words as the reason.
@@ -19,7 +21,8 @@
 **At least once, not exactly once.** Between the SMTP server accepting a message and
 step 3's "sent" being committed there is a window (milliseconds, or the time a worker takes
 to die): a worker killed inside it leaves the row ``sending``, and step 1 sends it again
-after the timeout. The resent message carries the same Message-ID
+after the timeout. The rest of its batch, claimed but never tried, is sent after the
+timeout too: late, but once. The resent message carries the same Message-ID
 (``channels.email.message_id``), so that it is recognisably the same message. No message is
 ever lost: a row is only ever ``sent`` after the server accepted it.
 
@@ -31,6 +34,7 @@ from __future__ import annotations
 import logging
 import smtplib
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -38,6 +42,9 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
+
+from surveys.errors import LinkUnavailable
+from surveys.links import participant_links
 
 from . import selectors
 from .channels import email
@@ -90,14 +97,17 @@ def email_deliveries_send(
 
 
 def _send_batch(batch: list[int], report: SendReport, pace: Pacer, *, now: datetime | None) -> bool:
+    mine = set(claim_batch(batch, now=now))
+    report.skipped.extend(pk for pk in batch if pk not in mine)
+    deliveries = selectors.deliveries_for_sending(sorted(mine))
+    links = _links(deliveries)
+    tried: set[int] = set()
     with email.Transport() as transport:
-        for pk in batch:
-            if not claim(pk, now=now):
-                report.skipped.append(pk)
-                continue
-            delivery = selectors.delivery_for_sending(pk)
+        for delivery in deliveries:
+            pk = delivery.pk
+            tried.add(pk)
             try:
-                message = email.build(delivery)
+                message = email.build(delivery, link=links.get(delivery.participant_id))
             except email.Undeliverable as exc:
                 _finish(pk, Delivery.Status.FAILED, reason=str(exc))
                 report.failed.append(pk)
@@ -106,7 +116,7 @@ def _send_batch(batch: list[int], report: SendReport, pace: Pacer, *, now: datet
             try:
                 transport.send(message)
             # Only what a mail server or the network says; anything else (a time limit, a
-            # bug) leaves the row "sending", for the recovery to take back.
+            # bug) leaves the rows "sending", for the recovery to take back.
             except (smtplib.SMTPException, OSError) as exc:
                 failure = email.classify(exc)
                 if failure.transient and delivery.attempts < settings.HYOKA_DELIVERY_MAX_ATTEMPTS:
@@ -120,6 +130,8 @@ def _send_batch(batch: list[int], report: SendReport, pace: Pacer, *, now: datet
                     report.failed.append(pk)
                 logger.warning("e-mail delivery %s not sent: %s", pk, failure.reason)
                 if failure.connection_lost:
+                    # The rest of the batch goes back to the queue, as it was.
+                    _release([d.pk for d in deliveries if d.pk not in tried])
                     return False
                 continue
             _finish(pk, Delivery.Status.SENT, message_id=email.message_id(pk))
@@ -127,19 +139,48 @@ def _send_batch(batch: list[int], report: SendReport, pace: Pacer, *, now: datet
     return True
 
 
-def claim(delivery_id: int, *, now: datetime | None = None) -> bool:
-    """``queued`` → ``sending`` for this row, if it is still queued and its participant
-    still reachable: True if this call changed it (and only then may it be sent)."""
-    changed = (
-        Delivery.objects.filter(pk=delivery_id, status=Delivery.Status.QUEUED)
-        .exclude(selectors.no_longer_reachable())
-        .update(
-            status=Delivery.Status.SENDING,
-            claimed_at=now or timezone.now(),
-            attempts=F("attempts") + 1,
-        )
+def _links(deliveries: list[Delivery]) -> dict[int, str]:
+    """The participants' links, in a few queries for the batch; one that cannot be given
+    is left out (its delivery fails with the reason: ``email.build``)."""
+    participants = [d.participant for d in deliveries]
+    try:
+        return participant_links(participants)
+    except LinkUnavailable as exc:
+        refused = {int(pk) for pk in exc.errors}
+        return participant_links(p for p in participants if p.pk not in refused)
+
+
+def claim_batch(ids: Sequence[int], *, now: datetime | None = None) -> list[int]:
+    """``queued`` → ``sending`` for those of ``ids`` still queued and whose participant is
+    still reachable, in one UPDATE: the ids this call took (only they may be sent). The
+    conditions are on the updated table itself (``selectors.no_longer_reachable``), so
+    that of two racing claims only one changes a row."""
+    token = uuid.uuid4().hex
+    Delivery.objects.filter(pk__in=list(ids), status=Delivery.Status.QUEUED).exclude(
+        selectors.no_longer_reachable()
+    ).update(
+        status=Delivery.Status.SENDING,
+        claimed_at=now or timezone.now(),
+        claim=token,
+        attempts=F("attempts") + 1,
     )
-    return changed == 1
+    return list(
+        Delivery.objects.filter(claim=token, status=Delivery.Status.SENDING)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+
+
+def claim(delivery_id: int, *, now: datetime | None = None) -> bool:
+    """Claim one row: True if this call took it."""
+    return claim_batch([delivery_id], now=now) == [delivery_id]
+
+
+def _release(ids: list[int]) -> None:
+    """Rows claimed but not tried (the connection went first): queued again as they were."""
+    Delivery.objects.filter(pk__in=ids, status=Delivery.Status.SENDING).update(
+        status=Delivery.Status.QUEUED, claimed_at=None, attempts=F("attempts") - 1
+    )
 
 
 def _finish(pk: int, status: str, *, reason: str = "", message_id: str = "") -> None:

@@ -42,8 +42,10 @@ class Undeliverable(Exception):
     """This delivery cannot become a message (no address, no sender): a permanent failure."""
 
 
-def build(delivery: Delivery) -> EmailMultiAlternatives:
-    """The message for ``delivery`` (its participant, contact and site's sender loaded)."""
+def build(delivery: Delivery, *, link: str | None = None) -> EmailMultiAlternatives:
+    """The message for ``delivery`` (its participant, contact and site's sender loaded);
+    ``link``: the participant's link if the caller has it (a batch renders them at once),
+    else it is rendered here."""
     participant = delivery.participant
     contact: Contact | None = getattr(participant, "contact", None)
     if contact is None or not contact.email:
@@ -54,7 +56,7 @@ def build(delivery: Delivery) -> EmailMultiAlternatives:
     language = contact.language if contact.language in Language.values else Language.JA
     site = participant.site
     try:
-        link = participant_link(participant)
+        link = link or participant_link(participant)
     except LinkUnavailable as exc:  # erased, withdrawn, or its link key no longer configured
         raise Undeliverable(exc.message) from exc
     context = {

@@ -32,6 +32,7 @@ import unicodedata
 
 from django.conf import settings
 from django.utils import timezone
+from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
 from surveys.models import Participant
@@ -54,10 +55,11 @@ _SEPARATORS = re.compile(r"[\s\-‐‑‒–—―−ー_.]")
 
 
 class CodeRefused(Exception):
-    """The text is a well-formed code that links nobody (wrong, expired, replaced, used)."""
+    """The text is a well-formed code that links nobody (wrong, expired, replaced, used).
+    ``message`` stays lazy: the webhook says it in Japanese and in English."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
+    def __init__(self, message: Promise) -> None:
+        super().__init__(str(message))
         self.message = message
 
 
@@ -115,6 +117,14 @@ def display(code: str) -> str:
     return f"{code[:half]}-{code[half:]}"
 
 
+def for_letter(participant: Participant) -> str | None:
+    """What a letter or an e-mail prints (``ABCDE-FGHJK``), or ``None`` with LINE off:
+    without the channel a code would lead nowhere."""
+    if not settings.LINE_ENABLED:
+        return None
+    return display(code_for(participant))
+
+
 def normalize(text: str) -> str | None:
     """The code in ``text`` if the whole text is one (full-width, lower case, a hyphen or
     spaces are fine), else ``None``: a message that is not a code is not a wrong code."""
@@ -139,10 +149,10 @@ def check(code: str) -> Participant:
     if participant is None or not hmac.compare_digest(
         _tag(participant.pk, participant.token_hash).to_bytes(4, "big"), tag.to_bytes(4, "big")
     ):
-        raise CodeRefused(str(WRONG))
+        raise CodeRefused(WRONG)
     if participant.status != Participant.Status.ACTIVE:
-        raise CodeRefused(str(WRONG))  # withdrawn: as if there were no such code
+        raise CodeRefused(WRONG)  # withdrawn: as if there were no such code
     closes_at = participant.site.survey_closes_at
     if closes_at is not None and timezone.now() >= closes_at:
-        raise CodeRefused(str(EXPIRED))
+        raise CodeRefused(EXPIRED)
     return participant

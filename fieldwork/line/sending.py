@@ -1,6 +1,7 @@
 """Sending LINE deliveries: what the task runs (``fieldwork/tasks.py``), as the e-mail
-channel's ``fieldwork/sending.py`` does, with its claim (a compare-and-set: ``queued`` →
-``sending``), recovery of rows a dead worker left ``sending``, backoff and attempts.
+channel's ``fieldwork/sending.py`` does, with its claim (one compare-and-set UPDATE of a
+batch: ``queued`` → ``sending``), recovery of rows a dead worker left ``sending``,
+backoff and attempts.
 
 Each delivery is pushed to its participant's linked LINE account with the delivery's
 ``X-Line-Retry-Key`` (``client.retry_key``): a push retried after a timeout, or sent again
@@ -58,24 +59,22 @@ def line_deliveries_send(
         if not batch:
             return report
         done.update(batch)
+        mine = set(sending.claim_batch(batch, now=now))
+        report.skipped.extend(pk for pk in batch if pk not in mine)
         if not client.enabled():
-            for pk in batch:
-                if sending.claim(pk, now=now):
-                    sending._finish(pk, Delivery.Status.FAILED, reason=LINE_OFF)
-                    report.failed.append(pk)
+            for pk in sorted(mine):
+                sending._finish(pk, Delivery.Status.FAILED, reason=LINE_OFF)
+                report.failed.append(pk)
             continue
         with client.Client() as line:
-            for pk in batch:
-                _send_one(line, pk, report, now=now)
+            for delivery in selectors.deliveries_for_sending(sorted(mine)):
+                _send_one(line, delivery, report, now=now)
 
 
 def _send_one(
-    line: client.Client, pk: int, report: sending.SendReport, *, now: datetime | None
+    line: client.Client, delivery: Delivery, report: sending.SendReport, *, now: datetime | None
 ) -> None:
-    if not sending.claim(pk, now=now):
-        report.skipped.append(pk)
-        return
-    delivery = selectors.delivery_for_sending(pk)
+    pk = delivery.pk
     try:
         push = messages.build(delivery)
     except (messages.Undeliverable, ValueError) as exc:
@@ -88,6 +87,8 @@ def _send_one(
             messages=push.messages,
             retry_key=client.retry_key(pk, delivery.created_at),
         )
+    # Only what LINE or the network says; anything else (a time limit, a bug) leaves the
+    # row "sending", for the recovery to take back (the same retry key then).
     except client.SendFailed as exc:
         failure = exc.failure
         if failure.transient and delivery.attempts < settings.HYOKA_DELIVERY_MAX_ATTEMPTS:

@@ -22,6 +22,7 @@ Always 200 once the signature is right, so that LINE does not redeliver what was
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -112,7 +113,9 @@ def _once(request: HttpRequest, event: Event) -> list[Reply]:
     try:
         return _handle(request, event)
     except BaseException:
-        cache.delete(key)  # not handled after all: a redelivery may try again
+        # Not handled after all (the database failed): a redelivery may try again.
+        with contextlib.suppress(Exception):
+            cache.delete(key)
         raise
 
 

@@ -217,7 +217,7 @@ def test_a_row_left_sending_by_a_dead_worker_is_sent_again_with_the_same_message
     claimed = timezone.now()
     assert sending.claim(pk, now=claimed)
     # The worker sent the message, then died before recording it.
-    message = email_channel.build(sending.selectors.delivery_for_sending(pk))
+    message = email_channel.build(sending.selectors.deliveries_for_sending([pk])[0])
     with email_channel.Transport() as transport:
         transport.send(message)
 

@@ -41,7 +41,7 @@ def test_the_code_is_the_same_until_the_link_is_replaced(participant):
     Participant.objects.filter(pk=participant.pk).update(token_hash=new_hash)
     with pytest.raises(CodeRefused) as refused:
         codes.check(code)
-    assert refused.value.message == str(codes.WRONG)
+    assert refused.value.message is codes.WRONG
 
 
 @pytest.mark.parametrize(
@@ -84,7 +84,7 @@ def test_a_code_expires_when_the_questionnaire_closes(participant):
     site.save()
     with pytest.raises(CodeRefused) as refused:
         codes.check(code)
-    assert refused.value.message == str(codes.EXPIRED)
+    assert refused.value.message is codes.EXPIRED
 
 
 def test_a_withdrawn_participants_code_is_refused_as_wrong(participant):
@@ -92,7 +92,7 @@ def test_a_withdrawn_participants_code_is_refused_as_wrong(participant):
     services.participant_withdraw(participant=participant)
     with pytest.raises(CodeRefused) as refused:
         codes.check(code)
-    assert refused.value.message == str(codes.WRONG)
+    assert refused.value.message is codes.WRONG
 
 
 def test_a_code_under_another_key_finds_nobody(participant, settings):
@@ -100,3 +100,11 @@ def test_a_code_under_another_key_finds_nobody(participant, settings):
     settings.HYOKA_LINE_CODE_KEY = "another-key-another-key-another-key!"
     with pytest.raises(CodeRefused):
         codes.check(code)
+
+
+def test_letters_print_the_code_only_with_line_on(participant, settings):
+    settings.LINE_ENABLED = True
+    printed = codes.for_letter(participant)
+    assert printed is not None and printed.replace("-", "") == codes.code_for(participant)
+    settings.LINE_ENABLED = False
+    assert codes.for_letter(participant) is None

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from fieldwork.line import linking, texts
 from fieldwork.line.sending import LINE_OFF, line_deliveries_send
+from fieldwork.line.services import NOT_LINKED, line_deliveries_queue
 from fieldwork.models import Delivery
 from surveys.links import participant_link
 from tests.fieldwork.conftest import with_contact
@@ -149,3 +150,22 @@ def test_with_line_off_due_line_deliveries_fail_with_that_reason(settings, site)
 
     delivery.refresh_from_db()
     assert (delivery.status, delivery.last_error) == (Delivery.Status.FAILED, LINE_OFF)
+
+
+def test_queueing_reaches_only_linked_participants_and_sends_after_commit(
+    line_api, site, django_capture_on_commit_callbacks
+):
+    linked = _linked(site)
+    unlinked = with_contact(site, email="other@example.jp")
+    with django_capture_on_commit_callbacks(execute=True):
+        queued = line_deliveries_queue(participants=[linked, unlinked])
+
+    assert queued.skipped == {NOT_LINKED: 1}
+    [delivery] = Delivery.objects.filter(pk__in=queued.ids)
+    assert delivery.participant == linked
+    delivery.refresh_from_db()
+    assert delivery.status == Delivery.Status.SENT
+    assert [p["to"] for p in line_api.pushed] == [ALICE]
+
+    again = line_deliveries_queue(participants=[linked])  # sent: a second one may be queued
+    assert again.skipped == {} and len(again.ids) == 1

@@ -14,10 +14,13 @@ import uuid
 import pytest
 from django.db import connection
 from django.test import Client
+from django.utils import translation
 
 from fieldwork import crypto
 from fieldwork.line import codes, linking, texts
 from fieldwork.models import Contact
+from surveys.models import Participant
+from surveys.tokens import new_token
 from tests.factories import ParticipantFactory
 from tests.fieldwork.line.conftest import SECRET
 
@@ -272,5 +275,35 @@ def test_with_line_off_the_webhook_says_so_and_reads_nothing(settings, participa
     assert _linked_user(participant) == ""
 
 
+def test_the_consoles_verify_request_is_answered_200(line_api):
+    response = _post(_body())  # "Verify" in the LINE Developers console: no events
+    assert (response.status_code, response.content) == (200, b"OK")
+
+
+def test_replies_to_someone_not_linked_are_in_japanese_then_english(line_api):
+    _send(_text("こんにちは"))
+    with translation.override("ja"):
+        japanese = str(texts.NOT_A_CODE)
+    with translation.override("en"):
+        english = str(texts.NOT_A_CODE)
+    [reply] = _replies(line_api)
+    assert reply.startswith(japanese) and reply.endswith(english)
+
+
 def test_the_webhook_takes_only_post(line_api):
     assert Client().get(URL).status_code == 405
+
+
+def test_a_reply_line_refuses_does_not_undo_the_link_or_fail_the_webhook(line_api, participant):
+    line_api.fail_next(500)
+    response = _send(_text(codes.code_for(participant)))
+    assert response.status_code == 200
+    assert _linked_user(participant) == ALICE
+
+
+def test_an_account_link_nonce_dies_with_the_link_it_was_made_for(line_api, participant):
+    nonce = linking.account_link_nonce(participant)
+    _token, new_hash = new_token()  # the manager replaced the participant's link
+    Participant.objects.filter(pk=participant.pk).update(token_hash=new_hash)
+    _send(_event("accountLink", link={"result": "ok", "nonce": nonce}))
+    assert _linked_user(participant) == ""
