@@ -88,9 +88,12 @@ class Plan:
     fallthroughs: list[tuple[Delivery, str]] = field(default_factory=list)
 
 
-def campaign_plan(*, campaign: Campaign) -> Plan:
-    """Every participant's next message in ``campaign``, and what takes over from each
-    failed delivery. Reads only; ``campaigns_run`` writes."""
+def campaign_plan(
+    *, campaign: Campaign, due_by: datetime | None = None, limit: int | None = None
+) -> Plan:
+    """The next messages in ``campaign`` (those due by ``due_by``, or the ``limit`` soonest),
+    and what takes over from each failed delivery. Reads only; ``campaigns_run`` writes.
+    Contact details are decrypted only for the participants a channel is chosen for."""
     people = list(
         participants_of(campaign)
         .select_related("site")
@@ -98,13 +101,6 @@ def campaign_plan(*, campaign: Campaign) -> Plan:
         .order_by("pk")
     )
     chosen = participants_of(campaign).values("pk")
-    reach: dict[int, tuple[bool, bool]] = {
-        # A linked LINE account has its blind index; only the address is decrypted.
-        c.participant_id: (bool(c.line_user_index), bool(c.email))
-        for c in Contact.objects.filter(participant_id__in=chosen).only(
-            "participant_id", "line_user_index", "email"
-        )
-    }
     mine: dict[int, list[Delivery]] = defaultdict(list)
     for d in Delivery.objects.filter(campaign=campaign, participant_id__in=chosen).only(
         "pk", "participant_id", "step", "fallback", "channel", "kind", "status"
@@ -121,25 +117,48 @@ def campaign_plan(*, campaign: Campaign) -> Plan:
         .values_list("participant_id", "at")
     )
     timing = campaign_rules(campaign)
-    order = channel_order(campaign)
-    plan = Plan()
+    dues: list[tuple[Participant, Due]] = []
+    failed: list[Delivery] = []
     for person in people:
-        has_line, has_email = reach.get(person.pk, (False, False))
         rows = mine.get(person.pk, [])
         due = rules.next_message(timing, progress(rows, last.get(person.pk), person))
-        if due is not None:
-            channel = rules.next_channel(order, after=None, has_line=has_line, has_email=has_email)
-            assert channel is not None  # the letter, at worst
-            plan.upcoming.append(Planned(person.pk, person.reference, person.site_id, due, channel))
+        if due is not None and (due_by is None or due.at <= due_by):
+            dues.append((person, due))
         taken = {(d.step, d.fallback) for d in rows}
-        for d in rows:
-            if d.status == Delivery.Status.FAILED and (d.step, d.fallback + 1) not in taken:
-                after = rules.next_channel(
-                    order, after=d.channel, has_line=has_line, has_email=has_email
-                )
-                if after is not None:
-                    plan.fallthroughs.append((d, after))
+        failed += [
+            d
+            for d in rows
+            if d.status == Delivery.Status.FAILED and (d.step, d.fallback + 1) not in taken
+        ]
+    if limit is not None:
+        dues = sorted(dues, key=lambda pair: (pair[1].at, pair[0].pk))[:limit]
+    reach = _reach({p.pk for p, _ in dues} | {d.participant_id for d in failed})
+    order = channel_order(campaign)
+    plan = Plan()
+    for person, due in dues:
+        has_line, has_email = reach.get(person.pk, (False, False))
+        channel = rules.next_channel(order, after=None, has_line=has_line, has_email=has_email)
+        assert channel is not None  # the letter, at worst
+        plan.upcoming.append(Planned(person.pk, person.reference, person.site_id, due, channel))
+    for d in failed:
+        has_line, has_email = reach.get(d.participant_id, (False, False))
+        after = rules.next_channel(order, after=d.channel, has_line=has_line, has_email=has_email)
+        if after is not None:
+            plan.fallthroughs.append((d, after))
     return plan
+
+
+def _reach(ids: set[int]) -> dict[int, tuple[bool, bool]]:
+    """(LINE linked, e-mail known) by participant id. A linked LINE account has its blind
+    index; only the address is decrypted."""
+    found: dict[int, tuple[bool, bool]] = {}
+    ordered = sorted(ids)
+    for start in range(0, len(ordered), 1000):
+        for c in Contact.objects.filter(participant_id__in=ordered[start : start + 1000]).only(
+            "participant_id", "line_user_index", "email"
+        ):
+            found[c.participant_id] = (bool(c.line_user_index), bool(c.email))
+    return found
 
 
 def progress(
@@ -184,7 +203,7 @@ def campaign_run(*, campaign: Campaign, now: datetime) -> tuple[int, int]:
     """One campaign's due messages and fallthroughs, in one transaction: (new messages,
     new fallthroughs), as far as this run inserted them."""
     quiet = quiet_hours(campaign)
-    plan = campaign_plan(campaign=campaign)
+    plan = campaign_plan(campaign=campaign, due_by=now)
     new = [
         Delivery(
             campaign=campaign,
@@ -196,7 +215,6 @@ def campaign_run(*, campaign: Campaign, now: datetime) -> tuple[int, int]:
             due_at=rules.send_at(p.due, quiet, now),
         )
         for p in plan.upcoming
-        if p.due.at <= now
     ]
     fallen = [
         Delivery(
@@ -226,5 +244,4 @@ def campaign_run(*, campaign: Campaign, now: datetime) -> tuple[int, int]:
 
 def campaign_upcoming(*, campaign: Campaign, limit: int = 50) -> list[Planned]:
     """The next messages of ``campaign``, soonest first (for the admin)."""
-    plan = campaign_plan(campaign=campaign)
-    return sorted(plan.upcoming, key=lambda p: (p.due.at, p.participant_id))[:limit]
+    return campaign_plan(campaign=campaign, limit=limit).upcoming
