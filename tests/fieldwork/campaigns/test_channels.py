@@ -10,6 +10,7 @@ import pytest
 from django.utils import timezone
 
 from fieldwork.campaigns import scheduling
+from fieldwork.campaigns.rules import JAPAN
 from fieldwork.line import linking
 from fieldwork.line.sending import line_deliveries_send
 from fieldwork.models import Campaign, Delivery
@@ -98,3 +99,23 @@ def test_the_campaigns_own_text_reaches_line_and_email(
     assert body.strip() == f"A request from {site.name_en}: {participant_link(by_mail)}"
     html = mail.get_body(preferencelist=("html",)).get_content()
     assert f'href="{participant_link(by_mail)}"' in html
+
+
+def test_a_retry_never_falls_inside_the_campaigns_quiet_hours(smtp, sender, study, site):
+    person = with_contact(site, email="later@example.jp")
+    now = timezone.now().astimezone(JAPAN).replace(microsecond=0)
+    # Quiet hours from 30 seconds from now for two hours: the first retry (after a minute)
+    # would fall inside them.
+    quiet_from = (now + timedelta(seconds=30)).time()
+    quiet_until = (now + timedelta(hours=2)).time()
+    campaign = started_campaign(study, site)
+    Campaign.objects.filter(pk=campaign.pk).update(quiet_from=quiet_from, quiet_until=quiet_until)
+    scheduling.campaigns_run(now=now)
+    smtp.answers["later@example.jp"] = "451 4.7.1 try again later"
+
+    email_deliveries_send(now=now)
+
+    delivery = Delivery.objects.get(participant=person)
+    assert delivery.status == Delivery.Status.QUEUED and delivery.attempts == 1
+    assert delivery.due_at.astimezone(JAPAN).time() == quiet_until
+    assert delivery.due_at >= now + timedelta(hours=2) - timedelta(seconds=1)
