@@ -79,13 +79,15 @@ class Planned:
     site_id: int
     due: Due
     channel: str
+    # 0, or past the rows of this step cancelled while the campaign was stopped.
+    fallback: int = 0
 
 
 @dataclass
 class Plan:
     upcoming: list[Planned] = field(default_factory=list)
-    # Failed deliveries and the channel that takes over from each.
-    fallthroughs: list[tuple[Delivery, str]] = field(default_factory=list)
+    # Failed deliveries, the channel that takes over from each, and its row's fallback.
+    fallthroughs: list[tuple[Delivery, str, int]] = field(default_factory=list)
 
 
 def campaign_plan(
@@ -117,34 +119,34 @@ def campaign_plan(
         .values_list("participant_id", "at")
     )
     timing = campaign_rules(campaign)
-    dues: list[tuple[Participant, Due]] = []
-    failed: list[Delivery] = []
+    dues: list[tuple[Participant, Due, int]] = []
+    failed: list[tuple[Delivery, int]] = []
     for person in people:
         rows = mine.get(person.pk, [])
         due = rules.next_message(timing, progress(rows, last.get(person.pk), person))
         if due is not None and (due_by is None or due.at <= due_by):
-            dues.append((person, due))
-        taken = {(d.step, d.fallback) for d in rows}
-        failed += [
-            d
-            for d in rows
-            if d.status == Delivery.Status.FAILED and (d.step, d.fallback + 1) not in taken
-        ]
+            free = 1 + max((d.fallback for d in rows if d.step == due.step), default=-1)
+            dues.append((person, due, free))
+        handover = _handover(rows)
+        if handover is not None:
+            failed.append(handover)
     if limit is not None:
-        dues = sorted(dues, key=lambda pair: (pair[1].at, pair[0].pk))[:limit]
-    reach = _reach({p.pk for p, _ in dues} | {d.participant_id for d in failed})
+        dues = sorted(dues, key=lambda row: (row[1].at, row[0].pk))[:limit]
+    reach = _reach({p.pk for p, _, _ in dues} | {d.participant_id for d, _ in failed})
     order = channel_order(campaign)
     plan = Plan()
-    for person, due in dues:
+    for person, due, free in dues:
         has_line, has_email = reach.get(person.pk, (False, False))
         channel = rules.next_channel(order, after=None, has_line=has_line, has_email=has_email)
         assert channel is not None  # the letter, at worst
-        plan.upcoming.append(Planned(person.pk, person.reference, person.site_id, due, channel))
-    for d in failed:
+        plan.upcoming.append(
+            Planned(person.pk, person.reference, person.site_id, due, channel, fallback=free)
+        )
+    for d, free in failed:
         has_line, has_email = reach.get(d.participant_id, (False, False))
         after = rules.next_channel(order, after=d.channel, has_line=has_line, has_email=has_email)
         if after is not None:
-            plan.fallthroughs.append((d, after))
+            plan.fallthroughs.append((d, after, free))
     return plan
 
 
@@ -161,10 +163,27 @@ def _reach(ids: set[int]) -> dict[int, tuple[bool, bool]]:
     return found
 
 
+def _handover(rows: list[Delivery]) -> tuple[Delivery, int] | None:
+    """The failed delivery another channel must take over from, with the fallback number
+    of its successor: when every live row of the participant's latest step failed."""
+    live = [d for d in rows if d.status != Delivery.Status.CANCELLED]
+    if not live:
+        return None
+    step = max(d.step for d in live)
+    of_step = [d for d in live if d.step == step]
+    if any(d.status != Delivery.Status.FAILED for d in of_step):
+        return None
+    last = max(of_step, key=lambda d: d.fallback)
+    return last, 1 + max(d.fallback for d in rows if d.step == step)
+
+
 def progress(
     rows: list[Delivery], last_message_at: datetime | None, person: Participant
 ) -> rules.Progress:
-    """A participant's ``rules.Progress`` from their deliveries in the campaign."""
+    """A participant's ``rules.Progress`` from their deliveries in the campaign. A step
+    whose every row was cancelled (the campaign was stopped before it went out) counts as
+    not yet begun: it is due again once the campaign runs again."""
+    rows = [d for d in rows if d.status != Delivery.Status.CANCELLED]
     steps = 1 + max((d.step for d in rows), default=-1)
     latest = [d for d in rows if d.step == steps - 1]
     settled = any(
@@ -209,7 +228,7 @@ def campaign_run(*, campaign: Campaign, now: datetime) -> tuple[int, int]:
             campaign=campaign,
             participant_id=p.participant_id,
             step=p.due.step,
-            fallback=0,
+            fallback=p.fallback,
             channel=p.channel,
             kind=p.due.kind,
             due_at=rules.send_at(p.due, quiet, now),
@@ -221,12 +240,12 @@ def campaign_run(*, campaign: Campaign, now: datetime) -> tuple[int, int]:
             campaign=campaign,
             participant_id=failed.participant_id,
             step=failed.step,
-            fallback=failed.fallback + 1,
+            fallback=free,
             channel=channel,
             kind=failed.kind,
             due_at=quiet.outside(now),
         )
-        for failed, channel in plan.fallthroughs
+        for failed, channel, free in plan.fallthroughs
     ]
     if not new and not fallen:
         return 0, 0

@@ -15,7 +15,7 @@ from django.utils.translation import gettext_lazy as _
 from surveys.errors import RuleViolation
 from surveys.models import Site
 
-from ..models import Campaign
+from ..models import Campaign, Delivery
 from . import rules
 
 PAST = _("The invitations cannot start in the past (%(when)s). Choose a later date and time.")
@@ -24,6 +24,7 @@ QUIET = _(
     "Choose a time outside them, or change those hours."
 )
 OTHER_STUDY = _("Choose only sites of the campaign's study.")
+STOPPED = "cancelled: the campaign was stopped"
 
 
 class CampaignInvalid(RuleViolation):
@@ -108,4 +109,14 @@ def campaign_save(*, campaign: Campaign, sites: Iterable[Site], now: datetime) -
     with transaction.atomic():
         campaign.save()
         campaign.sites.set(sites)
+        if not campaign.active:  # "messages are sent only while this is ticked"
+            campaign_deliveries_cancel(campaign=campaign, now=now)
     return campaign
+
+
+def campaign_deliveries_cancel(*, campaign: Campaign, now: datetime) -> int:
+    """Cancel what the campaign has queued (messages not yet sent, letters not yet
+    printed); those steps are due again if the campaign is started again."""
+    return Delivery.objects.filter(campaign=campaign, status=Delivery.Status.QUEUED).update(
+        status=Delivery.Status.CANCELLED, finished_at=now, last_error=STOPPED
+    )

@@ -260,3 +260,34 @@ def test_the_beat_runs_the_scheduler_every_minute(settings, study, site):
     campaign_for(study, sites=[site], starts_at=jst(1, 10), quiet_from=time(0), quiet_until=time(0))
 
     assert schedule_campaigns.apply().get()["created"] == 1  # real now is after 2026-06-01
+
+
+def test_stopping_a_campaign_cancels_what_it_queued_and_starting_it_again_resumes(study, site):
+    from fieldwork.campaigns.services import campaign_save
+
+    waiting = with_contact(site, email="w@example.jp")
+    campaign = campaign_for(study, sites=[site], starts_at=jst(1, 23))  # due at 08:00
+    scheduling.campaigns_run(now=jst(1, 23))
+    assert not Delivery.objects.exists()
+    scheduling.campaigns_run(now=jst(2, 7, 59))  # nothing yet: due at 08:00
+    scheduling.campaigns_run(now=jst(2, 8))
+    queued = Delivery.objects.get()
+
+    campaign.active = False
+    campaign_save(campaign=campaign, sites=[site], now=jst(2, 8, 30))
+    queued.refresh_from_db()
+    assert queued.status == Delivery.Status.CANCELLED
+    scheduling.campaigns_run(now=jst(2, 9))
+    assert Delivery.objects.count() == 1  # stopped: nothing new
+
+    campaign.active = True
+    campaign_save(campaign=campaign, sites=[site], now=jst(2, 10))
+    scheduling.campaigns_run(now=jst(2, 10))
+    again = Delivery.objects.exclude(pk=queued.pk).get()
+    assert (again.participant_id, again.step, again.fallback, again.status) == (
+        waiting.pk,
+        0,
+        1,
+        Delivery.Status.QUEUED,
+    )
+    assert again.due_at == jst(2, 10)
