@@ -59,6 +59,15 @@ def form(site, **overrides):  # type: ignore[no-untyped-def]
     return data
 
 
+@pytest.mark.parametrize("language", ["ja", "en"])
+def test_the_add_page_opens_in_either_language(manager, site, language):
+    response = manager.get(reverse(ADD), HTTP_ACCEPT_LANGUAGE=language)
+
+    assert response.status_code == 200
+    fields = list(response.context["adminform"].form.fields)
+    assert fields.index("invitation_ja") < fields.index("invitation_en")  # Japanese first
+
+
 def test_a_manager_creates_a_campaign_for_their_site(manager, site):
     response = manager.post(reverse(ADD), form(site))
 
