@@ -133,8 +133,8 @@ def next_channel(
 
 
 def schedule_problems(*, starts_at: datetime, quiet: QuietHours, now: datetime) -> dict[str, str]:
-    """What is wrong with a campaign's start, by field: in the past, or inside the quiet
-    hours. Messages are plain English here; the caller translates the keys' meaning."""
+    """What is wrong with a campaign's start, by field, as a code: ``"past"`` or
+    ``"quiet"`` (inside the quiet hours). ``services.schedule_problems`` puts it in words."""
     problems: dict[str, str] = {}
     if starts_at < now:
         problems["starts_at"] = "past"

@@ -13,8 +13,11 @@
    participant, step, fallback): two runs at once never create a message twice.
 
 The e-mail and LINE sweeps (beat, every minute) send what is queued; queued letters are the
-letter list. A submission or withdrawal cancels what is queued; no further step is created
-for such a participant, since step 2 no longer selects them.
+letter list. A stopped campaign creates nothing, and what it had queued is cancelled
+(``services.campaign_deliveries_cancel``); a step cancelled so is due again when it runs
+again, its new row taking the next free ``fallback`` number. A submission or withdrawal
+cancels what is queued; no further step is created for such a participant, since step 2
+no longer selects them.
 """
 
 from __future__ import annotations
