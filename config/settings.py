@@ -397,6 +397,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "fieldwork.send_line_deliveries",
         "schedule": float(env.int("HYOKA_DELIVERY_SWEEP_INTERVAL", default=60)),
     },
+    # Campaigns (fieldwork/campaigns/scheduling.py): what is due becomes deliveries, a
+    # failed one is handed to the next channel. Safe to run twice at once.
+    "schedule-campaigns": {
+        "task": "fieldwork.schedule_campaigns",
+        "schedule": float(env.int("HYOKA_CAMPAIGN_INTERVAL", default=60)),
+    },
 }
 # The backstop re-sends a queued run once it is this many seconds old (never delivered).
 HYOKA_BACKSTOP_STUCK_AFTER = env.int("HYOKA_BACKSTOP_STUCK_AFTER", default=180)

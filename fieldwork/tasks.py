@@ -7,8 +7,10 @@ import logging
 
 from celery import shared_task
 from django.db import DatabaseError, InterfaceError
+from django.utils import timezone
 
 from . import sending
+from .campaigns import scheduling
 from .line import sending as line_sending
 
 logger = logging.getLogger(__name__)
@@ -65,5 +67,30 @@ def send_line_deliveries(self, delivery_ids: list[int] | None = None) -> dict[st
         "failed": len(report.failed),
         "skipped": len(report.skipped),
         "recovered": report.recovered,
+        "cancelled": report.cancelled,
+    }
+
+
+@shared_task(
+    bind=True,
+    name="fieldwork.schedule_campaigns",
+    # Running it twice (a redelivery, two beats) creates nothing twice: the unique
+    # (campaign, participant, step, fallback) and ON CONFLICT DO NOTHING.
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=MAX_RETRIES,
+    soft_time_limit=240,
+    time_limit=300,
+)
+def schedule_campaigns(self) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    """Beat, every minute: what the active campaigns have due becomes deliveries (sent by
+    the e-mail and LINE sweeps; letters wait on the letter list)."""
+    try:
+        report = scheduling.campaigns_run(now=timezone.now())
+    except (InterfaceError, DatabaseError) as exc:
+        raise self.retry(exc=exc, countdown=min(2 ** (self.request.retries + 1), 60)) from exc
+    return {
+        "created": report.created,
+        "fell_through": report.fell_through,
         "cancelled": report.cancelled,
     }

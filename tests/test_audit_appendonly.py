@@ -5,6 +5,7 @@ deleted (its records would lose "who")."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -13,9 +14,10 @@ from django.contrib import admin
 from django.contrib.auth.models import User
 from django.db import DatabaseError, connection, transaction
 from django.db.models import F, ProtectedError
+from django.utils import timezone
 from simple_history.models import HistoricalChanges
 
-from fieldwork.models import Sender
+from fieldwork.models import Campaign, Sender
 from surveys import appendonly, services
 from surveys.models import Membership, Participant
 
@@ -94,6 +96,10 @@ def every_history(study, site) -> None:  # type: ignore[no-untyped-def]
         display_name_en="Setagaya City",
         from_address="kosodate@setagaya.example",
     )
+    campaign = Campaign.objects.create(
+        study=study, name="招待", starts_at=timezone.now() + timedelta(days=1)
+    )
+    campaign.sites.add(site)
 
 
 def test_raw_sql_and_the_orm_cannot_change_or_delete_any_historical_table(every_history):

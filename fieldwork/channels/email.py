@@ -26,6 +26,7 @@ from surveys.links import Invitation
 from surveys.links import invitation as participant_invitation
 from surveys.models import Language
 
+from ..campaigns.messages import campaign_text
 from ..line import codes
 from ..models import Contact, Delivery, Sender
 
@@ -90,8 +91,16 @@ def build(delivery: Delivery, *, invitation: Invitation | None = None) -> EmailM
     with translation.override(language):
         name = f"{TEMPLATES}/{language}/{delivery.kind}"
         subject = " ".join(render_to_string(f"{name}_subject.txt", context).split())
-        text = render_to_string(f"{name}.txt", context)
-        html = render_to_string(f"{name}.html", {**context, "subject": subject})
+        text: str = render_to_string(f"{name}.txt", context)
+        html: str = render_to_string(f"{name}.html", {**context, "subject": subject})
+        # A campaign's own text, if it has one for this message, replaces the standard one.
+        custom = campaign_text(delivery, language=language, link=invitation.url)
+        if custom is not None:
+            text = custom
+            html = render_to_string(
+                f"{TEMPLATES}/campaign.html",
+                {"subject": subject, "text": custom, "language": language},
+            )
     message = EmailMultiAlternatives(
         subject=subject,
         body=text,

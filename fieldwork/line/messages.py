@@ -15,6 +15,7 @@ from surveys.errors import LinkUnavailable
 from surveys.links import participant_link
 from surveys.models import Language
 
+from ..campaigns.messages import campaign_text
 from ..models import Contact, Delivery
 from . import client, texts
 
@@ -48,9 +49,10 @@ def build(delivery: Delivery) -> LineMessage:
         "study": study.name_en if english and study.name_en else study.name_ja,
     }
     body = texts.INVITATION if delivery.kind == Delivery.Kind.INVITATION else texts.REMINDER
+    custom = campaign_text(delivery, language=language, link=link)
     with translation.override(language):
-        text = str(body) % values
-        if site.survey_closes_at:
+        text = str(body) % values if custom is None else custom
+        if site.survey_closes_at and custom is None:
             closes = timezone.localtime(site.survey_closes_at, timezone.get_default_timezone())
             text += "\n" + str(texts.DEADLINE) % {
                 "deadline": date_format(closes, "DATETIME_FORMAT")
