@@ -21,6 +21,7 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import translation
 
 from fieldwork import watch
 from fieldwork.models import Delivery
@@ -472,14 +473,15 @@ def test_a_site_with_nobody_invited_has_no_line_but_is_named_in_the_description(
     from fieldwork.chart import rate_chart
 
     days = [dt.date(2026, 11, 1)]
-    chart = rate_chart(
-        days=days,
-        series=[("A", "a", [Fraction(1, 2)]), ("B", "b", [None])],
-        total=("All", [Fraction(1, 4)]),
-        target=None,
-        target_label="",
-        title="t",
-    )
+    with translation.override("en"):  # the description's words, in English
+        chart = rate_chart(
+            days=days,
+            series=[("A", "a", [Fraction(1, 2)]), ("B", "b", [None])],
+            total=("All", [Fraction(1, 4)]),
+            target=None,
+            target_label="",
+            title="t",
+        )
     assert chart is not None
     assert [line.code for line in chart.lines] == ["a", ""]
     assert "B: nobody invited" in chart.description

@@ -7,6 +7,7 @@ from datetime import datetime, time, timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.utils import translation
 
 from fieldwork.campaigns import templating
 from fieldwork.campaigns.rules import JAPAN
@@ -85,7 +86,7 @@ def test_a_campaign_with_an_unknown_placeholder_is_not_saved(study):
 def test_a_campaign_starting_in_the_past_is_not_saved(study):
     campaign = _campaign(study, starts_at=NOW - timedelta(minutes=1))
 
-    with pytest.raises(CampaignInvalid) as caught:
+    with translation.override("en"), pytest.raises(CampaignInvalid) as caught:
         campaign_save(campaign=campaign, sites=[], now=NOW)
 
     assert "past" in caught.value.errors["starts_at"][0]
