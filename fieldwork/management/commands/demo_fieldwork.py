@@ -1,0 +1,237 @@
+"""``manage.py demo_fieldwork``: the fieldwork part of ``make demo`` (after ``manage.py
+demo``, which loads the reference study; ``kpi`` knows nothing of fieldwork, so this is
+its own command).
+
+For the reference study it sets, once: a sender per site (the municipality, an example
+address on a reserved domain, a postal sender block), and synthetic contact details for
+the participants who have not answered (most with an e-mail address on example.com, some
+with only a fictional postal address, a few with a made-up LINE user id beside their
+e-mail). Then it sends the e-mail invitations through the embedded backends (Celery runs
+in-process; the e-mails land as files under var/mail/), renders the letter list (the participants with
+only a postal address) as one PDF, and prints the e-mail folder, the PDF's path and the
+URL of the study's fieldwork page.
+
+Run again, it adds nothing and prints the same: senders and contact details are set to the
+same values, a participant who already has an invitation gets no second one, and the PDF
+is rendered again from the same list.
+
+The reference sites have no closing date, so the letters' deadline is passed to the
+renderer: 14 days from today (Japan time). The study itself is not changed.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import CommandError, CommandParser
+from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from fieldwork.contacts import contacts_import_csv
+from fieldwork.letters.build import letters_build
+from fieldwork.letters.printing import letters_pdf_file
+from fieldwork.models import Delivery, Sender
+from fieldwork.services import email_deliveries_queue
+from surveys.history import AuditedCommand
+from surveys.loading import REFERENCE_STUDY, read_toml
+from surveys.models import Participant, Response, Site, Study
+
+DEADLINE_DAYS = 14
+
+# The municipalities as senders: names as they write them, addresses on a reserved
+# domain (example.jp is reserved by JPRS), sender blocks with fictional street numbers.
+SENDERS: dict[str, dict[str, str]] = {
+    "setagaya": {
+        "display_name_ja": "世田谷区 子ども・若者部",
+        "display_name_en": "Setagaya City, Children and Youth Division",
+        "from_address": "kosodate@setagaya.example.jp",
+        "postal_block_ja": "世田谷区 子ども・若者部（デモ）\n〒000-0001 東京都世田谷区見本町1-1\n電話 03-0000-0001",
+        "postal_block_en": "Setagaya City, Children and Youth Division (demo)\n1-1 Mihon-cho, Setagaya, Tokyo 000-0001\nTel. 03-0000-0001",
+    },
+    "itabashi": {
+        "display_name_ja": "板橋区 子ども家庭部",
+        "display_name_en": "Itabashi City, Children and Families Division",
+        "from_address": "kosodate@itabashi.example.jp",
+        "postal_block_ja": "板橋区 子ども家庭部（デモ）\n〒000-0002 東京都板橋区見本町2-2\n電話 03-0000-0002",
+        "postal_block_en": "Itabashi City, Children and Families Division (demo)\n2-2 Mihon-cho, Itabashi, Tokyo 000-0002\nTel. 03-0000-0002",
+    },
+    "fuchu": {
+        "display_name_ja": "府中市 子ども家庭部",
+        "display_name_en": "Fuchu City, Children and Families Division",
+        "from_address": "kosodate@fuchu.example.jp",
+        "postal_block_ja": "府中市 子ども家庭部（デモ）\n〒000-0003 東京都府中市見本町3-3\n電話 042-000-0003",
+        "postal_block_en": "Fuchu City, Children and Families Division (demo)\n3-3 Mihon-cho, Fuchu, Tokyo 000-0003\nTel. 042-000-0003",
+    },
+}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Which kind of contact details the n-th participant without an answer gets (in the
+    order of site and reference): every 8th only a postal address, every 10th (of the
+    rest) a LINE user id beside the e-mail address, every 5th writes in English."""
+
+    email: bool
+    line: bool
+    english: bool
+
+    @classmethod
+    def of(cls, n: int) -> Plan:
+        postal_only = n % 8 == 7
+        return cls(email=not postal_only, line=not postal_only and n % 10 == 3, english=n % 5 == 4)
+
+
+def contact_row(n: int, participant: Participant) -> dict[str, str]:
+    """The synthetic contact details of the n-th participant without an answer: obviously
+    fake (reserved domains, a "Mihon-cho" that does not exist, a LINE id of zeros)."""
+    plan = Plan.of(n)
+    site = participant.site
+    ref = participant.reference
+    row = {
+        "reference": ref,
+        "site": site.code,
+        "email": f"{site.code}.{ref}@example.com".lower() if plan.email else "",
+        "line_user_id": f"U{'0' * 24}{n + 1:08x}" if plan.line else "",
+        "postal_name": "",
+        "postal_address": "",
+        "language": "en" if plan.english else "ja",
+    }
+    if not plan.email:
+        if plan.english:
+            row["postal_name"] = f"Demo Participant {n + 1}"
+            row["postal_address"] = (
+                f"{n + 1}-1 Mihon-cho (fictional)\n{site.name_en}, Tokyo 000-00{n % 100:02d}"
+            )
+        else:
+            row["postal_name"] = f"見本 花子 {n + 1}"
+            row["postal_address"] = (
+                f"〒000-00{n % 100:02d}\n東京都{site.name_ja}見本町{n + 1}-1\n（デモ用の架空の住所）"
+            )
+    return row
+
+
+class Command(AuditedCommand):
+    help = (
+        "The demo's fieldwork (after manage.py demo): senders, synthetic contact details, "
+        "the e-mail invitations delivered as files, the letters PDF, the fieldwork page."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--letters-out",
+            help="where to write the letters PDF (default var/demo/letters-<study>.pdf)",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if settings.PRODUCTION:
+            raise CommandError("The demo is for embedded mode only (HYOKA_ENV=production is set).")
+        code = read_toml(REFERENCE_STUDY)["code"]
+        study = Study.objects.filter(code=code).first()
+        if study is None:
+            raise CommandError(f"There is no study {code!r}: run manage.py demo first.")
+        today = timezone.localdate()
+        deadline = today + dt.timedelta(days=DEADLINE_DAYS)
+        waiting = self._waiting(study)
+
+        senders = self._senders(study)
+        rows = [contact_row(n, p) for n, p in enumerate(waiting)]
+        if rows:
+            with transaction.atomic():
+                contacts_import_csv(study=study, data=_csv(rows))
+        with_email = [p for p, row in zip(waiting, rows, strict=True) if row["email"]]
+        postal_only = [p for p, row in zip(waiting, rows, strict=True) if not row["email"]]
+        line = sum(1 for row in rows if row["line_user_id"])
+
+        invited = self._invite(with_email)
+        letters_path = self._letters(study, postal_only, deadline, options.get("letters_out"))
+
+        self.stdout.write("")
+        self.stdout.write(self.style.SUCCESS("Fieldwork demo:"))
+        self.stdout.write(f"  Senders: {senders} sites ({', '.join(SENDERS)})")
+        self.stdout.write(
+            f"  Contact details (synthetic) for the {len(waiting)} participants who have not "
+            f"answered: {len(with_email)} e-mail ({line} of them also LINE), "
+            f"{len(postal_only)} postal address only"
+        )
+        self.stdout.write(
+            f"  E-mail invitations sent: {invited} (written as files in {_mail_folder()})"
+        )
+        self.stdout.write(
+            f"  Letters PDF ({len(postal_only)} letters, deadline {deadline.isoformat()}, "
+            f"14 days from today; the sites have no closing date): {letters_path}"
+        )
+        url = reverse("admin:fieldwork_studyfieldwork_change", args=[study.pk])
+        self.stdout.write(f"  Fieldwork page: {settings.SITE_URL}{url}")
+
+    def _waiting(self, study: Study) -> list[Participant]:
+        """The active participants who have not answered, by site and reference."""
+        return list(
+            Participant.objects.filter(site__study=study, status=Participant.Status.ACTIVE)
+            .exclude(erasure__isnull=False)
+            .exclude(response__status=Response.Status.SUBMITTED)
+            .select_related("site")
+            .order_by("site__code", "reference")
+        )
+
+    def _senders(self, study: Study) -> int:
+        count = 0
+        for site in Site.objects.filter(study=study, code__in=SENDERS):
+            if not Sender.objects.filter(site=site).exists():
+                Sender.objects.create(site=site, **SENDERS[site.code])
+            count += 1
+        return count
+
+    def _invite(self, participants: list[Participant]) -> int:
+        """Queue an e-mail invitation for those who have none yet; they are sent after the
+        commit (in-process in embedded mode). Returns how many invitations were sent in all
+        (the same on every run)."""
+        invitations = Delivery.objects.filter(
+            participant__in=participants,
+            channel=Delivery.Channel.EMAIL,
+            kind=Delivery.Kind.INVITATION,
+        )
+        already = set(invitations.values_list("participant_id", flat=True))
+        email_deliveries_queue(participants=[p for p in participants if p.pk not in already])
+        return invitations.filter(status=Delivery.Status.SENT).count()
+
+    def _letters(
+        self,
+        study: Study,
+        participants: list[Participant],
+        deadline: dt.date,
+        out: str | None,
+    ) -> Path:
+        path = (
+            Path(out)
+            if out
+            else Path(settings.BASE_DIR) / "var" / "demo" / f"letters-{study.code}.pdf"
+        )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        built = letters_build(participants, deadline=deadline)
+        if built.skipped:
+            reasons = ", ".join(f"{k}: {v}" for k, v in sorted(built.skipped_counts.items()))
+            raise CommandError(f"Some letters could not be made ({reasons}).")
+        letters_pdf_file(built.letters, path)
+        return path.resolve()
+
+
+def _csv(rows: list[dict[str, str]]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else ["reference"])
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def _mail_folder() -> str:
+    path = getattr(settings, "EMAIL_FILE_PATH", "")
+    if settings.EMAIL_BACKEND.endswith("filebased.EmailBackend") and path:
+        return str(Path(path).resolve())
+    return f"(not files: EMAIL_BACKEND is {settings.EMAIL_BACKEND})"
