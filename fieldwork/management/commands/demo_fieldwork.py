@@ -7,8 +7,8 @@ address on a reserved domain, a postal sender block), and synthetic contact deta
 the participants who have not answered (most with an e-mail address on example.com, some
 with only a fictional postal address, a few with a made-up LINE user id beside their
 e-mail). Then it sends the e-mail invitations through the embedded backends (Celery runs
-in-process; the e-mails land as files under var/mail/), renders the letter list (the participants with
-only a postal address) as one PDF, and prints the e-mail folder, the PDF's path and the
+in-process; the e-mails land as files under var/mail/), renders the letter list (the
+participants with only a postal address) as one PDF, and prints the e-mail folder, the PDF's path and the
 URL of the study's fieldwork page.
 
 Run again, it adds nothing and prints the same: senders and contact details are set to the
@@ -52,22 +52,58 @@ SENDERS: dict[str, dict[str, str]] = {
         "display_name_ja": "世田谷区 子ども・若者部",
         "display_name_en": "Setagaya City, Children and Youth Division",
         "from_address": "kosodate@setagaya.example.jp",
-        "postal_block_ja": "世田谷区 子ども・若者部（デモ）\n〒000-0001 東京都世田谷区見本町1-1\n電話 03-0000-0001",
-        "postal_block_en": "Setagaya City, Children and Youth Division (demo)\n1-1 Mihon-cho, Setagaya, Tokyo 000-0001\nTel. 03-0000-0001",
+        "postal_block_ja": "\n".join(
+            (
+                "世田谷区 子ども・若者部（デモ）",
+                "〒000-0001 東京都世田谷区見本町1-1",
+                "電話 03-0000-0001",
+            )
+        ),
+        "postal_block_en": "\n".join(
+            (
+                "Setagaya City, Children and Youth Division (demo)",
+                "1-1 Mihon-cho, Setagaya, Tokyo 000-0001",
+                "Tel. 03-0000-0001",
+            )
+        ),
     },
     "itabashi": {
         "display_name_ja": "板橋区 子ども家庭部",
         "display_name_en": "Itabashi City, Children and Families Division",
         "from_address": "kosodate@itabashi.example.jp",
-        "postal_block_ja": "板橋区 子ども家庭部（デモ）\n〒000-0002 東京都板橋区見本町2-2\n電話 03-0000-0002",
-        "postal_block_en": "Itabashi City, Children and Families Division (demo)\n2-2 Mihon-cho, Itabashi, Tokyo 000-0002\nTel. 03-0000-0002",
+        "postal_block_ja": "\n".join(
+            (
+                "板橋区 子ども家庭部（デモ）",
+                "〒000-0002 東京都板橋区見本町2-2",
+                "電話 03-0000-0002",
+            )
+        ),
+        "postal_block_en": "\n".join(
+            (
+                "Itabashi City, Children and Families Division (demo)",
+                "2-2 Mihon-cho, Itabashi, Tokyo 000-0002",
+                "Tel. 03-0000-0002",
+            )
+        ),
     },
     "fuchu": {
         "display_name_ja": "府中市 子ども家庭部",
         "display_name_en": "Fuchu City, Children and Families Division",
         "from_address": "kosodate@fuchu.example.jp",
-        "postal_block_ja": "府中市 子ども家庭部（デモ）\n〒000-0003 東京都府中市見本町3-3\n電話 042-000-0003",
-        "postal_block_en": "Fuchu City, Children and Families Division (demo)\n3-3 Mihon-cho, Fuchu, Tokyo 000-0003\nTel. 042-000-0003",
+        "postal_block_ja": "\n".join(
+            (
+                "府中市 子ども家庭部（デモ）",
+                "〒000-0003 東京都府中市見本町3-3",
+                "電話 042-000-0003",
+            )
+        ),
+        "postal_block_en": "\n".join(
+            (
+                "Fuchu City, Children and Families Division (demo)",
+                "3-3 Mihon-cho, Fuchu, Tokyo 000-0003",
+                "Tel. 042-000-0003",
+            )
+        ),
     },
 }
 
@@ -112,7 +148,8 @@ def contact_row(n: int, participant: Participant) -> dict[str, str]:
         else:
             row["postal_name"] = f"見本 花子 {n + 1}"
             row["postal_address"] = (
-                f"〒000-00{n % 100:02d}\n東京都{site.name_ja}見本町{n + 1}-1\n（デモ用の架空の住所）"
+                f"〒000-00{n % 100:02d}\n東京都{site.name_ja}見本町{n + 1}-1\n"
+                "（デモ用の架空の住所）"
             )
     return row
 
