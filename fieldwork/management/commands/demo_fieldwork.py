@@ -8,8 +8,8 @@ the participants who have not answered (most with an e-mail address on example.c
 with only a fictional postal address, a few with a made-up LINE user id beside their
 e-mail). Then it sends the e-mail invitations through the embedded backends (Celery runs
 in-process; the e-mails land as files under var/mail/), renders the letter list (the
-participants with only a postal address) as one PDF, and prints the e-mail folder, the PDF's path and the
-URL of the study's fieldwork page.
+participants with only a postal address) as one PDF, and prints the e-mail folder, the
+PDF's path and the URL of the study's fieldwork page.
 
 Run again, it adds nothing and prints the same: senders and contact details are set to the
 same values, a participant who already has an invitation gets no second one, and the PDF
@@ -39,6 +39,7 @@ from fieldwork.letters.build import letters_build
 from fieldwork.letters.printing import letters_pdf_file
 from fieldwork.models import Delivery, Sender
 from fieldwork.services import email_deliveries_queue
+from fieldwork.tasks import send_email_deliveries
 from surveys.history import AuditedCommand
 from surveys.loading import REFERENCE_STUDY, read_toml
 from surveys.models import Participant, Response, Site, Study
@@ -236,6 +237,9 @@ class Command(AuditedCommand):
         )
         already = set(invitations.values_list("participant_id", flat=True))
         email_deliveries_queue(participants=[p for p in participants if p.pk not in already])
+        # The beat's sweep, once: whatever is due and not yet sent (the queue's own task has
+        # sent them already when the command runs outside a transaction).
+        send_email_deliveries.delay()
         return invitations.filter(status=Delivery.Status.SENT).count()
 
     def _letters(
