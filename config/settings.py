@@ -391,6 +391,18 @@ CELERY_BEAT_SCHEDULE = {
         "task": "fieldwork.send_email_deliveries",
         "schedule": float(env.int("HYOKA_DELIVERY_SWEEP_INTERVAL", default=60)),
     },
+    # The same for LINE (fieldwork/line/sending.py); with LINE off it fails due LINE
+    # deliveries with that reason (the next channel's turn).
+    "send-due-line-deliveries": {
+        "task": "fieldwork.send_line_deliveries",
+        "schedule": float(env.int("HYOKA_DELIVERY_SWEEP_INTERVAL", default=60)),
+    },
+    # Campaigns (fieldwork/campaigns/scheduling.py): what is due becomes deliveries, a
+    # failed one is handed to the next channel. Safe to run twice at once.
+    "schedule-campaigns": {
+        "task": "fieldwork.schedule_campaigns",
+        "schedule": float(env.int("HYOKA_CAMPAIGN_INTERVAL", default=60)),
+    },
 }
 # The backstop re-sends a queued run once it is this many seconds old (never delivered).
 HYOKA_BACKSTOP_STUCK_AFTER = env.int("HYOKA_BACKSTOP_STUCK_AFTER", default=180)
@@ -667,3 +679,51 @@ if HYOKA_LETTERS_ADMIN_MAX < 1:
 HYOKA_MESSAGE_ID_DOMAIN = env.str(
     "HYOKA_MESSAGE_ID_DOMAIN", default=SITE_URL.split("://", 1)[-1].split("/")[0].split(":")[0]
 )
+
+# --- LINE (fieldwork/line/) -----------------------------------------------------------
+# The official account's Messaging API channel (README, "The LINE channel"). LINE is
+# optional: without a secret and a token the channel is off, messages fall through to the
+# next channel and the webhook answers 503. Set both or neither.
+LINE_CHANNEL_SECRET = env.str("LINE_CHANNEL_SECRET", default="")
+LINE_CHANNEL_ACCESS_TOKEN = env.str("LINE_CHANNEL_ACCESS_TOKEN", default="")
+if bool(LINE_CHANNEL_SECRET) != bool(LINE_CHANNEL_ACCESS_TOKEN):
+    raise ImproperlyConfigured(
+        "Set both LINE_CHANNEL_SECRET and LINE_CHANNEL_ACCESS_TOKEN (the LINE channel is on) "
+        "or neither (it is off); only one of them is set."
+    )
+LINE_ENABLED = bool(LINE_CHANNEL_SECRET and LINE_CHANNEL_ACCESS_TOKEN)
+# Where the Messaging API is; the tests point it at a stand-in on 127.0.0.1.
+LINE_API_HOST = env.str("LINE_API_HOST", default="https://api.line.me").rstrip("/")
+if not re.fullmatch(r"https?://[^/\s]+", LINE_API_HOST):
+    raise ImproperlyConfigured(
+        f"LINE_API_HOST must be a scheme and a host, such as https://api.line.me, "
+        f"not {LINE_API_HOST!r}."
+    )
+# Seconds to wait for the Messaging API (connecting, then reading) before the push counts
+# as a transient failure (retried with the same X-Line-Retry-Key).
+LINE_API_TIMEOUT = env.float("LINE_API_TIMEOUT", default=10.0)
+if LINE_API_TIMEOUT <= 0:
+    raise ImproperlyConfigured("LINE_API_TIMEOUT is a number of seconds, more than 0.")
+# The key the one-time LINE link codes printed on letters are derived from
+# (fieldwork/line/codes.py). Changing it voids every code not yet used.
+if PRODUCTION and LINE_ENABLED:
+    HYOKA_LINE_CODE_KEY = _required("HYOKA_LINE_CODE_KEY")
+else:
+    # Embedded mode only: a fixed, clearly-marked development key.
+    HYOKA_LINE_CODE_KEY = env.str(
+        "HYOKA_LINE_CODE_KEY", default="embedded-mode-insecure-line-code-key-do-not-use"
+    )
+if len(HYOKA_LINE_CODE_KEY) < 32:
+    raise ImproperlyConfigured("HYOKA_LINE_CODE_KEY must be at least 32 random characters.")
+# Wrong link codes sent by one LINE user, counted in the cache: past this rate their codes
+# are not even looked at for a while (as HYOKA_TOKEN_FAILURE_RATE slows invalid links).
+HYOKA_LINE_CODE_FAILURE_RATE = env.str("HYOKA_LINE_CODE_FAILURE_RATE", default="10/h")
+if not re.fullmatch(r"[1-9][0-9]*/[0-9]*[smhd]", HYOKA_LINE_CODE_FAILURE_RATE):
+    raise ImproperlyConfigured(
+        "HYOKA_LINE_CODE_FAILURE_RATE must be a count per period, such as 5/h or 20/d."
+    )
+# A webhook event older than this (seconds) is ignored; the ids of the events handled are
+# remembered (in the cache) for twice as long, so a replayed event changes nothing.
+HYOKA_LINE_EVENT_MAX_AGE = env.int("HYOKA_LINE_EVENT_MAX_AGE", default=24 * 3600)
+if HYOKA_LINE_EVENT_MAX_AGE < 60:
+    raise ImproperlyConfigured("HYOKA_LINE_EVENT_MAX_AGE is a number of seconds, 60 or more.")

@@ -41,6 +41,8 @@ urlpatterns = [
         name="api-redoc",
     ),
     re_path(r"^api/", NotFoundView.as_view()),
+    # LINE's webhook (fieldwork/line/webhook.py): signed by LINE, no session, no CSRF.
+    path("line/", include("fieldwork.line.urls")),
     path("", include("surveys.urls")),
 ]
 

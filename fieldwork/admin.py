@@ -216,7 +216,7 @@ class DeliveryAdmin(ScopedAdminMixin, admin.ModelAdmin):
         "sent_at",
         "last_error",
     )
-    list_filter = ("status", "channel", "kind")
+    list_filter = ("status", "channel", "kind", "campaign")
     list_select_related = ("participant",)
     search_fields = ("participant__reference",)
     date_hierarchy = "created_at"
@@ -404,3 +404,5 @@ admin.site.register(Participant, FieldworkParticipantAdmin)
 
 # The fieldwork watch (a page per study) and its links from the study's pages.
 from . import watch_admin  # noqa: E402, F401
+
+from .campaigns import admin as campaigns_admin  # noqa: E402, F401  (registers CampaignAdmin)

@@ -9,7 +9,14 @@ are their own log.
 
 from __future__ import annotations
 
-from django.core.validators import RegexValidator, validate_email
+import datetime
+
+from django.core.validators import (
+    MaxValueValidator,
+    MinValueValidator,
+    RegexValidator,
+    validate_email,
+)
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
@@ -18,6 +25,7 @@ from surveys.history import AuditedHistory
 from surveys.models import Language, Participant, Site, Study
 from surveys.text import no_control_characters
 
+from .campaigns import templating
 from .fields import EncryptedTextField
 
 LINE_USER_ID = RegexValidator(
@@ -178,6 +186,18 @@ class Delivery(models.Model):
     sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
     provider_message_id = models.CharField(_("provider message id"), max_length=255, blank=True)
+    # A campaign's message: its step (0 the invitation, n the n-th reminder) and, for a
+    # message that took over after a failure on another channel, how many went before it.
+    campaign = models.ForeignKey(
+        "Campaign",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="deliveries",
+        verbose_name=_("campaign"),
+    )
+    step = models.PositiveSmallIntegerField(_("step"), default=0)
+    fallback = models.PositiveSmallIntegerField(_("fallback"), default=0)
 
     class Meta:
         verbose_name = _("delivery")
@@ -197,6 +217,12 @@ class Delivery(models.Model):
                 fields=["participant", "channel", "kind"],
                 condition=Q(status__in=["queued", "sending"]),
                 name="delivery_one_pending_per_participant_channel_kind",
+            ),
+            # Two scheduler runs at once never create a campaign's message twice
+            # (campaigns/scheduling.py inserts with ON CONFLICT DO NOTHING).
+            models.UniqueConstraint(
+                fields=["campaign", "participant", "step", "fallback"],
+                name="delivery_one_per_campaign_step",
             ),
         ]
         indexes = [
@@ -221,3 +247,119 @@ class StudyFieldwork(Study):
         proxy = True
         verbose_name = _("fieldwork of a study")
         verbose_name_plural = _("fieldwork by study")
+
+class Campaign(models.Model):
+    """An invitation wave and its reminders for a study (or some of its sites). What is
+    due when is worked out by ``campaigns/rules.py``; the beat task turns it into
+    deliveries (``campaigns/scheduling.py``)."""
+
+    class Audience(models.TextChoices):
+        NOT_STARTED = "not_started", _("Those who have not started the questionnaire")
+        DRAFTS = "drafts", _("Those who started but have not sent their answers")
+        NOT_SUBMITTED = "not_submitted", _("Everyone who has not sent their answers yet")
+
+    class ChannelOrder(models.TextChoices):
+        LINE_EMAIL = "line,email", _("LINE if linked, else e-mail, else a printed letter")
+        EMAIL_LINE = "email,line", _("E-mail if known, else LINE, else a printed letter")
+        EMAIL = "email", _("E-mail if known, else a printed letter")
+        LETTER = "letter", _("Printed letters only")
+
+    study = models.ForeignKey(
+        Study, on_delete=models.PROTECT, related_name="campaigns", verbose_name=_("study")
+    )
+    sites = models.ManyToManyField(
+        Site,
+        blank=True,
+        related_name="campaigns",
+        verbose_name=_("sites"),
+        help_text=_("Leave empty to reach every site of the study."),
+    )
+    name = models.CharField(_("name"), max_length=100, validators=[no_control_characters])
+    starts_at = models.DateTimeField(
+        _("invitations sent from"),
+        help_text=_("Date and time (Japan time) when the invitations go out."),
+    )
+    audience = models.CharField(
+        _("who receives messages"),
+        max_length=16,
+        choices=Audience.choices,
+        default=Audience.NOT_SUBMITTED,
+        help_text=_("Checked again before each message: someone who has answered gets nothing."),
+    )
+    reminder_after_days = models.PositiveSmallIntegerField(
+        _("days until a reminder"),
+        default=7,
+        validators=[MinValueValidator(1), MaxValueValidator(60)],
+        help_text=_("A reminder is sent this many days after the last message to the person."),
+    )
+    max_reminders = models.PositiveSmallIntegerField(
+        _("reminders at most"),
+        default=2,
+        validators=[MaxValueValidator(10)],
+        help_text=_("0: the invitation only."),
+    )
+    quiet_from = models.TimeField(
+        _("no messages from"),
+        default=datetime.time(21, 0),
+        help_text=_("Japan time. A message that would fall in this period waits until its end."),
+    )
+    quiet_until = models.TimeField(_("no messages until"), default=datetime.time(8, 0))
+    channel_order = models.CharField(
+        _("how to reach people"),
+        max_length=16,
+        choices=ChannelOrder.choices,
+        default=ChannelOrder.LINE_EMAIL,
+        help_text=_(
+            "If a message cannot be delivered, the next way is tried; in the end the person "
+            "is put on the list of letters to print."
+        ),
+    )
+    invitation_ja = models.TextField(
+        _("invitation (Japanese)"),
+        blank=True,
+        validators=[no_control_characters, templating.check],
+        help_text=templating.HELP,
+    )
+    invitation_en = models.TextField(
+        _("invitation (English)"),
+        blank=True,
+        validators=[no_control_characters, templating.check],
+        help_text=templating.HELP,
+    )
+    reminder_ja = models.TextField(
+        _("reminder (Japanese)"),
+        blank=True,
+        validators=[no_control_characters, templating.check],
+        help_text=templating.HELP,
+    )
+    reminder_en = models.TextField(
+        _("reminder (English)"),
+        blank=True,
+        validators=[no_control_characters, templating.check],
+        help_text=templating.HELP,
+    )
+    active = models.BooleanField(
+        _("active"),
+        default=False,
+        help_text=_("Messages are sent only while this is ticked. Check the preview first."),
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+    history = AuditedHistory(m2m_fields=[sites])
+
+    class Meta:
+        verbose_name = _("campaign")
+        verbose_name_plural = _("campaigns")
+        ordering = ["-starts_at", "pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(reminder_after_days__gte=1), name="campaign_reminder_after_positive"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def template(self, kind: str, language: str) -> str:
+        """The manager's text for ``kind`` in ``language`` ("" if none: the channel's own)."""
+        return str(getattr(self, f"{kind}_{'en' if language == Language.EN else 'ja'}"))

@@ -47,6 +47,7 @@ def deliveries_for_sending(ids: Sequence[int]) -> list[Delivery]:
     study, sender), oldest first."""
     return list(
         Delivery.objects.select_related(
+            "campaign",
             "participant__contact",
             "participant__site__study",
             "participant__site__sender",

@@ -47,6 +47,7 @@ from surveys.errors import LinkUnavailable
 from surveys.links import participant_links
 
 from . import selectors
+from .campaigns.rules import QuietHours
 from .channels import email
 from .models import Delivery
 
@@ -192,9 +193,13 @@ def _finish(pk: int, status: str, *, reason: str = "", message_id: str = "") -> 
 
 
 def _retry(delivery: Delivery, reason: str, *, now: datetime | None) -> None:
+    due = (now or timezone.now()) + backoff(delivery.attempts)
+    campaign = delivery.campaign if delivery.campaign_id else None
+    if campaign is not None:  # a campaign's message is never due inside its quiet hours
+        due = QuietHours(start=campaign.quiet_from, end=campaign.quiet_until).outside(due)
     Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.SENDING).update(
         status=Delivery.Status.QUEUED,
-        due_at=(now or timezone.now()) + backoff(delivery.attempts),
+        due_at=due,
         last_error=reason[:REASON_MAX],
         claimed_at=None,
     )

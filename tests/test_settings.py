@@ -267,3 +267,22 @@ def test_a_contact_key_that_is_not_a_fernet_key_is_refused():
 
     assert result.returncode != 0
     assert "ImproperlyConfigured: HYOKA_CONTACT_KEYS: key 1 is not a Fernet key" in result.stderr
+
+
+@pytest.mark.parametrize("missing", ["LINE_CHANNEL_SECRET", "LINE_CHANNEL_ACCESS_TOKEN"])
+def test_the_line_channel_needs_both_its_secret_and_its_token(missing):
+    line = {"LINE_CHANNEL_SECRET": "s" * 32, "LINE_CHANNEL_ACCESS_TOKEN": "t" * 40}
+    result = manage("check", **{**line, missing: ABSENT})
+
+    assert result.returncode != 0
+    assert "Set both LINE_CHANNEL_SECRET and LINE_CHANNEL_ACCESS_TOKEN" in result.stderr
+
+
+def test_production_with_line_on_requires_the_link_code_key():
+    line = {"LINE_CHANNEL_SECRET": "s" * 32, "LINE_CHANNEL_ACCESS_TOKEN": "t" * 40}
+    result = manage("check", **{**PRODUCTION, **line})
+
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: HYOKA_LINE_CODE_KEY is not set" in result.stderr
+    key = {"HYOKA_LINE_CODE_KEY": secrets.token_urlsafe(32)}
+    assert manage("check", "--deploy", **{**PRODUCTION, **line, **key}).returncode == 0

@@ -25,6 +25,7 @@ from surveys.errors import LinkUnavailable
 from surveys.links import participant_link
 from surveys.models import Language
 
+from ..campaigns.messages import campaign_text
 from ..models import Contact, Delivery, Sender
 
 TEMPLATES = "fieldwork/email"
@@ -75,8 +76,16 @@ def build(delivery: Delivery, *, link: str | None = None) -> EmailMultiAlternati
     with translation.override(language):
         name = f"{TEMPLATES}/{language}/{delivery.kind}"
         subject = " ".join(render_to_string(f"{name}_subject.txt", context).split())
-        text = render_to_string(f"{name}.txt", context)
-        html = render_to_string(f"{name}.html", {**context, "subject": subject})
+        text: str = render_to_string(f"{name}.txt", context)
+        html: str = render_to_string(f"{name}.html", {**context, "subject": subject})
+        # A campaign's own text, if it has one for this message, replaces the standard one.
+        custom = campaign_text(delivery, language=language, link=link)
+        if custom is not None:
+            text = custom
+            html = render_to_string(
+                f"{TEMPLATES}/campaign.html",
+                {"subject": subject, "text": custom, "language": language},
+            )
     message = EmailMultiAlternatives(
         subject=subject,
         body=text,

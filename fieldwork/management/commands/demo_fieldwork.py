@@ -6,14 +6,20 @@ For the reference study it sets, once: a sender per site (the municipality, an e
 address on a reserved domain, a postal sender block), and synthetic contact details for
 the participants who have not answered (most with an e-mail address on example.com, some
 with only a fictional postal address, a few with a made-up LINE user id beside their
-e-mail). Then it sends the e-mail invitations through the embedded backends (Celery runs
-in-process; the e-mails land as files under var/mail/), renders the letter list (the
-participants with only a postal address) as one PDF, and prints the e-mail folder, the
-PDF's path and the URL of the study's fieldwork page.
+e-mail). Then a campaign: the invitation now, a reminder 7 days after the last message (at
+most 2), quiet hours 21:00-08:00 Japan time (none if the demo runs inside them: the
+invitation would wait until 08:00), LINE first, then e-mail, then a letter. It is run as
+the beat would run it: the scheduler turns what is due into deliveries, the e-mail and
+LINE sweeps send them (Celery runs in-process; the e-mails land as files under var/mail/;
+LINE is off unless configured, so its messages fail and the scheduler's next run hands
+them to e-mail), and the participants with only a postal address are on the letter list,
+rendered as one PDF. It prints the e-mail folder, the PDF's path and the URL of the study's
+fieldwork page.
 
 Run again, it adds nothing and prints the same: senders and contact details are set to the
-same values, a participant who already has an invitation gets no second one, and the PDF
-is rendered again from the same list.
+same values, the campaign exists, and nothing more is due until its first reminder. The
+letters stay on the letter list (``manage.py letters --queued`` prints them and marks them
+sent); the PDF is rendered again from it.
 
 The reference sites have no closing date, so the letters' deadline is passed to the
 renderer: 14 days from today (Japan time). The study itself is not changed.
@@ -34,17 +40,32 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from fieldwork.campaigns.rules import JAPAN, QuietHours
+from fieldwork.campaigns.services import campaign_save
 from fieldwork.contacts import contacts_import_csv
 from fieldwork.letters.build import letters_build
 from fieldwork.letters.printing import letters_pdf_file
-from fieldwork.models import Delivery, Sender
-from fieldwork.services import email_deliveries_queue
-from fieldwork.tasks import send_email_deliveries
+from fieldwork.models import Campaign, Delivery, Sender
+from fieldwork.tasks import schedule_campaigns, send_email_deliveries, send_line_deliveries
 from surveys.history import AuditedCommand
 from surveys.loading import REFERENCE_STUDY, read_toml
 from surveys.models import Participant, Response, Site, Study
 
 DEADLINE_DAYS = 14
+CAMPAIGN_NAME = "デモ：回答のお願い / Demo: invitation and reminders"
+QUIET = QuietHours(start=dt.time(21, 0), end=dt.time(8, 0))
+# The reminder in the campaign's own words (the invitation uses the channels' standard
+# text): the placeholders of fieldwork/campaigns/templating.py.
+REMINDER_JA = (
+    "{差出人}です。先日ご案内した「{調査名}」のアンケートに、まだご回答いただいていない方に"
+    "お送りしています。\n\n5分ほどで終わります。こちらからお答えください：\n{リンク}\n\n"
+    "すでにご回答いただいた方には、行き違いをお詫びいたします。"
+)
+REMINDER_EN = (
+    "This is {sender}. We are writing to those who have not yet answered the questionnaire "
+    "of “{study}”.\n\nIt takes about five minutes. Please answer here:\n{link}\n\n"
+    "If you have already answered, thank you, and please disregard this message."
+)
 
 # The municipalities as senders: names as they write them, addresses on a reserved
 # domain (example.jp is reserved by JPRS), sender blocks with fictional street numbers.
@@ -187,8 +208,23 @@ class Command(AuditedCommand):
         postal_only = [p for p, row in zip(waiting, rows, strict=True) if not row["email"]]
         line = sum(1 for row in rows if row["line_user_id"])
 
-        invited = self._invite(with_email)
-        letters_path = self._letters(study, postal_only, deadline, options.get("letters_out"))
+        campaign, quiet_note = self._campaign(study)
+        # As the beat runs it: the scheduler, the sweeps; LINE's failures (LINE off) fall
+        # through to e-mail at the scheduler's next run, whose messages the sweep sends.
+        for _round in range(2):
+            schedule_campaigns.delay()
+            send_line_deliveries.delay()
+            send_email_deliveries.delay()
+        mine = Delivery.objects.filter(campaign=campaign)
+        sent = mine.filter(status=Delivery.Status.SENT)
+        on_list = mine.filter(channel=Delivery.Channel.LETTER, status=Delivery.Status.QUEUED)
+        line_failed = mine.filter(channel=Delivery.Channel.LINE, status=Delivery.Status.FAILED)
+        letters_path = self._letters(
+            study,
+            list(on_list.values_list("participant_id", flat=True)),
+            deadline,
+            options.get("letters_out"),
+        )
 
         self.stdout.write("")
         self.stdout.write(self.style.SUCCESS("Fieldwork demo:"))
@@ -199,14 +235,71 @@ class Command(AuditedCommand):
             f"{len(postal_only)} postal address only"
         )
         self.stdout.write(
-            f"  E-mail invitations sent: {invited} (written as files in {_mail_folder()})"
+            f"  Campaign “{campaign.name}” (#{campaign.pk}): invitation from "
+            f"{campaign.starts_at.astimezone(JAPAN):%Y-%m-%d %H:%M} Japan time, a reminder "
+            f"{campaign.reminder_after_days} days after the last message (at most "
+            f"{campaign.max_reminders}), {quiet_note}"
         )
         self.stdout.write(
-            f"  Letters PDF ({len(postal_only)} letters, deadline {deadline.isoformat()}, "
-            f"14 days from today; the sites have no closing date): {letters_path}"
+            f"  E-mails sent: {sent.filter(channel=Delivery.Channel.EMAIL).count()} "
+            f"(written as files in {_mail_folder()})"
+        )
+        self.stdout.write(
+            f"  LINE: {sent.filter(channel=Delivery.Channel.LINE).count()} sent, "
+            f"{line_failed.count()} failed and handed to e-mail"
+            + ("" if settings.LINE_ENABLED else " (LINE is off: no channel secret and token)")
+        )
+        self.stdout.write(
+            f"  Letter list: {on_list.count()} letters (deadline {deadline.isoformat()}, "
+            f"{DEADLINE_DAYS} days from today; the sites have no closing date): {letters_path}"
+        )
+        self.stdout.write(
+            f"    print and mark them sent: manage.py letters --study {study.code} --queued "
+            f"--deadline {deadline.isoformat()} --out letters.pdf"
         )
         url = reverse("admin:fieldwork_studyfieldwork_change", args=[study.pk])
         self.stdout.write(f"  Fieldwork page: {settings.SITE_URL}{url}")
+        campaign_url = reverse("admin:fieldwork_campaign_change", args=[campaign.pk])
+        self.stdout.write(f"  Campaign (preview, next messages): {settings.SITE_URL}{campaign_url}")
+
+    def _campaign(self, study: Study) -> tuple[Campaign, str]:
+        """The demo's campaign, created (and started now) on the first run."""
+        campaign = Campaign.objects.filter(study=study, name=CAMPAIGN_NAME).first()
+        if campaign is None:
+            now = timezone.now()
+            # A start inside the quiet hours is refused (the invitation would wait for
+            # their end): the demo then has none, so that its invitations go now.
+            quiet = QuietHours(start=dt.time(0, 0), end=dt.time(0, 0))
+            if not QUIET.contains(now):
+                quiet = QUIET
+            campaign = campaign_save(
+                campaign=Campaign(
+                    study=study,
+                    name=CAMPAIGN_NAME,
+                    starts_at=now,
+                    audience=Campaign.Audience.NOT_SUBMITTED,
+                    reminder_after_days=7,
+                    max_reminders=2,
+                    quiet_from=quiet.start,
+                    quiet_until=quiet.end,
+                    channel_order=Campaign.ChannelOrder.LINE_EMAIL,
+                    reminder_ja=REMINDER_JA,
+                    reminder_en=REMINDER_EN,
+                    active=True,
+                ),
+                sites=[],
+                now=now,
+            )
+        if campaign.quiet_from == campaign.quiet_until:
+            note = (
+                "no quiet hours (the demo was started inside 21:00-08:00 Japan time, when a "
+                "campaign cannot start; set them in the admin)"
+            )
+        else:
+            note = (
+                f"no messages {campaign.quiet_from:%H:%M}-{campaign.quiet_until:%H:%M} Japan time"
+            )
+        return campaign, note
 
     def _waiting(self, study: Study) -> list[Participant]:
         """The active participants who have not answered, by site and reference."""
@@ -226,26 +319,10 @@ class Command(AuditedCommand):
             count += 1
         return count
 
-    def _invite(self, participants: list[Participant]) -> int:
-        """Queue an e-mail invitation for those who have none yet; they are sent after the
-        commit (in-process in embedded mode). Returns how many invitations were sent in all
-        (the same on every run)."""
-        invitations = Delivery.objects.filter(
-            participant__in=participants,
-            channel=Delivery.Channel.EMAIL,
-            kind=Delivery.Kind.INVITATION,
-        )
-        already = set(invitations.values_list("participant_id", flat=True))
-        email_deliveries_queue(participants=[p for p in participants if p.pk not in already])
-        # The beat's sweep, once: whatever is due and not yet sent (the queue's own task has
-        # sent them already when the command runs outside a transaction).
-        send_email_deliveries.delay()
-        return invitations.filter(status=Delivery.Status.SENT).count()
-
     def _letters(
         self,
         study: Study,
-        participants: list[Participant],
+        participants: list[int],
         deadline: dt.date,
         out: str | None,
     ) -> Path:

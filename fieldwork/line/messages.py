@@ -1,0 +1,63 @@
+"""A delivery made into LINE messages: the invitation or reminder text in the contact's
+language with the participant's stable link typed out, and a button that opens it. Only a
+participant whose LINE account is linked gets one (``linking.py``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.utils import timezone, translation
+from django.utils.formats import date_format
+from django.utils.translation import gettext as _
+from linebot.v3.messaging import Message
+
+from surveys.errors import LinkUnavailable
+from surveys.links import participant_link
+from surveys.models import Language
+
+from ..campaigns.messages import campaign_text
+from ..models import Contact, Delivery
+from . import client, texts
+
+
+class Undeliverable(Exception):
+    """This delivery cannot become a LINE message (no linked account, no link): a permanent
+    failure, and the next channel's turn."""
+
+
+@dataclass(frozen=True)
+class LineMessage:
+    to: str
+    messages: list[Message]
+
+
+def build(delivery: Delivery) -> LineMessage:
+    """The push for ``delivery`` (its participant, contact and site loaded)."""
+    participant = delivery.participant
+    contact: Contact | None = getattr(participant, "contact", None)
+    if contact is None or not contact.line_user_id:
+        raise Undeliverable(_("The participant has not linked a LINE account."))
+    try:
+        link = participant_link(participant)
+    except LinkUnavailable as exc:  # erased, withdrawn, or its link key is gone
+        raise Undeliverable(str(exc)) from exc
+    language = contact.language if contact.language in Language.values else Language.JA
+    site, study = participant.site, participant.site.study
+    english = language == Language.EN
+    values = {
+        "site": site.name_en if english and site.name_en else site.name_ja,
+        "study": study.name_en if english and study.name_en else study.name_ja,
+    }
+    body = texts.INVITATION if delivery.kind == Delivery.Kind.INVITATION else texts.REMINDER
+    custom = campaign_text(delivery, language=language, link=link)
+    with translation.override(language):
+        text = str(body) % values if custom is None else custom
+        if site.survey_closes_at and custom is None:
+            closes = timezone.localtime(site.survey_closes_at, timezone.get_default_timezone())
+            text += "\n" + str(texts.DEADLINE) % {
+                "deadline": date_format(closes, "DATETIME_FORMAT")
+            }
+        messages = client.link_messages(
+            text=text, link=link, button_text=str(texts.BUTTON_TEXT), label=str(texts.BUTTON_LABEL)
+        )
+    return LineMessage(to=contact.line_user_id, messages=messages)
