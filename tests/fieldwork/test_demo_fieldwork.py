@@ -1,5 +1,6 @@
 """``manage.py demo_fieldwork`` on the reference study: every participant who has not
-answered and has an e-mail address gets one invitation (through a real SMTP server), the
+answered and has an e-mail address gets one invitation from the demo's campaign (through a
+real SMTP server; LINE is off, so those with a LINE id get theirs by e-mail), the
 letters PDF has a page for each participant with only a postal address whose QR code is
 that participant's own link, and a second run adds nothing and prints the same."""
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 from django.core.management import call_command
 
-from fieldwork.models import Contact, Delivery, Sender
+from fieldwork.models import Campaign, Contact, Delivery, Sender
 from surveys.links import participant_link
 from surveys.models import Participant, Response
 
@@ -66,7 +67,25 @@ def test_the_demo_invites_by_e_mail_prints_letters_and_adds_nothing_the_second_t
     # code decoding to that participant's link.
     assert decoded(out) == [[participant_link(p)] for p in postal_only]
     assert str(out.resolve()) in first
-    assert f"E-mail invitations sent: {len(by_email)}" in first
+    assert f"E-mails sent: {len(by_email)} " in first
+
+    # Through one campaign: LINE first (off here: it failed and e-mail took over), then
+    # e-mail; the postal-only participants are on the letter list, still to be printed.
+    (campaign,) = Campaign.objects.filter(study=reference_study)
+    with_line = {p.pk for p in silent if contacts[p.pk].line_user_id}
+    assert with_line
+    rows = Delivery.objects.filter(campaign=campaign, kind=Delivery.Kind.INVITATION)
+    assert (
+        set(rows.filter(channel="line", status="failed").values_list("participant_id", flat=True))
+        == with_line
+    )
+    assert sorted(
+        rows.filter(channel="email", status="sent").values_list("participant_id", flat=True)
+    ) == sorted(p.pk for p in by_email.values())
+    assert sorted(
+        rows.filter(channel="letter", status="queued").values_list("participant_id", flat=True)
+    ) == sorted(p.pk for p in postal_only)
+    assert rows.count() == len(by_email) + len(with_line) + len(postal_only)
 
     deliveries = sorted(Delivery.objects.values_list("pk", "status"))
     with django_capture_on_commit_callbacks(execute=True):
@@ -76,3 +95,4 @@ def test_the_demo_invites_by_e_mail_prints_letters_and_adds_nothing_the_second_t
     assert len(smtp.messages()) == len(by_email)
     assert Contact.objects.count() == len(silent)
     assert Sender.objects.count() == 3
+    assert Campaign.objects.count() == 1
