@@ -39,8 +39,9 @@ def waiting(study) -> list[Participant]:  # type: ignore[no-untyped-def]
 
 
 def test_the_demo_invites_by_e_mail_prints_letters_and_adds_nothing_the_second_time(
-    reference_study, smtp, tmp_path, django_capture_on_commit_callbacks
+    reference_study, smtp, tmp_path, settings, django_capture_on_commit_callbacks
 ):
+    settings.LINE_ENABLED = False  # as in the embedded mode without a LINE channel
     out = tmp_path / "letters.pdf"
     with django_capture_on_commit_callbacks(execute=True):
         first = run(out)
