@@ -404,5 +404,4 @@ admin.site.register(Participant, FieldworkParticipantAdmin)
 
 # The fieldwork watch (a page per study) and its links from the study's pages.
 from . import watch_admin  # noqa: E402, F401
-
 from .campaigns import admin as campaigns_admin  # noqa: E402, F401  (registers CampaignAdmin)
