@@ -248,6 +248,7 @@ class StudyFieldwork(Study):
         verbose_name = _("fieldwork of a study")
         verbose_name_plural = _("fieldwork by study")
 
+
 class Campaign(models.Model):
     """An invitation wave and its reminders for a study (or some of its sites). What is
     due when is worked out by ``campaigns/rules.py``; the beat task turns it into
