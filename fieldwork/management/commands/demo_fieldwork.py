@@ -68,7 +68,8 @@ REMINDER_EN = (
 )
 
 # The municipalities as senders: names as they write them, addresses on a reserved
-# domain (example.jp is reserved by JPRS), sender blocks with fictional street numbers.
+# domain (example.jp is reserved by JPRS), sender blocks at a fictional "Mihon-cho" (the
+# letter prints the display name above the block).
 SENDERS: dict[str, dict[str, str]] = {
     "setagaya": {
         "display_name_ja": "世田谷区 子ども・若者部",
@@ -76,15 +77,13 @@ SENDERS: dict[str, dict[str, str]] = {
         "from_address": "kosodate@setagaya.example.jp",
         "postal_block_ja": "\n".join(
             (
-                "世田谷区 子ども・若者部（デモ）",
-                "〒000-0001 東京都世田谷区見本町1-1",
+                "〒000-0001 東京都世田谷区見本町1-1（架空）",
                 "電話 03-0000-0001",
             )
         ),
         "postal_block_en": "\n".join(
             (
-                "Setagaya City, Children and Youth Division (demo)",
-                "1-1 Mihon-cho, Setagaya, Tokyo 000-0001",
+                "1-1 Mihon-cho (fictional), Setagaya, Tokyo 000-0001",
                 "Tel. 03-0000-0001",
             )
         ),
@@ -95,15 +94,13 @@ SENDERS: dict[str, dict[str, str]] = {
         "from_address": "kosodate@itabashi.example.jp",
         "postal_block_ja": "\n".join(
             (
-                "板橋区 子ども家庭部（デモ）",
-                "〒000-0002 東京都板橋区見本町2-2",
+                "〒000-0002 東京都板橋区見本町2-2（架空）",
                 "電話 03-0000-0002",
             )
         ),
         "postal_block_en": "\n".join(
             (
-                "Itabashi City, Children and Families Division (demo)",
-                "2-2 Mihon-cho, Itabashi, Tokyo 000-0002",
+                "2-2 Mihon-cho (fictional), Itabashi, Tokyo 000-0002",
                 "Tel. 03-0000-0002",
             )
         ),
@@ -114,15 +111,13 @@ SENDERS: dict[str, dict[str, str]] = {
         "from_address": "kosodate@fuchu.example.jp",
         "postal_block_ja": "\n".join(
             (
-                "府中市 子ども家庭部（デモ）",
-                "〒000-0003 東京都府中市見本町3-3",
+                "〒000-0003 東京都府中市見本町3-3（架空）",
                 "電話 042-000-0003",
             )
         ),
         "postal_block_en": "\n".join(
             (
-                "Fuchu City, Children and Families Division (demo)",
-                "3-3 Mihon-cho, Fuchu, Tokyo 000-0003",
+                "3-3 Mihon-cho (fictional), Fuchu, Tokyo 000-0003",
                 "Tel. 042-000-0003",
             )
         ),
