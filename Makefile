@@ -17,10 +17,12 @@ $(VENV)/.dev: pyproject.toml $(VENV)/.runtime
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
-## demo: install, migrate, load the reference study, print the logins and links, serve
+## demo: install, migrate, load the reference study, print the logins and links, run its
+## fieldwork (senders, contacts, invitations as files, the letters PDF), serve
 demo: $(VENV)/.runtime
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py demo
+	$(BIN)/python manage.py demo_fieldwork
 	@echo "  Serving on $(SITE_URL) (Ctrl-C stops it)"
 	$(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
 
