@@ -54,6 +54,8 @@ bench: $(VENV)/.dev
 	$(BIN)/python bench/score.py
 	$(BIN)/python bench/report.py
 	$(BIN)/python bench/letters.py
+	$(BIN)/python bench/fieldwork.py
+	$(BIN)/python bench/fieldwork.py --kill --participants 20000
 
 ## messages: refresh and compile the Japanese translations
 messages: $(VENV)/.dev
