@@ -25,8 +25,8 @@ MAX_RETRIES = 5
     acks_late=True,
     reject_on_worker_lost=True,
     max_retries=MAX_RETRIES,
-    soft_time_limit=540,
-    time_limit=600,
+    # No limits of its own: CELERY_TASK_(SOFT_)TIME_LIMIT, which the settings check
+    # against HYOKA_DELIVERY_SENDING_TIMEOUT (a slower batch would be sent twice).
 )
 def send_email_deliveries(self, delivery_ids: list[int] | None = None) -> dict[str, int]:  # type: ignore[no-untyped-def]
     """Send these deliveries if due; without ids (beat, every minute), every due one, and
@@ -52,8 +52,8 @@ def send_email_deliveries(self, delivery_ids: list[int] | None = None) -> dict[s
     acks_late=True,
     reject_on_worker_lost=True,
     max_retries=MAX_RETRIES,
-    soft_time_limit=540,
-    time_limit=600,
+    # No limits of its own: CELERY_TASK_(SOFT_)TIME_LIMIT, which the settings check
+    # against HYOKA_DELIVERY_SENDING_TIMEOUT (a slower batch would be sent twice).
 )
 def send_line_deliveries(self, delivery_ids: list[int] | None = None) -> dict[str, int]:  # type: ignore[no-untyped-def]
     """Push these LINE deliveries if due; without ids (beat, every minute), every due one."""
