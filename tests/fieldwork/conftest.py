@@ -11,10 +11,21 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
+from django.utils import translation
 
 from fieldwork.contacts import ContactValues, contact_set
 from fieldwork.models import Sender
 from tests.factories import ParticipantFactory
+
+
+@pytest.fixture(autouse=True)
+def _english_unless_a_test_says_otherwise():  # type: ignore[no-untyped-def]
+    """Each test starts in English, whatever language an earlier test's request left
+    active in this thread (LocaleMiddleware activates one; the test client runs in the
+    same thread): reasons and errors are then read in English unless a test overrides it,
+    and no test depends on the order xdist gives it."""
+    with translation.override("en"):
+        yield
 
 
 @dataclass
