@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from django.core.servers.basehttp import ThreadedWSGIServer
 from django.db import connections
 
 # Playwright's sync API runs an event loop in this thread; Django refuses ORM calls from a
@@ -37,11 +38,33 @@ def server(transactional_db):  # type: ignore[no-untyped-def]
     (pytest-django issue #454)."""
     from pytest_django.live_server_helper import LiveServer
 
-    live = LiveServer("127.0.0.1:0")
+    live = LiveServer("127.0.0.1:0", start=False)
+    if live.thread.connections_override:
+        live.thread.server_class = _OneRequestAtATime
+    live.start()
     try:
         yield live
     finally:
         _stop(live)
+
+
+class _OneRequestAtATime(ThreadedWSGIServer):
+    """The live server for SQLite's in-memory test database, whose one connection every
+    request thread shares: one request at a time, as SQLite's IMMEDIATE transactions
+    queue writers in the embedded mode (where each thread has its own connection).
+
+    Without it two overlapping requests (the autosave after a change and the save as the
+    page is hidden) ran their transactions interleaved on the shared connection: each
+    saw no response yet, and the second insert failed its unique participant."""
+
+    _lock = threading.Lock()
+
+    def set_app(self, application):  # type: ignore[no-untyped-def]
+        def one_at_a_time(environ, start_response):  # type: ignore[no-untyped-def]
+            with self._lock:
+                return application(environ, start_response)
+
+        super().set_app(one_at_a_time)
 
 
 def _stop(live) -> None:  # type: ignore[no-untyped-def]
