@@ -42,6 +42,7 @@ def send_email_deliveries(self, delivery_ids: list[int] | None = None) -> dict[s
         "skipped": len(report.skipped),
         "recovered": report.recovered,
         "cancelled": report.cancelled,
+        "withdrawn": report.withdrawn,
     }
 
 
@@ -68,6 +69,7 @@ def send_line_deliveries(self, delivery_ids: list[int] | None = None) -> dict[st
         "skipped": len(report.skipped),
         "recovered": report.recovered,
         "cancelled": report.cancelled,
+        "withdrawn": report.withdrawn,
     }
 
 
@@ -93,4 +95,5 @@ def schedule_campaigns(self) -> dict[str, int]:  # type: ignore[no-untyped-def]
         "created": report.created,
         "fell_through": report.fell_through,
         "cancelled": report.cancelled,
+        "withdrawn": report.withdrawn,
     }
