@@ -42,7 +42,6 @@ def send_email_deliveries(self, delivery_ids: list[int] | None = None) -> dict[s
         "skipped": len(report.skipped),
         "recovered": report.recovered,
         "cancelled": report.cancelled,
-        "withdrawn": report.withdrawn,
     }
 
 
@@ -69,7 +68,6 @@ def send_line_deliveries(self, delivery_ids: list[int] | None = None) -> dict[st
         "skipped": len(report.skipped),
         "recovered": report.recovered,
         "cancelled": report.cancelled,
-        "withdrawn": report.withdrawn,
     }
 
 

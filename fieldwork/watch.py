@@ -11,6 +11,7 @@ over responses or deliveries. The caller passes the sites the user may see
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -171,7 +172,7 @@ def chart_span(
         return []
     ordered = sorted(days)
     start = ordered[0]
-    for earlier, later in zip(ordered, ordered[1:], strict=False):
+    for earlier, later in itertools.pairwise(ordered):
         if later - earlier > ROUND_GAP:
             start = later
     end = max(ordered[-1], today) if ongoing else ordered[-1]
