@@ -131,6 +131,13 @@ def kpi_def(k: KPI, *, numerator: SegmentDef | None = _KEEP) -> KPIDef:
     )
 
 
+def segment_def(segment: Segment) -> SegmentDef:
+    """A segment's clauses as plain data (by codes, so they fit every version)."""
+    return SegmentDef(
+        code=segment.code, clauses=tuple(_clause_def(c) for c in segment.clauses.all())
+    )
+
+
 def study_definitions(study_id: int) -> list[KPIDef]:
     """The active KPIs of a study as plain data, in display order."""
     kpis = (
