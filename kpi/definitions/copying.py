@@ -67,10 +67,10 @@ def on_study_copied(
         for f in KPI._meta.concrete_fields
         if f.is_relation and f.name != "study" and f.related_model in (Segment, Question)
     }
-    for old in KPI.objects.filter(study=source).select_related(*relations):
-        fields = _plain(old, set(relations))
+    for kpi in KPI.objects.filter(study=source).select_related(*relations):
+        fields = _plain(kpi, set(relations))
         for name, field in relations.items():
-            target = getattr(old, name)
+            target = getattr(kpi, name)
             if target is None:
                 fields[name] = None
             elif field.related_model is Segment:

@@ -170,7 +170,8 @@ def labelled_row_form(form_class: Any) -> Any:
 
     def __init__(self: forms.BaseForm, *args: Any, **kwargs: Any) -> None:
         original(self, *args, **kwargs)
-        row = str(self.instance) if getattr(self, "instance", None) is not None else ""
+        instance = getattr(self, "instance", None)
+        row = str(instance) if instance is not None else ""
         for field in self.fields.values():
             if field.widget.is_hidden:
                 continue

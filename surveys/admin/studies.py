@@ -8,6 +8,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
+from django.contrib.admin.widgets import AdminDateWidget
 from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.db.models import QuerySet
@@ -123,8 +124,8 @@ class CopyStudyForm(forms.Form):
     code = forms.SlugField(label=_("Code of the new study"), max_length=64)
     name_ja = forms.CharField(label=_("Name (Japanese)"), max_length=200)
     name_en = forms.CharField(label=_("Name (English)"), max_length=200, required=False)
-    period_start = forms.DateField(label=_("Period start"), widget=admin.widgets.AdminDateWidget)
-    period_end = forms.DateField(label=_("Period end"), widget=admin.widgets.AdminDateWidget)
+    period_start = forms.DateField(label=_("Period start"), widget=AdminDateWidget)
+    period_end = forms.DateField(label=_("Period end"), widget=AdminDateWidget)
 
 
 @admin.register(Study)

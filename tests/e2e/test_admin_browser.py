@@ -31,7 +31,8 @@ def no_sideways_scroll(page) -> list[str]:  # type: ignore[no-untyped-def]
         """() => {
           const bad = [];
           if (document.documentElement.scrollWidth > window.innerWidth) bad.push('page');
-          for (const d of document.querySelectorAll('div.results, .hyoka-table-scroll, .inline-group')) {
+          const boxes = 'div.results, .hyoka-table-scroll, .inline-group';
+          for (const d of document.querySelectorAll(boxes)) {
             if (d.scrollWidth > d.clientWidth + 1) bad.push(d.className);
           }
           return bad;
