@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, overload
 
 from .models import KPI, Clause, Segment
 
@@ -93,7 +93,14 @@ def clause_def(clause: Clause) -> ClauseDef:
     )
 
 
+@overload
+def segment_def(segment: Segment) -> SegmentDef: ...
+@overload
+def segment_def(segment: None) -> None: ...
+@overload
+def segment_def(segment: Segment | None) -> SegmentDef | None: ...
 def segment_def(segment: Segment | None) -> SegmentDef | None:
+    """A segment's clauses as plain data (by codes, so they fit every version)."""
     if segment is None:
         return None
     return SegmentDef(
@@ -128,13 +135,6 @@ def kpi_def(k: KPI, *, numerator: SegmentDef | None = _KEEP) -> KPIDef:
         confidence=str(k.confidence),
         min_n=k.min_n,
         by_site=k.by_site,
-    )
-
-
-def segment_def(segment: Segment) -> SegmentDef:
-    """A segment's clauses as plain data (by codes, so they fit every version)."""
-    return SegmentDef(
-        code=segment.code, clauses=tuple(_clause_def(c) for c in segment.clauses.all())
     )
 
 
