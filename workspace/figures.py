@@ -174,7 +174,7 @@ def dashboard_figures(user: scoping.User, *, may_read_results: bool) -> list[Stu
     active = _grouped(
         Participant.objects.filter(site_id__in=site_ids, status=Participant.Status.ACTIVE),
         "site_id",
-        n=Count("pk"),
+        n=Count("*"),  # COUNT(*): an index-only scan where the index allows
     )
     withdrawn = _grouped(
         Participant.objects.filter(
@@ -183,7 +183,7 @@ def dashboard_figures(user: scoping.User, *, may_read_results: bool) -> list[Stu
             response__status=Response.Status.SUBMITTED,
         ),
         "site_id",
-        n=Count("pk"),
+        n=Count("*"),  # COUNT(*): an index-only scan where the index allows
     )
     for row in [*active, *withdrawn]:
         by_site[row["site_id"]].invited += row["n"]
@@ -209,7 +209,7 @@ def dashboard_figures(user: scoping.User, *, may_read_results: bool) -> list[Stu
             "site_id",
             "status",
             "day",
-            n=Count("pk"),
+            n=Count("*"),  # COUNT(*): an index-only scan where the index allows
             unscored=Count(
                 "pk",
                 filter=Q(status=Response.Status.SUBMITTED) & reduce(operator.or_, unscored),
