@@ -27,3 +27,15 @@ def purge_expired_personal_data() -> int:
     (each purge is recorded and logged by the service). Returns the number of studies
     purged."""
     return len(erasure.studies_purge_expired())
+
+
+@shared_task(
+    name="surveys.export_responses",
+    acks_late=True,  # idempotent: the claim is a compare-and-set, a redelivery is a no-op
+    reject_on_worker_lost=True,
+)
+def export_responses(export_id: int) -> None:
+    """Writes a queued response export (``surveys/exports/services.py``)."""
+    from .exports.services import export_run
+
+    export_run(export_id=export_id)

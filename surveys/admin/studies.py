@@ -28,6 +28,7 @@ from .common import (
     _period,
     _rate,
 )
+from .exports import StudyExportsMixin
 from .memberships import MembershipInline
 
 
@@ -120,7 +121,7 @@ def response_rate_rows(study: Study, request: HttpRequest) -> tuple[list[RateRow
 
 
 @admin.register(Study)
-class StudyAdmin(ScopedAdminMixin, admin.ModelAdmin):
+class StudyAdmin(StudyExportsMixin, ScopedAdminMixin, admin.ModelAdmin):
     """Studies the caller is a member of. Their counts are over the caller's sites only:
     a study-wide count beside one's own would give away the other sites' counts."""
 
