@@ -215,8 +215,8 @@ class Reader:
                     assert variable.choice is not None
                     column = block.columns[variable.name]
                     column[blank] = NO_ANSWER
-                    bit: int | None = question.bits.get(variable.choice.value) if question else None
-                    chosen = (bits >> bit) & 1 if bit is not None else np.zeros_like(bits)
+                    own = question.bits.get(variable.choice.value) if question else None
+                    chosen = (bits >> own) & 1 if own is not None else np.zeros_like(bits)
                     answered_rows = shown & answered
                     column[answered_rows] = chosen[answered_rows]
 
