@@ -6,6 +6,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from . import erasure
+from .exports.tasks import export_responses  # noqa: F401  (found by autodiscovery)
 
 
 @shared_task(name="hyoka.ping", ignore_result=False)
@@ -27,15 +28,3 @@ def purge_expired_personal_data() -> int:
     (each purge is recorded and logged by the service). Returns the number of studies
     purged."""
     return len(erasure.studies_purge_expired())
-
-
-@shared_task(
-    name="surveys.export_responses",
-    acks_late=True,  # idempotent: the claim is a compare-and-set, a redelivery is a no-op
-    reject_on_worker_lost=True,
-)
-def export_responses(export_id: int) -> None:
-    """Writes a queued response export (``surveys/exports/services.py``)."""
-    from .exports.services import export_run
-
-    export_run(export_id=export_id)

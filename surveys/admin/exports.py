@@ -19,7 +19,8 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from ..exports import services as exports
+from ..exports import records as exports
+from ..exports.services import export_request
 from ..models import Language, ResponseExport, Study
 
 
@@ -73,7 +74,7 @@ class StudyExportsMixin:
         initial = {"language": (translation.get_language() or Language.JA)[:2]}
         form = ExportForm(request.POST or None, initial=initial)
         if request.method == "POST" and form.is_valid():
-            exports.export_request(
+            export_request(
                 user=request.user,
                 study=study,
                 format=form.cleaned_data["format"],

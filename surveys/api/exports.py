@@ -24,8 +24,9 @@ from rest_framework.response import Response as APIResponse
 
 from .. import scoping
 from ..exports import csv_file
-from ..exports import services as exports
+from ..exports import records as exports
 from ..exports.reading import Reader
+from ..exports.services import export_request
 from ..history import Reason, acting
 from ..models import Language, Response, ResponseExport, Site, Study
 from .negotiation import FileContentNegotiation
@@ -212,7 +213,7 @@ class ExportViewSet(
             filters["site"] = data["site"].pk
         if data.get("response_status"):
             filters["status"] = data["response_status"]
-        export = exports.export_request(
+        export = export_request(
             user=request.user,
             study=data["study"],
             format=data["format"],

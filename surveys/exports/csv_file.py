@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
-from datetime import datetime
 from typing import Any
 
 from .. import csvfiles
 from ..csvfiles import Cell
 from ..models import Question
+from .layout import Kind
 from .reading import Block, Reader
 
 SEPARATOR = "|"
@@ -33,39 +33,43 @@ def header(reader: Reader) -> list[Cell]:
     return cells
 
 
-def _fixed(value: object) -> Cell:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return value  # type: ignore[return-value]
-
-
 def block_rows(reader: Reader, block: Block) -> Iterator[list[Cell]]:
     layout, language = reader.layout, reader.layout.language
     fixed = [block.fixed[v.name] for v in layout.variables if v.question is None]
-    per_question: list[tuple[str, Any]] = []
+    # Codes and labels are looked up once per question, not per cell.
+    per_question: list[tuple[str, Any, Any]] = []
     for info in layout.questions:
         variables = layout.by_question[info.code]
         if info.type == Question.Type.MULTIPLE:
-            per_question.append(
-                ("multiple", [(v.choice, block.columns[v.name]) for v in variables])
-            )
+            columns = [block.columns[v.name] for v in variables]
+            texts = [(v.choice.code, v.choice.label(language)) for v in variables if v.choice]
+            per_question.append(("multiple", columns, texts))
         elif info.choices:
-            choices = {c.value: c for c in info.choices}
-            per_question.append(("single", (choices, block.columns[variables[0].name])))
+            labels = {c.value: (c.code, c.label(language)) for c in info.choices}
+            per_question.append(("single", block.columns[variables[0].name], labels))
         else:
-            per_question.append(("value", block.columns[variables[0].name]))
+            per_question.append(("value", block.columns[variables[0].name], None))
+    joined: dict[tuple[int, ...], tuple[str, str]] = {}
+    times = [i for i, v in enumerate(layout.variables) if v.kind == Kind.TIME]
+    empty = ("", "")
     for i in range(block.size):
-        row: list[Cell] = [_fixed(column[i]) for column in fixed]
-        for kind, data in per_question:
+        row: list[Any] = [column[i] for column in fixed]
+        for t in times:
+            row[t] = row[t].isoformat() if row[t] is not None else None
+        for kind, data, texts in per_question:
             if kind == "multiple":
-                chosen = [choice for choice, column in data if column[i] == 1]
-                row.append(SEPARATOR.join(c.code for c in chosen))
-                row.append(SEPARATOR.join(c.label(language) for c in chosen))
+                key = tuple(int(column[i]) for column in data)
+                pair = joined.get(key)
+                if pair is None:
+                    chosen = [text for text, flag in zip(texts, key, strict=True) if flag == 1]
+                    pair = (
+                        SEPARATOR.join(code for code, _label in chosen),
+                        SEPARATOR.join(label for _code, label in chosen),
+                    )
+                    joined[key] = pair
+                row.extend(pair)
             elif kind == "single":
-                choices, column = data
-                choice = choices.get(int(column[i]))
-                row.append(choice.code if choice else "")
-                row.append(choice.label(language) if choice else "")
+                row.extend(texts.get(int(data[i]), empty))
             else:
                 value = data[i]
                 row.append("" if value is None else value)

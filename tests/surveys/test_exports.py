@@ -25,9 +25,9 @@ from django.utils.translation import gettext
 from rest_framework.test import APIClient
 
 from surveys import services
-from surveys.exports import services as exports
 from surveys.exports.codebook import header as codebook_header
 from surveys.exports.layout import NO_ANSWER, NOT_SHOWN
+from surveys.exports.running import export_run
 from surveys.loading import load_instrument
 from surveys.models import Answer, Membership, Response, ResponseExport, Study
 from tests.factories import ParticipantFactory, SiteFactory, StudyFactory
@@ -55,9 +55,7 @@ ANSWERS: list[tuple[str, dict[str, Any], bool]] = [
 def study(db, tmp_path: Path, settings) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     settings.MEDIA_ROOT = tmp_path / "media"
     study = StudyFactory(code="export-study")
-    path = tmp_path / "instrument.toml"
-    path.write_text(INSTRUMENT, encoding="utf-8")
-    load_instrument(study=study, path=path, publish=True)
+    load_instrument(study=study, path=INSTRUMENT, publish=True)
     sites = {
         "a": SiteFactory(study=study, code="site-a"),
         "b": SiteFactory(study=study, code="site-b"),
@@ -288,8 +286,8 @@ def test_a_queued_export_is_written_once_and_downloaded_by_its_requester_only(st
     assert created.status_code == 202, created.content
     export_id = created.json()["id"]
     assert created.json()["status"] == "queued"  # the task runs after the commit
-    assert exports.export_run(export_id=export_id) is not None
-    assert exports.export_run(export_id=export_id) is None  # claimed once
+    assert export_run(export_id=export_id) is not None
+    assert export_run(export_id=export_id) is None  # claimed once
     state = client.get(f"/api/v1/exports/{export_id}/").json()
     assert state["status"] == "succeeded" and state["rows"] == 4
     download = client.get(state["download_url"])
