@@ -5,6 +5,7 @@ or as a task (``POST /exports/``, then ``GET /exports/{id}/`` until ``succeeded`
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -90,22 +91,33 @@ def export_response(request: Request, queryset: QuerySet[Response]) -> Any:
             _recorded(export, reader), content_type=exports.CONTENT_TYPES[format]
         )
     else:
-        # Written to a temporary file (XLSX with flat memory), then sent from it.
-        handle = tempfile.NamedTemporaryFile(suffix=f".{format}")  # noqa: SIM115
+        # Written to a temporary file (XLSX with flat memory), then sent from it; the
+        # file is opened only when the body is read and removed when the response is
+        # closed (a WSGI server always closes it), so no handle waits for the collector.
+        descriptor, name = tempfile.mkstemp(suffix=f".{format}")
+        os.close(descriptor)
+        path = Path(name)
         try:
-            rows = exports.WRITERS[format](reader, Path(handle.name))
+            rows = exports.WRITERS[format](reader, path)
         except Exception as error:
-            handle.close()
+            path.unlink(missing_ok=True)
             exports.export_fail(
                 export=export, error=getattr(error, "message", "failed"), rows=reader.rows_written
             )
             raise
         exports.export_finish(export=export, rows=rows)
-        handle.seek(0)
-        response = FileResponse(handle, content_type=exports.CONTENT_TYPES[format])
+        response = StreamingHttpResponse(_chunks(path), content_type=exports.CONTENT_TYPES[format])
+        response["Content-Length"] = str(path.stat().st_size)
+        response._resource_closers.append(lambda: path.unlink(missing_ok=True))
     response["Content-Disposition"] = f'attachment; filename="{exports.filename(export)}"'
     response["X-Export-Id"] = str(export.pk)
     return response
+
+
+def _chunks(path: Path, size: int = 1 << 16) -> Iterator[bytes]:
+    with path.open("rb") as handle:
+        while chunk := handle.read(size):
+            yield chunk
 
 
 def _recorded(export: ResponseExport, reader: Reader) -> Iterator[str]:

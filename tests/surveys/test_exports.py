@@ -84,7 +84,8 @@ def expected(site_codes: set[str]) -> dict[str, dict[str, Any]]:
     responses = Response.objects.filter(site__code__in=site_codes).select_related("participant")
     for response in responses:
         values: dict[str, Any] = {"status": response.status}
-        for answer in Answer.objects.filter(response=response).select_related("question", "choice"):
+        answers = Answer.objects.filter(response=response).select_related("question", "choice")
+        for answer in answers.order_by("question__order", "choice__order"):
             code = answer.question.code
             if answer.choice is not None:
                 values.setdefault(code, []).append(answer.choice.code)
