@@ -186,10 +186,12 @@ def build(size: int, rng: random.Random) -> Built:
         before, after = appendonly.flush_sql(connection)
         for statement in before:
             cursor.execute(statement)
-        # The participants' links (surveys/links.py) refer to them: emptied with them.
+        # The participants' links (surveys/links.py), first openings and fieldwork's
+        # contacts and deliveries refer to them: emptied with them (CASCADE: whatever
+        # table comes to refer to them next).
         cursor.execute(
             f"TRUNCATE {', '.join(DATA_TABLES)}, surveys_erasurerecord, "
-            "surveys_participantlink, surveys_legacylink RESTART IDENTITY"
+            "surveys_participantlink, surveys_legacylink RESTART IDENTITY CASCADE"
         )
         for statement in after:
             cursor.execute(statement)

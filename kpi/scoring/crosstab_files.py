@@ -2,8 +2,8 @@
 
 Both files hold the same cells (``table_lines``). Text is neutralised against formula
 injection by ``surveys/csvfiles.py`` in both: a spreadsheet must not evaluate a choice
-label or a segment name typed as ``=HYPERLINK(...)``, and openpyxl would store such text
-as a formula. Shares and bounds are numbers of percent to one decimal.
+label or a segment name typed as ``=HYPERLINK(...)`` (and the XLSX writer is told never
+to turn text into a formula). Shares and bounds are numbers of percent to one decimal.
 """
 
 from __future__ import annotations
@@ -66,16 +66,23 @@ def as_csv(table: Table) -> bytes:
 
 
 def as_xlsx(table: Table, caption: str) -> bytes:
-    from openpyxl import Workbook
+    import xlsxwriter  # the XLSX writer of the response exports too (surveys/exports/)
 
-    book = Workbook(write_only=True)
-    sheet = book.create_sheet(title=table.question.code[:31])
-    sheet.append([neutralise(caption)])
-    sheet.append([])
-    for line in table_lines(table):
-        sheet.append([_xlsx_cell(value) for value in line])
     out = io.BytesIO()
-    book.save(out)
+    book = xlsxwriter.Workbook(
+        out,
+        {
+            "in_memory": True,
+            "strings_to_formulas": False,
+            "strings_to_numbers": False,
+            "strings_to_urls": False,
+        },
+    )
+    sheet = book.add_worksheet(table.question.code[:31])
+    sheet.write_row(0, 0, [neutralise(caption)])
+    for number, line in enumerate(table_lines(table), start=2):
+        sheet.write_row(number, 0, [_xlsx_cell(value) for value in line])
+    book.close()
     return out.getvalue()
 
 

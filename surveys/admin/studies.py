@@ -33,6 +33,7 @@ from .common import (
     _period,
     _rate,
 )
+from .exports import StudyExportsMixin
 from .memberships import MembershipInline
 
 
@@ -129,7 +130,7 @@ class CopyStudyForm(forms.Form):
 
 
 @admin.register(Study)
-class StudyAdmin(ScopedAdminMixin, admin.ModelAdmin):
+class StudyAdmin(StudyExportsMixin, ScopedAdminMixin, admin.ModelAdmin):
     """Studies the caller is a member of. Their counts are over the caller's sites only:
     a study-wide count beside one's own would give away the other sites' counts."""
 
