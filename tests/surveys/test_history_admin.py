@@ -49,6 +49,8 @@ def form_data(response: Any) -> dict[str, Any]:
         if isinstance(value, bool):
             if value:
                 data[bound.html_name] = "on"
+        elif isinstance(value, list | tuple):  # a multiple choice: one value per ticked box
+            data[bound.html_name] = [str(item) for item in value]
         elif value is not None:
             data[bound.html_name] = str(value)
     return data
