@@ -592,6 +592,8 @@ class Response(models.Model):
                 name="response_instrument_covering",
             ),
             models.Index(fields=["site", "status"], name="response_site_status"),
+            # And on PostgreSQL "response_newest_first" (migration 0015; SQLite cannot
+            # index NULLS LAST): the lists' order, so a page is read from the index.
         ]
 
     def __str__(self) -> str:

@@ -4,8 +4,8 @@ Columns: the response's facts, then per question its code (choice codes, several
 with ``|``, or the text or number) and, for choice questions, ``<code>__label`` with the
 choices' labels in the request's language. Questions are the union over the instrument
 versions of the exported responses, matched by their stable codes. Rows are read in chunks
-(``iterator(chunk_size=...)`` with the answers prefetched per chunk), so memory stays flat
-whatever the number of responses.
+(``iterator(chunk_size=...)``: the responses and, beside them, their answers in the same
+order), so memory stays flat whatever the number of responses.
 """
 
 from __future__ import annotations
@@ -13,8 +13,10 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import groupby
+from operator import itemgetter
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from .. import csvfiles
@@ -70,7 +72,12 @@ def rows(queryset: QuerySet[Response], language: str) -> Iterator[list[Cell]]:
     """The header, then one row per response of ``queryset`` (already scoped), with labels
     in ``language`` (given, not read from the active language: the rows are generated
     while the answer is sent, after the view has returned). Text is text and numbers are
-    numbers: the writer (``surveys/csvfiles.py``) neutralises the text."""
+    numbers: the writer (``surveys/csvfiles.py``) neutralises the text.
+
+    Two streams of plain tuples, both in response order, merged here: the responses'
+    facts, and their answers (``iterator``: server-side cursors on PostgreSQL). Building
+    a model instance per answer (seven per response) was most of the time at a million
+    responses (bench/admin.py)."""
     instrument_ids = sorted(set(queryset.order_by().values_list("instrument_id", flat=True)))
     columns, question_code, choices = _columns(instrument_ids)
     header: list[Cell] = list(FIXED_COLUMNS)
@@ -79,43 +86,69 @@ def rows(queryset: QuerySet[Response], language: str) -> Iterator[list[Cell]]:
         if column.has_choices:
             header.append(f"{column.code}__label")
     yield header
-    answers = Answer.objects.only("response", "question", "choice", "text_value", "number_value")
-    responses = (
-        queryset.select_related("site__study", "participant", "instrument")
-        .prefetch_related(Prefetch("answers", queryset=answers))
-        .order_by("pk")
+    # Per choice, what a cell needs: its order, code and label in ``language``.
+    chosen_as = {pk: (c.order, c.code, _pick(c, "label", language)) for pk, c in choices.items()}
+    facts = (
+        queryset.order_by("pk")
+        .values_list(
+            "pk",
+            "site__study__code",
+            "site__code",
+            "participant__reference",
+            "instrument__version",
+            "status",
+            "source",
+            "language",
+            "started_at",
+            "submitted_at",
+        )
+        .iterator(chunk_size=CHUNK)
     )
-    for response in responses.iterator(chunk_size=CHUNK):
-        picked: dict[str, list[Choice]] = {}
+    answers = groupby(
+        Answer.objects.filter(response__in=queryset.order_by().values("pk"))
+        .order_by("response_id")
+        .values_list("response_id", "question_id", "choice_id", "text_value", "number_value")
+        .iterator(chunk_size=CHUNK * 8),
+        key=itemgetter(0),
+    )
+    pending = next(answers, None)
+    for pk, study, site, reference, version, status, source, lang, started, submitted in facts:
+        while pending is not None and pending[0] < pk:
+            pending = next(answers, None)  # answers of no exported response: none expected
+        matched = pending is not None and pending[0] == pk
+        mine = pending[1] if matched else ()  # type: ignore[index]
+        picked: dict[str, list[tuple[int, str, str]]] = {}
         values: dict[str, Cell] = {}
-        for answer in response.answers.all():
-            code = question_code[answer.question_id]
-            if answer.choice_id is not None:
-                picked.setdefault(code, []).append(choices[answer.choice_id])
-            elif answer.text_value is not None:
-                values[code] = answer.text_value
-            elif answer.number_value is not None:
-                values[code] = answer.number_value
+        for _, question_id, choice_id, text_value, number_value in mine:
+            code = question_code[question_id]
+            if choice_id is not None:
+                picked.setdefault(code, []).append(chosen_as[choice_id])
+            elif text_value is not None:
+                values[code] = text_value
+            elif number_value is not None:
+                values[code] = number_value
         row: list[Cell] = [
-            response.pk,
-            response.site.study.code,
-            response.site.code,
-            response.participant.reference,
-            response.instrument.version,
-            response.status,
-            response.source,
-            response.language,
-            _time(response.started_at),
-            _time(response.submitted_at),
+            pk,
+            study,
+            site,
+            reference,
+            version,
+            status,
+            source,
+            lang,
+            _time(started),
+            _time(submitted),
         ]
         for column in columns:
             if column.has_choices:
-                chosen = sorted(picked.get(column.code, []), key=lambda c: c.order)
-                row.append(SEPARATOR.join(c.code for c in chosen))
-                row.append(SEPARATOR.join(_pick(c, "label", language) for c in chosen))
+                chosen = sorted(picked.get(column.code, ()))
+                row.append(SEPARATOR.join(c[1] for c in chosen))
+                row.append(SEPARATOR.join(c[2] for c in chosen))
             else:
                 row.append(values.get(column.code, ""))
         yield row
+        if matched:
+            pending = next(answers, None)
 
 
 def stream(

@@ -1,0 +1,48 @@
+"""Indexes for a national study (issue 15, bench/admin.py and bench/score.py).
+
+- ``response_instrument_covering`` replaces ``response_instrument_status``: the same keys,
+  with the site, the submission time and the bits included (PostgreSQL; SQLite ignores
+  INCLUDE), so scoring and the instrument list count by an index-only scan.
+- ``response_newest_first`` (PostgreSQL only: SQLite cannot index ``NULLS LAST``): the order
+  of the response lists of the admin and the API (newest submissions first, then drafts),
+  so that a page is read from the index rather than sorting every response in scope.
+"""
+
+from django.db import migrations, models
+
+NEWEST_FIRST = (
+    'CREATE INDEX IF NOT EXISTS "response_newest_first" ON "surveys_response" '
+    '("submitted_at" DESC NULLS LAST, "started_at" DESC, "id" DESC)'
+)
+
+
+def newest_first(apps, schema_editor):  # type: ignore[no-untyped-def]
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(NEWEST_FIRST)
+
+
+def no_newest_first(apps, schema_editor):  # type: ignore[no-untyped-def]
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute('DROP INDEX IF EXISTS "response_newest_first"')
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("surveys", "0014_link_openings"),
+    ]
+
+    operations = [
+        migrations.RemoveIndex(
+            model_name="response",
+            name="response_instrument_status",
+        ),
+        migrations.AddIndex(
+            model_name="response",
+            index=models.Index(
+                fields=["instrument", "status"],
+                include=("site", "submitted_at", "choice_bits"),
+                name="response_instrument_covering",
+            ),
+        ),
+        migrations.RunPython(newest_first, no_newest_first),
+    ]
