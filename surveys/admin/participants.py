@@ -27,8 +27,8 @@ from ..errors import ImportRejected, LinkUnavailable, RuleViolation
 from ..models import ErasureRecord, Participant, Response, Study
 from ..text import no_control_characters
 from .common import MANAGER, SiteFilter, narrow_choices
-from .pagination import EstimatedCountPaginator
 from .history import HistoryAdmin
+from .pagination import EstimatedCountPaginator
 
 # An import larger than this is almost certainly the wrong file (352 rows are ~10 kB).
 IMPORT_MAX_BYTES = 5 * 1024 * 1024

@@ -17,8 +17,8 @@ from django.utils.translation import gettext_lazy as _
 from ..history import reason_label
 from ..models import Answer, Response
 from .common import ResponseSiteFilter
-from .pagination import EstimatedCountPaginator
 from .history import HistoryAdmin, actor
+from .pagination import EstimatedCountPaginator
 
 
 @dataclass(frozen=True)

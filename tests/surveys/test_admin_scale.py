@@ -134,9 +134,7 @@ PAGES: dict[str, Callable[[World], str]] = {
         "surveys_response_changelist",
         query=f"participant__site__study__id__exact={w.study.pk}&status__exact=submitted",
     ),
-    "response change": lambda w: admin(
-        "surveys_response_change", own_participant(w).response.pk
-    ),
+    "response change": lambda w: admin("surveys_response_change", own_participant(w).response.pk),
     "API participants": lambda w: api("participant-list"),
     "API participants, site": lambda w: api("participant-list", query=f"site={w.own.pk}"),
     "API responses": lambda w: api("response-list"),
@@ -225,9 +223,7 @@ def test_a_filter_for_another_site_shows_nothing(world: World, client: Client) -
     assert list(response.context["cl"].result_list) == []
 
 
-def test_the_participant_pages_cover_every_participant_once(
-    world: World, client: Client
-) -> None:
+def test_the_participant_pages_cover_every_participant_once(world: World, client: Client) -> None:
     populate(world, 130)  # 130 of the caller's: two pages of 100
     seen: list[str] = []
     for page in (1, 2, 3):
@@ -246,7 +242,8 @@ def test_a_short_list_is_counted_exactly(world: World, client: Client) -> None:
     response = client.get(admin("surveys_participant_changelist"))
     cl = response.context["cl"]
     assert cl.result_count == 12 and not cl.paginator.estimated
-    assert "about" not in re.sub(r"\s+", " ", response.content.decode().split('class="paginator"')[1])
+    paginator = response.content.decode().split('class="paginator"')[1].split("</p>")[0]
+    assert "about" not in paginator
 
 
 @pytest.mark.skipif("connection.vendor != 'postgresql'")
