@@ -460,4 +460,17 @@ class SiteFilter(admin.SimpleListFilter):
 
 
 class ResponseSiteFilter(SiteFilter):
+    """Narrowed by the study filter of the response list (through the participant), it
+    filters on the response's own site: the same site (a copy of its participant's, see
+    ``Response.site``), read from the response's index, without joining participants."""
+
     site_field = "participant__site"
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        value = self.value()
+        if not value:
+            return queryset
+        site = as_id(value)
+        if site is None:
+            raise IncorrectLookupParameters
+        return queryset.filter(site_id=site)
