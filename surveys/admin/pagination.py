@@ -40,9 +40,16 @@ class EstimatedCountPaginator(Paginator):
     @cached_property
     def count(self) -> int:
         object_list = self.object_list
-        if hasattr(object_list, "explain"):
-            expected = planner_rows(object_list)
-            if expected is not None and expected >= EXACT_BELOW:
-                self.estimated = True
-                return expected
-        return super().count
+        if not hasattr(object_list, "explain"):
+            return super().count
+        expected = planner_rows(object_list)
+        if expected is None:  # not PostgreSQL: exact
+            return super().count
+        if expected < EXACT_BELOW:
+            # Counted exactly, but never more than EXACT_BELOW rows: should the planner
+            # have underestimated, a long list is still not read to its end.
+            counted = object_list[:EXACT_BELOW].count()
+            if counted < EXACT_BELOW:
+                return counted
+        self.estimated = True
+        return max(expected, EXACT_BELOW)
