@@ -582,15 +582,7 @@ class Response(models.Model):
             ),
         ]
         indexes = [
-            # Covering (PostgreSQL): scoring counts the submitted responses of a study's
-            # instruments per site from their bits, and the instrument list counts the
-            # responses of a manager's sites, both by an index-only scan of these
-            # narrow entries rather than of the table's wide rows (bench/score.py).
-            models.Index(
-                fields=["instrument", "status"],
-                include=["site", "submitted_at", "choice_bits"],
-                name="response_instrument_covering",
-            ),
+            models.Index(fields=["instrument", "status"], name="response_instrument_status"),
             models.Index(fields=["site", "status"], name="response_site_status"),
             # And on PostgreSQL "response_newest_first" (migration 0015; SQLite cannot
             # index NULLS LAST): the lists' order, so a page is read from the index.
