@@ -169,6 +169,7 @@ PAGES: list[Page] = [
     Page("API runs", lambda w: api_url("run-list")),
     Page("API run", lambda w: api_url("run-detail", w.run_id)),
     Page("API evaluations", lambda w: api_url("evaluation-list")),
+    Page("API exports", lambda w: api_url("export-list")),
 ]
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib import admin
 from django.http import HttpRequest
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django_otp import devices_for_user, match_token, user_has_device
 from django_otp.admin import OTPAdminAuthenticationForm
@@ -58,6 +59,17 @@ class OptionalOTPLoginForm(OTPLoginForm):
 
 
 class AdminSite(admin.AdminSite):
+    # The first screen is the manager's dashboard (workspace/), the list of models under it.
+    index_template = "admin/workspace/index.html"
+
+    def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
+        # Imported here: the dashboard reads every app's models and admin, loaded only
+        # once this site (the admin app's default site) has been made.
+        from workspace.views import dashboard_context
+
+        context = {"title": gettext("Dashboard"), **dashboard_context(request)}
+        return super().index(request, {**context, **(extra_context or {})})
+
     @property
     def login_form(self) -> type | None:  # type: ignore[override]
         mode = settings.HYOKA_ADMIN_OTP

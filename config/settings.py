@@ -125,6 +125,7 @@ INSTALLED_APPS = [
     "surveys",
     "kpi",
     "fieldwork",
+    "workspace",  # the dashboard: reads the three apps above, read by none
 ]
 
 MIDDLEWARE = [

@@ -118,6 +118,34 @@ def _y(rate: Fraction) -> float:
     return TOP + PLOT_HEIGHT * (1 - float(rate))
 
 
+def date_ticks(days: list[dt.date]) -> list[tuple[int, str]]:
+    """At most ``MAX_TICKS`` ticks at a regular step that a reader counts in: every 1, 2,
+    7 or 14 days from the first; else the first of every 1, 2, 3, 6 or 12 months; else of
+    every few years. Labelled month/day; on an axis over more than one year, the first
+    tick and each first tick of a new year carry the year."""
+    if not days:
+        return []
+    plans: list[list[int]] = [
+        list(range(0, len(days), step)) for step in (1, 2, 7, 14) if len(days) <= step * MAX_TICKS
+    ]
+    for months in (1, 2, 3, 6, 12):
+        plans.append([i for i, d in enumerate(days) if d.day == 1 and (d.month - 1) % months == 0])
+    for years in (2, 5, 10, 20, 50):
+        plans.append(
+            [i for i, d in enumerate(days) if (d.month, d.day) == (1, 1) and d.year % years == 0]
+        )
+    chosen = next((p for p in plans if 0 < len(p) <= MAX_TICKS), [0])
+    years = days[0].year != days[-1].year
+    ticks = []
+    shown_year = None
+    for i in chosen:
+        day = days[i]
+        with_year = years and day.year != shown_year
+        shown_year = day.year
+        ticks.append((i, date_format(day, "Y/n/j" if with_year else "n/j")))
+    return ticks
+
+
 def rate_chart(
     *,
     days: list[dt.date],
@@ -126,6 +154,7 @@ def rate_chart(
     target: Decimal | None,
     target_label: str,
     title: str,
+    note: str = "",
 ) -> RateChart | None:
     """Lines of ``series`` (label, site code, a rate per day, ``None`` where the site has
     nobody invited) and of ``total`` (``None``: one site, whose line is the total), over
@@ -173,13 +202,8 @@ def rate_chart(
         )
         described.append(f"{label}: {last_rate}")
 
-    step = max(1, -(-len(days) // MAX_TICKS))  # ceiling division
     date_y = TOP + PLOT_HEIGHT + 20.0
-    x_ticks = [
-        Tick(x(i), date_format(day, "n/j"), x(i), date_y)
-        for i, day in enumerate(days)
-        if i % step == 0
-    ]
+    x_ticks = [Tick(x(i), label, x(i), date_y) for i, label in date_ticks(days)]
     y_ticks = [
         Tick(_y(Fraction(k, 4)), f"{25 * k}%", LEFT - 6.0, _y(Fraction(k, 4)) + FONT * 0.35)
         for k in range(5)
@@ -206,6 +230,8 @@ def rate_chart(
     description = gettext(
         "Cumulative response rate from %(first)s to %(last)s, on the last day: %(lines)s."
     ) % {"first": first, "last": last, "lines": "; ".join(described)}
+    if note:
+        description += " " + note
     if target_y is not None:
         description += " " + gettext("Target: %(target)s.") % {"target": target_label}
     return RateChart(

@@ -93,4 +93,5 @@ def schedule_campaigns(self) -> dict[str, int]:  # type: ignore[no-untyped-def]
         "created": report.created,
         "fell_through": report.fell_through,
         "cancelled": report.cancelled,
+        "withdrawn": report.withdrawn,
     }

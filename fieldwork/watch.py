@@ -11,6 +11,7 @@ over responses or deliveries. The caller passes the sites the user may see
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -21,10 +22,16 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.db.models import Count, F, Q, QuerySet
 from django.db.models.functions import Coalesce, TruncDate
+from django.utils import timezone
 
 from surveys.models import LinkOpening, Participant, Response, Site, Study
 
 from .models import Delivery
+
+#: A silence longer than this between two days with events parts the fieldwork into
+#: rounds (a study answered years ago and reminded today, a second wave); the chart spans
+#: the latest round only, its first day carrying what the earlier rounds had reached.
+ROUND_GAP = dt.timedelta(days=60)
 
 #: The figures of a day, in the table's order.
 FIGURES = ("invited", "delivered", "failed", "opened", "started", "submitted")
@@ -112,6 +119,25 @@ class Watch:
             last = until
         return [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
 
+    def chart_days(self, *, today: dt.date, ongoing: bool) -> list[dt.date]:
+        """The days the response-rate chart spans: ``chart_span`` over the days with an
+        event and the sites' opening days."""
+        openings = [
+            timezone.localtime(s.site.survey_opens_at, japan_time()).date()
+            for s in self.sites
+            if s.site.survey_opens_at is not None
+        ]
+        return chart_span(
+            [d for s in self.sites for d in s.days],
+            opening=min(openings, default=None),
+            today=today,
+            ongoing=ongoing,
+        )
+
+    def submitted_before(self, day: dt.date) -> int:
+        """Responses submitted before ``day`` (at the sites the user sees)."""
+        return sum(f.submitted for s in self.sites for d, f in s.days.items() if d < day)
+
     def cumulative_rate(self, days: Iterable[dt.date]) -> list[Fraction | None]:
         """The share of all the sites' base that had submitted by the end of each day."""
         days = list(days)
@@ -123,6 +149,34 @@ class Watch:
                 if rate is not None:
                     submitted[i] += int(rate * s.base)
         return [Fraction(n, self.base) for n in submitted]
+
+
+def chart_span(
+    event_days: Iterable[dt.date], *, opening: dt.date | None, today: dt.date, ongoing: bool
+) -> list[dt.date]:
+    """The days a response-rate chart spans, what a manager watching fieldwork needs:
+
+    - from the start of the latest round of events (``ROUND_GAP``): the earlier of the
+      site's opening and the first invitation, when they belong to it (an opening years
+      before today's invitations does not), with the day before it, so that the line
+      starts from the level before the round (0, or what earlier rounds had reached);
+    - to the last event, or to ``today`` while the fieldwork is ``ongoing``.
+
+    A study whose fieldwork lies inside its period is one round: the chart spans it all.
+    Empty when nothing has happened."""
+    days = set(event_days)
+    if opening is not None and opening <= today:
+        days.add(opening)
+    if not days:
+        return []
+    ordered = sorted(days)
+    start = ordered[0]
+    for earlier, later in itertools.pairwise(ordered):
+        if later - earlier > ROUND_GAP:
+            start = later
+    end = max(ordered[-1], today) if ongoing else ordered[-1]
+    start -= dt.timedelta(days=1)
+    return [start + dt.timedelta(days=n) for n in range((end - start).days + 1)]
 
 
 def _per_site_day(queryset: QuerySet, *, site: str, moment: object, **counts: object) -> list:

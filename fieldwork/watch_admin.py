@@ -102,6 +102,17 @@ def outlook_lines(user: Any, study: Study) -> list[OutlookLine]:
     return lines
 
 
+def chart_note(days: list[dt.date], earlier: int) -> str:
+    """What the chart's first day carries in from before its span, in words ("" if none)."""
+    if not days or not earlier:
+        return ""
+    return ngettext(
+        "The line starts from %(n)s response submitted before %(day)s.",
+        "The line starts from %(n)s responses submitted before %(day)s.",
+        earlier,
+    ) % {"n": wording.integer(earlier), "day": date_format(days[0], "SHORT_DATE_FORMAT")}
+
+
 def response_rate_target(study: Study) -> tuple[Any, str] | None:
     """The study's response-rate KPI's target (a percentage) and its words, if it has one:
     a share over everyone invited, counting who responded."""
@@ -183,8 +194,10 @@ class StudyFieldworkAdmin(ScopedAdminMixin, admin.ModelAdmin):
         user = request.user
         figures = watch.study_watch(study, self._sites(request, study))
         today = timezone.localdate(timezone=watch.japan_time())
-        until = today if figures.last_day and study.period_end >= today else None
-        days = figures.days(until=until)
+        # Still under way: within the study's period, or a campaign is still writing.
+        ongoing = study.period_end >= today or study.campaigns.filter(active=True).exists()
+        days = figures.chart_days(today=today, ongoing=ongoing)
+        earlier = figures.submitted_before(days[0]) if days else 0
         target = response_rate_target(study)
         total_label = gettext("Whole study") if figures.whole_study else gettext("Your sites")
         rate_chart = chart.rate_chart(
@@ -195,6 +208,7 @@ class StudyFieldworkAdmin(ScopedAdminMixin, admin.ModelAdmin):
             target=target[0] if target else None,
             target_label=target[1] if target else "",
             title=gettext("Cumulative response rate of “%(study)s”") % {"study": study.name},
+            note=chart_note(days, earlier),
         )
         may_read_kpis = user.has_perm("kpi.view_evaluationrun")
         run = scoring.latest_succeeded_run(study) if may_read_kpis else None
@@ -215,6 +229,7 @@ class StudyFieldworkAdmin(ScopedAdminMixin, admin.ModelAdmin):
             ],
             "total_label": total_label,
             "chart": rate_chart,
+            "chart_note": chart_note(days, earlier),
             "may_read_kpis": may_read_kpis,
             "run": run,
             "outlook": outlook_lines(user, study) if run is not None else [],

@@ -37,6 +37,8 @@ def neutralise(text: str) -> str:
 def cell(value: Cell) -> str:
     """What a cell holds: text neutralised, numbers as written by the project (a decimal
     in plain notation, never 1E+5), nothing as an empty cell."""
+    if type(value) is str:  # the most common cell first: exports write millions
+        return "'" + value if value.startswith(FORMULA_START) else value
     if value is None:
         return ""
     if isinstance(value, bool):

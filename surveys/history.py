@@ -45,6 +45,7 @@ class Reason(models.TextChoices):
     SIGNED_OFF = "evaluation signed off", _("evaluation signed off")
     WITHDRAWN = "evaluation withdrawn", _("evaluation withdrawn")
     PDF_STORED = "signed PDF stored", _("signed PDF rendered and stored")
+    STUDY_COPIED = "study copied", _("study copied from another")
     ADMIN = "admin", _("admin")
     API = "api", _("API")
     WEB = "web", _("web")

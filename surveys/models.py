@@ -584,7 +584,7 @@ class Response(models.Model):
         indexes = [
             models.Index(fields=["instrument", "status"], name="response_instrument_status"),
             models.Index(fields=["site", "status"], name="response_site_status"),
-            # And on PostgreSQL "response_newest_first" (migration 0015; SQLite cannot
+            # And on PostgreSQL "response_newest_first" (migration 0016; SQLite cannot
             # index NULLS LAST): the lists' order, so a page is read from the index.
         ]
 
@@ -754,3 +754,73 @@ class ErasureRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.participant_id} {self.erased_at:%Y-%m-%d %H:%M}"
+
+
+class ResponseExport(models.Model):
+    """One export of a study's responses: who asked for which format, when, and how many
+    rows it held. A row with a state (``surveys/exports/services.py``): an export made
+    in the request (a streamed CSV, a small file) is written ``running`` and finished
+    there; a large one is ``queued`` for a Celery task, which claims it with a
+    compare-and-set and stores the file under ``MEDIA_ROOT/exports/``. Its history is the
+    audit trail of exports (who, when, study, format; then the row count)."""
+
+    class Format(models.TextChoices):
+        CSV = "csv", _("CSV (codes and labels)")
+        XLSX = "xlsx", _("Excel workbook (data and codebook)")
+        SAV = "sav", _("SPSS (.sav)")
+        DTA = "dta", _("Stata (.dta)")
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("Queued")
+        RUNNING = "running", _("Being written")
+        SUCCEEDED = "succeeded", _("Ready")
+        FAILED = "failed", _("Failed")
+
+    study = models.ForeignKey(
+        Study,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="exports",
+        verbose_name=_("study"),
+        help_text=_("Empty: the responses of every study the user may see."),
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,  # the audit trail names them
+        related_name="+",
+        verbose_name=_("requested by"),
+    )
+    requested_at = models.DateTimeField(_("requested"), default=timezone.now)
+    format = models.CharField(_("format"), max_length=4, choices=Format.choices)
+    language = models.CharField(
+        _("language"), max_length=2, choices=Language.choices, default=Language.JA
+    )
+    # The API's filters as given (site, status, dates…): what was exported, for the record.
+    filters = models.JSONField(_("filters"), default=dict, blank=True)
+    status = models.CharField(
+        _("status"), max_length=10, choices=Status.choices, default=Status.QUEUED
+    )
+    rows = models.PositiveIntegerField(_("rows"), null=True, blank=True)
+    started_at = models.DateTimeField(_("started"), null=True, blank=True)
+    file = models.FileField(_("file"), upload_to="exports/", blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    error = models.TextField(_("error"), blank=True)
+    history = AuditedHistory()
+
+    class Meta:
+        verbose_name = _("response export")
+        verbose_name_plural = _("response exports")
+        ordering = ["-requested_at", "-pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(format__in=["csv", "xlsx", "sav", "dta"]),
+                name="responseexport_format_known",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["requested_by", "-requested_at"], name="responseexport_by_user"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_format_display()} {self.requested_at:%Y-%m-%d %H:%M}"

@@ -231,9 +231,15 @@ def instrument_new_version(*, instrument: Instrument) -> Instrument:
     """A draft copy of ``instrument`` as the study's next version, to edit and publish."""
     study = instrument.study
     last = study.instruments.order_by("-version").values_list("version", flat=True).first() or 0
+    return instrument_copy(instrument=instrument, study=study, version=last + 1)
+
+
+def instrument_copy(*, instrument: Instrument, study: Study, version: int) -> Instrument:
+    """A draft copy of ``instrument`` (questions, choices, conditions) as ``version`` of
+    ``study``: a new version of its own study, or the first of a copied study."""
     copy = Instrument.objects.create(
         study=study,
-        version=last + 1,
+        version=version,
         title_ja=instrument.title_ja,
         title_en=instrument.title_en,
         intro_ja=instrument.intro_ja,

@@ -16,6 +16,13 @@ retention purge.
 ``participant_withdrawing`` is sent **inside** ``surveys.services.participant_withdraw``'s
 transaction, after the participant's status is saved, with ``participant``: a receiver
 cancels what it still has queued for them, in that transaction (messages not yet sent).
+
+
+``study_copied`` is sent **inside** ``surveys.copying.study_copy``'s transaction, after the
+study, its sites and its draft instrument are written, with ``source``, ``copy``,
+``instrument`` (the copy's draft instrument, or None when the source had none) and
+``user``: a receiver copies what it keeps of the study (``kpi``: segments and KPIs), in
+that transaction. If it raises, nothing is copied.
 """
 
 from django.dispatch import Signal
@@ -23,3 +30,4 @@ from django.dispatch import Signal
 response_submitted = Signal()
 participant_erasing = Signal()
 participant_withdrawing = Signal()
+study_copied = Signal()

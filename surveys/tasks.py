@@ -6,6 +6,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from . import erasure
+from .exports.tasks import export_responses  # noqa: F401  (found by autodiscovery)
 
 
 @shared_task(name="hyoka.ping", ignore_result=False)

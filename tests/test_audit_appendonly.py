@@ -82,11 +82,14 @@ def every_history(study, site) -> None:  # type: ignore[no-untyped-def]
     from kpi.evaluations.services import evaluation_create
     from kpi.models import EvaluationRun
     from kpi.scoring.execution import run_execute
+    from surveys.exports.records import export_begin
     from tests.factories import complete_answers
 
     participant = services.participant_create(site=site, reference="P-1").participant
     services.response_submit(participant=participant, answers=complete_answers(), language="ja")
-    Membership.objects.create(user=User.objects.create_user("ito"), site=site, role="viewer")
+    ito = User.objects.create_user("ito")
+    Membership.objects.create(user=ito, site=site, role="viewer")
+    export_begin(user=ito, study=study, format="csv", language="ja")
     load_kpis(study=study, path=kpis_path())  # type: ignore[arg-type]
     run = EvaluationRun.objects.create(study=study, trigger=EvaluationRun.Trigger.COMMAND)
     evaluation_create(run=run_execute(run_id=run.pk), user=None)

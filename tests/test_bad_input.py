@@ -137,6 +137,7 @@ def test_every_text_field_a_manager_writes_carries_the_rule():
         ("surveys", "instrument", "source"),  # the loader's file path
         ("kpi", "evaluation", "rendering_error"),
         ("kpi", "evaluationrun", "error"),
+        ("surveys", "responseexport", "error"),  # the export task's message
         ("fieldwork", "delivery", "last_error"),  # a mail server's answer
         ("fieldwork", "delivery", "provider_message_id"),
         ("surveys", "participantlink", "nonce"),  # hex written by surveys/links.py

@@ -10,7 +10,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("config", "fieldwork", "kpi", "surveys")
+PACKAGES = ("config", "fieldwork", "kpi", "surveys", "workspace")
 
 
 def module_name(path: Path) -> str:
@@ -113,5 +113,18 @@ def test_surveys_and_kpi_never_import_fieldwork():
         if name.split(".")[0] in {"surveys", "kpi"}
         for other in others
         if other.split(".")[0] == "fieldwork"
+    }
+    assert wrong == set()
+
+
+def test_no_domain_app_imports_the_workspace():
+    """The dashboard reads surveys, kpi and fieldwork; they never read it."""
+    graph = project_graph()
+    wrong = {
+        (name, other)
+        for name, others in graph.items()
+        if name.split(".")[0] in {"surveys", "kpi", "fieldwork"}
+        for other in others
+        if other.split(".")[0] == "workspace"
     }
     assert wrong == set()

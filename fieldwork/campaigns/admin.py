@@ -23,7 +23,8 @@ from surveys.admin.history import HistoryAdmin
 from surveys.models import Site
 
 from ..models import Campaign, Delivery
-from . import messages, scheduling, services
+from . import preview as previews
+from . import scheduling, services
 from .rules import JAPAN
 
 register_scope(Campaign, by_study("study_id"))
@@ -177,15 +178,32 @@ class CampaignAdmin(HistoryAdmin):
         )
         if site is None:
             return format_html("{}", gettext("The study has no site yet."))
-        texts = messages.preview(obj, site=site)
-        standard = gettext("(the standard text of each channel)")
+        shown = previews.campaign_preview(obj, site=site)
+        standard = gettext("standard text")
+        own = gettext("this campaign's text")
         rows = format_html_join(
             "",
-            '<h4>{}</h4><pre style="white-space: pre-wrap; font-family: inherit;">{}</pre>',
+            "<h4>{}</h4>{}",
             (
-                (f"{KIND_WORDS[kind]} ({LANGUAGE_WORDS[language]})", text or standard)
-                for kind, by_language in texts.items()
-                for language, text in by_language.items()
+                (
+                    f"{KIND_WORDS[kind]} ({LANGUAGE_WORDS[language]})",
+                    format_html_join(
+                        "",
+                        '<p class="hyoka-preview-channel"><strong>{}</strong> ({}){}</p>'
+                        '<pre style="white-space: pre-wrap; overflow-wrap: anywhere; '
+                        'max-width: 60em; font-family: inherit;">{}</pre>',
+                        (
+                            (
+                                Delivery.Channel(item.channel).label,
+                                standard if item.standard else own,
+                                format_html("<br>{}", item.subject) if item.subject else "",
+                                item.text,
+                            )
+                            for item in items
+                        ),
+                    ),
+                )
+                for (kind, language), items in shown.items()
             ),
         )
         return format_html(

@@ -1,12 +1,11 @@
 """A campaign's text for a delivery, in the participant's language, with its placeholders
-filled in; used by the e-mail and LINE channels, and by the admin's preview (a sample
-participant, a sample link)."""
+filled in; used by the e-mail and LINE channels, and by the admin's preview
+(``preview.py``: a sample participant, a sample link)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from django.conf import settings
 from django.utils import translation
 from django.utils.formats import date_format
 
@@ -53,18 +52,3 @@ def campaign_text(delivery: Delivery, *, language: str, link: str) -> str | None
     return templating.render(
         text, values(site=delivery.participant.site, language=language, link=link)
     )
-
-
-def preview(campaign: Campaign, *, site: Site) -> dict[str, dict[str, str]]:
-    """Each text of ``campaign`` (kind → language → text) as a participant of ``site``
-    would read it, with a sample link; "" where the campaign uses the standard text."""
-    link = settings.SITE_URL + SAMPLE_LINK_PATH
-    return {
-        kind: {
-            language: templating.render(text, values(site=site, language=language, link=link))
-            if (text := campaign.template(kind, language)).strip()
-            else ""
-            for language in (Language.JA, Language.EN)
-        }
-        for kind in (Delivery.Kind.INVITATION, Delivery.Kind.REMINDER)
-    }

@@ -6,6 +6,15 @@ A participant's messages in a campaign are numbered by **step**: 0 is the invita
 never after the site's survey closes. A time inside the quiet hours (Japan time) moves to
 their end. The channel is the first the participant can be reached on, in the campaign's
 order; after a failure, the next one; the printed letter is always last.
+
+**Letters.** A letter is on the print list (queued) until someone prints it; marked
+printed, it counts as sent at that moment. For the timing of the next step a letter on the
+list counts as gone out at its due time (or when it was printed, if that was later): an
+unprinted letter never holds the participant's next reminder back. When a newer message
+to the same participant is created (the next reminder, by whatever channel, or a message
+of another campaign), a letter still unprinted that was due no later than it is outdated:
+it is withdrawn from the print list (``outdated_letters``), so that nobody posts an
+invitation after its reminder, and the list holds one letter per participant at most.
 """
 
 from __future__ import annotations
@@ -102,6 +111,21 @@ def next_message(rules: Rules, progress: Progress) -> Due | None:
     if progress.closes_at is not None and at >= progress.closes_at:
         return None
     return Due(step=progress.steps, at=at)
+
+
+@dataclass(frozen=True)
+class Unprinted:
+    """A letter on the print list (queued, not yet printed): its delivery id and due time."""
+
+    id: int
+    due_at: datetime
+
+
+def outdated_letters(unprinted: Sequence[Unprinted], *, replaced_at: datetime) -> list[int]:
+    """The ids of the ``unprinted`` letters that a new message to the same participant, due
+    at ``replaced_at``, makes outdated: those due no later than it. A letter due after it
+    (one waiting for the end of the quiet hours, say) is newer, and stays."""
+    return [letter.id for letter in unprinted if letter.due_at <= replaced_at]
 
 
 def send_at(due: Due, quiet: QuietHours, now: datetime) -> datetime:

@@ -9,7 +9,11 @@
    sent at ``rules.send_at`` (never inside the quiet hours). A failed delivery becomes one
    on the next channel (``rules.next_channel``): the failed row stays with its reason, and
    after the last channel the participant is on the letter list.
-4. Rows are inserted with ON CONFLICT DO NOTHING against the unique (campaign,
+4. A letter still on the print list (queued, unprinted) that a new message to the same
+   participant replaces is withdrawn in the same transaction (``rules.outdated_letters``):
+   cancelled with ``OUTDATED_LETTER`` as its reason. An unprinted letter counts as gone out
+   at its due time, so it never holds the next reminder back.
+5. Rows are inserted with ON CONFLICT DO NOTHING against the unique (campaign,
    participant, step, fallback): two runs at once never create a message twice.
 
 The e-mail and LINE sweeps (beat, every minute) send what is queued; queued letters are the
@@ -35,7 +39,9 @@ from surveys.models import ErasureRecord, Participant, Response
 from .. import sending
 from ..models import Campaign, Contact, Delivery
 from . import rules
-from .rules import LETTER, Due
+from .rules import LETTER, Due, Unprinted
+
+OUTDATED_LETTER = "withdrawn unprinted: a newer message to the participant replaces it"
 
 
 def campaign_rules(campaign: Campaign) -> rules.Rules:
@@ -91,6 +97,8 @@ class Plan:
     upcoming: list[Planned] = field(default_factory=list)
     # Failed deliveries, the channel that takes over from each, and its row's fallback.
     fallthroughs: list[tuple[Delivery, str, int]] = field(default_factory=list)
+    # The letters on the print list of the participants above, by participant id.
+    unprinted: dict[int, list[Unprinted]] = field(default_factory=dict)
 
 
 def campaign_plan(
@@ -150,7 +158,25 @@ def campaign_plan(
         after = rules.next_channel(order, after=d.channel, has_line=has_line, has_email=has_email)
         if after is not None:
             plan.fallthroughs.append((d, after, free))
+    plan.unprinted = _unprinted(
+        {p.participant_id for p in plan.upcoming}
+        | {d.participant_id for d, _, _ in plan.fallthroughs}
+    )
     return plan
+
+
+def _unprinted(ids: set[int]) -> dict[int, list[Unprinted]]:
+    """The letters on the print list (of any campaign) of the participants ``ids``."""
+    found: dict[int, list[Unprinted]] = defaultdict(list)
+    ordered = sorted(ids)
+    for start in range(0, len(ordered), 1000):
+        for pk, participant_id, due_at in Delivery.objects.filter(
+            participant_id__in=ordered[start : start + 1000],
+            channel=LETTER,
+            status=Delivery.Status.QUEUED,
+        ).values_list("pk", "participant_id", "due_at"):
+            found[participant_id].append(Unprinted(pk, due_at))
+    return dict(found)
 
 
 def _reach(ids: set[int]) -> dict[int, tuple[bool, bool]]:
@@ -207,6 +233,7 @@ class RunReport:
     created: int = 0
     fell_through: int = 0
     cancelled: int = 0
+    withdrawn: int = 0  # unprinted letters a newer message replaced
 
 
 def campaigns_run(*, now: datetime) -> RunReport:
@@ -215,15 +242,16 @@ def campaigns_run(*, now: datetime) -> RunReport:
     report = RunReport(cancelled=sending._cancel_unreachable(now=now))
     campaigns = Campaign.objects.filter(active=True, starts_at__lte=now).order_by("pk")
     for campaign in campaigns:
-        created, fell = campaign_run(campaign=campaign, now=now)
+        created, fell, withdrawn = campaign_run(campaign=campaign, now=now)
         report.created += created
         report.fell_through += fell
+        report.withdrawn += withdrawn
     return report
 
 
-def campaign_run(*, campaign: Campaign, now: datetime) -> tuple[int, int]:
+def campaign_run(*, campaign: Campaign, now: datetime) -> tuple[int, int, int]:
     """One campaign's due messages and fallthroughs, in one transaction: (new messages,
-    new fallthroughs), as far as this run inserted them."""
+    new fallthroughs, unprinted letters withdrawn), as far as this run changed them."""
     quiet = quiet_hours(campaign)
     plan = campaign_plan(campaign=campaign, due_by=now)
     new = [
@@ -251,9 +279,19 @@ def campaign_run(*, campaign: Campaign, now: datetime) -> tuple[int, int]:
         for failed, channel, free in plan.fallthroughs
     ]
     if not new and not fallen:
-        return 0, 0
+        return 0, 0, 0
+    outdated: set[int] = set()
+    for d in [*new, *fallen]:
+        unprinted = plan.unprinted.get(d.participant_id, [])
+        outdated.update(rules.outdated_letters(unprinted, replaced_at=d.due_at))
     rows = Delivery.objects.filter(campaign=campaign)
     with transaction.atomic():
+        # First, so that a new letter does not meet the old one still pending (the database
+        # allows one pending letter per participant and kind). A letter being printed right
+        # now (claimed) is left alone: it is going out.
+        withdrawn = Delivery.objects.filter(pk__in=outdated, status=Delivery.Status.QUEUED).update(
+            status=Delivery.Status.CANCELLED, finished_at=now, last_error=OUTDATED_LETTER
+        )
         before = rows.count()
         # ON CONFLICT DO NOTHING: a row another run inserted first (or a message of the same
         # kind still pending on that channel) is left alone; the next run looks again.
@@ -261,7 +299,7 @@ def campaign_run(*, campaign: Campaign, now: datetime) -> tuple[int, int]:
         middle = rows.count()
         Delivery.objects.bulk_create(fallen, batch_size=1000, ignore_conflicts=True)
         after = rows.count()
-    return middle - before, after - middle
+    return middle - before, after - middle, withdrawn
 
 
 def campaign_upcoming(*, campaign: Campaign, limit: int = 50) -> list[Planned]:

@@ -24,7 +24,7 @@ from django.utils.translation import gettext as _
 from surveys.errors import LinkUnavailable
 from surveys.links import Invitation
 from surveys.links import invitation as participant_invitation
-from surveys.models import Language
+from surveys.models import Language, Site
 
 from ..campaigns.messages import campaign_text
 from ..line import codes
@@ -42,6 +42,42 @@ def message_id(delivery_id: int) -> str:
 
 class Undeliverable(Exception):
     """This delivery cannot become a message (no address, no sender): a permanent failure."""
+
+
+def standard(
+    *,
+    site: Site,
+    sender: Sender,
+    kind: str,
+    language: str,
+    link: str,
+    line_code: str | None = None,
+    line_account: str = "",
+) -> tuple[str, str, str]:
+    """The standard message of ``kind`` (subject, text, HTML) in ``language`` for a
+    participant of ``site`` whose link is ``link`` (also the campaign admin's preview)."""
+    context = {
+        "link": link,
+        "line_code": line_code,
+        "line_account": line_account,
+        "site_name": site.name_en if language == Language.EN and site.name_en else site.name_ja,
+        "study_name": (
+            site.study.name_en
+            if language == Language.EN and site.study.name_en
+            else site.study.name_ja
+        ),
+        "sender_name": sender.display_name(language),
+        "reply_to": sender.reply_to or sender.from_address,
+        "closes_at": site.survey_closes_at,
+        "kind": kind,
+        "language": language,
+    }
+    with translation.override(language):
+        name = f"{TEMPLATES}/{language}/{kind}"
+        subject = " ".join(render_to_string(f"{name}_subject.txt", context).split())
+        text: str = render_to_string(f"{name}.txt", context)
+        html: str = render_to_string(f"{name}.html", {**context, "subject": subject})
+    return subject, text, html
 
 
 def build(delivery: Delivery, *, invitation: Invitation | None = None) -> EmailMultiAlternatives:
@@ -72,27 +108,16 @@ def build(delivery: Delivery, *, invitation: Invitation | None = None) -> EmailM
         if account and delivery.kind == Delivery.Kind.INVITATION and not contact.line_user_id
         else None
     )
-    context = {
-        "link": invitation.url,
-        "line_code": line_code,
-        "line_account": account if line_code else "",
-        "site_name": site.name_en if language == Language.EN and site.name_en else site.name_ja,
-        "study_name": (
-            site.study.name_en
-            if language == Language.EN and site.study.name_en
-            else site.study.name_ja
-        ),
-        "sender_name": sender.display_name(language),
-        "reply_to": sender.reply_to or sender.from_address,
-        "closes_at": site.survey_closes_at,
-        "kind": delivery.kind,
-        "language": language,
-    }
     with translation.override(language):
-        name = f"{TEMPLATES}/{language}/{delivery.kind}"
-        subject = " ".join(render_to_string(f"{name}_subject.txt", context).split())
-        text: str = render_to_string(f"{name}.txt", context)
-        html: str = render_to_string(f"{name}.html", {**context, "subject": subject})
+        subject, text, html = standard(
+            site=site,
+            sender=sender,
+            kind=delivery.kind,
+            language=language,
+            link=invitation.url,
+            line_code=line_code,
+            line_account=account if line_code else "",
+        )
         # A campaign's own text, if it has one for this message, replaces the standard one.
         custom = campaign_text(delivery, language=language, link=invitation.url)
         if custom is not None:

@@ -13,7 +13,7 @@ from linebot.v3.messaging import Message
 
 from surveys.errors import LinkUnavailable
 from surveys.links import participant_link
-from surveys.models import Language
+from surveys.models import Language, Site
 
 from ..campaigns.messages import campaign_text
 from ..models import Contact, Delivery
@@ -31,6 +31,27 @@ class LineMessage:
     messages: list[Message]
 
 
+def standard_text(*, site: Site, kind: str, language: str) -> str:
+    """The standard LINE text of ``kind`` in ``language`` for a participant of ``site``,
+    with the deadline if the site has one (the link follows it as a button and typed out;
+    also the campaign admin's preview)."""
+    study = site.study
+    english = language == Language.EN
+    values = {
+        "site": site.name_en if english and site.name_en else site.name_ja,
+        "study": study.name_en if english and study.name_en else study.name_ja,
+    }
+    body = texts.INVITATION if kind == Delivery.Kind.INVITATION else texts.REMINDER
+    with translation.override(language):
+        text = str(body) % values
+        if site.survey_closes_at:
+            closes = timezone.localtime(site.survey_closes_at, timezone.get_default_timezone())
+            text += "\n" + str(texts.DEADLINE) % {
+                "deadline": date_format(closes, "DATETIME_FORMAT")
+            }
+    return text
+
+
 def build(delivery: Delivery) -> LineMessage:
     """The push for ``delivery`` (its participant, contact and site loaded)."""
     participant = delivery.participant
@@ -42,21 +63,12 @@ def build(delivery: Delivery) -> LineMessage:
     except LinkUnavailable as exc:  # erased, withdrawn, or its link key is gone
         raise Undeliverable(str(exc)) from exc
     language = contact.language if contact.language in Language.values else Language.JA
-    site, study = participant.site, participant.site.study
-    english = language == Language.EN
-    values = {
-        "site": site.name_en if english and site.name_en else site.name_ja,
-        "study": study.name_en if english and study.name_en else study.name_ja,
-    }
-    body = texts.INVITATION if delivery.kind == Delivery.Kind.INVITATION else texts.REMINDER
     custom = campaign_text(delivery, language=language, link=link)
     with translation.override(language):
-        text = str(body) % values if custom is None else custom
-        if site.survey_closes_at and custom is None:
-            closes = timezone.localtime(site.survey_closes_at, timezone.get_default_timezone())
-            text += "\n" + str(texts.DEADLINE) % {
-                "deadline": date_format(closes, "DATETIME_FORMAT")
-            }
+        if custom is None:
+            text = standard_text(site=participant.site, kind=delivery.kind, language=language)
+        else:
+            text = custom
         messages = client.link_messages(
             text=text, link=link, button_text=str(texts.BUTTON_TEXT), label=str(texts.BUTTON_LABEL)
         )

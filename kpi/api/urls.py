@@ -3,11 +3,12 @@ live with their subdomain."""
 
 from __future__ import annotations
 
+from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 from kpi.definitions.api import KPIViewSet, SegmentViewSet
 from kpi.evaluations.api import EvaluationViewSet
-from kpi.scoring.api import RunViewSet
+from kpi.scoring.api import CrosstabView, RunViewSet
 
 router = SimpleRouter()
 router.register("segments", SegmentViewSet, basename="segment")
@@ -15,4 +16,4 @@ router.register("kpis", KPIViewSet, basename="kpi")
 router.register("runs", RunViewSet, basename="run")
 router.register("evaluations", EvaluationViewSet, basename="evaluation")
 
-urlpatterns = router.urls
+urlpatterns = [*router.urls, path("crosstab/", CrosstabView.as_view(), name="crosstab")]

@@ -15,12 +15,16 @@ from django.http import (
     HttpResponse,
 )
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from kpi.scoring import wording
-from kpi.scoring.statistics import Rule
+from kpi.scoring.admin import ResultRow
+from kpi.scoring.preview import kpi_preview
+from kpi.scoring.statistics import Rule, confidence_percent
+from kpi.scoring.wording import NBSP
 from surveys import scoping
 from surveys.admin.common import (
     EMPTY,
@@ -36,6 +40,7 @@ from surveys.models import Choice, _pick
 
 from . import selectors, services
 from .forms import ClauseForm, ClauseFormSet, KPIForm, KPIListForm
+from .frozen import SegmentDef, kpi_def
 from .models import KPI, Clause, Segment
 
 # Study-wide, as everything of the KPI app: members of any site of the study see them.
@@ -312,11 +317,20 @@ class KPIAdmin(HistoryAdmin):
         (
             _("What it counts"),
             {
-                "fields": ("kind", "numerator", "base", "base_segment", "mean_question"),
+                "fields": (
+                    "kind",
+                    "success_question",
+                    "success_choices",
+                    "numerator",
+                    "base",
+                    "base_segment",
+                    "mean_question",
+                ),
                 "description": _(
-                    "A share counts the respondents in the success segment among the base. "
-                    "A ratio divides the success segment by the base segment, among the same "
-                    "respondents. A mean averages a scale item's scores over the base."
+                    "A share is the part of the base that counts as a success: pick the "
+                    "question and tick the answers that count. The base is who it is a share "
+                    "of, usually all respondents. A ratio divides one group by another among "
+                    "the same respondents. A mean averages a scale item's scores over the base."
                 ),
             },
         ),
@@ -327,9 +341,52 @@ class KPIAdmin(HistoryAdmin):
         (_("Report"), {"fields": ("by_site", "active")}),
     )
 
+    def get_fieldsets(self, request: HttpRequest, obj: KPI | None = None) -> Any:
+        """Read only (a viewer), the page shows the segment and the figures in words and
+        percent, not the form's fields."""
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None or self.has_change_permission(request, obj):
+            return fieldsets
+        shown = {"confidence": "confidence_column", "threshold": "target_column"}
+        hidden = {"success_question", "success_choices", "comparator"}
+        return [
+            (
+                name,
+                {
+                    **options,
+                    "fields": tuple(shown.get(f, f) for f in options["fields"] if f not in hidden),
+                },
+            )
+            for name, options in fieldsets
+        ]
+
     def get_readonly_fields(self, request: HttpRequest, obj: KPI | None = None) -> tuple[str, ...]:
-        # Its segments belong to its study: a KPI stays in its study.
-        return ("study",) if obj is not None else ()
+        # Its segments belong to its study: a KPI stays in its study. The figures in words
+        # replace their fields when the page is read only (``get_fieldsets``).
+        words = ("confidence_column", "target_column")
+        return ("study", *words) if obj is not None else words
+
+    def get_form(
+        self, request: HttpRequest, obj: KPI | None = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        form = super().get_form(request, obj, change, **kwargs)
+        # The class is made for this request: "Preview" shows the figures, saves nothing.
+        form.previewing = request.method == "POST" and "_preview" in request.POST
+        return form
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: KPI | None = None,
+    ) -> Any:
+        form = context["adminform"].form
+        if getattr(form, "preview_ready", False):
+            context["preview"] = preview_context(request, form)
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def get_changelist_form(self, request: HttpRequest, **kwargs: Any) -> type:
         kwargs.setdefault("form", KPIListForm)
@@ -340,7 +397,10 @@ class KPIAdmin(HistoryAdmin):
 
     def save_model(self, request: HttpRequest, obj: KPI, form: Any, change: bool) -> None:
         fields = services.kpi_fields(form.cleaned_data)
-        services.kpi_save(kpi=obj, fields=fields, user=request.user)
+        success = getattr(form, "success", None)  # not on the list's form (display order)
+        if success is not None:
+            fields.pop("numerator", None)  # the segment of the ticked answers
+        services.kpi_save(kpi=obj, fields=fields, success=success, user=request.user)
 
     def delete_model(self, request: HttpRequest, obj: KPI) -> None:
         services.kpi_delete(kpi=obj, user=request.user)
@@ -365,7 +425,15 @@ class KPIAdmin(HistoryAdmin):
 
     @admin.display(description=_("judged on"), ordering="rule")
     def rule_column(self, obj: KPI) -> str:
-        return str(RULE_SHORT.get(obj.rule, obj.rule))
+        """ "interval bound (95 %)": the confidence level in percent, as everywhere."""
+        rule = str(RULE_SHORT.get(obj.rule, obj.rule))
+        if obj.rule != Rule.BOUND:
+            return rule
+        return f"{rule} ({confidence_percent(obj.confidence)}{NBSP}%)"
+
+    @admin.display(description=_("confidence level"))
+    def confidence_column(self, obj: KPI) -> str:
+        return f"{confidence_percent(obj.confidence)}{NBSP}%"
 
     @admin.display(description=_("target"))
     def target_column(self, obj: KPI) -> str:
@@ -374,3 +442,24 @@ class KPIAdmin(HistoryAdmin):
     @admin.display(description=_("active"))
     def active_column(self, obj: KPI) -> str:
         return gettext("yes") if obj.active else gettext("no")
+
+
+def preview_context(request: HttpRequest, form: KPIForm) -> dict[str, Any]:
+    """The figures of the KPI as the form holds it, scored now over the caller's sites of
+    its study by the engine of the runs (``kpi.scoring.preview``), worded as a run's."""
+    kpi = form.instance
+    numerator = (
+        SegmentDef(code="", clauses=form.success.clauses) if form.success is not None else None
+    )
+    definition = kpi_def(kpi, numerator=numerator) if numerator else kpi_def(kpi)
+    preview = kpi_preview(definition=definition, study=kpi.study, user=request.user)
+    if preview is None:
+        return {"empty": True}
+    return {
+        "overall": ResultRow.of(preview.overall),
+        "by_site": [(site, ResultRow.of(result)) for site, result in preview.by_site],
+        "whole_study": preview.whole_study,
+        "sites_counted": preview.sites_counted,
+        "sites_in_study": preview.sites_in_study,
+        "when": timezone.localtime(),
+    }

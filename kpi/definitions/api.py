@@ -26,6 +26,7 @@ from surveys.models import Choice, Question, Study
 
 from . import services
 from .models import KPI, Clause, Segment
+from .services import KPI_FIELDS
 from .validation import validate_clause, validate_kpi
 
 STUDY_SCOPE = study_scope("id")
@@ -176,30 +177,21 @@ class KPISerializer(StudyFixedOnUpdate, serializers.ModelSerializer):
 
     class Meta:
         model = KPI
-        fields = [
-            "id",
-            "study",
-            "code",
-            "order",
-            "group",
-            "name",
-            "name_ja",
-            "name_en",
-            "base_description_ja",
-            "base_description_en",
-            "kind",
-            "numerator",
-            "base",
-            "base_segment",
-            "mean_question",
-            "comparator",
-            "threshold",
-            "rule",
-            "confidence",
-            "min_n",
-            "by_site",
-            "active",
-        ]
+        fields = ["id", "name", *KPI_FIELDS]
+        extra_kwargs = {
+            "threshold": {
+                "help_text": (
+                    "The target. For a share in percent: 70 means 70 % (not 0.7). For a "
+                    "ratio or a mean, the number itself."
+                )
+            },
+            "confidence": {
+                "help_text": (
+                    "The confidence level as a fraction between 0.5 and 0.999: 0.95 means "
+                    "95 % (the admin shows and takes it in percent)."
+                )
+            },
+        }
         read_only_fields = ["id"]
         validators: list = []  # uniqueness in the study: validate()
 

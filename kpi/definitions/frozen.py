@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, overload
 
 from .models import KPI, Clause, Segment
 
@@ -84,7 +84,7 @@ class KPIDef:
         return Decimal(self.threshold) if self.threshold else None
 
 
-def _clause_def(clause: Clause) -> ClauseDef:
+def clause_def(clause: Clause) -> ClauseDef:
     return ClauseDef(
         question=clause.question.code,
         choices=tuple(sorted(c.code for c in clause.choices.all())),
@@ -93,11 +93,48 @@ def _clause_def(clause: Clause) -> ClauseDef:
     )
 
 
-def _segment_def(segment: Segment | None) -> SegmentDef | None:
+@overload
+def segment_def(segment: Segment) -> SegmentDef: ...
+@overload
+def segment_def(segment: None) -> None: ...
+@overload
+def segment_def(segment: Segment | None) -> SegmentDef | None: ...
+def segment_def(segment: Segment | None) -> SegmentDef | None:
+    """A segment's clauses as plain data (by codes, so they fit every version)."""
     if segment is None:
         return None
     return SegmentDef(
-        code=segment.code, clauses=tuple(_clause_def(c) for c in segment.clauses.all())
+        code=segment.code, clauses=tuple(clause_def(c) for c in segment.clauses.all())
+    )
+
+
+_KEEP: Any = object()
+
+
+def kpi_def(k: KPI, *, numerator: SegmentDef | None = _KEEP) -> KPIDef:
+    """A KPI as plain data. ``numerator`` replaces its segment's conditions: the admin's
+    preview of a KPI whose success is ticked on its form, before any segment is saved.
+    An unsaved KPI has the id 0."""
+    return KPIDef(
+        id=k.pk or 0,
+        code=k.code,
+        order=k.order,
+        group=k.group,
+        kind=k.kind,
+        name_ja=k.name_ja,
+        name_en=k.name_en,
+        base_description_ja=k.base_description_ja,
+        base_description_en=k.base_description_en,
+        base=k.base,
+        numerator=segment_def(k.numerator) if numerator is _KEEP else numerator,
+        base_segment=segment_def(k.base_segment),
+        mean_question=k.mean_question.code if k.mean_question else "",
+        comparator=k.comparator,
+        threshold=str(k.threshold) if k.threshold is not None else "",
+        rule=k.rule,
+        confidence=str(k.confidence),
+        min_n=k.min_n,
+        by_site=k.by_site,
     )
 
 
@@ -114,27 +151,4 @@ def study_definitions(study_id: int) -> list[KPIDef]:
         )
         .order_by("order", "code")
     )
-    return [
-        KPIDef(
-            id=k.pk,
-            code=k.code,
-            order=k.order,
-            group=k.group,
-            kind=k.kind,
-            name_ja=k.name_ja,
-            name_en=k.name_en,
-            base_description_ja=k.base_description_ja,
-            base_description_en=k.base_description_en,
-            base=k.base,
-            numerator=_segment_def(k.numerator),
-            base_segment=_segment_def(k.base_segment),
-            mean_question=k.mean_question.code if k.mean_question else "",
-            comparator=k.comparator,
-            threshold=str(k.threshold) if k.threshold is not None else "",
-            rule=k.rule,
-            confidence=str(k.confidence),
-            min_n=k.min_n,
-            by_site=k.by_site,
-        )
-        for k in kpis
-    ]
+    return [kpi_def(k) for k in kpis]

@@ -9,6 +9,7 @@ from django.db.models import IntegerField, OuterRef, Prefetch, Q, QuerySet, Subq
 
 from surveys.models import Choice, Instrument, Question
 
+from .frozen import ClauseDef, SegmentDef, segment_def
 from .models import KPI, Clause, Segment
 
 
@@ -71,3 +72,24 @@ def segments_with_clauses(queryset: QuerySet[Segment]) -> QuerySet[Segment]:
         .prefetch_related(Prefetch("clauses", queryset=clauses))
         .annotate(kpis_using=SubqueryCount(used.order_by().values("pk")))
     )
+
+
+def equivalent_segment(
+    study_id: int, clauses: tuple[ClauseDef, ...], *, prefer: int | None = None
+) -> Segment | None:
+    """A segment of the study whose conditions count the same respondents as ``clauses``
+    (the same conditions by question and choice codes, in any order); ``prefer``'s if it
+    is one of them, else the one with the smallest code."""
+    wanted = SegmentDef(code="", clauses=clauses).key
+    segments = Segment.objects.filter(study_id=study_id).prefetch_related(
+        "clauses__question", "clauses__choices"
+    )
+    found = [s for s in segments.order_by("code") if _key(s) == wanted]
+    preferred = [s for s in found if s.pk == prefer]
+    return (preferred or found)[0] if found else None
+
+
+def _key(segment: Segment) -> tuple[ClauseDef, ...]:
+    defined = segment_def(segment)
+    assert defined is not None
+    return defined.key

@@ -17,10 +17,13 @@ from typing import Any, TypedDict, cast
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import transaction
+from django.utils.text import Truncator
 
 from surveys.history import recorded_by
 from surveys.models import Choice, Question, Study
 
+from . import selectors
+from .frozen import ClauseDef
 from .models import KPI, Clause, Segment
 from .validation import validate_clause, validate_kpi
 
@@ -67,6 +70,24 @@ class KPIFields(TypedDict, total=False):
     min_n: int
     by_site: bool
     active: bool
+
+
+#: The KPI's writable fields, in the order forms and the API show them: the one list.
+KPI_FIELDS: tuple[str, ...] = tuple(KPIFields.__annotations__)
+
+
+@dataclass(frozen=True)
+class SuccessChoices:
+    """What counts as success, ticked on the KPI's own form: choosing any of ``choices``
+    of ``question``. Saved as a segment (an equivalent one when the study has it)."""
+
+    question: Question
+    choices: Sequence[Choice]
+
+    @property
+    def clauses(self) -> tuple[ClauseDef, ...]:
+        codes = tuple(sorted(c.code for c in self.choices))
+        return (ClauseDef(question=self.question.code, choices=codes, tag="", negate=False),)
 
 
 def segment_fields(data: Mapping[str, Any]) -> SegmentFields:
@@ -143,19 +164,56 @@ def segment_delete(*, segment: Segment, user: User | None) -> None:
         segment.delete()
 
 
-def kpi_save(*, kpi: KPI | None = None, fields: KPIFields, user: User | None) -> KPI:
-    """Create a KPI (``kpi`` None, or unsaved as the admin's form holds it) or change one."""
+def kpi_save(
+    *,
+    kpi: KPI | None = None,
+    fields: KPIFields,
+    success: SuccessChoices | None = None,
+    user: User | None,
+) -> KPI:
+    """Create a KPI (``kpi`` None, or unsaved as the admin's form holds it) or change one.
+    With ``success``, its numerator is the study's segment of those choices, made if the
+    study has none (and not made if the KPI is refused)."""
     kpi = kpi if kpi is not None else KPI()
     if kpi.pk is not None and "study" in fields and fields["study"].pk != kpi.study_id:
         # Its segments belong to its study (read-only once created, as above).
         raise ValueError("a KPI stays in its study")
-    for name, value in fields.items():
-        setattr(kpi, name, value)
-    validate_kpi(kpi)  # first: its words, not a database constraint's name
-    kpi.full_clean()
     with transaction.atomic(), recorded_by(user):
+        for name, value in fields.items():
+            setattr(kpi, name, value)
+        if success is not None:
+            kpi.numerator = success_segment(
+                study=kpi.study, success=success, prefer=kpi.numerator_id, user=user
+            )
+        validate_kpi(kpi)  # first: its words, not a database constraint's name
+        kpi.full_clean()
         kpi.save()
     return kpi
+
+
+def success_segment(
+    *, study: Study, success: SuccessChoices, prefer: int | None = None, user: User | None
+) -> Segment:
+    """The study's segment of respondents who chose any of ``success.choices``: an
+    equivalent existing one (``prefer``'s, the KPI's own, if it is one), else a new one,
+    named after the question and the choices."""
+    existing = selectors.equivalent_segment(study.pk, success.clauses, prefer=prefer)
+    if existing is not None:
+        return existing
+    question, choices = success.question, sorted(success.choices, key=lambda c: c.order)
+    stem = Truncator("_".join([question.code, *(c.code for c in choices)])).chars(60, truncate="")
+    taken = set(Segment.objects.filter(study=study).values_list("code", flat=True))
+    code = next(c for c in (stem, *(f"{stem}-{i}" for i in range(2, 10_000))) if c not in taken)
+
+    def name(language: str) -> str:
+        labels = [getattr(c, f"label_{language}") or c.label_ja for c in choices]
+        return Truncator(f"{question.code}: {' / '.join(labels)}").chars(200)
+
+    return segment_save(
+        fields={"study": study, "code": code, "name_ja": name("ja"), "name_en": name("en")},
+        clauses=[ClauseData(question=question, choices=choices)],
+        user=user,
+    )
 
 
 def kpi_delete(*, kpi: KPI, user: User | None) -> None:

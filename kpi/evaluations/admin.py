@@ -37,7 +37,7 @@ from surveys.admin.history import HistoryAdmin
 from surveys.errors import RuleViolation
 from surveys.text import no_control_characters
 
-from . import rendering
+from . import rendering, review
 from . import services as evaluations
 from .models import Evaluation
 
@@ -103,15 +103,16 @@ def default_statement(language: str) -> str:
 
 @admin.register(Evaluation)
 class EvaluationAdmin(HistoryAdmin):
+    # Narrow columns (the study by its code, the rendering within the PDF column): the list
+    # fits a 1280 px screen beside the filters.
     list_display = [
         "id",
-        "study",
+        "study_column",
         "status",
         "language",
         "created_at",
         "signed_off_at",
         "signer_name",
-        "rendering",
     ]  # and the PDF (get_list_display)
     list_filter = ["status", "language", "study"]
     list_select_related = ["study"]
@@ -172,6 +173,10 @@ class EvaluationAdmin(HistoryAdmin):
     def base_queryset(self, request: HttpRequest) -> QuerySet[Evaluation]:
         return super().base_queryset(request).select_related("study", "run")
 
+    @admin.display(description=_("study"), ordering="study__code")
+    def study_column(self, obj: Evaluation) -> str:
+        return format_html('<span title="{}">{}</span>', obj.study.name, obj.study.code)
+
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # every change is an act with its own view: sign off, withdraw
 
@@ -203,8 +208,11 @@ class EvaluationAdmin(HistoryAdmin):
             if whole is not None and obj.study_id not in whole:
                 return EMPTY
             url = reverse("admin:kpi_evaluation_download", args=[obj.pk])
-            label = gettext("signed PDF") if obj.pdf else gettext("draft preview")
-            return format_html('<a href="{}">{}</a>', url, label)
+            if obj.pdf:
+                return format_html('<a href="{}">{}</a>', url, gettext("signed PDF"))
+            if obj.rendering:  # signed off, its PDF being rendered or failed
+                return obj.get_rendering_display()
+            return format_html('<a href="{}">{}</a>', url, gettext("draft preview"))
 
         return [*self.list_display, download_link]
 
@@ -332,7 +340,13 @@ class EvaluationAdmin(HistoryAdmin):
                     reverse("admin:kpi_evaluation_change", args=[evaluation.pk])
                 )
         return self._act(
-            request, evaluation, form, gettext("Sign off this evaluation"), "sign_off.html"
+            request,
+            evaluation,
+            form,
+            gettext("Sign off this evaluation"),
+            "sign_off.html",
+            review=review.review(evaluation),
+            run_url=reverse("admin:kpi_evaluationrun_change", args=[evaluation.run_id]),
         )
 
     def withdraw_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
@@ -365,8 +379,10 @@ class EvaluationAdmin(HistoryAdmin):
         form: forms.Form,
         title: str,
         template: str,
+        **extra: Any,
     ) -> HttpResponse:
         context = {
+            **extra,
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
             "original": evaluation,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import pgettext_lazy
 
 from surveys.history import AuditedHistory
 from surveys.models import Study
@@ -133,7 +133,11 @@ class Evaluation(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.study.code} evaluation #{self.pk} ({self.get_status_display()})"
+        return gettext("%(study)s evaluation #%(id)s (%(status)s)") % {
+            "study": self.study.code,
+            "id": self.pk,
+            "status": self.get_status_display(),
+        }
 
     @property
     def is_frozen(self) -> bool:

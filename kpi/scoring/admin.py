@@ -16,6 +16,7 @@ from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import (
+    Http404,
     HttpRequest,
     HttpResponse,
     HttpResponseBase,
@@ -32,7 +33,7 @@ from django.utils.translation import gettext_lazy as _
 from surveys.admin.common import MANAGER, ScopedAdminMixin, by_study, register_scope
 from surveys.models import Study
 
-from . import selectors, services, wording
+from . import crosstab_views, selectors, services, wording
 from .models import EvaluationRun, KPIResult, StudyResults
 from .statistics import Rule, Verdict
 
@@ -407,8 +408,23 @@ class StudyResultsAdmin(ScopedAdminMixin, admin.ModelAdmin):
                 self.admin_site.admin_view(self.score_view),
                 name="kpi_studyresults_score",
             ),
+            path(
+                "<path:object_id>/crosstab/",
+                self.admin_site.admin_view(self.crosstab_view),
+                name="kpi_studyresults_crosstab",
+            ),
             *super().get_urls(),
         ]
+
+    def crosstab_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Frequencies and cross-tabs of the study's closed questions, over the caller's
+        sites (``crosstab_views``)."""
+        study = self.get_object(request, unquote(object_id))
+        if study is None:
+            raise Http404  # outside the caller's scope, or no such study
+        if not self.has_view_permission(request, study):
+            raise PermissionDenied
+        return crosstab_views.crosstab_page(self, request, study)
 
     def score_view(self, request: HttpRequest, object_id: str) -> HttpResponseBase:
         if request.method != "POST":
@@ -436,5 +452,6 @@ class StudyResultsAdmin(ScopedAdminMixin, admin.ModelAdmin):
                 runs_url=reverse("admin:kpi_evaluationrun_changelist")
                 + f"?study__id__exact={study.pk}",
                 kpis_url=reverse("admin:kpi_kpi_changelist") + f"?study__id__exact={study.pk}",
+                crosstab_url=reverse("admin:kpi_studyresults_crosstab", args=[study.pk]),
             )
         return super().change_view(request, object_id, form_url, extra_context)

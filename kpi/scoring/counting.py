@@ -123,8 +123,23 @@ def _score(forms: dict[int, InstrumentForm], question_code: str) -> str:
     return _per_instrument(forms, tests, "NULL")
 
 
+def _scan_sql(forms: dict[int, InstrumentForm], columns: list[str], *, sites: int = 0) -> str:
+    """The one scan every count here makes: ``site_id``, the number of submitted responses
+    and ``columns`` per site, over the responses to ``forms`` submitted up to a cut-off
+    (parameters: the status, the cut-off, then ``sites`` site ids when given)."""
+    ids = ", ".join(str(int(i)) for i in forms)
+    only = f" AND site_id IN ({', '.join(['%s'] * sites)})" if sites else ""
+    # Built from our own integers (masks, scores, ids) and aliases; values are parameters.
+    return (
+        f"SELECT {', '.join(['site_id', 'COUNT(*)', *columns])} "  # noqa: S608
+        f"FROM {Response._meta.db_table} "
+        f"WHERE status = %s AND instrument_id IN ({ids}) AND submitted_at <= %s{only} "
+        "GROUP BY site_id"
+    )
+
+
 def count_sql(forms: dict[int, InstrumentForm], plan: CountPlan) -> str:
-    columns = ["site_id", "COUNT(*)"]
+    columns = []
     for conj, alias in plan.counts.items():
         columns.append(f"SUM(CASE WHEN {_condition(forms, conj)} THEN 1 ELSE 0 END) AS {alias}")
     for (question, base), alias in plan.means.items():
@@ -134,23 +149,23 @@ def count_sql(forms: dict[int, InstrumentForm], plan: CountPlan) -> str:
             f"SUM(CASE WHEN {cond} THEN {score} * {score} END) AS {alias}_sq",
             f"SUM(CASE WHEN {cond} AND {score} IS NOT NULL THEN 1 ELSE 0 END) AS {alias}_n",
         ]
-    ids = ", ".join(str(int(i)) for i in forms)
-    # Built from our own integers (masks, scores, ids) and aliases; values are parameters.
-    return (
-        f"SELECT {', '.join(columns)} FROM {Response._meta.db_table} "  # noqa: S608
-        f"WHERE status = %s AND instrument_id IN ({ids}) AND submitted_at <= %s "
-        "GROUP BY site_id"
+    return _scan_sql(forms, columns)
+
+
+def study_forms(study_id: int) -> dict[int, InstrumentForm]:
+    """The forms of the study's published (and retired) instruments: those responses can
+    have been submitted to, each with its own bit positions."""
+    instruments = Instrument.objects.filter(study_id=study_id).exclude(
+        status=Instrument.Status.DRAFT
     )
+    return {i.pk: InstrumentForm.load(i) for i in instruments.order_by("-version")}
 
 
 def count_study(
     *, study_id: int, site_ids: list[int], cutoff: dt.datetime, plan: CountPlan
 ) -> dict[int, SiteCounts]:
     """Counts per site for ``plan``, from the responses submitted up to ``cutoff``."""
-    instruments = Instrument.objects.filter(study_id=study_id).exclude(
-        status=Instrument.Status.DRAFT
-    )
-    forms = {i.pk: InstrumentForm.load(i) for i in instruments}
+    forms = study_forms(study_id)
     names = list(plan.counts.values()) + [
         f"{alias}_{part}" for alias in plan.means.values() for part in ("sum", "sq", "n")
     ]
@@ -256,4 +271,123 @@ def choice_distribution(
                 out.setdefault(site_code, {}).setdefault(question_code, {})[choice] = n
                 total_q = out[None].setdefault(question_code, {})
                 total_q[choice] = total_q.get(choice, 0) + n
+    return out
+
+
+# --- Frequencies and cross-tabs -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Group:
+    """A column of a cross-tab: the respondents who meet every clause (all respondents
+    for none), or, ``outside``, those who do not."""
+
+    clauses: Conjunction = ALL
+    outside: bool = False
+
+
+@dataclass(frozen=True)
+class GroupCounts:
+    """One group's counts for the row question: its respondents, those shown the
+    question, those who answered it (the base), and per choice code those who chose it."""
+
+    respondents: int
+    shown: int
+    answered: int
+    chosen: dict[str, int]
+
+
+def _bits_test(mask: int) -> str:
+    return f"((choice_bits & {int(mask)}) <> 0)" if mask else "(1 = 0)"
+
+
+def _chose(forms: dict[int, InstrumentForm], question_code: str, choice: str | None) -> str:
+    """Chose ``choice`` of the question; with ``None``, any of its choices (answered it).
+    A version without the question or the choice has a mask of 0: never."""
+    tests = {}
+    for i, form in forms.items():
+        options = form.choices.get(question_code, {})
+        mask = sum(1 << form.bit_of[c.pk] for code, c in options.items() if choice in (None, code))
+        tests[i] = _bits_test(mask)
+    return _per_instrument(forms, tests, "(1 = 0)")
+
+
+def _shown(forms: dict[int, InstrumentForm], question_code: str) -> str:
+    """The question was shown: it is in the respondent's version and every condition up
+    its chain holds (``InstrumentForm.is_shown`` on the bits: answers to hidden questions
+    are never stored, so a chosen condition choice implies its question was shown)."""
+    tests = {}
+    for i, form in forms.items():
+        question = form.by_code.get(question_code)
+        if question is None:
+            tests[i] = "(1 = 0)"
+            continue
+        parts = []
+        while question.condition_question_id:
+            source = form.by_code[question.condition_question.code]  # type: ignore[union-attr]
+            wanted = form.condition_codes[question.code]
+            parts.append(
+                _bits_test(
+                    sum(
+                        1 << form.bit_of[c.pk]
+                        for c in form.choices[source.code].values()
+                        if c.code in wanted
+                    )
+                )
+            )
+            question = source
+        tests[i] = " AND ".join(parts) if parts else "(1 = 1)"
+    return _per_instrument(forms, tests, "(1 = 0)")
+
+
+def _in_group(forms: dict[int, InstrumentForm], group: Group) -> str:
+    inside = _condition(forms, group.clauses)
+    return f"NOT ({inside})" if group.outside else f"({inside})"
+
+
+def count_crosstab(
+    *,
+    forms: dict[int, InstrumentForm],
+    site_ids: list[int],
+    cutoff: dt.datetime,
+    question: str,
+    choices: list[str],
+    groups: list[Group],
+) -> dict[int, list[GroupCounts]]:
+    """Per site of ``site_ids``, per group: how many submitted responses (up to
+    ``cutoff``) are in the group, were shown ``question``, answered it, and chose each of
+    ``choices``. One scan of the responses, one query: every figure is a column of it.
+
+    A respondent counts once per choice they chose (multiple choice: once in several
+    rows), and once in the base however many choices they chose."""
+    out = {
+        site_id: [GroupCounts(0, 0, 0, dict.fromkeys(choices, 0)) for _ in groups]
+        for site_id in site_ids
+    }
+    if not forms or not site_ids or not groups:
+        return out
+    shown, answered = _shown(forms, question), _chose(forms, question, None)
+    chose = [_chose(forms, question, c) for c in choices]
+    columns = []
+    for group in groups:
+        member = _in_group(forms, group)
+        for test in ["(1 = 1)", shown, answered, *chose]:
+            columns.append(f"SUM(CASE WHEN {member} AND {test} THEN 1 ELSE 0 END)")
+    width = 3 + len(choices)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _scan_sql(forms, columns, sites=len(site_ids)),
+            [Response.Status.SUBMITTED, cutoff, *site_ids],
+        )
+        for site_id, _respondents, *values in cursor.fetchall():
+            counts = [int(v or 0) for v in values]
+            out[site_id] = [
+                GroupCounts(
+                    respondents=row[0],
+                    shown=row[1],
+                    answered=row[2],
+                    chosen=dict(zip(choices, row[3:], strict=True)),
+                )
+                for row in (counts[g * width : (g + 1) * width] for g in range(len(groups)))
+            ]
     return out

@@ -7,21 +7,44 @@ the run: running it twice, or twice at once, leaves exactly one set of results.
 
 from __future__ import annotations
 
+import datetime as dt
 import traceback
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from kpi.definitions.frozen import study_definitions
+from kpi.definitions.frozen import KPIDef, study_definitions
 
-from .counting import count_study, plan_for, total
+from .counting import SiteCounts, count_study, plan_for, total
 from .models import EvaluationRun, KPIResult
 from .score import score_all
 
 # Errors worth a retry: the database restarting, a dropped connection, a lock timeout.
 TRANSIENT_DB_ERRORS = (OperationalError, InterfaceError)
+
+
+@dataclass(frozen=True)
+class Scored:
+    """What scoring found: the counts of the whole (of the sites counted) and the results,
+    not saved: the whole's first for each KPI, then each site's."""
+
+    overall: SiteCounts
+    results: list[KPIResult]
+
+
+def score_definitions(
+    *, study_id: int, definitions: list[KPIDef], site_ids: list[int], cutoff: dt.datetime
+) -> Scored:
+    """Score ``definitions`` over the responses of ``site_ids`` submitted up to ``cutoff``:
+    what a run stores, and what the admin's preview of an unsaved KPI shows (over the
+    caller's sites), by the one engine."""
+    plan = plan_for(definitions)
+    per_site = count_study(study_id=study_id, site_ids=site_ids, cutoff=cutoff, plan=plan)
+    overall = total(per_site.values())
+    return Scored(overall=overall, results=score_all(definitions, per_site, overall, plan))
 
 
 class RunMissing(LookupError):
@@ -49,14 +72,12 @@ def run_execute(*, run_id: int) -> EvaluationRun:
         run.refresh_from_db()
     try:
         definitions = study_definitions(run.study_id)
-        plan = plan_for(definitions)
         site_ids = list(run.study.sites.order_by("code").values_list("pk", flat=True))
         assert run.cutoff is not None
-        per_site = count_study(
-            study_id=run.study_id, site_ids=site_ids, cutoff=run.cutoff, plan=plan
+        scored = score_definitions(
+            study_id=run.study_id, definitions=definitions, site_ids=site_ids, cutoff=run.cutoff
         )
-        overall = total(per_site.values())
-        results = score_all(definitions, per_site, overall, plan)
+        overall, results = scored.overall, scored.results
     except TRANSIENT_DB_ERRORS:
         raise
     except Exception as exc:

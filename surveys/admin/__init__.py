@@ -18,3 +18,7 @@ __all__ = ["erasure", "instruments", "memberships", "participants", "responses",
 admin.site.site_header = _("Hyoka administration")
 admin.site.site_title = _("Hyoka")
 admin.site.index_title = _("Programme management")
+# No "View site" link: the only public pages are the participants' questionnaires, each
+# reached by a private link (a manager has none), and "/" answers 404. The admin index
+# (the dashboard) is the managers' home, linked by the header already.
+admin.site.site_url = None

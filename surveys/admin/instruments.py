@@ -112,7 +112,7 @@ class InstrumentAdmin(FrozenInstrumentMixin, ScopedAdminMixin, admin.ModelAdmin)
         "__str__",
         "study",
         "version",
-        "title",
+        "title_column",
         "status",
         "published_at",
         "questions_column",
@@ -123,6 +123,11 @@ class InstrumentAdmin(FrozenInstrumentMixin, ScopedAdminMixin, admin.ModelAdmin)
     ordering = ("study__code", "-version")
     list_per_page = 50
     inlines = (QuestionInline,)
+
+    @admin.display(description=_("title"))
+    def title_column(self, obj: Instrument) -> str:
+        return obj.title
+
     actions = ("publish", "new_version")
     fieldsets = (
         (None, {"fields": ("study", "version", "status", "published_at", "source")}),

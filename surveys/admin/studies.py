@@ -6,18 +6,23 @@ from dataclasses import dataclass
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
+from django.contrib.admin.widgets import AdminDateWidget
+from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
-from .. import scoping, selectors
+from .. import copying, scoping, selectors
+from ..errors import RuleViolation
 from ..models import RETENTION_MONTHS_MAX, Participant, Response, Site, Study
 from .common import (
     EMPTY,
@@ -28,6 +33,7 @@ from .common import (
     _period,
     _rate,
 )
+from .exports import StudyExportsMixin
 from .memberships import MembershipInline
 
 
@@ -42,15 +48,9 @@ class SiteInline(ScopedAdminMixin, admin.TabularInline):
 
     model = Site
     extra = 0
-    fields = (
-        "code",
-        "name_ja",
-        "name_en",
-        "period_start",
-        "period_end",
-        "survey_opens_at",
-        "survey_closes_at",
-    )
+    # The questionnaire window is set on the site's own page (its change link): with its
+    # date-and-time widgets the table would not fit a 1280 px screen.
+    fields = ("code", "name_ja", "name_en", "period_start", "period_end")
     show_change_link = True
     formfield_overrides = {
         models.CharField: {"widget": forms.TextInput(attrs={"size": 16})},
@@ -119,8 +119,18 @@ def response_rate_rows(study: Study, request: HttpRequest) -> tuple[list[RateRow
     return rows, total
 
 
+class CopyStudyForm(forms.Form):
+    """What a copy of a study needs of its own: a code, a name and a period."""
+
+    code = forms.SlugField(label=_("Code of the new study"), max_length=64)
+    name_ja = forms.CharField(label=_("Name (Japanese)"), max_length=200)
+    name_en = forms.CharField(label=_("Name (English)"), max_length=200, required=False)
+    period_start = forms.DateField(label=_("Period start"), widget=AdminDateWidget)
+    period_end = forms.DateField(label=_("Period end"), widget=AdminDateWidget)
+
+
 @admin.register(Study)
-class StudyAdmin(ScopedAdminMixin, admin.ModelAdmin):
+class StudyAdmin(StudyExportsMixin, ScopedAdminMixin, admin.ModelAdmin):
     """Studies the caller is a member of. Their counts are over the caller's sites only:
     a study-wide count beside one's own would give away the other sites' counts."""
 
@@ -231,7 +241,63 @@ class StudyAdmin(ScopedAdminMixin, admin.ModelAdmin):
         if study is not None:
             rows, total = response_rate_rows(study, request)
             extra_context.update(rate_rows=rows, rate_total=total, rate_as_of=timezone.now())
+            if copying.may_copy(request.user, study):
+                extra_context["copy_url"] = reverse("admin:surveys_study_copy", args=[study.pk])
         return super().change_view(request, object_id, form_url, extra_context)
+
+    # "Copy to a new study": a form on its own page (surveys.copying does the copy).
+
+    def get_urls(self) -> list:
+        return [
+            path(
+                "<path:object_id>/copy/",
+                self.admin_site.admin_view(self.copy_view),
+                name="surveys_study_copy",
+            ),
+            *super().get_urls(),
+        ]
+
+    def copy_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        study = self.get_object(request, unquote(object_id))  # 404 outside the scope
+        if not self.has_view_permission(request, study):
+            raise PermissionDenied
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "original": study,
+            "title": _("Copy “%(study)s” to a new study") % {"study": study.name},
+        }
+        if not copying.may_copy(request.user, study):
+            context["refusal"] = _(
+                "Only a manager of every site of this study can copy it: the copy carries "
+                "every site's set-up. Ask a manager of all its sites, or an administrator."
+            )
+            return TemplateResponse(request, "admin/surveys/study/copy.html", context, status=403)
+        form = CopyStudyForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                copy = copying.study_copy(source=study, user=request.user, **form.cleaned_data)
+            except RuleViolation as exc:
+                for field, message in exc.errors.items():
+                    form.add_error(field if field in form.fields else None, message)
+                if not exc.errors:
+                    form.add_error(None, exc.message)
+            else:
+                # The admin's own record of the new study (its "History" page); the
+                # copied memberships, segments and KPIs record "study copied".
+                self.log_addition(request, copy, [{"added": {}}])
+                messages.success(
+                    request,
+                    _(
+                        "“%(copy)s” was made from “%(study)s”: its sites, a draft of its "
+                        "questionnaire, its segments and KPIs. Review the questionnaire and "
+                        "publish it, then import the participants."
+                    )
+                    % {"copy": copy.name, "study": study.name},
+                )
+                return HttpResponseRedirect(reverse("admin:surveys_study_change", args=[copy.pk]))
+        context.update(form=form, media=self.media + form.media)
+        return TemplateResponse(request, "admin/surveys/study/copy.html", context)
 
 
 @admin.register(Site)

@@ -6,6 +6,7 @@ from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 from . import views
+from .exports import ExportViewSet
 
 router = SimpleRouter()
 router.register("studies", views.StudyViewSet, basename="study")
@@ -13,6 +14,7 @@ router.register("sites", views.SiteViewSet, basename="site")
 router.register("instruments", views.InstrumentViewSet, basename="instrument")
 router.register("participants", views.ParticipantViewSet, basename="participant")
 router.register("responses", views.ResponseViewSet, basename="response")
+router.register("exports", ExportViewSet, basename="export")
 
 urlpatterns = [
     *router.urls,

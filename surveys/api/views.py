@@ -13,9 +13,8 @@ from types import SimpleNamespace
 from typing import Any
 
 from django.db.models import F, Prefetch, QuerySet
-from django.http import StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.urls import reverse
-from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from drf_spectacular.types import OpenApiTypes
@@ -46,7 +45,7 @@ from ..models import (
 from ..selectors import instrument_current, response_for_participant
 from ..submission import Link, link_for_token
 from ..token_attempts import failed_lookup
-from . import export
+from . import exports as exports_api
 from .filters import InstrumentFilter, ParticipantFilter, ResponseFilter, SiteFilter
 from .negotiation import FileContentNegotiation
 from .parsers import JSONParser
@@ -238,13 +237,15 @@ class ResponseViewSet(ScopedViewMixin, viewsets.ReadOnlyModelViewSet):
         return ResponseDetailSerializer if self.action == "retrieve" else ResponseSerializer
 
     @extend_schema(
+        parameters=exports_api.EXPORT_PARAMETERS,
         responses={
             (200, "text/csv"): OpenApiResponse(
                 OpenApiTypes.STR,
                 description="One row per response: its facts, then per question the choice "
                 "codes (several joined by |) or the value, and `<code>__label` with the "
                 "choices' labels in the request's language. UTF-8 with a byte-order mark.",
-            )
+            ),
+            **exports_api.FILE_RESPONSES,
         },
     )
     @action(
@@ -255,17 +256,10 @@ class ResponseViewSet(ScopedViewMixin, viewsets.ReadOnlyModelViewSet):
         content_negotiation_class=FileContentNegotiation,
         pagination_class=None,
     )
-    def export(self, request: Request) -> StreamingHttpResponse:
-        """The filtered responses as CSV, streamed (any number of rows, flat memory)."""
-        queryset = self.filter_queryset(self.get_queryset())
-        language = translation.get_language() or Language.JA
-        stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
-        response = StreamingHttpResponse(
-            export.stream(queryset, language=language[:2]),
-            content_type="text/csv; charset=utf-8",
-        )
-        response["Content-Disposition"] = f'attachment; filename="hyoka-responses-{stamp}.csv"'
-        return response
+    def export(self, request: Request) -> HttpResponseBase:
+        """The filtered responses as CSV (streamed: any number of rows, flat memory), XLSX,
+        SPSS or Stata, written in the request and recorded; large files: ``/exports/``."""
+        return exports_api.export_response(request, self.filter_queryset(self.get_queryset()))
 
 
 # --- The participant's side: by invitation token --------------------------------------

@@ -491,3 +491,60 @@ def test_a_site_with_nobody_invited_has_no_line_but_is_named_in_the_description(
     assert (
         rate_chart(days=[], series=[], total=None, target=None, target_label="", title="t") is None
     )
+
+
+def _span(first: dt.date, last: dt.date) -> list[dt.date]:
+    return [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
+
+
+def test_the_chart_spans_a_round_inside_the_study_period_from_the_day_before_it() -> None:
+    from fieldwork.watch import chart_span
+
+    events = [dt.date(2021, 10, 1), dt.date(2021, 10, 9), dt.date(2021, 10, 29)]
+    # The site opened two days before the first invitation: the chart starts before it.
+    days = chart_span(
+        events, opening=dt.date(2021, 9, 29), today=dt.date(2022, 3, 1), ongoing=False
+    )
+    assert days == _span(dt.date(2021, 9, 28), dt.date(2021, 10, 29))
+    # Still under way: up to today.
+    days = chart_span(events, opening=None, today=dt.date(2021, 11, 3), ongoing=True)
+    assert days == _span(dt.date(2021, 9, 30), dt.date(2021, 11, 3))
+    assert chart_span([], opening=None, today=dt.date(2021, 11, 3), ongoing=True) == []
+
+
+def test_answers_from_years_ago_do_not_stretch_the_chart_of_todays_invitations() -> None:
+    """The demo: the reference study answered in 2021, invited again today."""
+    from fieldwork.watch import chart_span
+
+    answered = _span(dt.date(2021, 9, 27), dt.date(2021, 10, 29))
+    today = dt.date(2026, 12, 5)
+    days = chart_span([*answered, today], opening=dt.date(2021, 9, 24), today=today, ongoing=True)
+    assert days == [dt.date(2026, 12, 4), today]
+
+
+@pytest.mark.parametrize(
+    ("first", "last", "expected"),
+    [
+        # 6 days: each day.
+        (dt.date(2026, 6, 1), dt.date(2026, 6, 6), ["6/1", "6/2", "6/3", "6/4", "6/5", "6/6"]),
+        # 33 days: each week from the first day.
+        (
+            dt.date(2021, 9, 27),
+            dt.date(2021, 10, 29),
+            ["9/27", "10/4", "10/11", "10/18", "10/25"],
+        ),
+        # Over a new year: the first of every 2nd month (8 ticks), the year where it changes.
+        (
+            dt.date(2021, 9, 24),
+            dt.date(2023, 1, 10),
+            ["2021/11/1", "2022/1/1", "3/1", "5/1", "7/1", "9/1", "11/1", "2023/1/1"],
+        ),
+    ],
+)
+def test_the_date_ticks_fall_on_steps_a_reader_counts_in(first, last, expected) -> None:  # type: ignore[no-untyped-def]
+    from fieldwork.chart import date_ticks
+
+    days = _span(first, last)
+    ticks = date_ticks(days)
+    assert [label for _, label in ticks] == expected
+    assert all(days[i].strftime("%-m/%-d") in label for i, label in ticks)

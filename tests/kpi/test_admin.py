@@ -321,7 +321,7 @@ def test_a_share_target_of_150_is_refused_at_the_field_and_nothing_is_saved(
     kpi = KPI.objects.get(code="reassured")
     data = form_data(manager.get(url("kpi_change", kpi.pk)))
     assert data["threshold"] == "70"  # shown in %, not as 70.0000
-    assert data["confidence"] == "0.95"
+    assert data["confidence"] == "95"  # in % too
     data["threshold"] = "150"
     response = manager.post(url("kpi_change", kpi.pk), data)
     assert response.status_code == 200

@@ -145,3 +145,27 @@ def test_a_campaign_of_another_study_does_not_exist_for_the_manager(manager, sit
     )
     url = reverse("admin:fieldwork_campaign_change", args=[campaign.pk])
     assert manager.get(url).status_code == 404
+
+
+def test_the_preview_shows_each_channels_standard_text_filled_in(manager, site, sender):
+    """Without texts of its own, the campaign's preview shows what each channel would send:
+    the e-mail's subject and text, the LINE message and the letter, in both languages,
+    with the site's names and a sample link, never a placeholder."""
+    manager.post(reverse(ADD), form(site, invitation_ja="", reminder_ja="", invitation_en=""))
+    campaign = Campaign.objects.get()
+    assert not campaign.invitation_ja.strip()
+
+    page = manager.get(reverse("admin:fieldwork_campaign_change", args=[campaign.pk]))
+
+    page_html = page.content.decode()
+    html = page_html[page_html.index("field-preview") : page_html.index("field-upcoming")]
+    assert "(the standard text of each channel)" not in html
+    study = site.study
+    # The standard e-mail subjects and LINE text, from the channels' own templates.
+    assert f"【{sender.display_name_ja}】{study.name_ja}" in html
+    assert f"{site.name_ja}の「{study.name_ja}」にご参加いただいた方にお送りしています" in html
+    assert f"This message is for the participants of “{study.name_en}”" in html
+    # The letter's wording, in both languages.
+    assert "アンケートへのご回答にご協力" in html and "Dear Hanako Yamada," in html
+    assert html.count("/s/EXAMPLE-LINK") >= 8  # e-mail, LINE, letter × languages × kinds
+    assert "{リンク}" not in html and "{link}" not in html

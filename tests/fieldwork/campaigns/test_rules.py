@@ -15,9 +15,11 @@ from fieldwork.campaigns.rules import (
     Progress,
     QuietHours,
     Rules,
+    Unprinted,
     channels,
     next_channel,
     next_message,
+    outdated_letters,
     schedule_problems,
     send_at,
 )
@@ -140,3 +142,17 @@ def test_a_start_in_the_past_or_inside_the_quiet_hours_is_a_problem():
     assert schedule_problems(starts_at=jst(1, 9), quiet=NIGHT, now=now) == {"starts_at": "past"}
     assert schedule_problems(starts_at=jst(1, 22), quiet=NIGHT, now=now) == {"starts_at": "quiet"}
     assert schedule_problems(starts_at=jst(1, 18), quiet=NIGHT, now=now) == {}
+
+
+def test_a_newer_message_makes_the_unprinted_letters_due_before_it_outdated():
+    invitation = Unprinted(id=1, due_at=jst(1, 18))
+    other_campaign = Unprinted(id=2, due_at=jst(3, 9))
+    waiting_for_morning = Unprinted(id=3, due_at=jst(4, 8))
+
+    outdated = outdated_letters(
+        [invitation, other_campaign, waiting_for_morning], replaced_at=jst(3, 18)
+    )
+
+    assert outdated == [1, 2]  # the letter due after the new message is the newer one
+    assert outdated_letters([invitation], replaced_at=jst(1, 18)) == [1]  # at the same time
+    assert outdated_letters([], replaced_at=jst(3, 18)) == []

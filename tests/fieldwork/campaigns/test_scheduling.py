@@ -12,6 +12,7 @@ from django.db import IntegrityError, transaction
 
 from fieldwork.campaigns import scheduling
 from fieldwork.campaigns.rules import JAPAN
+from fieldwork.contacts import ContactValues, contact_set
 from fieldwork.line import linking
 from fieldwork.models import Campaign, Delivery
 from fieldwork.sending import claim
@@ -291,3 +292,88 @@ def test_stopping_a_campaign_cancels_what_it_queued_and_starting_it_again_resume
         Delivery.Status.QUEUED,
     )
     assert again.due_at == jst(2, 10)
+
+
+def print_list(participant) -> list[tuple[int, str]]:  # type: ignore[no-untyped-def]
+    """(step, kind) of the participant's letters waiting to be printed."""
+    return sorted(
+        Delivery.objects.filter(
+            participant=participant, channel="letter", status=Delivery.Status.QUEUED
+        ).values_list("step", "kind")
+    )
+
+
+def test_an_unprinted_letter_does_not_hold_the_next_reminder_back(study, site):
+    nobody_prints = ParticipantFactory(site=site)  # no contact details: letters only
+    campaign = campaign_for(study, sites=[site])
+
+    steps = []
+    for now in hours(jst(1, 12), jst(9, 12), every=2):  # the beat; nobody prints
+        report = scheduling.campaigns_run(now=now)
+        if report.created:
+            steps.append((now, report.created, report.withdrawn, print_list(nobody_prints)))
+
+    # By hand: invitation at 18:00 on the 1st; each reminder 2 days after the previous
+    # letter's due time, printed or not (the second reminder letter meets the first one,
+    # of the same kind, still unprinted: it used to be refused and wait forever); each
+    # replaces the letter before it on the print list.
+    assert steps == [
+        (jst(1, 18), 1, 0, [(0, "invitation")]),
+        (jst(3, 18), 1, 1, [(1, "reminder")]),
+        (jst(5, 18), 1, 1, [(2, "reminder")]),
+    ]
+    withdrawn = Delivery.objects.filter(campaign=campaign, status=Delivery.Status.CANCELLED)
+    assert sorted(withdrawn.values_list("step", "last_error")) == [
+        (0, scheduling.OUTDATED_LETTER),
+        (1, scheduling.OUTDATED_LETTER),
+    ]
+
+
+def test_a_printed_letter_counts_as_sent_when_it_was_printed(study, site):
+    person = ParticipantFactory(site=site)
+    campaign_for(study, sites=[site], reminder_after_days=3)
+    scheduling.campaigns_run(now=jst(1, 18))
+    invitation = Delivery.objects.get(participant=person, step=0)
+    assert invitation.channel == "letter"
+
+    # Printed a day late: the reminder is due 3 days after the printing, not the due time.
+    assert claim(invitation.pk, now=jst(2, 10))
+    Delivery.objects.filter(pk=invitation.pk).update(
+        status=Delivery.Status.SENT, sent_at=jst(2, 10)
+    )
+    for now in hours(jst(2, 12), jst(5, 8), every=2):
+        assert scheduling.campaigns_run(now=now).created == 0
+    report = scheduling.campaigns_run(now=jst(5, 10))
+    assert report.created == 1 and report.withdrawn == 0
+    assert print_list(person) == [(1, "reminder")]
+    assert Delivery.objects.get(pk=invitation.pk).status == Delivery.Status.SENT
+
+
+def test_a_letter_being_printed_is_not_withdrawn(study, site):
+    person = ParticipantFactory(site=site)
+    campaign_for(study, sites=[site])
+    scheduling.campaigns_run(now=jst(1, 18))
+    invitation = Delivery.objects.get(participant=person, step=0)
+    assert claim(invitation.pk, now=jst(3, 17, 59))  # a print run took it a minute ago
+
+    report = scheduling.campaigns_run(now=jst(3, 18))
+
+    # It is going out: the reminder waits until it is marked printed (and counts from then).
+    assert (report.withdrawn, report.created) == (0, 0)
+    assert Delivery.objects.get(pk=invitation.pk).status == Delivery.Status.SENDING
+
+
+def test_a_newer_e_mail_of_another_campaign_withdraws_the_unprinted_letter(study, site):
+    person = ParticipantFactory(site=site)
+    campaign_for(study, sites=[site])
+    scheduling.campaigns_run(now=jst(1, 18))
+    assert print_list(person) == [(0, "invitation")]
+    # The participant's e-mail address becomes known; a second campaign writes to them.
+    contact_set(participant=person, values=ContactValues(email="late@example.jp"))
+    campaign_for(study, sites=[site], name="追加の案内", starts_at=jst(2, 10))
+
+    report = scheduling.campaigns_run(now=jst(2, 10))
+
+    assert report.created == 1 and report.withdrawn == 1
+    assert print_list(person) == []
+    assert Delivery.objects.get(participant=person, channel="email").step == 0

@@ -23,7 +23,7 @@ def no_newest_first(apps, schema_editor):  # type: ignore[no-untyped-def]
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("surveys", "0014_link_openings"),
+        ("surveys", "0015_response_exports"),
     ]
 
     operations = [
