@@ -347,9 +347,10 @@ class ScopedAdminMixin:
             field = get_fields_from_path(self.model, entry)[-1]
         except (FieldDoesNotExist, NotRelationField):
             return entry
-        if not field.is_relation:
+        related = field.related_model
+        if not field.is_relation or not isinstance(related, type):
             return entry
-        if scope_of(field.related_model) is not None:
+        if scope_of(related) is not None:
             return (entry, ScopedRelatedFilter)
         return (entry, admin.RelatedOnlyFieldListFilter)
 

@@ -39,7 +39,7 @@ class EstimatedCountPaginator(Paginator):
 
     @cached_property
     def count(self) -> int:
-        object_list = self.object_list
+        object_list: Any = self.object_list  # a QuerySet in the admin's lists
         if not hasattr(object_list, "explain"):
             return super().count
         expected = planner_rows(object_list)
