@@ -52,6 +52,7 @@ types: $(VENV)/.dev
 bench: $(VENV)/.dev
 	$(BIN)/python bench/submit.py
 	$(BIN)/python bench/score.py
+	$(BIN)/python bench/admin.py
 	$(BIN)/python bench/report.py
 	$(BIN)/python bench/letters.py
 	$(BIN)/python bench/fieldwork.py

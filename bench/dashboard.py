@@ -4,7 +4,7 @@
 
 1. (Re)creates the PostgreSQL database ``hyoka_bench_dashboard`` on 127.0.0.1, migrates
    it, and builds one study of ``--size`` participants and submitted responses over 50
-   sites with ``bench/score.py``'s builder (COPY, then VACUUM ANALYZE); scores it once.
+   sites with ``bench/studydata.py``'s builder (COPY, then VACUUM ANALYZE); scores it once.
 2. Times GET /admin/ through Django's test client (no network), one warm-up and then
    ``--requests`` timed requests, for a superuser (every site) and for a manager of one
    site; reports p50, p95, the number of queries and the page's size.
@@ -64,12 +64,12 @@ def main(argv: list[str] | None = None) -> int:
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
-    from bench.score import build
+    from bench.studydata import build
     from kpi.models import EvaluationRun
     from kpi.scoring import execution
     from surveys.models import Membership, Site
 
-    # bench/score.py's builder empties the participants with TRUNCATE, which PostgreSQL
+    # bench/studydata.py's builder empties the participants with TRUNCATE, which PostgreSQL
     # refuses while tables newer than it (link openings, fieldwork's contacts and
     # deliveries) have foreign keys to them: empty here, so their keys are dropped in this
     # throwaway database. TODO: drop this once the builder truncates them too.

@@ -3,7 +3,7 @@
     .venv/bin/python bench/export.py [--sizes 100000] [--keep]
 
 (Re)creates the PostgreSQL database ``hyoka_bench_export`` on 127.0.0.1, builds N
-submitted responses to the reference questionnaire over 50 sites with ``bench/score.py``'s
+submitted responses to the reference questionnaire over 50 sites with ``bench/studydata.py``'s
 ``build()`` (choice bits and answer rows), then writes each format as the export task does
 (``surveys/exports/services.WRITERS`` over the responses a superuser sees) to a
 temporary file: seconds, rows, bytes, and the peak resident set above the one before the
@@ -81,14 +81,14 @@ def main(argv: list[str] | None = None) -> int:
     harness.migrate()
     from django.contrib.auth.models import User
 
-    from bench import score
+    from bench import studydata
 
     User.objects.create_superuser("bench-export", password=None)
     rng = random.Random(args.seed)
     table = []
     try:
         for size in sorted(set(args.sizes)):
-            built = score.build(size, rng)
+            built = studydata.build(size, rng)
             print(f"== {size:,} responses built in {built.seconds:.1f} s", flush=True)
             harness.idle_warning("measuring", "the timings below are inflated and noisy")
             base = baseline_copy()

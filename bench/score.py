@@ -16,27 +16,28 @@
    peak of Python memory (tracemalloc slows Python down, so it is never timed). The RSS
    increase is the peak resident set (VmHWM, reset through /proc/self/clear_refs before
    each run) minus the resident set before it.
-4. Times two hand-written baselines the same way (without tracemalloc), each ONE SQL
+4. Times three hand-written baselines the same way (without tracemalloc), each ONE SQL
    statement that also counts the invited participants per site in a CTE: (a) over
    ``surveys_response.choice_bits`` with bit masks taken from the instrument; (b) over the
    normalized ``surveys_answer`` rows, grouped by response and then by site, without the
-   bits. It also times the engine's two counting queries alone, and prints EXPLAIN
-   (ANALYZE, BUFFERS) of them when 1,000,000 responses miss the time target (or with
-   ``--explain``).
+   bits; (c) the same counting as (a) over a two-column copy (site, choice bits) of the
+   submitted responses, a temporary table made (untimed) just before: one scan of nothing
+   but what the counts need, the floor the engine is compared with. It prints EXPLAIN
+   (ANALYZE, BUFFERS) of the engine's two counting queries when 1,000,000 responses miss
+   the time target (or with ``--explain``).
 5. Checks that every KPIResult of every engine run (numerator, denominator, overlap,
-   respondents and invited, per KPI, per site and overall) equals both baselines' counts;
+   respondents and invited, per KPI, per site and overall) equals the baselines' counts;
    exits 1 on any mismatch. Targets that are missed are reported as FAIL, not as an exit
    status (as bench/submit.py does).
 
-Targets: 1,000,000 responses scored in under 1 s, within 2x of the hand-written SQL
-(baseline a), peak memory under 200 MB, time growing at most linearly with size.
+Targets: 1,000,000 responses scored in under 1 s, within 2x of the one scan over the
+two-column copy (baseline c; issue 15), peak memory under 200 MB, time growing at most
+linearly with size. The ratio to (a) is printed beside it.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
-import io
 import itertools
 import os
 import random
@@ -47,20 +48,18 @@ import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 if str(BASE_DIR) not in sys.path:  # ``python bench/score.py`` puts bench/ first, not the project
     sys.path.insert(0, str(BASE_DIR))
 
 from bench import harness  # noqa: E402
-from bench.harness import CHANNEL_P, SINGLE_WEIGHTS, UNDERSTOOD_WEIGHTS  # noqa: E402
+from bench.studydata import SITES, Built, build  # noqa: E402
 
 DB_NAME = "hyoka_bench_score"
 DEFAULT_SIZES = [10_000, 100_000, 1_000_000]
-SITES = 50
 REPEATS = 3
-CHUNK = 50_000  # responses generated and copied at a time: bounds this process's memory
 
 TARGET_SIZE = 1_000_000
 TARGET_SECONDS = 1.0
@@ -68,8 +67,6 @@ TARGET_RATIO = 2.0
 TARGET_MB = 200.0
 LINEAR_SLACK = 1.25  # seconds per response may grow by this factor from one size to the next
 
-NONE_SHARE = 0.05  # respondents who tick only "none", besides those who tick nothing else
-TIMESTAMP = "2021-10-15 09:00:00+09"  # every participant and response; long before now
 
 # The counts the reference KPIs stand on, per site. KPI code -> (numerator, denominator,
 # overlap) as names of these counts (DESIGN.md and surveys/reference/.../kpis.toml).
@@ -102,225 +99,8 @@ EXPECTED: dict[str, tuple[str, str, str | None]] = {
     "channels_neither": ("neither", "respondents", None),
 }
 
-DATA_TABLES = ("surveys_answer", "surveys_response", "surveys_participant")
 
 Counts = dict[int, dict[str, int]]  # site id -> count name -> value
-
-
-# --- Set-up -----------------------------------------------------------------------------
-
-
-# --- Building a study -------------------------------------------------------------------
-
-
-@dataclass
-class Built:
-    size: int
-    study_id: int
-    instrument_id: int
-    site_ids: list[int]
-    masks: dict[str, int]  # hand-written bit masks of the baseline (a)
-    choice_ids: dict[str, list[int]]  # the same sets as choice ids, for baseline (b)
-    answers: int
-    seconds: float
-    phases: dict[str, float]
-
-
-def _answer_tables(
-    choices: dict[str, dict[str, Any]], bit_of: dict[int, int]
-) -> tuple[list[tuple[int, list[str], bool]], list[float], dict[str, list[tuple[int, str]]]]:
-    """What one response can answer, with its bits and its answer rows' tails.
-
-    Channels: every set of ticked channels as (bits, answer-row tails, ticks an online
-    channel) with its probability; index 0 is "none" alone. Singles: per question (and
-    ``understood``), every choice as (bit, answer-row tail)."""
-
-    def tail(question: str, code: str) -> str:
-        c = choices[question][code]
-        return f"\t{c.question_id}\t{c.pk}\n"
-
-    def bit(question: str, code: str) -> int:
-        return 1 << bit_of[choices[question][code].pk]
-
-    codes = list(CHANNEL_P)
-    online = {c for c, ch in choices["channels"].items() if "online" in ch.tags}
-    nothing = 1.0
-    for p in CHANNEL_P.values():
-        nothing *= 1 - p
-    sets = [(bit("channels", "none"), [tail("channels", "none")], False)]
-    weights = [NONE_SHARE + (1 - NONE_SHARE) * nothing]
-    for m in range(1, 1 << len(codes)):
-        ticked = [c for i, c in enumerate(codes) if m >> i & 1]
-        weight = 1 - NONE_SHARE
-        for i, p in enumerate(CHANNEL_P.values()):
-            weight *= p if m >> i & 1 else 1 - p
-        bits = 0
-        for c in ticked:
-            bits |= bit("channels", c)
-        sets.append((bits, [tail("channels", c) for c in ticked], bool(online & set(ticked))))
-        weights.append(weight)
-    singles = {
-        q: [(bit(q, c), tail(q, c)) for c in w]
-        for q, w in [*SINGLE_WEIGHTS.items(), ("understood", UNDERSTOOD_WEIGHTS)]
-    }
-    return sets, weights, singles
-
-
-def build(size: int, rng: random.Random) -> Built:
-    from django.db import connection, transaction
-
-    from kpi.definitions.loading import kpis_path, load_kpis
-    from surveys import appendonly
-    from surveys.answers import InstrumentForm
-    from surveys.models import Site, Study
-    from tests.factories import SiteFactory, StudyFactory, reference_instrument
-
-    started = time.perf_counter()
-    phases = {"COPY": 0.0}
-    answers = 0
-    # One transaction: the tables are emptied in it, so COPY may write frozen rows.
-    with transaction.atomic(), connection.cursor() as cursor:
-        # Each size is measured alone; the results of earlier sizes' runs stay.
-        # With the erasure records (none here), whose foreign key would refuse it otherwise;
-        # they are append-only, so past their trigger as the test suite's flush does.
-        before, after = appendonly.flush_sql(connection)
-        for statement in before:
-            cursor.execute(statement)
-        # The participants' links (surveys/links.py), first openings and fieldwork's
-        # contacts and deliveries refer to them: emptied with them (CASCADE: whatever
-        # table comes to refer to them next).
-        cursor.execute(
-            f"TRUNCATE {', '.join(DATA_TABLES)}, surveys_erasurerecord, "
-            "surveys_participantlink, surveys_legacylink RESTART IDENTITY CASCADE"
-        )
-        for statement in after:
-            cursor.execute(statement)
-        # Secondary indexes are dropped and built again after the COPY, several times
-        # faster than maintaining them row by row; the constraints' indexes stay.
-        cursor.execute(
-            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() "
-            "AND tablename = ANY(%s) AND indexname NOT IN (SELECT conname FROM pg_constraint)",
-            [list(DATA_TABLES)],
-        )
-        indexes = cursor.fetchall()
-        for name, _ in indexes:
-            cursor.execute(f'DROP INDEX "{name}"')
-        study = cast(Study, StudyFactory(code=f"bench-{size}"))
-        instrument = reference_instrument(study)
-        sites = [cast(Site, SiteFactory(study=study, code=f"site-{k:02d}")) for k in range(SITES)]
-        path = kpis_path()
-        assert path is not None
-        load_kpis(study=study, path=path)
-        form = InstrumentForm.load(instrument)
-        choices = form.choices  # question code -> choice code -> Choice
-        site_ids = [s.pk for s in sites]
-        site_weights = [rng.uniform(0.5, 1.5) for _ in site_ids]
-        channel_sets, channel_weights, singles = _answer_tables(choices, form.bit_of)
-        asked = [(singles[q], list(w.values())) for q, w in SINGLE_WEIGHTS.items()]
-        understood = singles["understood"], list(UNDERSTOOD_WEIGHTS.values())
-        phases["set-up"] = time.perf_counter() - started
-
-        # The rows are valid by construction (and every count is checked below); the
-        # foreign keys' deferred checks of millions of rows would dominate the build.
-        cursor.execute("SET LOCAL session_replication_role = replica")
-        pg = cursor.cursor  # psycopg's own cursor, for COPY
-        for start in range(0, size, CHUNK):
-            n = min(CHUNK, size - start)
-            site_of = rng.choices(site_ids, site_weights, k=n)
-            channel_of = rng.choices(channel_sets, channel_weights, k=n)
-            picks = [rng.choices(options, weights, k=n) for options, weights in asked]
-            understood_of = rng.choices(*understood, k=n)
-            participants, responses, rows = io.StringIO(), io.StringIO(), io.StringIO()
-            for i in range(n):
-                ident = start + i + 1  # participant and response ids: 1..N (tables restarted)
-                site = site_of[i]
-                token_hash = hashlib.sha256(f"bench-{study.pk}-{ident}".encode()).hexdigest()
-                participants.write(
-                    f"{ident}\t{site}\tB{ident:07d}\tactive\t{token_hash}\t"
-                    f"{TIMESTAMP}\t{TIMESTAMP}\t{TIMESTAMP}\n"
-                )
-                bits, tails, online = channel_of[i]
-                tails = list(tails)
-                for pick in picks:
-                    bits |= pick[i][0]
-                    tails.append(pick[i][1])
-                if online:  # "understood" is shown only to users of an online channel
-                    bits |= understood_of[i][0]
-                    tails.append(understood_of[i][1])
-                responses.write(
-                    f"{ident}\t{ident}\t{instrument.pk}\t{site}\tsubmitted\t{bits}\tja\timport\t"
-                    f"{TIMESTAMP}\t{TIMESTAMP}\t{TIMESTAMP}\n"
-                )
-                prefix = str(ident)
-                rows.write("".join([prefix + tail for tail in tails]))
-                answers += len(tails)
-            copying = time.perf_counter()
-            for table, columns, buffer in (
-                (
-                    "surveys_participant",
-                    "id, site_id, reference, status, token_hash, token_issued_at, "
-                    "invited_at, created_at",
-                    participants,
-                ),
-                (
-                    "surveys_response",
-                    "id, participant_id, instrument_id, site_id, status, choice_bits, "
-                    "language, source, started_at, updated_at, submitted_at",
-                    responses,
-                ),
-                ("surveys_answer", "response_id, question_id, choice_id", rows),
-            ):
-                with pg.copy(f"COPY {table} ({columns}) FROM STDIN (FREEZE)") as copy:
-                    copy.write(buffer.getvalue())
-            phases["COPY"] += time.perf_counter() - copying
-        for table in ("surveys_participant", "surveys_response"):
-            cursor.execute(
-                "SELECT setval(pg_get_serial_sequence(%s, 'id'), %s)", [table, max(size, 1)]
-            )
-        indexing = time.perf_counter()
-        cursor.execute("SET LOCAL maintenance_work_mem = '512MB'")
-        for _, definition in indexes:
-            cursor.execute(definition)
-        phases["indexes"] = time.perf_counter() - indexing
-        committing = time.perf_counter()
-    phases["commit"] = time.perf_counter() - committing
-    vacuuming = time.perf_counter()
-    with connection.cursor() as cursor:
-        for table in DATA_TABLES:
-            cursor.execute(f"VACUUM (ANALYZE) {table}")
-    phases["VACUUM ANALYZE"] = time.perf_counter() - vacuuming
-    phases["generating"] = time.perf_counter() - started - sum(phases.values())
-
-    # The baselines' sets, written out by hand from the instrument's codes and tags.
-    def ids(question: str, codes: list[str] | None = None, tag: str = "") -> list[int]:
-        return [
-            c.pk
-            for c in choices[question].values()
-            if (codes is not None and c.code in codes) or (tag and tag in c.tags)
-        ]
-
-    top_two = ["agree", "somewhat_agree"]
-    choice_ids = {
-        "online": ids("channels", tag="online"),
-        "municipal": ids("channels", tag="municipal"),
-        "reassured": ids("reassured", top_two),
-        "continue": ids("continue", top_two),
-        "reuse": ids("reuse", top_two),
-        "understood": ids("understood", ["fully", "fairly"]),
-        "line": ids("tool", ["line"]),
-    }
-    masks = {name: sum(1 << form.bit_of[pk] for pk in pks) for name, pks in choice_ids.items()}
-    return Built(
-        size=size,
-        study_id=study.pk,
-        instrument_id=instrument.pk,
-        site_ids=site_ids,
-        masks=masks,
-        choice_ids=choice_ids,
-        answers=answers,
-        seconds=time.perf_counter() - started,
-        phases=phases,
-    )
 
 
 # --- The hand-written baselines ---------------------------------------------------------
@@ -356,8 +136,9 @@ def _final(names: list[str]) -> str:
     return FINAL_SELECT.format(columns=", ".join(f"coalesce(counted.{n}, 0)" for n in names))
 
 
-def bits_sql(built: Built) -> str:
-    """(a) One statement over the per-response bits."""
+def bits_sql(built: Built, *, source: str = "") -> str:
+    """(a) One statement over the per-response bits; with ``source``, (c) the same
+    counting over that two-column copy of the submitted responses (see ``make_copy``)."""
     m = built.masks
 
     def has(name: str) -> str:
@@ -383,10 +164,14 @@ def bits_sql(built: Built) -> str:
         "WITH counted AS (\n"
         "    SELECT site_id, count(*) AS n_respondents,\n"
         f"        {columns}\n"
-        "    FROM surveys_response\n"
-        "    WHERE instrument_id = %(instrument)s AND status = 'submitted'\n"
-        "      AND submitted_at <= %(cutoff)s\n"
-        "    GROUP BY site_id\n"
+        + (
+            f"    FROM {source}\n"
+            if source
+            else "    FROM surveys_response\n"
+            "    WHERE instrument_id = %(instrument)s AND status = 'submitted'\n"
+            "      AND submitted_at <= %(cutoff)s\n"
+        )
+        + "    GROUP BY site_id\n"
         f"),{INVITED_CTE}" + _final(["n_respondents"] + [f"n_{n}" for n in conditions])
     )
 
@@ -429,6 +214,26 @@ def answers_sql(built: Built) -> str:
         "    GROUP BY site_id\n"
         f"),{INVITED_CTE}" + _final(["n_respondents"] + [f"n_{n}" for n in conditions])
     )
+
+
+COPY_TABLE = "bench_site_bits"
+
+
+def make_copy(built: Built) -> None:
+    """(c)'s data: a two-column copy (site, choice bits) of the submitted responses, as a
+    temporary table of this connection, analysed. Made before any clock starts: the
+    baseline is the one scan over it, the least any counting of these bits can cost."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {COPY_TABLE}")
+        cursor.execute(
+            f"CREATE TEMP TABLE {COPY_TABLE} AS SELECT site_id, choice_bits "
+            "FROM surveys_response WHERE instrument_id = %(instrument)s "
+            "AND status = 'submitted' AND submitted_at <= %(cutoff)s",
+            _params(built),
+        )
+        cursor.execute(f"ANALYZE {COPY_TABLE}")
 
 
 def _params(built: Built) -> dict[str, Any]:
@@ -648,6 +453,7 @@ class Row:
     engine: Timed
     bits: Timed
     answers: Timed
+    copy: Timed
     equal: bool
     breakdown: dict[str, float]
 
@@ -672,13 +478,21 @@ def run_size(size: int, rng: random.Random, *, want_explain: bool) -> tuple[Row,
     }
     bits_timed, bits_counts = measure(lambda: run_baseline(bits_sql(built), built))
     answers_timed, answers_counts = measure(lambda: run_baseline(answers_sql(built), built))
+    make_copy(built)
+    copy_timed, copy_counts = measure(
+        lambda: run_baseline(bits_sql(built, source=COPY_TABLE), built)
+    )
 
     problems: list[str] = []
     reference = bits_counts[-1]
     assert isinstance(reference, dict)
     if sum(c["respondents"] for c in reference.values()) != size:
         problems.append(f"baseline (a) does not count {size} respondents")
-    for label, results in (("baseline (a)", bits_counts), ("baseline (b)", answers_counts)):
+    for label, results in (
+        ("baseline (a)", bits_counts),
+        ("baseline (b)", answers_counts),
+        ("baseline (c)", copy_counts),
+    ):
         for counts in results:
             assert isinstance(counts, dict)
             wrong = [site for site in reference if counts.get(site) != reference[site]]
@@ -711,19 +525,22 @@ def run_size(size: int, rng: random.Random, *, want_explain: bool) -> tuple[Row,
         + ", ".join(f"{s:.3f}" for s in bits_timed.seconds)
         + " s; baseline (b) answers: timed "
         + ", ".join(f"{s:.3f}" for s in answers_timed.seconds)
+        + " s; baseline (c) two-column copy: timed "
+        + ", ".join(f"{s:.3f}" for s in copy_timed.seconds)
         + " s"
     )
     checked = len(runs) * len(EXPECTED) * (SITES + 1)
     print(
         f"  counts: {'equal' if equal else 'MISMATCH'} ({len(runs)} engine runs x "
         f"{len(EXPECTED)} KPIs x {SITES} sites + overall = {checked} results, each against "
-        "baselines (a) and (b))"
+        "baselines (a), (b) and (c))"
     )
     for problem in problems[:20]:
         print("    " + problem)
     if want_explain or (size == TARGET_SIZE and engine.median >= TARGET_SECONDS):
         explain(built.study_id)
-    return Row(size, built.seconds, engine, bits_timed, answers_timed, equal, breakdown), problems
+    row = Row(size, built.seconds, engine, bits_timed, answers_timed, copy_timed, equal, breakdown)
+    return row, problems
 
 
 # --- Report -----------------------------------------------------------------------------
@@ -740,6 +557,8 @@ def print_table(rows: list[Row]) -> None:
         "engine/bits",
         "answers s",
         "engine/answers",
+        "copy s",
+        "engine/copy",
         "counts equal",
     ]
     table = [header]
@@ -755,6 +574,8 @@ def print_table(rows: list[Row]) -> None:
                 harness.ratio(r.engine.median, r.bits.median),
                 f"{r.answers.median:.3f}",
                 harness.ratio(r.engine.median, r.answers.median),
+                f"{r.copy.median:.3f}",
+                harness.ratio(r.engine.median, r.copy.median),
                 "yes" if r.equal else "NO",
             ]
         )
@@ -782,11 +603,18 @@ def print_targets(rows: list[Row]) -> None:
             f"  under {TARGET_SECONDS:g} s at {TARGET_SIZE:,}: "
             f"{verdict(s < TARGET_SECONDS)} (median {s:.3f} s, min {at_target.engine.best:.3f} s)"
         )
-    ratio = largest.engine.median / largest.bits.median
+    ratio = largest.engine.median / largest.copy.median
     print(
-        f"  within {TARGET_RATIO:g}x of the hand-written SQL at {largest.size:,}: "
-        f"{verdict(ratio <= TARGET_RATIO)} (engine {largest.engine.median:.3f} s / "
-        f"bits SQL {largest.bits.median:.3f} s = "
+        f"  within {TARGET_RATIO:g}x of one scan over the two-column copy (c) at "
+        f"{largest.size:,}: {verdict(ratio <= TARGET_RATIO)} (engine "
+        f"{largest.engine.median:.3f} s / copy SQL {largest.copy.median:.3f} s = "
+        f"{harness.ratio(largest.engine.median, largest.copy.median)}; other sizes: "
+        + ", ".join(f"{r.size:,} {harness.ratio(r.engine.median, r.copy.median)}" for r in rows)
+        + ")"
+    )
+    print(
+        f"  beside the hand-written SQL over the response table (a) at {largest.size:,}: "
+        f"engine {largest.engine.median:.3f} s / bits SQL {largest.bits.median:.3f} s = "
         f"{harness.ratio(largest.engine.median, largest.bits.median)}; over the answer rows: "
         f"{harness.ratio(largest.engine.median, largest.answers.median)}; other sizes: "
         + ", ".join(f"{r.size:,} {harness.ratio(r.engine.median, r.bits.median)}" for r in rows)

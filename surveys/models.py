@@ -584,6 +584,8 @@ class Response(models.Model):
         indexes = [
             models.Index(fields=["instrument", "status"], name="response_instrument_status"),
             models.Index(fields=["site", "status"], name="response_site_status"),
+            # And on PostgreSQL "response_newest_first" (migration 0016; SQLite cannot
+            # index NULLS LAST): the lists' order, so a page is read from the index.
         ]
 
     def __str__(self) -> str:

@@ -36,7 +36,13 @@ def site_ids(user: User, *, at_least: str = Membership.Role.VIEWER) -> QuerySet 
 
 def _by_site(queryset: QuerySet, user: User, lookup: str, at_least: str) -> QuerySet:
     ids = site_ids(user, at_least=at_least)
-    return queryset if ids is None else queryset.filter(**{f"{lookup}__in": ids})
+    if ids is None:
+        return queryset
+    # The site ids as values (one small query), not as a subquery: PostgreSQL then plans
+    # with each site's statistics (a national manager's 50 sites hold a million
+    # participants, not the "one membership, a few thousand rows" it assumes of a
+    # subquery), which the lists' counts and their plans depend on (bench/admin.py).
+    return queryset.filter(**{f"{lookup}__in": list(ids.values_list("site_id", flat=True))})
 
 
 def sites(

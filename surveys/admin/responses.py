@@ -18,6 +18,7 @@ from ..history import reason_label
 from ..models import Answer, Response
 from .common import ResponseSiteFilter
 from .history import HistoryAdmin, actor
+from .pagination import EstimatedCountPaginator
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,9 @@ class ResponseAdmin(HistoryAdmin):
     # Newest submissions first, then drafts (no submission time) on every database.
     ordering = (F("submitted_at").desc(nulls_last=True), "-started_at")  # type: ignore[assignment]
     list_per_page = 100
+    # A million responses: no exact count of every row on each page (pagination.py).
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
     fields = (
         "participant",
         "site_column",

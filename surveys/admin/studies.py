@@ -162,6 +162,10 @@ class StudyAdmin(StudyExportsMixin, ScopedAdminMixin, admin.ModelAdmin):
     def base_queryset(self, request: HttpRequest) -> QuerySet[Study]:
         return selectors.studies_with_response_counts(sites=own_sites(request))
 
+    def object_queryset(self, request: HttpRequest) -> QuerySet[Study]:
+        # The study's page counts per site (``response_rate_rows``), not the list's totals.
+        return Study.objects.all()
+
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # A new study has no sites, so no member: only a superuser would ever see it.
         return scoping.sees_everything(request.user)

@@ -148,7 +148,8 @@ class ParticipantViewSet(
         return (
             Participant.objects.select_related("site")
             .annotate(response_pk=F("response__pk"), response_status=F("response__status"))
-            .order_by("site__study__code", "site__code", "reference")
+            # The order of the (site, reference) unique index: a page is read from it.
+            .order_by("site_id", "reference")
         )
 
     def get_serializer_class(self) -> type:
@@ -226,8 +227,10 @@ class ResponseViewSet(ScopedViewMixin, viewsets.ReadOnlyModelViewSet):
     lookup_value_regex = ID
 
     def base_queryset(self) -> QuerySet[Response]:
+        # Newest submissions first, then drafts, as in the admin: the order of the
+        # ``response_newest_first`` index, from which a page is read.
         return Response.objects.select_related("site", "participant", "instrument").order_by(
-            "-submitted_at", "-started_at", "-pk"
+            F("submitted_at").desc(nulls_last=True), "-started_at", "-pk"
         )
 
     def get_serializer_class(self) -> type:

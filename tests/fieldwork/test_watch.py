@@ -253,7 +253,7 @@ def test_the_number_of_queries_does_not_grow_with_the_data(study) -> None:  # ty
     build(small, scale=4)
     with CaptureQueriesContext(connection) as many:
         result = watch.study_watch(study, Site.objects.all())
-    assert len(many) == len(few) <= 9
+    assert len(many) == len(few) <= 10  # INVITED counted as two groupings (watch.py)
     assert result.total.submitted == 5 * 2
 
 
