@@ -7,6 +7,7 @@ cannot be hidden by moving an import into a function."""
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,6 +77,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
+@functools.cache  # parsed once per run: the tests only read it
 def project_graph() -> dict[str, set[str]]:
     modules = project_modules()
     return {name: imports(name, path, modules) for name, path in modules.items()}

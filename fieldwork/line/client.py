@@ -23,23 +23,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import urllib3
 from django.conf import settings
-from linebot.v3.messaging import (
-    ApiClient,
-    ButtonsTemplate,
-    Configuration,
-    Message,
-    MessagingApi,
-    PushMessageRequest,
-    ReplyMessageRequest,
-    TemplateMessage,
-    TextMessage,
-    URIAction,
-)
-from linebot.v3.messaging.exceptions import ApiException
+
+# The SDK is imported where a message is built or sent, not here: importing it takes
+# about 1.5 s of CPU (pydantic models for the whole API), which every process that never
+# speaks to LINE would pay at start (web workers, `manage.py` commands, Celery workers,
+# each subprocess of the tests), since the tasks and the URLconf import this module.
+if TYPE_CHECKING:
+    from linebot.v3.messaging import Message, TextMessage
 
 USER_ID = re.compile(r"U[0-9a-f]{32}")
 TEXT_MAX = 5000  # characters of a text message
@@ -89,6 +83,8 @@ def _fit(text: str, limit: int) -> str:
 
 
 def text_message(text: str) -> TextMessage:
+    from linebot.v3.messaging import TextMessage
+
     if not text.strip():
         raise ValueError("a LINE text message cannot be empty")
     if len(text) > TEXT_MAX:
@@ -99,6 +95,8 @@ def text_message(text: str) -> TextMessage:
 def link_messages(*, text: str, link: str, button_text: str, label: str) -> list[Message]:
     """A message with the participant's link: the text with the link typed out (it is what
     every LINE app shows, and what a participant can copy), then a button that opens it."""
+    from linebot.v3.messaging import ButtonsTemplate, TemplateMessage, URIAction
+
     buttons = ButtonsTemplate(  # type: ignore[call-arg]
         text=_fit(button_text, BUTTONS_TEXT_MAX),
         actions=[URIAction(label=_fit(label, LABEL_MAX), uri=link)],  # type: ignore[call-arg]
@@ -136,6 +134,8 @@ def _line_words(body: Any) -> str:
 
 def classify(exc: BaseException) -> Failure:
     """An exception of the SDK or of the connection, as a ``Failure``."""
+    from linebot.v3.messaging.exceptions import ApiException
+
     if isinstance(exc, ApiException) and exc.status:
         status = int(exc.status)
         words = _line_words(exc.body)
@@ -168,6 +168,8 @@ class Client:
     def __init__(self) -> None:
         if not enabled():
             raise LineOff("LINE is not configured (LINE_CHANNEL_ACCESS_TOKEN)")
+        from linebot.v3.messaging import ApiClient, Configuration, MessagingApi
+
         configuration = Configuration(
             host=settings.LINE_API_HOST, access_token=settings.LINE_CHANNEL_ACCESS_TOKEN
         )
@@ -198,6 +200,9 @@ class Client:
         key); raises ``SendFailed``."""
         if not USER_ID.fullmatch(to):
             raise SendFailed(Failure("not a LINE user id", transient=False))
+        from linebot.v3.messaging import PushMessageRequest
+        from linebot.v3.messaging.exceptions import ApiException
+
         request = PushMessageRequest(to=to, messages=list(messages))  # type: ignore[call-arg]
         try:
             response = self._api.push_message_with_http_info(
@@ -215,6 +220,9 @@ class Client:
 
     def reply(self, *, reply_token: str, messages: Sequence[Message]) -> None:
         """Answer a webhook event (free of charge, once, within a minute of the event)."""
+        from linebot.v3.messaging import ReplyMessageRequest
+        from linebot.v3.messaging.exceptions import ApiException
+
         request = ReplyMessageRequest(replyToken=reply_token, messages=list(messages))  # type: ignore[call-arg]
         try:
             self._api.reply_message_with_http_info(request, _request_timeout=self._timeout)

@@ -5,11 +5,11 @@ participant whose LINE account is linked gets one (``linking.py``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from django.utils import timezone, translation
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
-from linebot.v3.messaging import Message
 
 from surveys.errors import LinkUnavailable
 from surveys.links import participant_link
@@ -18,6 +18,9 @@ from surveys.models import Language, Site
 from ..campaigns.messages import campaign_text
 from ..models import Contact, Delivery
 from . import client, texts
+
+if TYPE_CHECKING:  # the SDK is imported when a message is built (see client.py)
+    from linebot.v3.messaging import Message
 
 
 class Undeliverable(Exception):

@@ -26,25 +26,19 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
-from linebot.v3.exceptions import InvalidSignatureError
-from linebot.v3.webhook import WebhookParser
-from linebot.v3.webhooks import (
-    AccountLinkEvent,
-    Event,
-    FollowEvent,
-    MessageEvent,
-    TextMessageContent,
-    UnfollowEvent,
-    UserSource,
-)
 
 from . import attempts, client, codes, linking, texts
+
+# The SDK is imported when a webhook call comes, not with the URLconf (see client.py).
+if TYPE_CHECKING:
+    from linebot.v3.webhooks import AccountLinkEvent, Event
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +71,9 @@ def webhook(request: HttpRequest) -> HttpResponse:
         body = request.body.decode("utf-8")
     except UnicodeDecodeError:
         return _plain("Refused: the body is not UTF-8.", 400)
+    from linebot.v3.exceptions import InvalidSignatureError
+    from linebot.v3.webhook import WebhookParser
+
     parser = WebhookParser(settings.LINE_CHANNEL_SECRET)
     try:
         payload = parser.parse(body, signature, as_payload=True)
@@ -120,6 +117,8 @@ def _once(request: HttpRequest, event: Event) -> list[Reply]:
 
 
 def _user_id(event: Event) -> str | None:
+    from linebot.v3.webhooks import UserSource
+
     source = event.source
     if (
         isinstance(source, UserSource)
@@ -131,6 +130,14 @@ def _user_id(event: Event) -> str | None:
 
 
 def _handle(request: HttpRequest, event: Event) -> list[Reply]:
+    from linebot.v3.webhooks import (
+        AccountLinkEvent,
+        FollowEvent,
+        MessageEvent,
+        TextMessageContent,
+        UnfollowEvent,
+    )
+
     user_id = _user_id(event)
     if user_id is None:
         return []

@@ -19,7 +19,7 @@ def evaluation_render_signed(*, evaluation_id: int) -> Evaluation:
     # Imported here, not at the top: WeasyPrint and pyHanko take about two seconds to
     # import, which every process (web, worker, command) would pay at start; only those
     # that render pay it, once. (Not to break an import cycle: tests/test_import_cycles.py.)
-    from .report import render_pdf
+    from .report.render import render_pdf
     from .signing import sign_pdf
 
     evaluation = Evaluation.objects.select_related("study").get(pk=evaluation_id)
@@ -52,7 +52,7 @@ def evaluation_render_failed(*, evaluation_id: int, error: str) -> None:
 
 def evaluation_preview(evaluation: Evaluation, *, language: str | None = None) -> bytes:
     """An unsigned PDF marked as a draft (for review before signing off)."""
-    from .report import render_pdf  # at first use: see evaluation_render_signed
+    from .report.render import render_pdf  # at first use: see evaluation_render_signed
 
     return render_pdf(evaluation, draft=True, language=language)
 
