@@ -31,7 +31,10 @@ from .test_webhook import ALICE, BOB, _event, _linked_user, _send, _text
 pytestmark = pytest.mark.django_db
 
 ACCOUNT = "@123abcde"
-CODE = re.compile(r"[23456789A-HJ-NP-Z]{5}-[23456789A-HJ-NP-Z]{5}")
+# A code stands on its own: not a run of characters inside a link's token (base64url).
+CODE = re.compile(
+    r"(?<![A-Za-z0-9_-])[23456789A-HJ-NP-Z]{5}-[23456789A-HJ-NP-Z]{5}(?![A-Za-z0-9_-])"
+)
 CLOSES_AT = dt.datetime.combine(
     timezone.localdate() + dt.timedelta(days=30), dt.time(0, 0), tzinfo=ZoneInfo("Asia/Tokyo")
 )
