@@ -27,8 +27,10 @@ def planner_rows(queryset: Any) -> int | None:
     ``EXPLAIN`` (planning only: nothing is read), or ``None`` elsewhere."""
     if connections[queryset.db].vendor != "postgresql":
         return None
-    plan = json.loads(queryset.order_by().explain(format="json"))
-    return int(plan[0]["Plan"]["Plan Rows"])
+    text = queryset.order_by().explain(format="json")
+    if not text:  # a query Django knows to be empty (no site in scope): no statement
+        return 0
+    return int(json.loads(text)[0]["Plan"]["Plan Rows"])
 
 
 class EstimatedCountPaginator(Paginator):

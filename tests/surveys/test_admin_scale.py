@@ -302,3 +302,15 @@ def test_the_api_participant_pages_cover_every_participant_once(
     assert seen == sorted(
         Participant.objects.filter(site=world.own).values_list("reference", flat=True)
     )
+
+
+def test_a_staff_user_of_no_site_gets_an_empty_list(world: World) -> None:
+    populate(world, 3)
+    nobody = User.objects.create_user("nobody", password="pw-scale-1234", is_staff=True)
+    nobody.user_permissions.set(Permission.objects.filter(content_type__app_label__in=APPS))
+    client = Client()
+    client.force_login(nobody)
+    for name in ("surveys_participant_changelist", "surveys_response_changelist"):
+        response = client.get(admin(name))
+        assert response.status_code == 200
+        assert response.context["cl"].result_count == 0
