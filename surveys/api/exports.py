@@ -30,6 +30,7 @@ from ..exports.reading import Reader
 from ..exports.services import export_request
 from ..history import Reason, acting
 from ..models import Language, Response, ResponseExport, Site, Study
+from .filters import ResponseFilter
 from .negotiation import FileContentNegotiation
 from .permissions import ModelPermissions, ScopedRelatedField
 
@@ -61,7 +62,12 @@ def _language(request: Request) -> str:
 
 
 def _filters(request: Request) -> dict[str, Any]:
-    return {k: v for k, v in request.query_params.items() if k != "format"}
+    """The filters the list applied, as the record keeps them: only the filter set's own
+    parameters (their values have passed its validation); anything else in the query is
+    ignored by the list and not recorded (a NUL byte in an unknown parameter once reached
+    PostgreSQL's JSON column and failed the request)."""
+    applied = ResponseFilter.base_filters
+    return {k: v for k, v in request.query_params.items() if k in applied}
 
 
 def _study(queryset: QuerySet[Response], request: Request) -> Study | None:

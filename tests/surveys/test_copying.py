@@ -24,6 +24,15 @@ NEW = {
 }
 
 
+@pytest.fixture
+def client(client):  # type: ignore[no-untyped-def]
+    """A manager who reads the admin in English (the messages checked are the English
+    ones; the site's default language is Japanese)."""
+    client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
+    client.cookies["django_language"] = "en"
+    return client
+
+
 def member(reference_study: Study, username: str, roles: dict[str, str]) -> User:
     """A staff user of the programme managers' group with ``roles`` by site code."""
     user = User.objects.create_user(username, password="pw", is_staff=True)
