@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.utils.translation import gettext_lazy as _
+
+if TYPE_CHECKING:
+    from django import forms
 
 
 class RuleViolation(Exception):
@@ -16,6 +21,15 @@ class RuleViolation(Exception):
         # Per-field (or per-row) messages, keyed by question code, field name or row number.
         self.errors: dict = errors or {}
         super().__init__(self.message)
+
+
+def add_to_form(form: forms.Form, exc: RuleViolation) -> None:
+    """A rule violation as the form's errors: each message at its field where the form has
+    it, the rest (and a violation without per-field messages) above the form."""
+    for field, message in exc.errors.items():
+        form.add_error(field if field in form.fields else None, message)
+    if not exc.errors:
+        form.add_error(None, exc.message)
 
 
 class AnswersInvalid(RuleViolation):

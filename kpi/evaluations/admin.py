@@ -34,7 +34,7 @@ from surveys.admin.common import (
     studies_seen_whole,
 )
 from surveys.admin.history import HistoryAdmin
-from surveys.errors import RuleViolation
+from surveys.errors import RuleViolation, add_to_form
 from surveys.text import no_control_characters
 
 from . import rendering, review
@@ -328,10 +328,7 @@ class EvaluationAdmin(HistoryAdmin):
                     signer_role=form.cleaned_data["signer_role"],
                 )
             except RuleViolation as exc:
-                for field, message in exc.errors.items():
-                    form.add_error(field if field in form.fields else None, message)
-                if not exc.errors:
-                    form.add_error(None, exc.message)
+                add_to_form(form, exc)
             else:
                 messages.success(
                     request, gettext("Signed off. The signed PDF is being rendered and signed.")

@@ -22,7 +22,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
 from .. import copying, scoping, selectors
-from ..errors import RuleViolation
+from ..errors import RuleViolation, add_to_form
 from ..models import RETENTION_MONTHS_MAX, Participant, Response, Site, Study
 from .common import (
     EMPTY,
@@ -278,10 +278,7 @@ class StudyAdmin(StudyExportsMixin, ScopedAdminMixin, admin.ModelAdmin):
             try:
                 copy = copying.study_copy(source=study, user=request.user, **form.cleaned_data)
             except RuleViolation as exc:
-                for field, message in exc.errors.items():
-                    form.add_error(field if field in form.fields else None, message)
-                if not exc.errors:
-                    form.add_error(None, exc.message)
+                add_to_form(form, exc)
             else:
                 # The admin's own record of the new study (its "History" page); the
                 # copied memberships, segments and KPIs record "study copied".
