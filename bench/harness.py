@@ -110,6 +110,7 @@ def production_environment(
         "SITE_URL": f"https://{HOST}",
         "HYOKA_SIGNING_P12": str(signing[0]),
         "HYOKA_SIGNING_PASSPHRASE": signing[1],
+        "HYOKA_TSA_URL": f"http://{HOST}:9/",  # nothing is timestamped by the submit bench
         # Required in production: the link key, the contact details' key and a mail
         # server (bench/fieldwork.py points EMAIL_URL at its own).
         "HYOKA_LINK_KEY": secrets.token_urlsafe(32),

@@ -588,6 +588,12 @@ else:
     )
     HYOKA_SIGNING_PASSPHRASE = env.str("HYOKA_SIGNING_PASSPHRASE", default="hyoka-development")
 HYOKA_SIGNING_TRUST_ROOTS = env.list("HYOKA_SIGNING_TRUST_ROOTS", default=[])
+# The RFC 3161 time-stamping authority that dates registrations and signed evaluations
+# (kpi/evidence/timestamps.py), and the certificates its tokens are checked against. In the
+# embedded mode it may be empty: the demo then starts a development authority on 127.0.0.1.
+HYOKA_TSA_URL = _required("HYOKA_TSA_URL") if PRODUCTION else env.str("HYOKA_TSA_URL", default="")
+HYOKA_TSA_TIMEOUT = env.int("HYOKA_TSA_TIMEOUT", default=10)
+HYOKA_TSA_TRUST_ROOTS = env.list("HYOKA_TSA_TRUST_ROOTS", default=[])
 
 # --- Hyoka ----------------------------------------------------------------------------
 # Longest free-text answer accepted, in characters.

@@ -151,6 +151,31 @@ def signing_settings(tmp_path_factory: pytest.TempPathFactory) -> dict[str, obje
     }
 
 
+@pytest.fixture(scope="session")
+def tsa_files(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """A development time-stamping authority's certificate and key, made once per process."""
+    from kpi.evidence.tsa import make_authority
+
+    return make_authority(tmp_path_factory.mktemp("tsa"))
+
+
+@pytest.fixture
+def tsa(tsa_files):  # type: ignore[no-untyped-def]
+    """A real RFC 3161 authority on 127.0.0.1, configured as ``HYOKA_TSA_URL`` and trusted
+    through ``HYOKA_TSA_TRUST_ROOTS``; ``tsa.requests_served`` lists what it stamped."""
+    from django.test import override_settings
+
+    from kpi.evidence.tsa import serve_authority
+
+    with (
+        serve_authority(tsa_files) as authority,
+        override_settings(
+            HYOKA_TSA_URL=authority.url, HYOKA_TSA_TRUST_ROOTS=[str(tsa_files.certificate)]
+        ),
+    ):
+        yield authority
+
+
 @pytest.fixture(autouse=True)
 def _committed_data_only_where_wanted(request, django_db_blocker):  # type: ignore[no-untyped-def]
     committed.flush_unless_wanted(request, django_db_blocker)

@@ -35,6 +35,7 @@ PRODUCTION = {
     "CACHE_URL": "redis://cache.example.jp:6379/1",
     "HYOKA_SIGNING_P12": "/etc/hyoka/signing.p12",
     "HYOKA_SIGNING_PASSPHRASE": secrets.token_urlsafe(24),
+    "HYOKA_TSA_URL": "https://tsa.example.jp/",
     "HYOKA_LINK_KEY": secrets.token_urlsafe(32),
     "HYOKA_CONTACT_KEYS": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
     "EMAIL_URL": "smtp+tls://hyoka:secret@smtp.example.jp:587",

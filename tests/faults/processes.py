@@ -274,6 +274,7 @@ def production_environment(
         # Required in production; nothing is signed by these tests.
         "HYOKA_SIGNING_P12": str(static_root.parent / "unused-signing.p12"),
         "HYOKA_SIGNING_PASSPHRASE": secrets.token_urlsafe(24),
+        "HYOKA_TSA_URL": f"http://{HOST}:{free_port()}/",
         # Required in production: the link key, the contact details' key and the mail
         # server (nothing is e-mailed by these tests).
         "HYOKA_LINK_KEY": secrets.token_urlsafe(32),

@@ -1,0 +1,52 @@
+"""RFC 3161 timestamps from the time-stamping authority the operator names.
+
+``HYOKA_TSA_URL`` is the authority's HTTP address. Production requires it; in the embedded
+mode it may be empty, and then the demo starts the development authority of
+``kpi/evidence/tsa.py`` on 127.0.0.1 for as long as it runs (``local_authority``), so that
+nothing leaves the machine and a fresh checkout still produces timestamped evidence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from asn1crypto import cms
+from django.conf import settings
+from django.test.utils import override_settings
+from pyhanko.sign.timestamps import HTTPTimeStamper, TimeStamper
+
+
+class TimestampingNotConfigured(RuntimeError):
+    pass
+
+
+def timestamper() -> TimeStamper:
+    """The client of the configured authority (pyHanko's, over HTTP)."""
+    url = settings.HYOKA_TSA_URL
+    if not url:
+        raise TimestampingNotConfigured(
+            "No time-stamping authority: set HYOKA_TSA_URL (the demo starts a development "
+            "one on 127.0.0.1)."
+        )
+    return HTTPTimeStamper(url, timeout=settings.HYOKA_TSA_TIMEOUT)
+
+
+def stamp(digest: bytes, algorithm: str = "sha256") -> cms.ContentInfo:
+    """A timestamp token over ``digest`` from the configured authority (RFC 3161); raises
+    ``pyhanko.sign.timestamps.TimestampRequestError`` when it cannot be had."""
+    return asyncio.run(timestamper().async_timestamp(digest, algorithm))
+
+
+@contextmanager
+def local_authority() -> Iterator[str]:
+    """Use the configured authority, or, when none is, a development authority on
+    127.0.0.1 for the duration (its certificate under ``var/tsa``): yields the URL."""
+    if settings.HYOKA_TSA_URL:
+        yield settings.HYOKA_TSA_URL
+        return
+    from kpi.evidence.tsa import development_authority_files, serve
+
+    with serve(*development_authority_files()) as url, override_settings(HYOKA_TSA_URL=url):
+        yield url
