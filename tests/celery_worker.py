@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import kombu.pools
 from django.db import connection
 
 from config.celery import app
@@ -89,9 +90,11 @@ def _publish_to(url: str | None) -> None:
     """Point this process's Celery app at ``url`` (None: back to the settings'). Celery
     takes ``CELERY_BROKER_URL`` from the environment before its settings; the connection
     and producer pools were made for the old broker (the app keeps them until a fork,
-    ``Celery._after_fork``)."""
-    if app._pool is not None:
-        app._pool.force_close_all()
+    ``Celery._after_fork``). Those pools live in kombu's process-wide registry, keyed by
+    the broker's address: closing one there would leave the registry handing the closed
+    pool to the next task sent to that broker ("Acquire on closed pool"), so the registry
+    is emptied instead (``kombu.pools.reset`` closes and forgets every pool)."""
+    kombu.pools.reset()
     if url is None:
         os.environ.pop("CELERY_BROKER_URL", None)
     else:
