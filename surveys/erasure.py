@@ -12,7 +12,8 @@ response and answers (the append-only triggers let exactly this UPDATE through:
 the closed and number answers and the response's choice bits, so that every count, KPI
 and signed evaluation recomputes exactly; the participant's status and dates; the act
 itself (an ``ErasureRecord``: who, when, why; and a "personal data erased" record in the
-participant's history).
+participant's history). Every stored **export file** that may hold the participant's
+reference or text is deleted, its record kept (``exports/expiry.py``).
 
 Another app that keeps personal data of participants extends erasure through the
 ``participant_erasing`` signal (``surveys/signals.py``).
@@ -35,6 +36,7 @@ from simple_history.utils import bulk_update_with_history
 
 from . import links, scoping, tokens
 from .errors import ErasureRefused
+from .exports.expiry import participant_files_erase
 from .history import Reason, recorded_by, save_with_reason
 from .models import (
     Answer,
@@ -123,6 +125,7 @@ def participant_erase(
             _erase_response(response, user)
         _scrub_history(participant, response)
         _scrub_admin_log(participant, response)
+        participant_files_erase(participant=participant, purge=purge is not None)
         participant_erasing.send(
             sender=Participant, participant=participant, record=record, by=user, reason=reason
         )

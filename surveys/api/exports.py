@@ -170,6 +170,8 @@ class ExportSerializer(serializers.ModelSerializer):
             "requested_at",
             "finished_at",
             "error",
+            "expired_at",
+            "expired_because",
             "download_url",
         ]
         read_only_fields = [
@@ -179,6 +181,8 @@ class ExportSerializer(serializers.ModelSerializer):
             "requested_at",
             "finished_at",
             "error",
+            "expired_at",
+            "expired_because",
         ]
         extra_kwargs = {"language": {"required": False}}
 
