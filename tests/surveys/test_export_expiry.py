@@ -6,12 +6,15 @@ is failed so that its requester asks again. The clock is the sweep's ``now``."""
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import Permission, User
+from django.db import connection, connections, transaction
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -29,6 +32,8 @@ Status = ResponseExport.Status
 Expiry = ResponseExport.Expiry
 
 pytestmark = pytest.mark.filterwarnings("ignore:No directory at:UserWarning")
+
+JOIN_TIMEOUT = 30  # seconds; a deadlock fails the test instead of hanging it
 
 
 @pytest.fixture
@@ -236,3 +241,68 @@ def test_an_export_that_is_still_within_its_time_is_left_alone(world):  # type: 
     assert expiry.exports_sweep(now=export.started_at + dt.timedelta(minutes=30)).failed == 0
     export.refresh_from_db()
     assert export.status == Status.RUNNING
+
+
+# --- An erasure and an export at the same moment (PostgreSQL) --------------------------
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_an_export_finishing_during_an_erasure_waits_for_it_and_throws_its_file_away(
+    world, monkeypatch
+):  # type: ignore[no-untyped-def]
+    """The worker has read her row and wants to finish while her erasure is not yet
+    committed (so it could not see the file): it waits on its row's lock, then sees the
+    erasure and deletes the file."""
+    export = export_begin(
+        user=world["user"], study=world["study"], format="csv", language="en", queued=True
+    )
+    written_ = threading.Event()
+    erased_not_committed = threading.Event()
+    write = running.WRITERS["csv"]
+
+    def write_then_wait(reader: Any, path: Path) -> int:
+        rows = write(reader, path)  # her reference is in the file
+        written_.set()
+        assert erased_not_committed.wait(JOIN_TIMEOUT)
+        return rows
+
+    monkeypatch.setitem(running.WRITERS, "csv", write_then_wait)
+
+    def worker() -> None:
+        try:
+            export_run(export_id=export.pk)
+        finally:
+            connections.close_all()
+
+    def erase() -> None:
+        try:
+            assert written_.wait(JOIN_TIMEOUT)
+            with transaction.atomic():
+                erasure.participant_erase(participant=world["people"][0], by=None, reason="asked")
+                erased_not_committed.set()
+                # Commit only once the worker waits for a lock (or, were there no lock to
+                # wait for, has finished).
+                for _ in range(JOIN_TIMEOUT * 10):
+                    with connection.cursor() as cursor:
+                        cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")
+                        if cursor.fetchone()[0]:
+                            break
+                    if not ResponseExport.objects.filter(pk=export.pk, status="running"):
+                        break
+                    time.sleep(0.1)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=worker), threading.Thread(target=erase)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(JOIN_TIMEOUT)
+    assert not any(t.is_alive() for t in threads), "deadlock?"
+
+    export.refresh_from_db()
+    assert export.status == Status.FAILED, export.status
+    assert "erased while the file was being written" in export.error
+    folder = Path(settings.MEDIA_ROOT) / "exports"
+    assert list(folder.glob(f"{export.pk}-*")) == []
