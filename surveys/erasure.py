@@ -109,7 +109,9 @@ def participant_erase(
             # before) can store text just after: erasing again sweeps it, with no new record.
             response = Response.objects.filter(participant=participant).first()
             if response is not None:
-                _erase_response(response, user)
+                if _erase_response(response, user):
+                    # A file exported since may hold that text.
+                    participant_files_erase(participant=participant, purge=False)
                 _scrub_history(participant, response)
             return Erasure(record=done, new=False)
         record = ErasureRecord.objects.create(
@@ -153,9 +155,10 @@ def _erase_participant(participant: Participant, user: Any) -> None:
         )
 
 
-def _erase_response(response: Response, user: Any) -> None:
+def _erase_response(response: Response, user: Any) -> bool:
     """Blank the text answers (draft or submitted; the row stays, so "answered" stays
-    true) and forget the client's key. Closed answers and the choice bits stay."""
+    true) and forget the client's key. Closed answers and the choice bits stay. Whether
+    there was text to blank."""
     texts = list(
         Answer.objects.filter(response=response, text_value__isnull=False).exclude(text_value="")
     )
@@ -175,6 +178,7 @@ def _erase_response(response: Response, user: Any) -> None:
             save_with_reason(
                 response, Reason.PERSONAL_DATA_ERASED.value, update_fields=["idempotency_key"]
             )
+    return bool(texts)
 
 
 def _scrub_history(participant: Participant, response: Response | None) -> None:

@@ -55,10 +55,11 @@ def _folder() -> Path:
 
 
 def _expire(exports: QuerySet[ResponseExport], *, because: str, now: dt.datetime) -> int:
-    """Deletes the stored files of ``exports`` and marks them expired, one by one (the
-    rows are locked: a concurrent sweep or erasure skips them). Inside a transaction."""
+    """Deletes the stored files of ``exports`` and marks them expired, one by one, under
+    their rows' locks (taken in one order: two erasures at once wait, never deadlock; a
+    row another one expired meanwhile is no longer selected). Inside a transaction."""
     done = 0
-    for export in exports.select_for_update(skip_locked=True):
+    for export in exports.select_for_update().order_by("pk"):
         (Path(settings.MEDIA_ROOT) / export.file.name).unlink(missing_ok=True)
         export.status = Status.EXPIRED
         export.expired_at = now
@@ -76,8 +77,8 @@ def _expire(exports: QuerySet[ResponseExport], *, because: str, now: dt.datetime
 
 def participant_files_erase(*, participant: Participant, purge: bool) -> int:
     """Deletes every stored export file that may hold ``participant``'s reference or free
-    text: the files of their study (or of every study) written since they have a response,
-    except those limited to another site. Inside the caller's transaction."""
+    text, if they have a response: the files of their study (or of every study), except
+    those limited to another site. Inside the caller's transaction."""
     response = Response.objects.filter(participant=participant).only("pk").first()
     if response is None:  # a response export holds responses only
         return 0
@@ -85,7 +86,7 @@ def participant_files_erase(*, participant: Participant, purge: bool) -> int:
     of_study = ResponseExport.objects.filter(Q(study_id=study_id) | Q(study__isnull=True))
     # Exports being written wait for this erasure to commit before they finish, then see
     # it and throw their file away (``running.py``); one that finished first is below.
-    list(of_study.filter(status=Status.RUNNING).select_for_update().only("pk"))
+    list(of_study.filter(status=Status.RUNNING).select_for_update().order_by("pk").only("pk"))
     exports = of_study.filter(status=Status.SUCCEEDED).exclude(
         Q(filters__has_key="site") & ~Q(filters__site=participant.site_id)
     )
