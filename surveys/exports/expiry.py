@@ -59,7 +59,8 @@ def _expire(exports: QuerySet[ResponseExport], *, because: str, now: dt.datetime
     their rows' locks (taken in one order: two erasures at once wait, never deadlock; a
     row another one expired meanwhile is no longer selected). Inside a transaction."""
     done = 0
-    for export in exports.select_for_update().order_by("pk"):
+    for export in exports.exclude(file="").select_for_update().order_by("pk"):
+        # (An export sent in the request was never stored: it has no file and stays.)
         (Path(settings.MEDIA_ROOT) / export.file.name).unlink(missing_ok=True)
         export.status = Status.EXPIRED
         export.expired_at = now
@@ -107,7 +108,9 @@ def exports_sweep(*, now: dt.datetime | None = None) -> Sweep:
     cannot be deleted (logged) holds up no other."""
     now = now or timezone.now()
     kept_until = now - dt.timedelta(days=settings.HYOKA_EXPORT_FILE_DAYS)
-    old = ResponseExport.objects.filter(status=Status.SUCCEEDED, finished_at__lt=kept_until)
+    old = ResponseExport.objects.filter(
+        status=Status.SUCCEEDED, finished_at__lt=kept_until
+    ).exclude(file="")
     expired = 0
     for pk in list(old.values_list("pk", flat=True)):
         try:

@@ -4,6 +4,7 @@ results or on the sign-off page, and no list or page scrolls sideways."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 
@@ -11,11 +12,14 @@ import pytest
 from axe_playwright_python.sync_playwright import Axe
 from django.contrib.auth.models import Permission, User
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from fieldwork.models import Delivery
 from kpi.evaluations import services as evaluations
 from kpi.models import EvaluationRun
 from kpi.scoring import execution
+from surveys.exports.expiry import STUCK_ERROR, exports_sweep
+from surveys.exports.records import export_begin, export_fail, export_finish
 from surveys.models import Membership, Participant
 from tests.factories import build_reference_study
 from tests.surveys.test_admin_scoping import programme_managers
@@ -59,6 +63,12 @@ def test_the_lists_results_and_sign_off_pass_axe_at_1280(
     for site in study.sites.all():
         Membership.objects.create(user=user, site=site, role="signer")
     evaluation = evaluations.evaluation_create(run=run, user=user, language="ja")
+    # An export whose file expired, and one that failed, on the study's export page.
+    expired = export_begin(user=user, study=study, format="xlsx", language="ja")
+    export_finish(export=expired, rows=229, file_name=f"exports/{expired.pk}-e2e.xlsx")
+    exports_sweep(now=timezone.now() + dt.timedelta(days=30))
+    export_fail(export=export_begin(user=user, study=study, format="sav", language="ja"),
+                error=gettext(STUCK_ERROR))  # fmt: skip
     # The deliveries list, with the long mail-server answer a failure keeps.
     user.user_permissions.add(Permission.objects.get(codename="view_delivery"))
     for n, participant in enumerate(Participant.objects.filter(site__study=study)[:4]):
@@ -96,6 +106,7 @@ def test_the_lists_results_and_sign_off_pass_axe_at_1280(
         # With Django's tabular inline of the sites (templates/admin/edit_inline/).
         f"/admin/surveys/study/{study.pk}/change/",
         f"/admin/surveys/instrument/{study.instruments.get().pk}/change/",
+        f"/admin/surveys/study/{study.pk}/export/",
     ]
     problems = {}
     for path in pages:

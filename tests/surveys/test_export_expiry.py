@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from surveys import erasure, services
 from surveys.exports import expiry, running
-from surveys.exports.records import export_begin, export_path
+from surveys.exports.records import export_begin, export_finish, export_path
 from surveys.exports.running import export_run
 from surveys.exports.services import export_request
 from surveys.models import Membership, ResponseExport, Study
@@ -101,6 +101,20 @@ def test_a_file_is_deleted_after_its_days_and_its_record_stays(world, settings):
     assert statuses[-2:] == [Status.SUCCEEDED, Status.EXPIRED]
     # Running it again changes nothing.
     assert expiry.exports_sweep(now=finished + dt.timedelta(days=30)).expired == 0
+
+
+def test_an_export_sent_in_the_request_has_no_file_to_delete_and_no_download(world):  # type: ignore[no-untyped-def]
+    sent = export_begin(user=world["user"], study=world["study"], format="xlsx", language="en")
+    export_finish(export=sent, rows=2)
+    assert sent.finished_at is not None
+    assert expiry.exports_sweep(now=sent.finished_at + dt.timedelta(days=30)).expired == 0
+    sent.refresh_from_db()
+    assert sent.status == Status.SUCCEEDED  # what it was: sent, never stored
+    client = Client(headers={"Accept-Language": "en"})
+    client.force_login(world["user"])
+    assert client.get(f"/api/v1/exports/{sent.pk}/").json()["download_url"] is None
+    page = client.get(reverse("admin:surveys_study_export", args=[world["study"].pk]))
+    assert "Download" not in page.content.decode()
 
 
 def test_the_admin_and_the_api_say_expired_and_offer_no_download(world):  # type: ignore[no-untyped-def]
