@@ -9,7 +9,8 @@
   ``surveys/erasure.py``): if a file cannot be deleted, nothing is erased.
 - An export left "being written" past ``HYOKA_EXPORT_STUCK_AFTER`` lost its worker (or,
   in the request, its client): it is marked failed with that reason, so that the
-  requester asks again, and the part of a file it may have left is deleted.
+  requester asks again, and the part of a file it may have left is deleted. Any other
+  file in the folder that no export holds is deleted by the same sweep.
 
 A file is deleted before its row says so, in the row's transaction: a file that cannot be
 deleted leaves its row as it was (the sweep tries again next time; an erasure fails).
@@ -132,6 +133,38 @@ def exports_sweep(*, now: dt.datetime | None = None) -> Sweep:
             with translation.override(export.language):
                 export_fail(export=export, error=gettext(STUCK_ERROR), rows=export.rows)
             failed += 1
-    if expired or failed:
-        logger.info("export sweep: %d files expired, %d stuck exports failed", expired, failed)
+    orphans = _orphans_delete()
+    if expired or failed or orphans:
+        logger.info(
+            "export sweep: %d files expired, %d stuck exports failed, %d stray files deleted",
+            expired,
+            failed,
+            orphans,
+        )
     return Sweep(expired=expired, failed=failed)
+
+
+def _orphans_delete() -> int:
+    """Files in the exports folder that no export holds: what a worker killed mid-write
+    left before its export was claimed again and written under a new name, or a file
+    whose unlink failed. A file of an export queued or being written is left alone (read
+    first: an export never goes back to those states, but a claim again)."""
+    folder = _folder()
+    if not folder.is_dir():
+        return 0
+    pending = {
+        str(pk)
+        for pk in ResponseExport.objects.filter(
+            status__in=[Status.QUEUED, Status.RUNNING]
+        ).values_list("pk", flat=True)
+    }
+    stored = set(ResponseExport.objects.exclude(file="").values_list("file", flat=True))
+    deleted = 0
+    for path in folder.iterdir():
+        if not path.is_file() or f"exports/{path.name}" in stored:
+            continue
+        if path.name.split("-", 1)[0] in pending:
+            continue
+        path.unlink(missing_ok=True)
+        deleted += 1
+    return deleted

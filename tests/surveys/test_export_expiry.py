@@ -153,6 +153,24 @@ def test_the_beat_runs_the_sweep_every_quarter_of_an_hour(world, settings):  # t
     assert not stored(export).exists()
 
 
+def test_stray_files_are_deleted_and_a_file_being_written_is_not(world):  # type: ignore[no-untyped-def]
+    kept = written(world)
+    being_written = export_request(
+        user=world["user"], study=world["study"], format="sav", language="en"
+    )
+    folder = Path(settings.MEDIA_ROOT) / "exports"
+    # Left by a worker killed mid-write, before its export was written again.
+    stray = folder / f"{kept.pk}-0badc0de.csv"
+    stray.write_text("R-site-a", encoding="utf-8")
+    part = folder / f"{being_written.pk}-1234abcd.sav"
+    part.write_bytes(b"half a file")
+
+    expiry.exports_sweep()
+
+    assert not stray.exists()
+    assert stored(kept).is_file() and part.is_file()
+
+
 # --- Erasure --------------------------------------------------------------------------
 
 
