@@ -1,6 +1,8 @@
-"""The admin in a real headless Chromium at 1280 × 800, in Japanese, as a programme manager
-(the signer role on every site): axe-core finds no violation on any list, on a run's
-results or on the sign-off page, and no list or page scrolls sideways."""
+"""The admin in a real headless Chromium at 1280 × 800, in Japanese and in English, as a
+programme manager (the signer role on every site): axe-core finds no violation on any
+list, on a run's results, the sign-off page, the study's and an instrument's pages (with
+Django's tabular inlines) or the export page, and no list or page scrolls sideways.
+``HYOKA_SCREENSHOTS=folder`` keeps a screenshot of each page to look at."""
 
 from __future__ import annotations
 
