@@ -371,12 +371,19 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 CELERY_TIMEZONE = TIME_ZONE
 # The schedule `celery beat` runs (production): nightly scoring of open studies, a
-# backstop that catches submissions made while the broker was unreachable, and the daily
-# purge of personal data whose retention period has ended (docs/security.md).
+# backstop that catches submissions made while the broker was unreachable, the daily
+# purge of personal data whose retention period has ended and the sweep of export files
+# (docs/security.md).
 CELERY_BEAT_SCHEDULE = {
     "purge-expired-personal-data-daily": {
         "task": "surveys.purge_expired_personal_data",
         "schedule": crontab(hour=3, minute=30),
+    },
+    # Deletes export files past HYOKA_EXPORT_FILE_DAYS and fails exports left "being
+    # written" by a dead worker (surveys/exports/expiry.py).
+    "sweep-response-exports": {
+        "task": "surveys.sweep_exports",
+        "schedule": crontab(minute="*/15"),
     },
     "score-open-studies-nightly": {
         "task": "kpi.score_open_studies",
@@ -407,6 +414,23 @@ CELERY_BEAT_SCHEDULE = {
 }
 # The backstop re-sends a queued run once it is this many seconds old (never delivered).
 HYOKA_BACKSTOP_STUCK_AFTER = env.int("HYOKA_BACKSTOP_STUCK_AFTER", default=180)
+# Response exports (surveys/exports/expiry.py): a stored file is deleted this many days
+# after it was written (the record of the export stays, "expired"); an export still
+# "being written" this many seconds after it started lost its worker (or its client) and
+# is marked failed. Longer than a redelivered task may take to claim it and run.
+HYOKA_EXPORT_FILE_DAYS = env.int("HYOKA_EXPORT_FILE_DAYS", default=7)
+if HYOKA_EXPORT_FILE_DAYS < 1:
+    raise ImproperlyConfigured("HYOKA_EXPORT_FILE_DAYS must be 1 or more.")
+HYOKA_EXPORT_STUCK_AFTER = env.int(
+    "HYOKA_EXPORT_STUCK_AFTER",
+    default=max(3600, visibility_timeout + CELERY_TASK_TIME_LIMIT + 300),
+)
+if HYOKA_EXPORT_STUCK_AFTER - visibility_timeout <= CELERY_TASK_TIME_LIMIT:
+    raise ImproperlyConfigured(
+        "HYOKA_EXPORT_STUCK_AFTER must exceed CELERY_VISIBILITY_TIMEOUT + "
+        "CELERY_TASK_TIME_LIMIT: an export whose worker died is sent again and written "
+        "within that time."
+    )
 
 # --- Security -------------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True

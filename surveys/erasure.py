@@ -12,7 +12,8 @@ response and answers (the append-only triggers let exactly this UPDATE through:
 the closed and number answers and the response's choice bits, so that every count, KPI
 and signed evaluation recomputes exactly; the participant's status and dates; the act
 itself (an ``ErasureRecord``: who, when, why; and a "personal data erased" record in the
-participant's history).
+participant's history). Every stored **export file** that may hold the participant's
+reference or text is deleted, its record kept (``exports/expiry.py``).
 
 Another app that keeps personal data of participants extends erasure through the
 ``participant_erasing`` signal (``surveys/signals.py``).
@@ -35,6 +36,7 @@ from simple_history.utils import bulk_update_with_history
 
 from . import links, scoping, tokens
 from .errors import ErasureRefused
+from .exports.expiry import participant_files_erase
 from .history import Reason, recorded_by, save_with_reason
 from .models import (
     Answer,
@@ -107,7 +109,9 @@ def participant_erase(
             # before) can store text just after: erasing again sweeps it, with no new record.
             response = Response.objects.filter(participant=participant).first()
             if response is not None:
-                _erase_response(response, user)
+                if _erase_response(response, user):
+                    # A file exported since may hold that text.
+                    participant_files_erase(participant=participant, purge=False)
                 _scrub_history(participant, response)
             return Erasure(record=done, new=False)
         record = ErasureRecord.objects.create(
@@ -123,6 +127,7 @@ def participant_erase(
             _erase_response(response, user)
         _scrub_history(participant, response)
         _scrub_admin_log(participant, response)
+        participant_files_erase(participant=participant, purge=purge is not None)
         participant_erasing.send(
             sender=Participant, participant=participant, record=record, by=user, reason=reason
         )
@@ -150,9 +155,10 @@ def _erase_participant(participant: Participant, user: Any) -> None:
         )
 
 
-def _erase_response(response: Response, user: Any) -> None:
+def _erase_response(response: Response, user: Any) -> bool:
     """Blank the text answers (draft or submitted; the row stays, so "answered" stays
-    true) and forget the client's key. Closed answers and the choice bits stay."""
+    true) and forget the client's key. Closed answers and the choice bits stay. Whether
+    there was text to blank."""
     texts = list(
         Answer.objects.filter(response=response, text_value__isnull=False).exclude(text_value="")
     )
@@ -172,6 +178,7 @@ def _erase_response(response: Response, user: Any) -> None:
             save_with_reason(
                 response, Reason.PERSONAL_DATA_ERASED.value, update_fields=["idempotency_key"]
             )
+    return bool(texts)
 
 
 def _scrub_history(participant: Participant, response: Response | None) -> None:

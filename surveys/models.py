@@ -762,7 +762,9 @@ class ResponseExport(models.Model):
     in the request (a streamed CSV, a small file) is written ``running`` and finished
     there; a large one is ``queued`` for a Celery task, which claims it with a
     compare-and-set and stores the file under ``MEDIA_ROOT/exports/``. Its history is the
-    audit trail of exports (who, when, study, format; then the row count)."""
+    audit trail of exports (who, when, study, format; then the row count). A stored file
+    is deleted after ``HYOKA_EXPORT_FILE_DAYS`` or when personal data it may hold is
+    erased; the row stays, ``expired``, saying why (``surveys/exports/expiry.py``)."""
 
     class Format(models.TextChoices):
         CSV = "csv", _("CSV (codes and labels)")
@@ -775,6 +777,14 @@ class ResponseExport(models.Model):
         RUNNING = "running", _("Being written")
         SUCCEEDED = "succeeded", _("Ready")
         FAILED = "failed", _("Failed")
+        EXPIRED = "expired", _("Expired")  # the file is deleted, the record stays
+
+    class Expiry(models.TextChoices):
+        """Why an export's file was deleted (``surveys/exports/expiry.py``)."""
+
+        KEPT_DAYS = "kept_days", _("kept for its retention period")
+        ERASURE = "erasure", _("a participant's personal data was erased")
+        PURGE = "purge", _("the study's personal data was purged")
 
     study = models.ForeignKey(
         Study,
@@ -806,6 +816,10 @@ class ResponseExport(models.Model):
     file = models.FileField(_("file"), upload_to="exports/", blank=True)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
     error = models.TextField(_("error"), blank=True)
+    expired_at = models.DateTimeField(_("file deleted"), null=True, blank=True)
+    expired_because = models.CharField(
+        _("file deleted because"), max_length=10, choices=Expiry.choices, blank=True
+    )
     history = AuditedHistory()
 
     class Meta:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from . import erasure
+from .exports.expiry import exports_sweep
 from .exports.tasks import export_responses  # noqa: F401  (found by autodiscovery)
 
 
@@ -28,3 +29,17 @@ def purge_expired_personal_data() -> int:
     (each purge is recorded and logged by the service). Returns the number of studies
     purged."""
     return len(erasure.studies_purge_expired())
+
+
+@shared_task(
+    name="surveys.sweep_exports",
+    acks_late=True,  # idempotent: each export is changed once, under its row's lock
+    reject_on_worker_lost=True,
+    soft_time_limit=540,
+    time_limit=600,
+)
+def sweep_exports() -> dict[str, int]:
+    """Every quarter of an hour: export files past ``HYOKA_EXPORT_FILE_DAYS`` deleted,
+    exports left "being written" by a dead worker failed. Returns both counts."""
+    sweep = exports_sweep()
+    return {"expired": sweep.expired, "failed": sweep.failed}

@@ -151,6 +151,8 @@ def test_production_refuses_unknown_attack_settings():
         ("TRUSTED_PROXIES", "10.0.0.0/33"),
         ("HYOKA_LOGIN_ADDRESS_FAILURE_LIMIT", "0"),
         ("HYOKA_SESSION_HOURS", "0"),
+        ("HYOKA_EXPORT_FILE_DAYS", "0"),
+        ("HYOKA_EXPORT_STUCK_AFTER", "600"),  # a live worker's export would be failed
     ]:
         result = manage("check", **{**PRODUCTION, name: value})
         assert result.returncode != 0

@@ -287,8 +287,7 @@ class KPIAdmin(HistoryAdmin):
         "name_column",
         "kind_column",
         "base_column",
-        "target_column",
-        "rule_column",
+        "target_rule_column",
         "min_n",
         "by_site",
         "active",
@@ -438,6 +437,17 @@ class KPIAdmin(HistoryAdmin):
     @admin.display(description=_("target"))
     def target_column(self, obj: KPI) -> str:
         return _target(obj)
+
+    @admin.display(description=_("target"), ordering="threshold")
+    def target_rule_column(self, obj: KPI) -> str:
+        """The list's target with what it is judged on under it (one column fewer: the
+        list fits 1280 px in English too)."""
+        target = _target(obj)
+        if obj.threshold is None:
+            return target
+        return format_html(
+            '{}<span class="hyoka-second-line">{}</span>', target, self.rule_column(obj)
+        )
 
     @admin.display(description=_("active"))
     def active_column(self, obj: KPI) -> str:

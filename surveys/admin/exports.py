@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
@@ -100,6 +101,7 @@ class StudyExportsMixin:
             "form": form,
             "exports": rows,
             "pending": pending,
+            "file_days": settings.HYOKA_EXPORT_FILE_DAYS,
         }
         return TemplateResponse(request, "admin/surveys/study/export.html", context)
 

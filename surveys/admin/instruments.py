@@ -108,10 +108,10 @@ class InstrumentAdmin(FrozenInstrumentMixin, ScopedAdminMixin, admin.ModelAdmin)
     """The questionnaires of the caller's studies; editing, publishing and new versions
     take the manager role in the study."""
 
+    # The version is in the instrument's name ("tokyo-dx-2021 v2"), sorted by it.
     list_display = (
-        "__str__",
+        "instrument_column",
         "study",
-        "version",
         "title_column",
         "status",
         "published_at",
@@ -123,6 +123,10 @@ class InstrumentAdmin(FrozenInstrumentMixin, ScopedAdminMixin, admin.ModelAdmin)
     ordering = ("study__code", "-version")
     list_per_page = 50
     inlines = (QuestionInline,)
+
+    @admin.display(description=_("instrument"), ordering="version")
+    def instrument_column(self, obj: Instrument) -> str:
+        return str(obj)
 
     @admin.display(description=_("title"))
     def title_column(self, obj: Instrument) -> str:

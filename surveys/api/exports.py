@@ -170,6 +170,8 @@ class ExportSerializer(serializers.ModelSerializer):
             "requested_at",
             "finished_at",
             "error",
+            "expired_at",
+            "expired_because",
             "download_url",
         ]
         read_only_fields = [
@@ -179,12 +181,14 @@ class ExportSerializer(serializers.ModelSerializer):
             "requested_at",
             "finished_at",
             "error",
+            "expired_at",
+            "expired_because",
         ]
         extra_kwargs = {"language": {"required": False}}
 
     def get_download_url(self, obj: ResponseExport) -> str | None:
-        if obj.status != ResponseExport.Status.SUCCEEDED:
-            return None
+        if obj.status != ResponseExport.Status.SUCCEEDED or not obj.file:
+            return None  # not ready, or sent in the request (never stored)
         return reverse("api:export-download", args=[obj.pk])
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:

@@ -7,4 +7,7 @@
 - ``csv_file.py``, ``xlsx_file.py``, ``stat_files.py``: one writer per format.
 - ``services.py``: an export as a recorded act (``ResponseExport`` and its history), made
   in the request or by a Celery task.
+- ``expiry.py``: stored files deleted after ``HYOKA_EXPORT_FILE_DAYS`` or when personal
+  data they may hold is erased (the record stays, "expired"); exports whose worker died
+  failed.
 """

@@ -1,5 +1,6 @@
 """A queued export written by its task: claimed once with a compare-and-set, written to
-a file under ``MEDIA_ROOT/exports/``, recorded as finished (or failed) with its row count."""
+a file under ``MEDIA_ROOT/exports/``, recorded as finished (or failed) with its row count.
+A file written while a participant of its study was erased is thrown away (failed)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ import secrets
 from pathlib import Path
 
 from django.conf import settings
-from django.db.models import Q
+from django.db import transaction
+from django.db.models import Q, QuerySet
 from django.utils import timezone, translation
+from django.utils.translation import gettext, gettext_noop
 
 from ..errors import RuleViolation
-from ..models import ResponseExport
+from ..models import ErasureRecord, ResponseExport
 from .reading import Reader
 from .records import WRITERS, Status, export_fail, export_finish, responses_for
 
@@ -38,6 +41,7 @@ def export_run(*, export_id: int) -> ResponseExport | None:
     if not _claim(export_id):
         return None
     export = ResponseExport.objects.select_related("study", "requested_by").get(pk=export_id)
+    erasures_before = _erasures(export).count()
     folder = Path(settings.MEDIA_ROOT) / "exports"
     folder.mkdir(parents=True, exist_ok=True)
     name = f"exports/{export.pk}-{secrets.token_hex(8)}.{export.format}"
@@ -57,5 +61,34 @@ def export_run(*, export_id: int) -> ResponseExport | None:
                 export=export, error="the export could not be written", rows=reader.rows_written
             )
             raise
-    export_finish(export=export, rows=rows, file_name=name)
+    # Finished under the row's lock: an erasure of someone in the study locks the study's
+    # running exports until it commits (``expiry.participant_files_erase``), so it either
+    # saw this file as finished and deletes it, or has committed and is counted here.
+    with transaction.atomic():
+        current = ResponseExport.objects.select_for_update().get(pk=export.pk)
+        if current.status != Status.RUNNING:  # failed by the sweep meanwhile
+            path.unlink(missing_ok=True)
+            return current
+        if _erasures(export).count() != erasures_before:
+            path.unlink(missing_ok=True)
+            with translation.override(export.language):
+                export_fail(export=export, error=gettext(ERASED_WHILE_WRITTEN), rows=rows)
+            return export
+        export_finish(export=export, rows=rows, file_name=name)
     return export
+
+
+# What a failed export says, in the export's language.
+ERASED_WHILE_WRITTEN = gettext_noop(
+    "Personal data of this study was erased while the file was being written. Ask for it again."
+)
+
+
+def _erasures(export: ResponseExport) -> QuerySet[ErasureRecord]:
+    """The erasure records of the export's study (all, for an export of every study):
+    append-only, so a count that grew while the file was written means someone was
+    erased meanwhile and the file may hold what was erased."""
+    erasures = ErasureRecord.objects.all()
+    if export.study_id is not None:
+        erasures = erasures.filter(participant__site__study_id=export.study_id)
+    return erasures

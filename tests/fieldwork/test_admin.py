@@ -10,6 +10,7 @@ from django.core import mail
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from fieldwork import services
 from fieldwork.line import linking
@@ -158,6 +159,22 @@ def test_the_delivery_log_shows_the_managers_site_only(manager, site, other_site
 
     page = manager.get(reverse("admin:fieldwork_delivery_changelist")).content.decode()
     assert mine.reference in page and theirs.reference not in page
+
+
+def test_the_delivery_log_shows_attempts_one_time_and_the_error_cut_short(manager, site):
+    """Narrow enough for 1280 px (tests/e2e/test_admin_browser.py), with what a manager
+    reads there: how many attempts, when it went (or is due), and why it failed."""
+    participant = ParticipantFactory(site=site, reference="R-log")
+    error = "550 5.1.1 Recipient address rejected: " + "User unknown " * 10
+    Delivery.objects.create(
+        participant=participant, channel="email", kind="invitation", status="failed",
+        attempts=3, due_at=timezone.now(), last_error=error,
+    )  # fmt: skip
+    page = manager.get(reverse("admin:fieldwork_delivery_changelist")).content.decode()
+    assert "3 attempts" in page
+    assert f'title="{error}"' in page  # the whole answer on hover; the delivery's page has it
+    assert error not in page.replace(f'title="{error}"', "")  # cut short in the cell
+    assert '<span class="hyoka-second-line">due</span>' in page
 
 
 def test_a_manager_corrects_an_address_and_a_wrong_one_is_refused(manager, site):

@@ -162,6 +162,24 @@ def test_the_pages_do_not_query_per_row(manager, study_with_kpis):
         assert len(queries) <= limit, (page, len(queries))
 
 
+def test_the_lists_say_what_a_target_is_judged_on_and_who_asked_for_a_run(manager, study_with_kpis):
+    """One column fewer each (they fit 1280 px): the rule under the target, the
+    requester under the trigger."""
+    kpis = manager.get(url("kpi_changelist")).content.decode()
+    reassured = kpis[kpis.index(">reassured<") :]
+    target = reassured[: reassured.index("</td>", reassured.index('class="field-target_rule'))]
+    assert "at least 70" in target and "point estimate" in target
+    assert "judged on" not in kpis.lower()
+
+    user = User.objects.get(username="manager")
+    run = EvaluationRun.objects.create(
+        study=study_with_kpis, trigger=EvaluationRun.Trigger.MANUAL, requested_by=user
+    )
+    runs = manager.get(url("evaluationrun_changelist")).content.decode()
+    row = runs[runs.index(f">#{run.pk}<") :]
+    assert '<span class="hyoka-second-line">manager</span>' in row[: row.index("</tr>")]
+
+
 def test_a_segments_page_runs_the_same_queries_for_one_condition_as_for_four(
     manager, study_with_kpis
 ):

@@ -28,6 +28,8 @@ from rest_framework.test import APIClient
 
 from surveys import appendonly, erasure, services
 from surveys.errors import ErasureRefused, ParticipantErased
+from surveys.exports.records import export_begin
+from surveys.exports.running import export_run
 from surveys.models import (
     Answer,
     ErasureRecord,
@@ -278,6 +280,29 @@ def test_erasing_again_sweeps_text_that_landed_after_the_first_erasure(site):
     assert ErasureRecord.objects.count() == 1
     assert tables_holding(FINAL_TEXT) == []
     assert closed_answers(participant) == [("children", None, Decimal("2")), ("tool", "line", None)]
+
+
+def test_erasing_again_deletes_a_file_exported_with_the_late_text(site, tmp_path, settings):
+    """The late text may have been exported before the second erasure blanked it."""
+    settings.MEDIA_ROOT = tmp_path
+    participant = ParticipantFactory(site=site, reference=SECRET_REFERENCE)
+    looked_up = Participant.objects.get(pk=participant.pk)
+    erasure.participant_erase(participant=participant, by=None, reason="request")
+    services.response_submit(
+        participant=looked_up, answers={"tool": "line", "comment": FINAL_TEXT}, language="ja"
+    )
+    user = User.objects.create_superuser("root", password=PASSWORD)
+    export = export_begin(user=user, study=site.study, format="csv", language="en", queued=True)
+    export_run(export_id=export.pk)
+    export.refresh_from_db()
+    path = tmp_path / export.file.name
+    assert FINAL_TEXT in path.read_text(encoding="utf-8")
+
+    erasure.participant_erase(participant=participant, by=None, reason="again")
+
+    export.refresh_from_db()
+    assert not path.exists()
+    assert (export.status, export.expired_because) == ("expired", "erasure")
 
 
 @pytest.mark.parametrize("who", ["viewer", "signer_elsewhere", "nobody"])
