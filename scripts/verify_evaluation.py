@@ -481,8 +481,8 @@ def check_figures(
             ):
                 if shown.get(what) != mine and not (row["kind"] == "mean" and what == "interval"):
                     report.fail(
-                        f"{label}: printed {what} {shown.get(what)!r} but the attached counts "
-                        f"give {mine!r}"
+                        f'{label}: printed {what} "{shown.get(what)}" but the attached '
+                        f'counts give "{mine}"'
                     )
         checked += 1
     for key in sorted(set(stored) - {(r["kpi"], r["site"]) for r in counts.get("results", [])}):
