@@ -68,6 +68,26 @@ def first_overall(document: dict[str, Any], key: str = "kpi_code") -> dict[str, 
     return next(r for r in document["results"] if r["site"] is None and r.get("comparator"))
 
 
+def repaint_first_page(signed: bytes, authority_url: str) -> bytes:
+    """The signed report with its first page's content replaced in an incremental update,
+    closed by a fresh (valid, trusted) document timestamp: what anyone can do to a signed
+    file with a public time-stamping authority."""
+    from pyhanko.pdf_utils import generic
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.sign.signers import PdfTimeStamper
+    from pyhanko.sign.timestamps import HTTPTimeStamper
+
+    writer = IncrementalPdfFileWriter(io.BytesIO(signed))
+    page_ref = writer.root["/Pages"]["/Kids"].raw_get(0)
+    page = page_ref.get_object()
+    page["/Contents"] = writer.add_object(
+        generic.StreamObject(stream_data=b"BT /F1 12 Tf 72 720 Td (all KPIs met) Tj ET")
+    )
+    writer.mark_update(page_ref)
+    stamper = PdfTimeStamper(HTTPTimeStamper(authority_url))
+    return stamper.timestamp_pdf(writer, "sha256").getvalue()
+
+
 @pytest.fixture(scope="module")
 def files(django_db_setup, django_db_blocker, signing_settings, tsa_files, tmp_path_factory):  # type: ignore[no-untyped-def]
     """The honest signed report and one tampered copy per case, as files."""
@@ -123,6 +143,10 @@ def files(django_db_setup, django_db_blocker, signing_settings, tsa_files, tmp_p
         with override_settings(HYOKA_TSA_URL=""):
             write("no-timestamp")
         write("unsigned", signed=False)
+        out["changed-after-signing"] = folder / "changed-after-signing.pdf"
+        out["changed-after-signing"].write_bytes(
+            repaint_first_page(out["honest"].read_bytes(), authority.url)
+        )
         transaction.set_rollback(True)
     out["signer"] = Path(signing_settings["HYOKA_SIGNING_P12"]).with_suffix(".pem")
     out["tsa"] = tsa_files.certificate
@@ -223,6 +247,10 @@ CASES = {
     ),
     "no-timestamp": r"^timestamp: the signature has no timestamp from a time-stamping authority$",
     "unsigned": r"^signature: the file is not signed$",
+    "changed-after-signing": (
+        r"^signature: content was changed after signing \(Page entry /Contents was changed in "
+        r"revision \d+\)$"
+    ),
 }
 
 
