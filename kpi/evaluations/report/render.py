@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import warnings
 
-import pydyf
 import weasyprint
 from django.template.loader import render_to_string
 from django.utils import translation
@@ -68,7 +67,6 @@ def render_pdf(evaluation: Evaluation, *, draft: bool, language: str | None = No
         warnings.filterwarnings("ignore", category=ResourceWarning, message=".*sRGB2014.icc")
         pdf = document.write_pdf(
             pdf_variant=PDF_VARIANT,
-            finisher=without_object_streams,
             attachments=[
                 weasyprint_attachment(attachment, fetcher, when)
                 for attachment in evidence.all_attachments()
@@ -76,20 +74,6 @@ def render_pdf(evaluation: Evaluation, *, draft: bool, language: str | None = No
         )
     assert pdf is not None
     return pdf
-
-
-def without_object_streams(document: object, pdf: pydyf.PDF) -> None:
-    """Write every object on its own (streams still compressed), not packed into one object
-    stream: pyHanko reads an object from an object stream by scanning the stream's
-    header from its start, and the tagged report's structure tree is thousands of small
-    objects, so its validation (the diff analysis that proves later revisions add only
-    validation data) took 40 s instead of well under one. The file grows by a few kB."""
-    write = pdf.write
-
-    def write_plain(output: object, version: bytes, identifier: object, compress: bool) -> None:
-        write(output, version, identifier, False)
-
-    pdf.write = write_plain  # type: ignore[method-assign]
 
 
 def weasyprint_attachment(
