@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from typing import Any
 
 import weasyprint
 from django.template.loader import render_to_string
@@ -67,6 +68,7 @@ def render_pdf(evaluation: Evaluation, *, draft: bool, language: str | None = No
         warnings.filterwarnings("ignore", category=ResourceWarning, message=".*sRGB2014.icc")
         pdf = document.write_pdf(
             pdf_variant=PDF_VARIANT,
+            finisher=associated_files_once,
             attachments=[
                 weasyprint_attachment(attachment, fetcher, when)
                 for attachment in evidence.all_attachments()
@@ -74,6 +76,16 @@ def render_pdf(evaluation: Evaluation, *, draft: bool, language: str | None = No
         )
     assert pdf is not None
     return pdf
+
+
+def associated_files_once(document: object, pdf: Any) -> None:
+    """List each attachment once in the catalog's /AF: WeasyPrint 70's PDF/A-3 step adds
+    every file specification twice (once from the name tree, once found among the
+    objects)."""
+    if "AF" in pdf.catalog:
+        unique = list(dict.fromkeys(pdf.catalog["AF"]))
+        pdf.catalog["AF"].clear()
+        pdf.catalog["AF"].extend(unique)
 
 
 def weasyprint_attachment(
