@@ -48,6 +48,7 @@ The formulas (the methods section of the report states the same):
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import hashlib
 import io
 import json
@@ -286,7 +287,9 @@ def load_certificates(paths: Iterable[Path]) -> list[Any]:
     return certificates
 
 
-def check_signatures(reader: Any, trusted: list[Any], report: Report) -> None:
+def check_signatures(
+    reader: Any, trusted: list[Any], report: Report, at: dt.datetime | None = None
+) -> None:
     from pyhanko.sign.validation import validate_pdf_signature, validate_pdf_timestamp
     from pyhanko.sign.validation.status import SignatureCoverageLevel
     from pyhanko_certvalidator import ValidationContext
@@ -298,10 +301,10 @@ def check_signatures(reader: Any, trusted: list[Any], report: Report) -> None:
         report.fail("signature: the file is not signed")
         return
 
-    def context() -> Any:
+    def context(moment: dt.datetime | None = at) -> Any:
         # Only the certificates the auditor trusts; nothing fetched: the validation data
         # is in the file (the development certificates are their own trust anchors).
-        return ValidationContext(trust_roots=trusted, allow_fetching=False)
+        return ValidationContext(trust_roots=trusted, allow_fetching=False, moment=moment)
 
     signature = signatures[-1]
     try:
@@ -311,6 +314,16 @@ def check_signatures(reader: Any, trusted: list[Any], report: Report) -> None:
             ts_validation_context=context(),
             skip_diff=True,  # changes_after, below
         )
+        token = status.timestamp_validity
+        if token is not None and token.intact and token.valid and token.trusted:
+            # The signing certificate is judged at the time the authority vouches for,
+            # not today: the file still verifies after the certificate has expired.
+            status = validate_pdf_signature(
+                signature,
+                signer_validation_context=context(token.timestamp),
+                ts_validation_context=context(),
+                skip_diff=True,
+            )
     except Exception as exc:  # a damaged signature is an answer, not a crash
         report.fail(f"signature: cannot be validated: {exc}")
         return
@@ -569,8 +582,9 @@ def check_figures(
 # --- the whole check ----------------------------------------------------------------------
 
 
-def verify(data: bytes, trusted: list[Any]) -> Report:
-    """Every check on the PDF ``data``; ``trusted``: asn1crypto certificates."""
+def verify(data: bytes, trusted: list[Any], at: dt.datetime | None = None) -> Report:
+    """Every check on the PDF ``data``; ``trusted``: asn1crypto certificates; ``at``: the
+    moment to verify at (now by default; later, to see that it still verifies then)."""
     from pyhanko.pdf_utils.reader import PdfFileReader
 
     report = Report()
@@ -580,7 +594,7 @@ def verify(data: bytes, trusted: list[Any]) -> Report:
     except Exception as exc:
         report.fail(f"file: not a readable PDF ({exc})")
         return report
-    check_signatures(reader, trusted, report)
+    check_signatures(reader, trusted, report, at)
     identification = pdfa_identification(reader)
     if identification is None or identification[0] != "3":
         report.fail("PDF/A: the metadata does not identify the file as PDF/A-3")
@@ -612,6 +626,12 @@ def main(argv: list[str] | None = None) -> int:
         help="a certificate (PEM or DER) to trust: the signer's and the time-stamping "
         "authority's; repeat for each",
     )
+    parser.add_argument(
+        "--at",
+        type=dt.datetime.fromisoformat,
+        help="verify as of this moment (ISO 8601 with a UTC offset), e.g. after the "
+        "signing certificate has expired",
+    )
     args = parser.parse_args(argv)
     quiet_pyhanko()
     try:
@@ -620,7 +640,7 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as exc:
         print(f"FAIL  cannot read: {exc}")
         return 2
-    report = verify(data, trusted)
+    report = verify(data, trusted, args.at)
     print(f"File  {args.file} ({len(data):,} bytes), SHA-256 {hashlib.sha256(data).hexdigest()}")
     for line in report.lines:
         print(line)

@@ -282,3 +282,93 @@ def test_an_untrusted_authority_is_named(files):
         "timestamp: the signature's time-stamping authority is not trusted (--trust)"
         in failures(output.getvalue())
     )
+
+
+# --- after the signing certificate has expired ---------------------------------------------
+
+
+def issued_certificate(folder: Path, *, days: int) -> tuple[Path, Path]:
+    """A CA and a signing certificate it issued, valid ``days`` days (no OCSP or CRL):
+    the PKCS#12 of the signer (with the CA) and the CA's certificate."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.hazmat.primitives.serialization import pkcs12
+    from cryptography.x509.oid import NameOID
+
+    now = dt.datetime.now(dt.UTC)
+
+    def name(common: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
+
+    ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(name("Test CA"))
+        .issuer_name(name("Test CA"))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=3650))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(name("Short-lived signer"))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=days))
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=True,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    p12 = folder / "signer.p12"
+    p12.write_bytes(
+        pkcs12.serialize_key_and_certificates(
+            b"signer", key, leaf, [ca], serialization.BestAvailableEncryption(b"pass")
+        )
+    )
+    ca_pem = folder / "ca.pem"
+    ca_pem.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    return p12, ca_pem
+
+
+def test_a_timestamped_file_still_verifies_after_the_signing_certificate_expired(
+    files, tsa, tsa_files, tmp_path, settings
+):
+    import datetime as dt
+
+    p12, ca = issued_certificate(tmp_path, days=1)
+    settings.HYOKA_SIGNING_P12, settings.HYOKA_SIGNING_PASSPHRASE = str(p12), "pass"
+    unsigned = files["unsigned"].read_bytes()
+    stamped = sign_pdf(unsigned, reason="expires tomorrow")
+    settings.HYOKA_TSA_URL = ""
+    plain = sign_pdf(unsigned, reason="expires tomorrow, no timestamp")
+    trusted = verifier.load_certificates([ca, tsa_files.certificate])
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=3)
+
+    assert verifier.verify(stamped, trusted).passed
+    assert verifier.verify(stamped, trusted, later).passed  # judged at the timestamp's time
+    expired = verifier.verify(plain, trusted, later).failures
+    assert (
+        "signature: the signing certificate (Common Name: Short-lived signer) is not "
+        "trusted (--trust)" in expired
+    )
