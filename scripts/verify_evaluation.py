@@ -7,8 +7,10 @@ No Django, no database, nothing else of Hyoka: an auditor who has only the PDF a
 certificates they choose to trust can run it (``pip install pyHanko``). It checks
 
 1. the signature: present, intact, made by a certificate chaining to one given with
-   ``--trust``, and followed by nothing but validation data and a document timestamp
-   (PAdES B-LT/B-LTA), so that it covers the whole report;
+   ``--trust`` (judged at the time of the signature's trusted timestamp, so that the file
+   still verifies after the certificate has expired; ``--at`` verifies as of another
+   moment), and followed by nothing but validation data and a document timestamp (PAdES
+   B-LT/B-LTA), so that it covers the whole report;
 2. the timestamps: the signature's timestamp token (RFC 3161) and the document timestamp
    after it, each valid and from an authority given with ``--trust``; their times are
    printed;
