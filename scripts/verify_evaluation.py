@@ -592,12 +592,21 @@ def verify(data: bytes, trusted: list[Any], at: dt.datetime | None = None) -> Re
     report = Report()
     try:
         reader = PdfFileReader(io.BytesIO(data), strict=False)
-        files = attachments(reader)
     except Exception as exc:
         report.fail(f"file: not a readable PDF ({exc})")
         return report
-    check_signatures(reader, trusted, report, at)
-    identification = pdfa_identification(reader)
+    # Each part on its own: damage to one (a changed byte in a compressed stream) must
+    # not hide what the others say, the signature's verdict first.
+    try:
+        check_signatures(reader, trusted, report, at)
+    except Exception as exc:
+        report.fail(f"signature: cannot be read ({exc})")
+    try:
+        identification = pdfa_identification(reader)
+        files = attachments(reader)
+    except Exception as exc:
+        report.fail(f"attachments: cannot be read ({exc})")
+        return report
     if identification is None or identification[0] != "3":
         report.fail("PDF/A: the metadata does not identify the file as PDF/A-3")
     else:
