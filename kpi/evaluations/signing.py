@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-from dataclasses import dataclass
 from pathlib import Path
 
 from asn1crypto import x509
@@ -20,13 +19,16 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 from django.conf import settings
+from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
-from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.pdf_utils.metadata.model import VENDOR
 from pyhanko.sign import signers
 from pyhanko.sign.fields import SigSeedSubFilter
-from pyhanko.sign.validation import validate_pdf_signature
-from pyhanko.sign.validation.status import SignatureCoverageLevel
 from pyhanko_certvalidator import ValidationContext
+
+from kpi.evidence import timestamps
+from scripts import verify_evaluation as verifier
+from scripts.verify_evaluation import Report
 
 FIELD_NAME = "HyokaSignOff"
 
@@ -50,36 +52,66 @@ def _signer() -> signers.SimpleSigner:
     return signer
 
 
+def _certificates(paths: list[str]) -> list[x509.Certificate]:
+    return [_load_certificate(Path(p)) for p in paths]
+
+
 def sign_pdf(data: bytes, *, reason: str, location: str = "") -> bytes:
-    """``data`` with a PAdES baseline signature by the programme's certificate."""
+    """``data`` with a PAdES signature by the programme's certificate.
+
+    With a time-stamping authority configured (``HYOKA_TSA_URL``; production requires
+    one), the signature carries the authority's timestamp, the validation data of both
+    certificates is embedded (a DSS: B-LT) and a document timestamp closes the file
+    (B-LTA), so that it verifies offline after the signing certificate has expired. Each
+    step is an incremental update: the PDF/A file WeasyPrint wrote stays byte for byte
+    the first revision, its identification and attachments untouched.
+
+    The development certificate is self-signed and has no OCSP or CRL address: it is its
+    own trust anchor, and a trust anchor is not checked for revocation, so the
+    validation context trusts it (and the authority's certificate) and never fetches
+    (``allow_fetching=False``); "soft-fail" lets a real certificate without reachable
+    revocation data still be signed with, its absence visible to the verifier.
+    """
+    signer = _signer()
     writer = IncrementalPdfFileWriter(io.BytesIO(data))
+    _one_producer(writer)
+    stamper = timestamps.timestamper() if settings.HYOKA_TSA_URL else None
+    if stamper is not None and not settings.HYOKA_TSA_TRUST_ROOTS:
+        raise timestamps.TimestampingNotConfigured(
+            "HYOKA_TSA_TRUST_ROOTS must name the time-stamping authority's root certificate: "
+            "its validation data is embedded in every signed evaluation."
+        )
+    context = ValidationContext(
+        trust_roots=[signer.signing_cert, *_certificates(settings.HYOKA_TSA_TRUST_ROOTS)],
+        allow_fetching=False,
+        revocation_mode="soft-fail",
+    )
     meta = signers.PdfSignatureMetadata(
         field_name=FIELD_NAME,
         md_algorithm="sha256",
         subfilter=SigSeedSubFilter.PADES,
         reason=reason,
         location=location or None,
+        embed_validation_info=stamper is not None,
+        use_pades_lta=stamper is not None,
+        validation_context=context if stamper is not None else None,
     )
-    out = signers.sign_pdf(writer, meta, signer=_signer())
+    out = signers.sign_pdf(writer, meta, signer=signer, timestamper=stamper)
     return out.getvalue()
 
 
-@dataclass(frozen=True)
-class Verification:
-    signed: bool
-    intact: bool
-    valid: bool
-    trusted: bool
-    covers_whole_file: bool
-    signer: str
-    signed_at: dt.datetime | None
-    problem: str
+def _one_producer(writer: IncrementalPdfFileWriter) -> None:
+    """Name the producer as pyHanko will in the XMP metadata it rewrites.
 
-    @property
-    def ok(self) -> bool:
-        return (
-            self.signed and self.intact and self.valid and self.trusted and self.covers_whole_file
-        )
+    PDF/A requires the document information dictionary and the XMP metadata to agree;
+    pyHanko would append itself to WeasyPrint's /Producer but write only itself into the
+    XMP's pdf:Producer. (WeasyPrint is still named as /Creator's tool in the first
+    revision, which the signature covers.)
+    """
+    info_ref = writer.trailer.raw_get("/Info")
+    info = info_ref.get_object()
+    info["/Producer"] = generic.TextStringObject(VENDOR)
+    writer.mark_update(info_ref)
 
 
 def _load_certificate(path: Path) -> x509.Certificate:
@@ -90,48 +122,20 @@ def _load_certificate(path: Path) -> x509.Certificate:
 
 
 def trust_roots() -> list[x509.Certificate]:
+    """The certificates a verification trusts: ``HYOKA_SIGNING_TRUST_ROOTS`` (by default
+    the signing certificate itself) and the time-stamping authorities of
+    ``HYOKA_TSA_TRUST_ROOTS`` (in embedded mode without an authority, the development one
+    the demo stamps with, once made)."""
     paths = [Path(p) for p in settings.HYOKA_SIGNING_TRUST_ROOTS]
-    if paths:
-        return [_load_certificate(p) for p in paths]
-    return [_signer().signing_cert]
+    roots = [_load_certificate(p) for p in paths] if paths else [_signer().signing_cert]
+    return roots + [_load_certificate(p) for p in timestamps.trusted_authorities()]
 
 
-def verify_pdf(data: bytes) -> Verification:
-    """Is the file signed, unaltered since signing, and by a trusted certificate?"""
-    try:
-        reader = PdfFileReader(io.BytesIO(data), strict=False)
-        signatures = reader.embedded_signatures
-    except Exception as exc:  # a damaged file is an answer, not a crash
-        return Verification(False, False, False, False, False, "", None, f"unreadable PDF: {exc}")
-    if not signatures:
-        return Verification(False, False, False, False, False, "", None, "the file is not signed")
-    signature = signatures[-1]
-    try:
-        status = validate_pdf_signature(
-            signature, signer_validation_context=ValidationContext(trust_roots=trust_roots())
-        )
-    except Exception as exc:
-        return Verification(True, False, False, False, False, "", None, f"cannot validate: {exc}")
-    covers = status.coverage == SignatureCoverageLevel.ENTIRE_FILE
-    problems = []
-    if not status.intact:
-        problems.append("the signed content has been altered")
-    if not status.valid:
-        problems.append("the signature is not valid")
-    if not status.trusted:
-        problems.append("the signing certificate is not trusted")
-    if not covers:
-        problems.append("content was added after signing")
-    return Verification(
-        signed=True,
-        intact=status.intact,
-        valid=status.valid,
-        trusted=status.trusted,
-        covers_whole_file=covers,
-        signer=status.signing_cert.subject.human_friendly,
-        signed_at=status.signer_reported_dt,
-        problem="; ".join(problems),
-    )
+def verify_pdf(data: bytes, *, extra_trust: list[x509.Certificate] | None = None) -> Report:
+    """Every check of the standalone verifier (``scripts/verify_evaluation.py``: the
+    signature, its timestamps, the attachments' digests, the figures recomputed from the
+    attached counts), trusting ``trust_roots()`` and ``extra_trust``."""
+    return verifier.verify(data, [*trust_roots(), *(extra_trust or [])])
 
 
 def make_development_certificate(path: Path, passphrase: str, *, days: int = 3650) -> Path:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from asn1crypto import cms
 from django.conf import settings
@@ -48,5 +49,24 @@ def local_authority() -> Iterator[str]:
         return
     from kpi.evidence.tsa import development_authority_files, serve
 
-    with serve(*development_authority_files()) as url, override_settings(HYOKA_TSA_URL=url):
+    (files,) = development_authority_files()
+    # Trusted for the duration too, so that the signature's validation data can be
+    # gathered (kpi.evaluations.signing.sign_pdf) for the development authority.
+    trusted = [*settings.HYOKA_TSA_TRUST_ROOTS, str(files.certificate)]
+    with (
+        serve(files) as url,
+        override_settings(HYOKA_TSA_URL=url, HYOKA_TSA_TRUST_ROOTS=trusted),
+    ):
         yield url
+
+
+def trusted_authorities() -> list[Path]:
+    """The certificates of the authorities a verifier should trust: the configured ones,
+    or in embedded mode without one the development authority (once made)."""
+    from kpi.evidence.tsa import development_directory
+
+    paths = [Path(p) for p in settings.HYOKA_TSA_TRUST_ROOTS]
+    development = development_directory() / "tsa.pem"
+    if not settings.PRODUCTION and not settings.HYOKA_TSA_URL and development.is_file():
+        paths.append(development)
+    return paths

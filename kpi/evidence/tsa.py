@@ -73,9 +73,13 @@ def make_authority(directory: Path, *, days: int = 3650) -> AuthorityFiles:
     return files
 
 
+def development_directory() -> Path:
+    return Path(settings.BASE_DIR) / "var" / "tsa"
+
+
 def development_authority_files() -> tuple[AuthorityFiles]:
     """The embedded mode's authority under ``var/tsa``, made on first use."""
-    directory = Path(settings.BASE_DIR) / "var" / "tsa"
+    directory = development_directory()
     files = AuthorityFiles(directory / "tsa.pem", directory / "tsa.key")
     if not (files.certificate.is_file() and files.key.is_file()):
         files = make_authority(directory)

@@ -23,6 +23,7 @@ from kpi.scoring import wording
 from kpi.scoring.wording import Result
 from surveys.models import Question
 
+from ..evidence import Evidence
 from ..models import Evaluation
 from . import charts, text, words
 from .words import Instrument, pick
@@ -528,7 +529,49 @@ def status_text(evaluation: Evaluation, draft: bool) -> str:
     return pgettext("evaluation status", "Signed off")
 
 
-def build(evaluation: Evaluation, *, draft: bool, language: str) -> Data:
+def attachment_label(name: str) -> str:
+    """What an attached file holds, in the report's language."""
+    labels = {
+        "snapshot.json": _(
+            "The results snapshot: every figure, definition and question this report shows"
+        ),
+        "counts.json": _("The counts every figure is computed from, per KPI and site"),
+        "registration.json": _("The registered KPI specification"),
+    }
+    return labels.get(name, name)
+
+
+def _evidence(evidence: Evidence) -> Data:
+    manifest = evidence.manifest
+    opened = manifest["fieldwork_opened"]
+    return {
+        "attachments": [
+            {
+                "name": a.name,
+                "description": attachment_label(a.name),
+                "size": wording.integer(len(a.data)),
+                "sha256": a.sha256,
+            }
+            for a in evidence.attachments
+        ],
+        "manifest": evidence.manifest_attachment().name,
+        "fieldwork_opened": text.tokyo(opened) if opened else _("not recorded"),
+    }
+
+
+def _registration(registration: Data | None) -> Data | None:
+    """The registered specification's hash and time as printed, or None: not registered."""
+    if registration is None:
+        return None
+    return {
+        "sha256": registration["sha256"],
+        "timestamped_at": text.tokyo(registration["timestamped_at"]),
+    }
+
+
+def build(
+    evaluation: Evaluation, *, draft: bool, language: str, evidence: Evidence | None = None
+) -> Data:
     """The template context; call inside ``translation.override(language)``."""
     snap = Snapshot(evaluation.snapshot)
     study = snap.data["study"]
@@ -592,6 +635,11 @@ def build(evaluation: Evaluation, *, draft: bool, language: str) -> Data:
             "header": css_string(_("Evaluation report") + " · " + study["code"]),
         },
         "draft_band": draft_band,
+        "evidence": _evidence(evidence) if evidence else None,
+        # Filled from the manifest: the registration's hash and time (None: "not
+        # registered") and the deviations from it (empty: "none").
+        "registration": _registration(evidence.manifest["registration"]) if evidence else None,
+        "deviations": evidence.manifest["deviations"] if evidence else [],
         # The PDF's creation date: the sign-off, or the evaluation's creation for a draft.
         "created_iso": (
             (evaluation.signed_off_at or evaluation.created_at).isoformat()

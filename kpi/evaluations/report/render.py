@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import warnings
+from typing import Any
 
 import weasyprint
 from django.template.loader import render_to_string
@@ -10,23 +12,37 @@ from django.utils import translation
 
 from surveys.bidi import strip_bidi_controls
 
-from .. import snapshot as snapshots
+from .. import evidence as evidences
 from ..models import Evaluation
 from . import context
 from .fetcher import StaticFilesFetcher, base_url
 
 LANGUAGES = ("ja", "en")
-ATTACHMENT = "snapshot.json"
 TEMPLATE = "kpi/report/report.html"
 
 
-def render_html(evaluation: Evaluation, *, draft: bool, language: str | None = None) -> str:
+#: PDF/A-3 in its accessible conformance: tagged (headings, tables, reading order, the
+#: document's language), Unicode text, and data files attached as associated files.
+#: WeasyPrint 70 offers it as a variant that turns ``pdf_tags`` on.
+PDF_VARIANT = "pdf/a-3a"
+
+
+def render_html(
+    evaluation: Evaluation,
+    *,
+    draft: bool,
+    language: str | None = None,
+    evidence: evidences.Evidence | None = None,
+) -> str:
     """The report's HTML (what ``render_pdf`` prints), in ``language`` or the evaluation's."""
     language = language or evaluation.language or "ja"
     if language not in LANGUAGES:
         raise ValueError(f"the report is written in Japanese or English, not {language!r}")
+    evidence = evidence or evidences.build(evaluation)
     with translation.override(language):
-        return render_to_string(TEMPLATE, context.build(evaluation, draft=draft, language=language))
+        return render_to_string(
+            TEMPLATE, context.build(evaluation, draft=draft, language=language, evidence=evidence)
+        )
 
 
 def render_pdf(evaluation: Evaluation, *, draft: bool, language: str | None = None) -> bytes:
@@ -38,26 +54,51 @@ def render_pdf(evaluation: Evaluation, *, draft: bool, language: str | None = No
     """
     # The report is Japanese or English, which needs no explicit direction control: a name
     # holding one (U+202E, surveys/bidi.py) is printed as typed, never reordered.
-    html = strip_bidi_controls(render_html(evaluation, draft=draft, language=language))
+    evidence = evidences.build(evaluation)
+    html = strip_bidi_controls(
+        render_html(evaluation, draft=draft, language=language, evidence=evidence)
+    )
     fetcher = StaticFilesFetcher()
     document = weasyprint.HTML(string=html, base_url=base_url(), url_fetcher=fetcher)
-    pdf = document.write_pdf(attachments=[snapshot_attachment(evaluation, fetcher)])
+    when = evaluation.signed_off_at or evaluation.created_at
+    with warnings.catch_warnings():
+        # WeasyPrint 70 opens its sRGB profile for the PDF/A output intent and never closes
+        # it (weasyprint/pdf/__init__.py, ColorProfile): the file is dropped, and warned
+        # about, at once, inside this call.
+        warnings.filterwarnings("ignore", category=ResourceWarning, message=".*sRGB2014.icc")
+        pdf = document.write_pdf(
+            pdf_variant=PDF_VARIANT,
+            finisher=associated_files_once,
+            attachments=[
+                weasyprint_attachment(attachment, fetcher, when)
+                for attachment in evidence.all_attachments()
+            ],
+        )
     assert pdf is not None
     return pdf
 
 
-def snapshot_attachment(
-    evaluation: Evaluation, fetcher: StaticFilesFetcher
+def associated_files_once(document: object, pdf: Any) -> None:
+    """List each attachment once in the catalog's /AF: WeasyPrint 70's PDF/A-3 step adds
+    every file specification twice (once from the name tree, once found among the
+    objects)."""
+    if "AF" in pdf.catalog:
+        unique = list(dict.fromkeys(pdf.catalog["AF"]))
+        pdf.catalog["AF"].clear()
+        pdf.catalog["AF"].extend(unique)
+
+
+def weasyprint_attachment(
+    attachment: evidences.Attachment, fetcher: StaticFilesFetcher, when: object
 ) -> weasyprint.Attachment:
-    """The results snapshot, attached to the PDF as the exact bytes its digest is taken of:
-    whoever holds the (signed) file can recompute the SHA-256 printed in it."""
-    when = evaluation.signed_off_at or evaluation.created_at
+    """An evidence file attached as the exact bytes its digest is taken of: whoever holds
+    the (signed) file can recompute the SHA-256 printed in it."""
     return weasyprint.Attachment(
-        file_obj=io.BytesIO(snapshots.canonical(evaluation.snapshot)),
+        file_obj=io.BytesIO(attachment.data),
         url_fetcher=fetcher,
-        name=ATTACHMENT,
-        description=f"Hyoka results snapshot, SHA-256 {evaluation.snapshot_sha256}",
+        name=attachment.name,
+        description=f"{attachment.description}; SHA-256 {attachment.sha256}",
         created=when,
         modified=when,
-        relationship="Data",
+        relationship=attachment.relationship,
     )

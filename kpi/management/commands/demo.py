@@ -1,5 +1,6 @@
 import io
 import os
+from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -10,6 +11,7 @@ from django.utils import translation
 
 from kpi.definitions.loading import kpis_path, load_kpis
 from kpi.evaluations.services import evaluation_create, evaluation_sign_off
+from kpi.evidence.timestamps import local_authority, trusted_authorities
 from kpi.models import Evaluation, EvaluationRun
 from kpi.scoring.reporting import results_table
 from kpi.scoring.services import run_request
@@ -43,10 +45,19 @@ class Command(AuditedCommand):
         self.stdout.write(f"Scored the reference KPIs (run #{run.pk}):")
         with translation.override("en"):
             self.stdout.write(results_table(run.results.filter(site=None)))
-        evaluation = self._signed_evaluation(run)
+        # Timestamped by the configured authority, or a development one on 127.0.0.1.
+        with local_authority():
+            evaluation = self._signed_evaluation(run)
         self._print(invitations, password)
-        self.stdout.write(f"  Signed evaluation PDF: {evaluation.pdf.path}")
-        self.stdout.write(f"    check it with: manage.py verify_evaluation {evaluation.pdf.path}")
+        pdf = evaluation.pdf.path
+        self.stdout.write(f"  Signed evaluation PDF (PDF/A-3, timestamped): {pdf}")
+        self.stdout.write(f"    check it with: manage.py verify_evaluation {pdf}")
+        trust = [Path(settings.HYOKA_SIGNING_P12).with_suffix(".pem"), *trusted_authorities()]
+        trust_options = " ".join(f"--trust {path}" for path in trust)
+        self.stdout.write(
+            f"    or, with only Python and pyHanko: python scripts/verify_evaluation.py {pdf} "
+            f"{trust_options}"
+        )
 
     def _signed_evaluation(self, run: EvaluationRun) -> Evaluation:
         """The reference evaluation, signed off by the demo manager with a development

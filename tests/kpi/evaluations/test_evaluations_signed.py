@@ -21,6 +21,7 @@ from kpi.evaluations import rendering
 from kpi.evaluations import services as evaluations
 from kpi.evaluations.errors import EvaluationFrozen, SignOffRefused
 from kpi.evaluations.signing import make_development_certificate, verify_pdf
+from kpi.evidence.tsa import serve_authority
 from kpi.models import Evaluation, EvaluationRun
 from kpi.scoring import execution
 from surveys.models import Membership
@@ -36,12 +37,17 @@ from tests.kpi.evaluations.test_evaluations import (
 
 
 @pytest.fixture(scope="module")
-def _module_signed(django_db_setup, django_db_blocker, signing_settings):  # type: ignore[no-untyped-def]
+def _module_signed(django_db_setup, django_db_blocker, signing_settings, tsa_files):  # type: ignore[no-untyped-def]
     """The reference study scored, and its evaluation signed off by Hanako, a signer of
-    every site; the signed PDF is rendered after the commit, in process."""
+    every site; the signed PDF is rendered after the commit, in process, and timestamped
+    by a time-stamping authority on 127.0.0.1."""
     with (
         committed(django_db_blocker, private_to="evaluation"),
         override_settings(**signing_settings),
+        serve_authority(tsa_files) as authority,
+        override_settings(
+            HYOKA_TSA_URL=authority.url, HYOKA_TSA_TRUST_ROOTS=[str(tsa_files.certificate)]
+        ),
     ):
         with without_after_commit_work():
             study = build_reference_study()
@@ -54,9 +60,10 @@ def _module_signed(django_db_setup, django_db_blocker, signing_settings):  # typ
 
 
 @pytest.fixture
-def evaluation(_module_signed, db, signing_settings, settings) -> Evaluation:  # type: ignore[no-untyped-def]
+def evaluation(_module_signed, db, signing_settings, tsa_files, settings) -> Evaluation:  # type: ignore[no-untyped-def]
     for name, value in signing_settings.items():
         setattr(settings, name, value)
+    settings.HYOKA_TSA_TRUST_ROOTS = [str(tsa_files.certificate)]
     return Evaluation.objects.get(pk=_module_signed)
 
 
@@ -109,14 +116,14 @@ def test_the_signed_pdf_verifies_and_a_changed_byte_does_not(tmp_path, evaluatio
     assert evaluation.rendering == "done"
     data = Path(evaluation.pdf.path).read_bytes()
     assert hashlib.sha256(data).hexdigest() == evaluation.pdf_sha256
-    assert verify_pdf(data).ok
+    assert verify_pdf(data).passed
     call_command("verify_evaluation", evaluation.pdf.path)  # exits 0
 
     tampered = bytearray(data)
     tampered[len(tampered) // 2] ^= 0x01
     copy = tmp_path / "tampered.pdf"
     copy.write_bytes(bytes(tampered))
-    assert not verify_pdf(bytes(tampered)).ok
+    assert not verify_pdf(bytes(tampered)).passed
     with pytest.raises(CommandError, match="NOT a verified"):
         call_command("verify_evaluation", str(copy))
 
@@ -124,10 +131,12 @@ def test_the_signed_pdf_verifies_and_a_changed_byte_does_not(tmp_path, evaluatio
 def test_a_pdf_signed_by_another_certificate_is_not_trusted(tmp_path, settings, evaluation):
     other = make_development_certificate(tmp_path / "other.p12", "x")
     settings.HYOKA_SIGNING_TRUST_ROOTS = [str(other.with_suffix(".pem"))]
-    verification = verify_pdf(Path(evaluation.pdf.path).read_bytes())
-    assert verification.intact
-    assert not verification.trusted
-    assert not verification.ok
+    report = verify_pdf(Path(evaluation.pdf.path).read_bytes())
+    assert report.failures == [
+        "signature: the signing certificate (Common Name: Hyoka development signing "
+        "certificate, Organization: Hyoka (development only), Country: JP) is not trusted "
+        "(--trust)"
+    ]
 
 
 def test_rendering_again_keeps_the_stored_file(evaluation):

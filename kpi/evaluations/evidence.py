@@ -1,0 +1,172 @@
+"""What an evaluation PDF carries as evidence: its attachments and the manifest of them.
+
+The PDF is PDF/A-3 with these files attached (associated files of the document,
+``AFRelationship`` Data or Source):
+
+* ``snapshot.json``: the results snapshot, the exact bytes its SHA-256 is taken of;
+* ``counts.json``: the aggregate counts every printed figure is computed from (per KPI and
+  per site: numerator, base, overlap, respondents, invited, and the confidence, target,
+  rule and minimum base that decide the verdict), so that anyone can recompute each
+  interval and verdict without Hyoka's database;
+* ``manifest.json``: what the report prints in its evidence section, for machines: each
+  other attachment's SHA-256, the registration (or null), the time fieldwork opened, the
+  deviations, and every figure as printed (value, interval, verdict). The standalone
+  verifier (``scripts/verify_evaluation.py``) reads the printed hashes and figures from
+  it; it is covered by the signature like the page that prints the same values.
+
+The registration of the KPI specification is one more attachment: add it to
+``evidence_attachments`` and fill ``registration`` in ``build``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from kpi.scoring import wording
+from kpi.scoring.wording import Result
+
+from . import snapshot as snapshots
+from .models import Evaluation
+
+FORMAT = 1
+MANIFEST = "manifest.json"
+SNAPSHOT = "snapshot.json"
+COUNTS = "counts.json"
+
+#: The fields of a snapshot result that decide its figures: what counts.json carries.
+COUNT_FIELDS = (
+    "kind",
+    "numerator",
+    "denominator",
+    "overlap",
+    "respondents",
+    "invited",
+    "confidence",
+    "comparator",
+    "threshold",
+    "rule",
+    "min_n",
+)
+
+
+@dataclass(frozen=True)
+class Attachment:
+    name: str
+    data: bytes
+    mime: str
+    description: str
+    relationship: str = "Data"  # PDF/A-3 AFRelationship
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+
+def canonical(document: Any) -> bytes:
+    return json.dumps(document, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def counts_document(snapshot: dict[str, Any]) -> dict[str, Any]:
+    """The counts every figure is computed from, read off the frozen snapshot.
+
+    A mean's interval needs the sum of squares, which scoring does not keep: the verifier
+    checks a mean's value and point verdict only (the reference study has no mean KPI).
+    """
+    return {
+        "format": FORMAT,
+        "study": snapshot["study"]["code"],
+        "results": [
+            {
+                "kpi": result["kpi_code"],
+                "site": result["site"],
+                **{name: result[name] for name in COUNT_FIELDS},
+                "sum_squares": None,
+            }
+            for result in snapshot["results"]
+        ],
+    }
+
+
+def evidence_attachments(evaluation: Evaluation) -> list[Attachment]:
+    """The data files the PDF carries, in the order the report lists them."""
+    snapshot = evaluation.snapshot
+    return [
+        Attachment(
+            name=SNAPSHOT,
+            data=snapshots.canonical(snapshot),
+            mime="application/json",
+            description="Hyoka results snapshot (every figure, definition and question "
+            "the report shows)",
+        ),
+        Attachment(
+            name=COUNTS,
+            data=canonical(counts_document(snapshot)),
+            mime="application/json",
+            description="Aggregate counts every figure is computed from (per KPI and site)",
+            relationship="Source",
+        ),
+        # The registered KPI specification joins here (kpi.registration).
+    ]
+
+
+def printed_figures(snapshot: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every result's value, interval and verdict as the report prints them (the same
+    formatter, ``kpi.scoring.wording``; the numbers are the same in both languages)."""
+    figures = []
+    for result in snapshot["results"]:
+        r = Result.of(result)
+        has_value = result["value"] is not None
+        figures.append(
+            {
+                "kpi": result["kpi_code"],
+                "site": result["site"],
+                "value": wording.headline(r) if has_value else "",
+                "interval": wording.interval(r) if has_value else wording.DASH,
+                "verdict": wording.verdict_key(r),
+            }
+        )
+    return figures
+
+
+def fieldwork_opened(snapshot: dict[str, Any]) -> str | None:
+    """When the first site's questionnaire opened (ISO 8601), or None if none has a date."""
+    opened = [s["survey_opens_at"] for s in snapshot["sites"] if s.get("survey_opens_at")]
+    return min(opened) if opened else None
+
+
+@dataclass(frozen=True)
+class Evidence:
+    attachments: list[Attachment]
+    manifest: dict[str, Any]
+
+    def manifest_attachment(self) -> Attachment:
+        return Attachment(
+            name=MANIFEST,
+            data=canonical(self.manifest),
+            mime="application/json",
+            description="What this report prints as evidence: the attachments' SHA-256, "
+            "the registration, the deviations and every figure",
+        )
+
+    def all_attachments(self) -> list[Attachment]:
+        return [*self.attachments, self.manifest_attachment()]
+
+
+def build(evaluation: Evaluation) -> Evidence:
+    attachments = evidence_attachments(evaluation)
+    snapshot = evaluation.snapshot
+    manifest = {
+        "format": FORMAT,
+        "evaluation": evaluation.pk,
+        "study": snapshot["study"]["code"],
+        "attachments": {a.name: a.sha256 for a in attachments},
+        # {"sha256", "timestamped_at"} of the registered specification, once registered.
+        "registration": None,
+        "fieldwork_opened": fieldwork_opened(snapshot),
+        "deviations": [],
+        "figures": printed_figures(snapshot),
+    }
+    return Evidence(attachments, manifest)
