@@ -2,14 +2,19 @@
 
     .venv/bin/python bench/admin.py [--size 1000000] [--repeats 10] [--reuse] [--keep]
                                     [--only participant] [--no-export]
+                                    [--file-exports local|national|both|none]
+                                    [--database hyoka_bench_admin]
 
-1. (Re)creates the database ``hyoka_bench_admin`` (``--reuse``: keeps it when it already
+1. (Re)creates the database ``hyoka_bench_admin`` (``--database``: another name, one per
+   person where several share the server; ``--reuse``: keeps it when it already
    holds a study of ``--size``; the build takes minutes) and builds the study of
    ``bench/studydata.py``: 50 sites, ``--size`` participants and as many submitted
    responses, the reference KPIs; one scoring run (``run_execute``, what the task runs), so
    that the run and results pages have results to show.
 2. Two staff users who are not superusers, with every model permission of the project's
-   apps: ``national`` (the manager role on all 50 sites) and ``local`` (on one site).
+   apps: ``national`` (the manager role on all 50 sites) and ``local`` (on one site); and
+   a ``superuser`` (no membership: every site) for the pages that name it
+   (``Page.users``: the dashboard and the fieldwork watch).
 3. Logs each in with ``django.test.Client`` (``force_login``) and requests every entry of
    ``PAGES`` in this process (embedded mode, ``DEBUG`` off: no HTTP server, so the
    figures are Django's and PostgreSQL's time, without gunicorn's or the network's):
@@ -22,10 +27,17 @@
 4. Streams the CSV export of every response (``/api/v1/responses/export/``) for the
    national manager once: total time (target under 60 s), MB/s, rows, and the increase of
    the peak resident set (memory bounded: target under 200 MB whatever the size).
+5. The export page's XLSX, ``.sav`` and ``.dta`` files (``--file-exports``): the POST that
+   asks for one (embedded mode: the task writes the file within it) and the download,
+   timed together, once per format. By default for the local manager only (one site:
+   some 20,000 responses at 1,000,000); ``national`` writes every response (minutes per
+   format: bench/export.py has the per-format figures at size).
 
 ``PAGES`` is a list of ``Page(name, url)`` entries, ``url`` a function of the built
-``World``: add a page by adding a line. The index of every registered model admin's list
-is added by ``model_lists()`` too, so a new model admin is measured without a line.
+``World`` (``post``: a POST of that form data instead, as the KPI form's "Preview";
+``users``: who is measured): add a page by adding a line. The index of every registered
+model admin's list is added by ``model_lists()`` too, so a new model admin is measured
+without a line.
 
 The machine is shared (2 cores): the bench prints how idle it was before measuring;
 repeat a run when in doubt.
@@ -36,6 +48,7 @@ from __future__ import annotations
 import argparse
 import gc
 import math
+import os
 import random
 import re
 import statistics
@@ -590,6 +603,7 @@ def main(argv: list[str] | None = None) -> int:
         pages = [p for p in pages if args.only.lower() in p.name.lower()]
 
     harness.idle_warning("measuring", "the timings below are inflated and noisy")
+    load_before = os.getloadavg()
     results = []
     try:
         for page in pages:
@@ -651,6 +665,12 @@ def main(argv: list[str] | None = None) -> int:
         print(
             "  median of the p95s: "
             f"{statistics.median(m.percentile(95) for m in results if m.seconds):.3f} s"
+        )
+        print(
+            "  load average (1, 5, 15 min) before measuring: "
+            + ", ".join(f"{x:.2f}" for x in load_before)
+            + "; after: "
+            + ", ".join(f"{x:.2f}" for x in os.getloadavg())
         )
     finally:
         if args.keep or args.reuse:
