@@ -662,10 +662,11 @@ def main(argv: list[str] | None = None) -> int:
             f"\n== {len(results) - len(failed)} of {len(results)} pages PASS"
             + (": FAIL " + ", ".join(f"{m.page} ({m.user})" for m in failed) if failed else "")
         )
-        print(
-            "  median of the p95s: "
-            f"{statistics.median(m.percentile(95) for m in results if m.seconds):.3f} s"
-        )
+        if any(m.seconds for m in results):
+            print(
+                "  median of the p95s: "
+                f"{statistics.median(m.percentile(95) for m in results if m.seconds):.3f} s"
+            )
         print(
             "  load average (1, 5, 15 min) before measuring: "
             + ", ".join(f"{x:.2f}" for x in load_before)
