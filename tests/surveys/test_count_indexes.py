@@ -31,8 +31,7 @@ from workspace.figures import dashboard_figures
 
 pytestmark = pytest.mark.filterwarnings("ignore:No directory at:UserWarning")
 
-BEFORE = ("surveys", "0016_response_lists_newest_first_index")
-MIGRATION = ("surveys", "0017_reference_search_and_per_day_count_indexes")
+NAME = "_reference_search_and_per_day_count_indexes"  # the migration, whatever its number
 INDEXES = {
     "participant_reference_trgm",
     "response_started_day",
@@ -54,11 +53,14 @@ def indexes() -> set[str]:
 @pytest.mark.django_db(transaction=True)
 def test_the_migration_adds_the_indexes_on_postgresql_only_and_goes_back() -> None:
     executor = MigrationExecutor(connection)
-    leaves = executor.loader.graph.leaf_nodes()
+    graph = executor.loader.graph
+    leaves = graph.leaf_nodes()
+    [migration] = [k for k in graph.nodes if k[0] == "surveys" and k[1].endswith(NAME)]
+    [before] = [p.key for p in graph.node_map[migration].parents if p.key[0] == "surveys"]
     try:
-        executor.migrate([BEFORE])
+        executor.migrate([before])
         assert not indexes() & INDEXES
-        MigrationExecutor(connection).migrate([MIGRATION])
+        MigrationExecutor(connection).migrate([migration])
         assert indexes() & INDEXES == (INDEXES if connection.vendor == "postgresql" else set())
     finally:
         MigrationExecutor(connection).migrate(leaves)
