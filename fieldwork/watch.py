@@ -25,6 +25,7 @@ from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
 from surveys.models import LinkOpening, Participant, Response, Site, Study
+from surveys.planner import index_scans
 
 from .models import Delivery
 
@@ -192,7 +193,8 @@ def _per_site_day(queryset: QuerySet, *, site: str, moment: object, **counts: ob
 
 def study_watch(study: Study, sites: QuerySet[Site]) -> Watch:
     """The watch over ``sites`` (the user's sites; they are narrowed to ``study``'s).
-    Ten queries, whatever the number of participants, messages and days."""
+    Ten queries (and three setting the planner on PostgreSQL), whatever the number of
+    participants, messages and days."""
     visible = list(sites.filter(study=study).order_by("code"))
     ids = [s.pk for s in visible]
     whole = len(ids) == Site.objects.filter(study=study).count()
@@ -221,12 +223,7 @@ def study_watch(study: Study, sites: QuerySet[Site]) -> Watch:
     # OR across the participant and its response) it joins every participant to its
     # response.
     invited = Participant.objects.filter(site_id__in=ids)
-    registered = _per_site_day(
-        invited.filter(status=Participant.Status.ACTIVE),
-        site="site_id",
-        moment="created_at",
-        registered=Count("pk"),
-    ) + _per_site_day(
+    withdrawn = _per_site_day(
         invited.filter(
             status=Participant.Status.WITHDRAWN, response__status=Response.Status.SUBMITTED
         ),
@@ -240,18 +237,29 @@ def study_watch(study: Study, sites: QuerySet[Site]) -> Watch:
         moment="opened_at",
         opened=Count("pk"),
     )
-    started = _per_site_day(
-        Response.objects.filter(site_id__in=ids),
-        site="site_id",
-        moment="started_at",
-        started=Count("pk"),
-    )
-    submitted = _per_site_day(
-        Response.objects.filter(site_id__in=ids, status=Response.Status.SUBMITTED),
-        site="site_id",
-        moment="submitted_at",
-        submitted=Count("pk"),
-    )
+    # The three counts over every participant and response in scope: on PostgreSQL each
+    # an index-only scan in (site, day) order of an index of migration surveys 0017, the
+    # day read from the index rather than converted per row (surveys/planner.py).
+    # COUNT(*), not COUNT(id): the id is not in those indexes.
+    with index_scans():
+        registered = withdrawn + _per_site_day(
+            invited.filter(status=Participant.Status.ACTIVE),
+            site="site_id",
+            moment="created_at",
+            registered=Count("*"),
+        )
+        started = _per_site_day(
+            Response.objects.filter(site_id__in=ids),
+            site="site_id",
+            moment="started_at",
+            started=Count("*"),
+        )
+        submitted = _per_site_day(
+            Response.objects.filter(site_id__in=ids, status=Response.Status.SUBMITTED),
+            site="site_id",
+            moment="submitted_at",
+            submitted=Count("*"),
+        )
 
     days: dict[int, dict[dt.date, Figures]] = defaultdict(lambda: defaultdict(Figures))
     base: dict[int, int] = defaultdict(int)

@@ -30,6 +30,7 @@ from kpi.scoring.admin import SCORE_PERMISSION
 from kpi.scoring.models import KPIResult
 from surveys import scoping
 from surveys.models import Membership, Participant, Response, Site, Study
+from surveys.planner import index_scans
 
 
 @dataclass
@@ -155,8 +156,9 @@ def _grouped(queryset: QuerySet, *keys: str, **counts: Any) -> list[dict[str, An
 
 
 def dashboard_figures(user: scoping.User, *, may_read_results: bool) -> list[StudyFigures]:
-    """The figures of every study the user sees, over their sites of it. Eight queries
-    with results (seven without), whatever the data."""
+    """The figures of every study the user sees, over their sites of it. Nine queries
+    with results (eight without; three more setting the planner on PostgreSQL), whatever
+    the data."""
     studies = _studies(user)
     if not studies:
         return []
@@ -201,29 +203,37 @@ def dashboard_figures(user: scoping.User, *, may_read_results: bool) -> list[Stu
         for study_id, ids in sites_of.items()
     ]
     zone = japan_time()
-    responses = (
-        _grouped(
-            Response.objects.filter(site_id__in=site_ids).annotate(
-                day=TruncDate("submitted_at", tzinfo=zone)  # type: ignore[arg-type]
-            ),
-            "site_id",
-            "status",
-            "day",
-            n=Count("*"),  # COUNT(*): an index-only scan where the index allows
-            unscored=Count(
-                "pk",
-                filter=Q(status=Response.Status.SUBMITTED) & reduce(operator.or_, unscored),
-            ),
-        )
-        if site_ids
-        else []
-    )
+    # Two counts, each an index-only scan on PostgreSQL: drafts per site
+    # (``response_site_status``), and submissions per site and Japanese day
+    # (``response_submitted_day``, migration surveys 0017: the day and the submission
+    # time read from the index in its order, no time converted per row; the planner
+    # told so by surveys/planner.py).
+    drafts: list[dict[str, Any]] = []
+    submissions: list[dict[str, Any]] = []
+    if site_ids:
+        with index_scans():
+            drafts = _grouped(
+                Response.objects.filter(site_id__in=site_ids, status=Response.Status.DRAFT),
+                "site_id",
+                n=Count("*"),
+            )
+            submissions = _grouped(
+                Response.objects.filter(
+                    site_id__in=site_ids, status=Response.Status.SUBMITTED
+                ).annotate(
+                    day=TruncDate("submitted_at", tzinfo=zone)  # type: ignore[arg-type]
+                ),
+                "site_id",
+                "day",
+                n=Count("*"),
+                # The submission time counted (it is in the index), not the id (it is not).
+                unscored=Count("submitted_at", filter=reduce(operator.or_, unscored)),
+            )
     today = timezone.localdate(timezone=zone)
-    for row in responses:
+    for row in drafts:
+        by_site[row["site_id"]].drafts += row["n"]
+    for row in submissions:
         site = by_site[row["site_id"]]
-        if row["status"] == Response.Status.DRAFT:
-            site.drafts += row["n"]
-            continue
         site.submitted += row["n"]
         site.unscored += row["unscored"]
         site.by_day[row["day"]] = site.by_day.get(row["day"], 0) + row["n"]
