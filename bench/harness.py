@@ -111,6 +111,7 @@ def production_environment(
         "HYOKA_SIGNING_P12": str(signing[0]),
         "HYOKA_SIGNING_PASSPHRASE": signing[1],
         "HYOKA_TSA_URL": f"http://{HOST}:9/",  # nothing is timestamped by the submit bench
+        "HYOKA_TSA_TRUST_ROOTS": "/nonexistent/tsa-root.pem",
         # Required in production: the link key, the contact details' key and a mail
         # server (bench/fieldwork.py points EMAIL_URL at its own).
         "HYOKA_LINK_KEY": secrets.token_urlsafe(32),

@@ -617,7 +617,13 @@ HYOKA_SIGNING_TRUST_ROOTS = env.list("HYOKA_SIGNING_TRUST_ROOTS", default=[])
 # embedded mode it may be empty: the demo then starts a development authority on 127.0.0.1.
 HYOKA_TSA_URL = _required("HYOKA_TSA_URL") if PRODUCTION else env.str("HYOKA_TSA_URL", default="")
 HYOKA_TSA_TIMEOUT = env.int("HYOKA_TSA_TIMEOUT", default=10)
-HYOKA_TSA_TRUST_ROOTS = env.list("HYOKA_TSA_TRUST_ROOTS", default=[])
+# Production names the authority's root too: the signed evidence embeds the validation
+# data of its timestamps (B-LT), and that needs the chain up to a trusted root.
+HYOKA_TSA_TRUST_ROOTS = (
+    _required("HYOKA_TSA_TRUST_ROOTS").split(",")
+    if PRODUCTION
+    else env.list("HYOKA_TSA_TRUST_ROOTS", default=[])
+)
 
 # --- Hyoka ----------------------------------------------------------------------------
 # Longest free-text answer accepted, in characters.

@@ -36,6 +36,7 @@ PRODUCTION = {
     "HYOKA_SIGNING_P12": "/etc/hyoka/signing.p12",
     "HYOKA_SIGNING_PASSPHRASE": secrets.token_urlsafe(24),
     "HYOKA_TSA_URL": "https://tsa.example.jp/",
+    "HYOKA_TSA_TRUST_ROOTS": "/etc/hyoka/tsa-root.pem",
     "HYOKA_LINK_KEY": secrets.token_urlsafe(32),
     "HYOKA_CONTACT_KEYS": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
     "EMAIL_URL": "smtp+tls://hyoka:secret@smtp.example.jp:587",

@@ -275,6 +275,7 @@ def production_environment(
         "HYOKA_SIGNING_P12": str(static_root.parent / "unused-signing.p12"),
         "HYOKA_SIGNING_PASSPHRASE": secrets.token_urlsafe(24),
         "HYOKA_TSA_URL": f"http://{HOST}:{free_port()}/",
+        "HYOKA_TSA_TRUST_ROOTS": "/nonexistent/tsa-root.pem",
         # Required in production: the link key, the contact details' key and the mail
         # server (nothing is e-mailed by these tests).
         "HYOKA_LINK_KEY": secrets.token_urlsafe(32),
