@@ -20,11 +20,11 @@ from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from kpi.registration.admin import LockedByRegistration
 from kpi.scoring import wording
 from kpi.scoring.admin import ResultRow
 from kpi.scoring.preview import kpi_preview
 from kpi.scoring.statistics import Rule, confidence_percent
-from kpi.registration.admin import LockedByRegistration
 from kpi.scoring.wording import NBSP
 from surveys import scoping
 from surveys.admin.common import (

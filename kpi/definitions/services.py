@@ -122,8 +122,8 @@ def segment_save(
         # Its conditions name the study's questions. The admin and the API show the study
         # read-only once created: only a programming error gets here.
         raise ValueError("a segment stays in its study")
-    study = fields["study"] if "study" in fields else segment.study
-    ensure_unlocked(study_id=study.pk, table="kpi_segment", row_id=segment.pk)
+    study_id = fields["study"].pk if "study" in fields else segment.study_id
+    ensure_unlocked(study_id=study_id, table="kpi_segment", row_id=segment.pk)
     for name, value in fields.items():
         setattr(segment, name, value)
     segment.full_clean()
@@ -185,8 +185,8 @@ def kpi_save(
     if kpi.pk is not None and "study" in fields and fields["study"].pk != kpi.study_id:
         # Its segments belong to its study (read-only once created, as above).
         raise ValueError("a KPI stays in its study")
-    study = fields["study"] if "study" in fields else kpi.study
-    ensure_unlocked(study_id=study.pk, table="kpi_kpi", row_id=kpi.pk)
+    study_id = fields["study"].pk if "study" in fields else kpi.study_id
+    ensure_unlocked(study_id=study_id, table="kpi_kpi", row_id=kpi.pk)
     with transaction.atomic(), recorded_by(user):
         for name, value in fields.items():
             setattr(kpi, name, value)

@@ -7,76 +7,182 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('kpi', '0006_text_without_control_characters'),
-        ('surveys', '0016_response_lists_newest_first_index'),
+        ("kpi", "0006_text_without_control_characters"),
+        ("surveys", "0016_response_lists_newest_first_index"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Registration',
+            name="Registration",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('canonical_json', models.BinaryField(verbose_name='registered specification (canonical JSON)')),
-                ('sha256', models.CharField(max_length=64, verbose_name='SHA-256 of the specification')),
-                ('signature', models.BinaryField(verbose_name='signature (CMS, DER)')),
-                ('timestamp_token', models.BinaryField(verbose_name='timestamp token (RFC 3161, DER)')),
-                ('timestamped_at', models.DateTimeField(verbose_name='timestamped at (time-stamping authority)')),
-                ('registered_at', models.DateTimeField(auto_now_add=True, verbose_name='registered at (server clock)')),
-                ('statement', models.TextField(validators=[surveys.text.no_control_characters], verbose_name='statement')),
-                ('instrument', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='surveys.instrument', verbose_name='questionnaire version')),
-                ('registered_by', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='registered by')),
-                ('study', models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, related_name='registration', to='surveys.study', verbose_name='study')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "canonical_json",
+                    models.BinaryField(verbose_name="registered specification (canonical JSON)"),
+                ),
+                (
+                    "sha256",
+                    models.CharField(max_length=64, verbose_name="SHA-256 of the specification"),
+                ),
+                ("signature", models.BinaryField(verbose_name="signature (CMS, DER)")),
+                (
+                    "timestamp_token",
+                    models.BinaryField(verbose_name="timestamp token (RFC 3161, DER)"),
+                ),
+                (
+                    "timestamped_at",
+                    models.DateTimeField(verbose_name="timestamped at (time-stamping authority)"),
+                ),
+                (
+                    "registered_at",
+                    models.DateTimeField(
+                        auto_now_add=True, verbose_name="registered at (server clock)"
+                    ),
+                ),
+                (
+                    "statement",
+                    models.TextField(
+                        validators=[surveys.text.no_control_characters], verbose_name="statement"
+                    ),
+                ),
+                (
+                    "instrument",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="surveys.instrument",
+                        verbose_name="questionnaire version",
+                    ),
+                ),
+                (
+                    "registered_by",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="registered by",
+                    ),
+                ),
+                (
+                    "study",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="registration",
+                        to="surveys.study",
+                        verbose_name="study",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'KPI specification registration',
-                'verbose_name_plural': 'KPI specification registrations',
-                'ordering': ['-timestamped_at'],
+                "verbose_name": "KPI specification registration",
+                "verbose_name_plural": "KPI specification registrations",
+                "ordering": ["-timestamped_at"],
             },
         ),
         migrations.CreateModel(
-            name='Deviation',
+            name="Deviation",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('what', models.CharField(max_length=200, verbose_name='what changed')),
-                ('old_value', models.JSONField(verbose_name='registered value')),
-                ('new_value', models.JSONField(verbose_name='new value')),
-                ('reason', models.TextField(validators=[surveys.text.no_control_characters], verbose_name='reason')),
-                ('made_at', models.DateTimeField(auto_now_add=True, verbose_name='made at')),
-                ('made_by', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='made by')),
-                ('registration', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='deviations', to='kpi.registration', verbose_name='registration')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("what", models.CharField(max_length=200, verbose_name="what changed")),
+                ("old_value", models.JSONField(verbose_name="registered value")),
+                ("new_value", models.JSONField(verbose_name="new value")),
+                (
+                    "reason",
+                    models.TextField(
+                        validators=[surveys.text.no_control_characters], verbose_name="reason"
+                    ),
+                ),
+                ("made_at", models.DateTimeField(auto_now_add=True, verbose_name="made at")),
+                (
+                    "made_by",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="made by",
+                    ),
+                ),
+                (
+                    "registration",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="deviations",
+                        to="kpi.registration",
+                        verbose_name="registration",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'deviation from the registration',
-                'verbose_name_plural': 'deviations from the registration',
-                'ordering': ['registration', 'made_at', 'pk'],
+                "verbose_name": "deviation from the registration",
+                "verbose_name_plural": "deviations from the registration",
+                "ordering": ["registration", "made_at", "pk"],
             },
         ),
         migrations.CreateModel(
-            name='DeviationWindow',
+            name="DeviationWindow",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('locked_table', models.CharField(max_length=64)),
-                ('row_id', models.BigIntegerField()),
-                ('deviation', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='kpi.deviation')),
-                ('study', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='surveys.study')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("locked_table", models.CharField(max_length=64)),
+                ("row_id", models.BigIntegerField()),
+                (
+                    "deviation",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="kpi.deviation",
+                    ),
+                ),
+                (
+                    "study",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="surveys.study",
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('locked_table', 'row_id'), name='deviation_window_unique')],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("locked_table", "row_id"), name="deviation_window_unique"
+                    )
+                ],
             },
         ),
         migrations.AddConstraint(
-            model_name='registration',
-            constraint=models.CheckConstraint(condition=models.Q(('sha256__regex', '^[0-9a-f]{64}$')), name='registration_sha256_hex'),
+            model_name="registration",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("sha256__regex", "^[0-9a-f]{64}$")),
+                name="registration_sha256_hex",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='registration',
-            constraint=models.CheckConstraint(condition=models.Q(('statement__gt', '')), name='registration_statement'),
+            model_name="registration",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("statement__gt", "")), name="registration_statement"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='deviation',
-            constraint=models.CheckConstraint(condition=models.Q(('reason__gt', '')), name='deviation_has_reason'),
+            model_name="deviation",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("reason__gt", "")), name="deviation_has_reason"
+            ),
         ),
     ]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import django_filters
 from django.db.models import QuerySet
@@ -20,6 +20,7 @@ from rest_framework.response import Response
 
 from kpi.definitions.api import BY_STUDY, STUDY_SCOPE
 from kpi.definitions.models import KPI
+from kpi.definitions.services import KPIFields
 from kpi.scoring.statistics import Comparator, Rule
 from surveys.api.filters import IdFilter
 from surveys.api.permissions import VIEWER, ScopedRelatedField, ScopedViewMixin, study_scope
@@ -34,7 +35,16 @@ from .models import Deviation, Registration
 class DeviationSerializer(serializers.ModelSerializer):
     class Meta:
         model = Deviation
-        fields = ["id", "registration", "what", "old_value", "new_value", "reason", "made_by", "made_at"]
+        fields = [
+            "id",
+            "registration",
+            "what",
+            "old_value",
+            "new_value",
+            "reason",
+            "made_by",
+            "made_at",
+        ]
         read_only_fields = fields
 
 
@@ -81,13 +91,19 @@ class DeviateSerializer(serializers.Serializer):
     kpi = ScopedRelatedField(
         scope=study_scope("study_id"), at_least=VIEWER, queryset=KPI.objects.all()
     )
-    comparator = serializers.ChoiceField(choices=["", *(c.value for c in Comparator)], required=False)
+    comparator = serializers.ChoiceField(
+        choices=["", *(c.value for c in Comparator)], required=False
+    )
     threshold = serializers.DecimalField(
         max_digits=9, decimal_places=4, allow_null=True, required=False
     )
     rule = serializers.ChoiceField(choices=[r.value for r in Rule], required=False)
     confidence = serializers.DecimalField(
-        max_digits=4, decimal_places=3, min_value=Decimal("0.5"), max_value=Decimal("0.999"), required=False
+        max_digits=4,
+        decimal_places=3,
+        min_value=Decimal("0.5"),
+        max_value=Decimal("0.999"),
+        required=False,
     )
     min_n = serializers.IntegerField(min_value=0, max_value=2**31 - 1, required=False)
     active = serializers.BooleanField(required=False)
@@ -195,7 +211,10 @@ class DeviationViewSet(
 
     @extend_schema(
         request=DeviateSerializer,
-        responses={201: DeviationSerializer, 400: OpenApiResponse(description="`deviation_refused`")},
+        responses={
+            201: DeviationSerializer,
+            400: OpenApiResponse(description="`deviation_refused`"),
+        },
     )
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         serializer = self.get_serializer(data=request.data)
@@ -206,7 +225,7 @@ class DeviationViewSet(
             self.permission_denied(request)
         deviation = services.kpi_deviate(
             kpi=kpi,
-            fields={name: data[name] for name in CHANGEABLE if name in data},  # type: ignore[misc]
+            fields=cast(KPIFields, {name: data[name] for name in CHANGEABLE if name in data}),
             user=request.user,  # type: ignore[arg-type]
             password=data["password"],
             reason=data["reason"],

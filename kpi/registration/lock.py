@@ -66,8 +66,9 @@ _BY_QUESTION = (
 
 
 def _window(table: str, row_id: str) -> str:
+    # The table names are this module's constants, never input.
     return (
-        "EXISTS (SELECT 1 FROM kpi_deviationwindow w "
+        "EXISTS (SELECT 1 FROM kpi_deviationwindow w "  # noqa: S608
         f"WHERE w.locked_table = '{table}' AND w.row_id = {row_id})"
     )
 
@@ -80,7 +81,9 @@ LOCKED: dict[str, tuple[str, str]] = {
     "kpi_clause": (_BY_SEGMENT, _window("kpi_segment", "{row}.segment_id")),
     "kpi_clause_choices": (
         _BY_CLAUSE,
-        _window("kpi_segment", "(SELECT c.segment_id FROM kpi_clause c WHERE c.id = {row}.clause_id)"),
+        _window(
+            "kpi_segment", "(SELECT c.segment_id FROM kpi_clause c WHERE c.id = {row}.clause_id)"
+        ),
     ),
     "surveys_question": (_BY_INSTRUMENT, "FALSE"),
     "surveys_choice": (_BY_QUESTION, "FALSE"),
@@ -187,9 +190,10 @@ def ensure_unlocked(*, study_id: int, table: str, row_id: int | None) -> None:
     is open for this row (``row_id`` None: a new row, which no window opens)."""
     if not is_registered(study_id):
         return
-    if row_id is not None and DeviationWindow.objects.filter(
-        locked_table=table, row_id=row_id
-    ).exists():
+    if (
+        row_id is not None
+        and DeviationWindow.objects.filter(locked_table=table, row_id=row_id).exists()
+    ):
         return
     raise SpecificationLocked()
 

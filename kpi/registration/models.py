@@ -108,5 +108,10 @@ class DeviationWindow(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["locked_table", "row_id"], name="deviation_window_unique")
+            models.UniqueConstraint(
+                fields=["locked_table", "row_id"], name="deviation_window_unique"
+            )
         ]
+
+    def __str__(self) -> str:
+        return f"{self.locked_table} #{self.row_id}"

@@ -79,7 +79,9 @@ def _gen_time(token: cms.ContentInfo) -> Any:
     return token["content"]["encap_content_info"]["content"].parsed["gen_time"].native
 
 
-def register(*, study: Study, user: AbstractBaseUser, password: str, statement: str) -> Registration:
+def register(
+    *, study: Study, user: AbstractBaseUser, password: str, statement: str
+) -> Registration:
     """Register the study's KPI specification: refused without the signer's authority,
     with a wrong password or no statement, once registered, and once fieldwork started."""
     if not may_register(user, study):
@@ -89,7 +91,10 @@ def register(*, study: Study, user: AbstractBaseUser, password: str, statement: 
     statement = _check_act(user, password, statement, "statement")
     if registration_for(study) is not None:
         raise RegistrationRefused(
-            _("This study's KPI specification is already registered; it changes only by a deviation.")
+            _(
+                "This study's KPI specification is already registered; "
+                "it changes only by a deviation."
+            )
         )
     started = fieldwork_started(study)
     if started:
@@ -108,7 +113,10 @@ def register(*, study: Study, user: AbstractBaseUser, password: str, statement: 
         token = stamp(digest)
     except (SigningNotConfigured, TimestampingNotConfigured, TimestampRequestError) as exc:
         raise RegistrationRefused(
-            _("The specification could not be signed and timestamped (%(error)s); nothing was registered.")
+            _(
+                "The specification could not be signed and timestamped (%(error)s); "
+                "nothing was registered."
+            )
             % {"error": exc}
         ) from exc
     timestamped_at = _gen_time(token)
@@ -117,12 +125,19 @@ def register(*, study: Study, user: AbstractBaseUser, password: str, statement: 
         opens = fieldwork_opens_at(study)
         if opens is not None and opens <= timestamped_at:
             raise RegistrationRefused(
-                _("The time-stamping authority dates the registration at or after fieldwork opened.")
+                _(
+                    "The time-stamping authority dates the registration at or after "
+                    "fieldwork opened."
+                )
             )
         if registration_for(study) is not None or fieldwork_started(study):
-            raise RegistrationRefused(_("The study changed while it was being registered; try again."))
+            raise RegistrationRefused(
+                _("The study changed while it was being registered; try again.")
+            )
         if canonical.dumps(canonical.specification(study, instrument)) != data:
-            raise RegistrationRefused(_("The KPIs changed while they were being registered; try again."))
+            raise RegistrationRefused(
+                _("The KPIs changed while they were being registered; try again.")
+            )
         return Registration.objects.create(
             study=study,
             instrument=instrument,
@@ -131,7 +146,7 @@ def register(*, study: Study, user: AbstractBaseUser, password: str, statement: 
             signature=signature,
             timestamp_token=token.dump(),
             timestamped_at=timestamped_at,
-            registered_by=user,
+            registered_by_id=user.pk,
             statement=statement,
         )
 
@@ -185,7 +200,7 @@ def kpi_deviate(
             old_value={k: old[k] for k in keys},
             new_value={k: new[k] for k in keys},
             reason=reason,
-            made_by=user,
+            made_by_id=user.pk,
         )
         with lock.deviation_window(deviation, "kpi_kpi", kpi.pk):
             definitions.kpi_save(kpi=kpi, fields=fields, user=user)

@@ -171,9 +171,7 @@ class Command(AuditedCommand):
         """Open the sites the study file opens, just after the authority's time, and the
         span the simulated submissions are dated in: from then to now."""
         opens = registration.timestamped_at + dt.timedelta(milliseconds=1)
-        in_file = {
-            s["code"] for s in read_toml(REFERENCE_STUDY)["sites"] if "survey_opens_at" in s
-        }
+        in_file = {s["code"] for s in read_toml(REFERENCE_STUDY)["sites"] if "survey_opens_at" in s}
         Site.objects.filter(study=registration.study, code__in=in_file).update(
             survey_opens_at=opens
         )

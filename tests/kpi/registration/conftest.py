@@ -10,7 +10,7 @@ from kpi.definitions.loading import kpis_path, load_kpis
 from surveys.models import Membership, Study
 from tests.factories import SiteFactory, StudyFactory, reference_instrument
 
-PASSWORD = "correct horse battery staple"  # noqa: S105
+PASSWORD = "correct horse battery staple"
 SIGNER_PERMISSIONS = (
     "add_registration",
     "view_registration",

@@ -69,7 +69,9 @@ def test_a_manager_of_another_study_can_neither_see_nor_register(registered, str
     assert response.status_code == 400  # "does not exist" for a study out of scope
     assert "study" in response.json()["error"]["fields"]
     assert other.pk  # (another study exists, unregistered)
-    assert client.get(reverse("admin:kpi_registration_change", args=[registered.pk])).status_code in (302, 404)
+    assert client.get(
+        reverse("admin:kpi_registration_change", args=[registered.pk])
+    ).status_code in (302, 404)
     page = client.get(reverse("admin:kpi_registration_add"), HTTP_ACCEPT_LANGUAGE="en")
     assert page.status_code == 200
     assert f'value="{registered.study_id}"' not in page.content.decode()
@@ -126,7 +128,10 @@ def test_the_admin_page_registers_and_shows_hash_and_time(planned, signer, clien
     registration = Registration.objects.get()
     html = done.content.decode()
     assert registration.sha256 in html
-    assert "KPI specification registered and timestamped" in html or "registered and timestamped" in html
+    assert (
+        "KPI specification registered and timestamped" in html
+        or "registered and timestamped" in html
+    )
     assert '"computing_rules"' in html.replace("&quot;", '"')
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 
 import pytest
-
 from django.core.management import call_command
 from django.db.models import Min
 
@@ -29,7 +28,9 @@ def test_the_demo_registers_before_its_fieldwork_and_keeps_the_reference_figures
     assert registration.timestamped_at < first_opening <= first_submission
     assert len(tsa.requests_served) >= 1
     stored = bytes(registration.canonical_json)
-    assert stored == canonical.dumps(canonical.specification(registration.study, registration.instrument))
+    assert stored == canonical.dumps(
+        canonical.specification(registration.study, registration.instrument)
+    )
     assert f"SHA-256 {registration.sha256}" in out.getvalue()
 
     results = KPIResult.objects.filter(site=None, run=registration.study.runs.latest("pk"))

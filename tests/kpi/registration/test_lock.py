@@ -80,9 +80,13 @@ def test_the_trigger_refuses_raw_sql(registered):
     assert refused_by_trigger("UPDATE kpi_kpi SET threshold = 1 WHERE id = %s", [kpi.pk])
     assert refused_by_trigger("DELETE FROM kpi_kpi WHERE id = %s", [kpi.pk])
     assert refused_by_trigger("UPDATE kpi_segment SET name_en = 'x' WHERE id = %s", [segment.pk])
-    assert refused_by_trigger("UPDATE kpi_clause SET negate = NOT negate WHERE id = %s", [clause.pk])
+    assert refused_by_trigger(
+        "UPDATE kpi_clause SET negate = NOT negate WHERE id = %s", [clause.pk]
+    )
     assert refused_by_trigger("DELETE FROM kpi_clause_choices WHERE clause_id = %s", [clause.pk])
-    assert refused_by_trigger("UPDATE surveys_question SET required = NOT required WHERE id = %s", [question.pk])
+    assert refused_by_trigger(
+        "UPDATE surveys_question SET required = NOT required WHERE id = %s", [question.pk]
+    )
     assert refused_by_trigger("UPDATE surveys_choice SET score = 9 WHERE id = %s", [choice.pk])
     assert refused_by_trigger(
         "INSERT INTO kpi_segment (study_id, code, name_ja, name_en) VALUES (%s, 'new', 'x', '')",
@@ -133,7 +137,9 @@ def test_a_deviation_lets_exactly_its_change_through_and_is_recorded(registered,
     assert refused_by_trigger("UPDATE kpi_kpi SET threshold = 1 WHERE id = %s", [other.pk])
     # The registration itself is unchanged.
     spec = json.loads(bytes(registered.canonical_json))
-    assert [k["threshold"] for k in spec["kpis"] if k["code"] == kpi.code] == [str(registered_threshold)]
+    assert [k["threshold"] for k in spec["kpis"] if k["code"] == kpi.code] == [
+        str(registered_threshold)
+    ]
 
 
 def test_a_deviation_needs_a_signer_the_password_and_a_reason(registered, signer):
@@ -143,7 +149,7 @@ def test_a_deviation_needs_a_signer_the_password_and_a_reason(registered, signer
     with pytest.raises(DeviationRefused, match="signer role"):
         services.kpi_deviate(**change, user=manager, password=PASSWORD, reason="r")
     with pytest.raises(DeviationRefused) as err:
-        services.kpi_deviate(**change, user=signer, password="wrong", reason="r")  # noqa: S106
+        services.kpi_deviate(**change, user=signer, password="wrong", reason="r")
     assert err.value.errors == {"password": "The password is not correct."}
     with pytest.raises(DeviationRefused) as err:
         services.kpi_deviate(**change, user=signer, password=PASSWORD, reason=" ")

@@ -139,19 +139,28 @@ def test_it_stores_the_canonical_json_its_hash_a_signature_and_a_timestamp(plann
         )
     )
     assert status.intact and status.valid and status.trusted
-    assert registration.timestamped_at < planned.sites.order_by("survey_opens_at")[0].survey_opens_at
+    assert (
+        registration.timestamped_at < planned.sites.order_by("survey_opens_at")[0].survey_opens_at
+    )
 
     signature = cms.ContentInfo.load(bytes(registration.signature))
     signed = signature["content"]
     assert signed["encap_content_info"]["content"].native is None  # detached
-    attrs = {a["type"].native: a["values"][0].native for a in signed["signer_infos"][0]["signed_attrs"]}
+    attrs = {
+        a["type"].native: a["values"][0].native for a in signed["signer_infos"][0]["signed_attrs"]
+    }
     assert attrs["message_digest"] == hashlib.sha256(stored).digest()
 
 
 def test_the_json_is_canonical_and_stable(planned, signer, tsa):
     data = bytes(register(planned, signer).canonical_json)
     assert b" " not in data.replace(b'" ', b"").split(b'"kpis"')[0][:1]  # compact
-    assert data == json.dumps(json.loads(data), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    assert (
+        data
+        == json.dumps(
+            json.loads(data), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        ).encode()
+    )
 
 
 def test_it_refuses_a_manager_without_the_signer_role(planned, tsa):
@@ -165,7 +174,7 @@ def test_it_refuses_a_manager_without_the_signer_role(planned, tsa):
 
 def test_it_refuses_a_wrong_password(planned, signer, tsa):
     with pytest.raises(RegistrationRefused) as err:
-        register(planned, signer, password="wrong")  # noqa: S106
+        register(planned, signer, password="wrong")
     assert err.value.errors == {"password": "The password is not correct."}
     assert registration_for(planned) is None
 
@@ -183,7 +192,9 @@ def test_it_refuses_once_a_site_has_opened(planned, signer, tsa):
     site.save()
     with pytest.raises(RegistrationRefused) as err:
         register(planned, signer)
-    assert err.value.message.startswith("The specification must be registered before fieldwork: Fieldwork opened on")
+    assert err.value.message.startswith(
+        "The specification must be registered before fieldwork: Fieldwork opened on"
+    )
     assert registration_for(planned) is None
     assert tsa.requests_served == []
 
@@ -202,7 +213,9 @@ def test_it_refuses_a_second_registration(planned, signer, tsa):
     assert "already registered" in err.value.message
 
 
-def test_it_refuses_when_the_authority_dates_it_after_fieldwork_opened(planned, signer, tsa, monkeypatch):
+def test_it_refuses_when_the_authority_dates_it_after_fieldwork_opened(
+    planned, signer, tsa, monkeypatch
+):
     """The authority's time decides, not the server's: an authority whose clock is past
     the opening (here: the opening moved before the token's time) is refused."""
     from kpi.registration import services as module
@@ -236,6 +249,9 @@ def test_the_registration_is_append_only(planned, signer, tsa):
         f"UPDATE kpi_registration SET statement = 'x' WHERE id = {registration.pk}",  # noqa: S608
         f"DELETE FROM kpi_registration WHERE id = {registration.pk}",  # noqa: S608
     ):
-        with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
-            with connection.cursor() as cursor:
-                cursor.execute(sql)
+        with (
+            pytest.raises(DatabaseError, match="append-only"),
+            transaction.atomic(),
+            connection.cursor() as cursor,
+        ):
+            cursor.execute(sql)
