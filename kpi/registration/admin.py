@@ -11,7 +11,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -46,6 +46,21 @@ class LockedByRegistration:
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return not self._locked(obj) and super().has_delete_permission(request, obj)  # type: ignore[misc]
+
+    def get_changelist_form(self, request: HttpRequest, **kwargs: Any) -> type:
+        # The list's editable columns (a KPI's display order): a locked row's change is a
+        # form error on its row, not a refusal from the service (a 500).
+        form = super().get_changelist_form(request, **kwargs)  # type: ignore[misc]
+
+        class LockedRows(form):  # type: ignore[valid-type,misc]
+            def clean(self) -> Any:
+                data = super().clean()
+                instance = self.instance
+                if instance.pk and self.has_changed() and lock.is_registered(instance.study_id):
+                    raise ValidationError(SpecificationLocked.default_message)
+                return data
+
+        return LockedRows
 
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None

@@ -185,3 +185,25 @@ def test_the_api_refuses_a_change_with_a_4xx_and_the_reason(registered, signer, 
     assert "recorded deviation" in json.dumps(response.json())
     kpi.refresh_from_db()
     assert kpi.threshold != Decimal("1")
+
+
+def test_the_kpi_list_refuses_a_new_order_for_a_registered_kpi(registered, client):
+    from django.contrib.auth.models import User
+
+    admin_user = User.objects.create_superuser("root", password=PASSWORD)
+    client.force_login(admin_user)
+    kpis = list(KPI.objects.filter(study=registered.study).order_by("study__code", "order", "code"))
+    data = {
+        "form-TOTAL_FORMS": str(len(kpis)),
+        "form-INITIAL_FORMS": str(len(kpis)),
+        "form-MIN_NUM_FORMS": "0",
+        "form-MAX_NUM_FORMS": "1000",
+        "_save": "Save",
+    }
+    for i, kpi in enumerate(kpis):
+        data[f"form-{i}-id"] = str(kpi.pk)
+        data[f"form-{i}-order"] = str(kpi.order + (5 if i == 0 else 0))
+    response = client.post(reverse("admin:kpi_kpi_changelist"), data, HTTP_ACCEPT_LANGUAGE="en")
+    assert response.status_code == 200
+    assert "recorded deviation" in response.content.decode()
+    assert KPI.objects.get(pk=kpis[0].pk).order == kpis[0].order
