@@ -101,12 +101,21 @@ class DeviationWindow(models.Model):
     only: written after the deviation, deleted before the transaction commits
     (``lock.deviation_window``). The lock's triggers look for it."""
 
-    deviation = models.ForeignKey(Deviation, on_delete=models.CASCADE, related_name="+")
-    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="+")
-    locked_table = models.CharField(max_length=64)
-    row_id = models.BigIntegerField()
+    deviation = models.ForeignKey(
+        Deviation,
+        on_delete=models.CASCADE,
+        related_name="+",
+        verbose_name=_("deviation from the registration"),
+    )
+    study = models.ForeignKey(
+        Study, on_delete=models.CASCADE, related_name="+", verbose_name=_("study")
+    )
+    locked_table = models.CharField(_("locked table"), max_length=64)
+    row_id = models.BigIntegerField(_("row id"))
 
     class Meta:
+        verbose_name = _("open deviation")
+        verbose_name_plural = _("open deviations")
         constraints = [
             models.UniqueConstraint(
                 fields=["locked_table", "row_id"], name="deviation_window_unique"

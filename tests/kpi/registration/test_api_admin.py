@@ -148,3 +148,21 @@ def test_the_admin_refuses_after_fieldwork_opened_with_the_reason(planned, signe
     assert response.status_code == 200
     assert "must be registered before fieldwork" in response.content.decode()
     assert not Registration.objects.exists()
+
+
+def test_the_study_page_links_to_registering_then_to_the_registration(planned, signer, client, tsa):
+    from django.contrib.auth.models import Permission
+
+    signer.user_permissions.add(Permission.objects.get(codename="view_studyresults"))
+    client.force_login(signer)
+    page = reverse("admin:kpi_studyresults_change", args=[planned.pk])
+    html = client.get(page, HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert f"{reverse('admin:kpi_registration_add')}?study={planned.pk}" in html
+    registration = post(
+        client,
+        "/api/v1/registrations/",
+        {"study": planned.pk, "password": PASSWORD, "statement": "Fixed."},
+    )
+    assert registration.status_code == 201
+    html = client.get(page, HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert reverse("admin:kpi_registration_change", args=[registration.json()["id"]]) in html
