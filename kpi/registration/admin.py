@@ -7,28 +7,33 @@ is read-only, with the reason above it."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from decimal import Decimal
+from typing import Any, cast
 
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from kpi.definitions.models import KPI
+from kpi.definitions.services import KPIFields
 from surveys import scoping
 from surveys.admin.common import by_study, register_scope
 from surveys.admin.history import HistoryAdmin
 from surveys.errors import RuleViolation, add_to_form
+from surveys.ids import as_id
 from surveys.models import Membership, Study
 from surveys.text import no_control_characters
 
 from . import lock, services
 from .errors import SpecificationLocked
 from .models import Deviation, Registration
+from .selectors import registration_for
 
 register_scope(Registration, by_study("study_id"))
 register_scope(Deviation, by_study("registration__study_id"))
@@ -68,7 +73,15 @@ class LockedByRegistration:
         response = super().change_view(request, object_id, form_url, extra_context)  # type: ignore[misc]
         obj = getattr(response, "context_data", {}).get("original")
         if self._locked(obj) and request.method == "GET":
-            messages.warning(request, str(SpecificationLocked.default_message))
+            message = str(SpecificationLocked.default_message)
+            if isinstance(obj, KPI) and services.may_register(
+                request.user, obj.study, permission=services.DEVIATE
+            ):
+                url = reverse("admin:kpi_registration_deviate", args=[obj.pk])
+                link = gettext("Record a deviation")
+                messages.warning(request, format_html('{} <a href="{}">{}</a>', message, url, link))
+            else:
+                messages.warning(request, message)
         return response
 
 
@@ -92,6 +105,44 @@ def default_statement() -> str:
         "I register these KPIs, their bases, targets and decision rules before the "
         "questionnaire opens; any later change will be recorded as a deviation."
     )
+
+
+class DeviateForm(forms.Form):
+    """A registered KPI's target and judgement as they are to become, and why."""
+
+    comparator = forms.ChoiceField(label=_("target comparator"), required=False)
+    threshold = forms.DecimalField(
+        label=_("target"), max_digits=9, decimal_places=4, required=False
+    )
+    rule = forms.ChoiceField(label=_("judged on"))
+    confidence = forms.DecimalField(
+        label=_("confidence level"),
+        max_digits=4,
+        decimal_places=3,
+        min_value=Decimal("0.5"),
+        max_value=Decimal("0.999"),
+    )
+    min_n = forms.IntegerField(label=_("minimum base size"), min_value=0, max_value=2**31 - 1)
+    active = forms.BooleanField(label=_("active"), required=False)
+    reason = forms.CharField(
+        label=_("Reason"),
+        widget=forms.Textarea(attrs={"rows": 3}),
+        validators=[no_control_characters],
+    )
+    password = forms.CharField(
+        label=_("Your password"),
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+        help_text=_("A deviation is an act of its own: confirm it with your password."),
+    )
+
+    CHANGEABLE = ("comparator", "threshold", "rule", "confidence", "min_n", "active")
+
+    def __init__(self, *args: Any, kpi: KPI, **kwargs: Any) -> None:
+        kwargs["initial"] = {f: getattr(kpi, f) for f in self.CHANGEABLE}
+        super().__init__(*args, **kwargs)
+        self.fields["comparator"].choices = KPI._meta.get_field("comparator").choices  # type: ignore[attr-defined]
+        self.fields["comparator"].choices = [("", "—"), *self.fields["comparator"].choices]  # type: ignore[attr-defined]
+        self.fields["rule"].choices = KPI._meta.get_field("rule").choices  # type: ignore[attr-defined]
 
 
 class DeviationInline(admin.TabularInline):
@@ -128,6 +179,60 @@ class RegistrationAdmin(HistoryAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # append-only: a later change is a deviation
+
+    def get_urls(self) -> list:
+        wrap = self.admin_site.admin_view
+        return [
+            path(
+                "deviate/<path:kpi_id>/",
+                wrap(self.deviate_view),
+                name="kpi_registration_deviate",
+            ),
+            *super().get_urls(),
+        ]
+
+    def deviate_view(self, request: HttpRequest, kpi_id: str) -> HttpResponse:
+        """Record a deviation from a registered KPI: its new target or judgement, the
+        reason and the password again (``services.kpi_deviate``)."""
+        if not request.user.has_perm(services.DEVIATE):
+            raise PermissionDenied
+        kpi_pk = as_id(kpi_id)
+        studies = scoping.studies(request.user)
+        kpis = KPI.objects.filter(study__in=studies).select_related("study")
+        kpi = kpis.filter(pk=kpi_pk).first() if kpi_pk is not None else None
+        registration = registration_for(kpi.study) if kpi is not None else None
+        if kpi is None or registration is None:
+            raise Http404(gettext("No registered KPI of yours has this id."))
+        if not services.may_register(request.user, kpi.study, permission=services.DEVIATE):
+            raise PermissionDenied
+        form = DeviateForm(request.POST or None, kpi=kpi)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            fields = {f: data[f] for f in DeviateForm.CHANGEABLE if f in form.changed_data}
+            try:
+                services.kpi_deviate(
+                    kpi=kpi,
+                    fields=cast(KPIFields, fields),
+                    user=request.user,  # type: ignore[arg-type]
+                    password=data["password"],
+                    reason=data["reason"],
+                )
+            except RuleViolation as exc:
+                add_to_form(form, exc)
+            else:
+                messages.success(request, gettext("The deviation is recorded and applied."))
+                return HttpResponseRedirect(
+                    reverse("admin:kpi_registration_change", args=[registration.pk])
+                )
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": gettext("Record a deviation from the registration"),
+            "form": form,
+            "kpi": kpi,
+            "registration": registration,
+        }
+        return TemplateResponse(request, "admin/kpi/registration/deviate.html", context)
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

@@ -207,3 +207,39 @@ def test_the_kpi_list_refuses_a_new_order_for_a_registered_kpi(registered, clien
     assert response.status_code == 200
     assert "recorded deviation" in response.content.decode()
     assert KPI.objects.get(pk=kpis[0].pk).order == kpis[0].order
+
+
+def test_the_admin_records_a_deviation_from_a_registered_kpi(registered, signer, client):
+    kpi = a_target(registered.study)
+    client.force_login(signer)
+    page = client.get(reverse("admin:kpi_kpi_change", args=[kpi.pk]), HTTP_ACCEPT_LANGUAGE="en")
+    url = reverse("admin:kpi_registration_deviate", args=[kpi.pk])
+    assert url in page.content.decode()  # the locked page says how to change it
+    form = {
+        "comparator": kpi.comparator,
+        "threshold": "65",
+        "rule": kpi.rule,
+        "confidence": str(kpi.confidence),
+        "min_n": str(kpi.min_n),
+        "active": "on",
+        "reason": "Lowered by the steering committee.",
+    }
+    wrong = client.post(url, {**form, "password": "wrong"}, HTTP_ACCEPT_LANGUAGE="en")
+    assert "The password is not correct." in wrong.content.decode()
+    assert not Deviation.objects.exists()
+    client.post(url, {**form, "password": PASSWORD}, HTTP_ACCEPT_LANGUAGE="en")
+    deviation = Deviation.objects.get()
+    assert deviation.new_value == {"threshold": "65.0000"}
+    assert deviation.made_by == signer
+    kpi.refresh_from_db()
+    assert kpi.threshold == Decimal("65")
+
+
+def test_the_deviation_page_is_not_for_another_studys_signer(registered, client):
+    from tests.factories import SiteFactory, StudyFactory
+
+    stranger = account("stranger", role="signer", sites=[SiteFactory(study=StudyFactory())])
+    client.force_login(stranger)
+    kpi = a_target(registered.study)
+    response = client.get(reverse("admin:kpi_registration_deviate", args=[kpi.pk]))
+    assert response.status_code == 404
