@@ -48,7 +48,7 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _segment(value: dict[str, Any] | None) -> dict[str, Any] | None:
+def segment_json(value: dict[str, Any] | None) -> dict[str, Any] | None:
     if value is None:
         return None
     clauses = [{**c, "choices": sorted(c["choices"])} for c in value["clauses"]]
@@ -94,8 +94,8 @@ def _instrument(instrument: Instrument) -> dict[str, Any]:
 def kpi_json(data: dict[str, Any]) -> dict[str, Any]:
     """A frozen KPI (``KPIDef.to_json()``) as the specification has it."""
     out = {k: v for k, v in data.items() if k != "id"}
-    out["numerator"] = _segment(data["numerator"])
-    out["base_segment"] = _segment(data["base_segment"])
+    out["numerator"] = segment_json(data["numerator"])
+    out["base_segment"] = segment_json(data["base_segment"])
     return out
 
 
@@ -108,7 +108,7 @@ def specification(study: Study, instrument: Instrument) -> dict[str, Any]:
         "study": study.code,
         "instrument": _instrument(instrument),
         "segments": sorted(
-            (_segment(asdict(segment_def(s))) for s in segments), key=lambda s: s["code"]
+            (segment_json(asdict(segment_def(s))) for s in segments), key=lambda s: s["code"]
         ),
         "kpis": [kpi_json(k.to_json()) for k in study_definitions(study.pk)],
         "computing_rules": RULES_VERSION,

@@ -5,14 +5,17 @@
 (``kpi.evaluations.signing._signer``) and an RFC 3161 timestamp over the SHA-256 from the
 configured authority (``kpi.evidence.timestamps.stamp``). The authority's time, not the
 server's clock, must precede the study's fieldwork. ``kpi_deviate`` is the one way to
-change a registered KPI afterwards (``lock`` explains how it passes the triggers).
-Both take what sign-off takes: the signer's authority and the password, again.
+change a registered KPI afterwards, ``segment_deviate`` a registered segment's conditions
+(``lock`` explains how they pass the triggers).
+All take what sign-off takes: the signer's authority and the password, again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Sequence
+from dataclasses import asdict
 from decimal import Decimal
 from typing import Any, cast
 
@@ -24,8 +27,8 @@ from django.utils.translation import gettext as _
 from pyhanko.sign.timestamps import TimestampRequestError
 
 from kpi.definitions import services as definitions
-from kpi.definitions.frozen import kpi_def
-from kpi.definitions.models import KPI
+from kpi.definitions.frozen import ClauseDef, kpi_def, segment_def
+from kpi.definitions.models import KPI, Segment
 from kpi.evaluations.signing import SigningNotConfigured, _signer
 from kpi.evidence.timestamps import TimestampingNotConfigured, stamp
 from surveys import scoping
@@ -204,4 +207,53 @@ def kpi_deviate(
         )
         with lock.deviation_window(deviation, "kpi_kpi", kpi.pk):
             definitions.kpi_save(kpi=kpi, fields=fields, user=user)
+    return deviation
+
+
+def segment_deviate(
+    *,
+    segment: Segment,
+    clauses: Sequence[definitions.ClauseData],
+    user: AbstractBaseUser,
+    password: str,
+    reason: str,
+) -> Deviation:
+    """Change a registered segment's conditions as a recorded deviation (its registered
+    and new conditions, as the specification writes them), then the change itself."""
+    registration = registration_for(segment.study)
+    if registration is None:
+        raise DeviationRefused(_("This study's KPIs are not registered: change them directly."))
+    if not may_register(user, segment.study, permission=DEVIATE):
+        raise DeviationRefused(_("Recording a deviation takes the signer role in the study."))
+    try:
+        reason = _check_act(user, password, reason, "reason")
+    except RegistrationRefused as exc:
+        raise DeviationRefused(exc.message, errors=exc.errors) from exc
+    old = canonical.segment_json(asdict(segment_def(segment)))
+    wanted = [
+        asdict(
+            ClauseDef(
+                question=data.question.code if data.question else "",
+                choices=tuple(sorted(c.code for c in data.choices)),
+                tag=data.tag,
+                negate=data.negate,
+            )
+        )
+        for data in clauses
+    ]
+    new = canonical.segment_json({"code": segment.code, "clauses": wanted})
+    assert old is not None and new is not None
+    if old == new:
+        raise DeviationRefused(_("Nothing would change: no deviation to record."))
+    with transaction.atomic():
+        deviation = Deviation.objects.create(
+            registration=registration,
+            what=f"segment {segment.code}: clauses",
+            old_value={"clauses": old["clauses"]},
+            new_value={"clauses": new["clauses"]},
+            reason=reason,
+            made_by_id=user.pk,
+        )
+        with lock.deviation_window(deviation, "kpi_segment", segment.pk):
+            definitions.segment_clauses_save(segment=segment, clauses=clauses, user=user)
     return deviation

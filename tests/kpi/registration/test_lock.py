@@ -243,3 +243,45 @@ def test_the_deviation_page_is_not_for_another_studys_signer(registered, client)
     kpi = a_target(registered.study)
     response = client.get(reverse("admin:kpi_registration_deviate", args=[kpi.pk]))
     assert response.status_code == 404
+
+
+def test_a_segment_deviation_changes_its_conditions_and_nothing_else(registered, signer):
+    from kpi.definitions.services import ClauseData
+
+    kpi = KPI.objects.filter(
+        study=registered.study, numerator__clauses__choices__isnull=False
+    ).first()
+    segment = kpi.numerator
+    clause = segment.clauses.filter(choices__isnull=False).first()
+    kept = list(clause.choices.order_by("order"))[:1]  # one choice fewer counts as success
+    others = [
+        ClauseData(
+            question=c.question, choices=list(c.choices.all()), tag=c.tag, negate=c.negate, id=c.pk
+        )
+        for c in segment.clauses.exclude(pk=clause.pk)
+    ]
+    wanted = [
+        ClauseData(
+            question=clause.question,
+            choices=kept,
+            tag=clause.tag,
+            negate=clause.negate,
+            id=clause.pk,
+        ),
+        *others,
+    ]
+    registered_choices = sorted(c.code for c in clause.choices.all())
+
+    deviation = services.segment_deviate(
+        segment=segment, clauses=wanted, user=signer, password=PASSWORD, reason="Narrowed."
+    )
+
+    assert sorted(c.code for c in clause.choices.all()) == [kept[0].code]
+    assert deviation.what == f"segment {segment.code}: clauses"
+    old_clause = next(
+        c for c in deviation.old_value["clauses"] if c["question"] == clause.question.code
+    )
+    assert old_clause["choices"] == registered_choices
+    # Still locked afterwards, this segment and its conditions included.
+    assert refused_by_trigger("DELETE FROM kpi_clause_choices WHERE clause_id = %s", [clause.pk])
+    assert refused_by_trigger("UPDATE kpi_segment SET name_en = 'x' WHERE id = %s", [segment.pk])
