@@ -8,6 +8,8 @@ deviation that opens it.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -16,6 +18,14 @@ from django.utils.translation import gettext_lazy as _
 
 from surveys.models import Instrument, Study
 from surveys.text import no_control_characters
+
+
+class BytesField(models.BinaryField):
+    """Binary data read back as ``bytes`` on every database (PostgreSQL's driver gives a
+    ``memoryview``), so that callers hash and parse it the same everywhere."""
+
+    def from_db_value(self, value: Any, expression: Any, connection: Any) -> bytes | None:
+        return None if value is None else bytes(value)
 
 
 class Registration(models.Model):
@@ -33,10 +43,10 @@ class Registration(models.Model):
         related_name="+",
         verbose_name=_("questionnaire version"),
     )
-    canonical_json = models.BinaryField(_("registered specification (canonical JSON)"))
+    canonical_json = BytesField(_("registered specification (canonical JSON)"))
     sha256 = models.CharField(_("SHA-256 of the specification"), max_length=64)
-    signature = models.BinaryField(_("signature (CMS, DER)"))
-    timestamp_token = models.BinaryField(_("timestamp token (RFC 3161, DER)"))
+    signature = BytesField(_("signature (CMS, DER)"))
+    timestamp_token = BytesField(_("timestamp token (RFC 3161, DER)"))
     timestamped_at = models.DateTimeField(_("timestamped at (time-stamping authority)"))
     registered_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
