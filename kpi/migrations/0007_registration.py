@@ -16,11 +16,6 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.AddField(
-            model_name='evaluationrun',
-            name='deviation_effects',
-            field=models.JSONField(blank=True, default=list, editable=False, verbose_name='effect of the deviations on the verdicts'),
-        ),
         migrations.CreateModel(
             name='Registration',
             fields=[
