@@ -16,6 +16,8 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -167,7 +169,7 @@ class RegistrationAdmin(HistoryAdmin):
         "study",
         "instrument",
         "sha256",
-        "timestamped_at",
+        "authority_time",
         "registered_at",
         "registered_by",
         "statement",
@@ -236,6 +238,13 @@ class RegistrationAdmin(HistoryAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    @admin.display(description=_("timestamped at (time-stamping authority)"))
+    def authority_time(self, obj: Registration) -> str:
+        # To the microsecond and in UTC as well, as the token has it: what an auditor
+        # compares with the fieldwork's first opening.
+        local = date_format(timezone.localtime(obj.timestamped_at), "DATETIME_FORMAT")
+        return format_html("{} <code>{}</code>", local, obj.timestamped_at.isoformat())
 
     @admin.display(description=_("registered specification (canonical JSON)"))
     def specification(self, obj: Registration) -> str:

@@ -128,6 +128,7 @@ def test_the_admin_page_registers_and_shows_hash_and_time(planned, signer, clien
     registration = Registration.objects.get()
     html = done.content.decode()
     assert registration.sha256 in html
+    assert registration.timestamped_at.isoformat() in html
     assert (
         "KPI specification registered and timestamped" in html
         or "registered and timestamped" in html
