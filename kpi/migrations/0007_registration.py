@@ -21,7 +21,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('canonical_json', kpi.registration.models.BytesField(verbose_name='registered specification (canonical JSON)')),
-                ('sha256', models.CharField(max_length=64, verbose_name='SHA-256 of the specification')),
+                ('sha256', models.CharField(editable=False, max_length=64, verbose_name='SHA-256 of the specification')),
                 ('signature', kpi.registration.models.BytesField(verbose_name='signature (CMS, DER)')),
                 ('timestamp_token', kpi.registration.models.BytesField(verbose_name='timestamp token (RFC 3161, DER)')),
                 ('timestamped_at', models.DateTimeField(verbose_name='timestamped at (time-stamping authority)')),
@@ -41,7 +41,7 @@ class Migration(migrations.Migration):
             name='Deviation',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('what', models.CharField(max_length=200, verbose_name='what changed')),
+                ('what', models.CharField(editable=False, max_length=200, verbose_name='what changed')),
                 ('old_value', models.JSONField(verbose_name='registered value')),
                 ('new_value', models.JSONField(verbose_name='new value')),
                 ('reason', models.TextField(validators=[surveys.text.no_control_characters], verbose_name='reason')),
@@ -59,7 +59,7 @@ class Migration(migrations.Migration):
             name='DeviationWindow',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('locked_table', models.CharField(max_length=64, verbose_name='locked table')),
+                ('locked_table', models.CharField(editable=False, max_length=64, verbose_name='locked table')),
                 ('row_id', models.BigIntegerField(verbose_name='row id')),
                 ('deviation', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='kpi.deviation', verbose_name='deviation from the registration')),
                 ('study', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='surveys.study', verbose_name='study')),

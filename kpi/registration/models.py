@@ -44,7 +44,7 @@ class Registration(models.Model):
         verbose_name=_("questionnaire version"),
     )
     canonical_json = BytesField(_("registered specification (canonical JSON)"))
-    sha256 = models.CharField(_("SHA-256 of the specification"), max_length=64)
+    sha256 = models.CharField(_("SHA-256 of the specification"), max_length=64, editable=False)
     signature = BytesField(_("signature (CMS, DER)"))
     timestamp_token = BytesField(_("timestamp token (RFC 3161, DER)"))
     timestamped_at = models.DateTimeField(_("timestamped at (time-stamping authority)"))
@@ -82,7 +82,7 @@ class Deviation(models.Model):
         related_name="deviations",
         verbose_name=_("registration"),
     )
-    what = models.CharField(_("what changed"), max_length=200)
+    what = models.CharField(_("what changed"), max_length=200, editable=False)  # the service's
     old_value = models.JSONField(_("registered value"))
     new_value = models.JSONField(_("new value"))
     reason = models.TextField(_("reason"), validators=[no_control_characters])
@@ -120,7 +120,7 @@ class DeviationWindow(models.Model):
     study = models.ForeignKey(
         Study, on_delete=models.CASCADE, related_name="+", verbose_name=_("study")
     )
-    locked_table = models.CharField(_("locked table"), max_length=64)
+    locked_table = models.CharField(_("locked table"), max_length=64, editable=False)
     row_id = models.BigIntegerField(_("row id"))
 
     class Meta:
