@@ -58,10 +58,16 @@ def _channels(group: str, form: InstrumentForm, rng: random.Random) -> list[str]
 
 @transaction.atomic
 def generate_demo_responses(
-    study: Study, path: Path = REFERENCE_STUDY
+    study: Study,
+    path: Path = REFERENCE_STUDY,
+    *,
+    submitted_between: tuple[dt.datetime, dt.datetime] | None = None,
 ) -> dict[str, list[Invitation]]:
     """Create the demo participants of every site and submit the demo responses.
 
+    The submissions are spread over the file's ``submitted_between``, or over the one
+    given (the demo dates its simulated fieldwork after the specification's registration:
+    kpi/management/commands/demo.py); the same seed picks the same answers either way.
     Returns the invitations of participants who have not responded, per site code.
     """
     demo: dict[str, Any] = read_toml(path)["demo"]
@@ -99,7 +105,7 @@ def generate_demo_responses(
         for a, value in zip(asked, values, strict=True):
             a[code] = value
 
-    start, end = (_aware(t) for t in demo["submitted_between"])
+    start, end = submitted_between or tuple(_aware(t) for t in demo["submitted_between"])
     assert start is not None and end is not None
     span = (end - start).total_seconds()
     responses_import(

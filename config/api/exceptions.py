@@ -37,6 +37,7 @@ STATUS_BY_CODE: Mapping[str, int] = {
     # kpi
     "evaluation_frozen": status.HTTP_409_CONFLICT,
     "run_not_succeeded": status.HTTP_409_CONFLICT,
+    "specification_locked": status.HTTP_409_CONFLICT,
     # the API's own
     "idempotency_key_reused": status.HTTP_422_UNPROCESSABLE_ENTITY,
     "pdf_not_ready": status.HTTP_409_CONFLICT,

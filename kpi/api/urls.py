@@ -8,6 +8,7 @@ from rest_framework.routers import SimpleRouter
 
 from kpi.definitions.api import KPIViewSet, SegmentViewSet
 from kpi.evaluations.api import EvaluationViewSet
+from kpi.registration.api import DeviationViewSet, RegistrationViewSet
 from kpi.scoring.api import CrosstabView, RunViewSet
 
 router = SimpleRouter()
@@ -15,5 +16,7 @@ router.register("segments", SegmentViewSet, basename="segment")
 router.register("kpis", KPIViewSet, basename="kpi")
 router.register("runs", RunViewSet, basename="run")
 router.register("evaluations", EvaluationViewSet, basename="evaluation")
+router.register("registrations", RegistrationViewSet, basename="registration")
+router.register("deviations", DeviationViewSet, basename="deviation")
 
 urlpatterns = [*router.urls, path("crosstab/", CrosstabView.as_view(), name="crosstab")]

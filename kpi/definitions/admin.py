@@ -20,6 +20,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from kpi.registration.admin import LockedByRegistration
 from kpi.scoring import wording
 from kpi.scoring.admin import ResultRow
 from kpi.scoring.preview import kpi_preview
@@ -109,7 +110,7 @@ def clause_text(clause: Clause) -> str:
 
 
 @admin.register(Segment)
-class SegmentAdmin(HistoryAdmin):
+class SegmentAdmin(LockedByRegistration, HistoryAdmin):
     list_display = ("name_column", "code", "study", "conditions_column", "kpis_column")
     list_display_links = ("name_column", "code")
     list_filter = ("study",)
@@ -279,7 +280,7 @@ RULE_SHORT: dict[str, Any] = {Rule.POINT: _("point estimate"), Rule.BOUND: _("in
 
 
 @admin.register(KPI)
-class KPIAdmin(HistoryAdmin):
+class KPIAdmin(LockedByRegistration, HistoryAdmin):
     form = KPIForm
     list_display = (
         "order",

@@ -5,7 +5,9 @@ here; they only translate their input. Each function is keyword-only, runs in on
 transaction, and checks the rules of ``validation`` (the admin's words) before writing:
 a broken rule raises ``ValidationError`` (per field) and changes nothing. The forms and
 serializers check the same rules first, to put each message at its field. Every
-historical record written names ``user`` (``None``: no account, as for a command).
+historical record written names ``user`` (``None``: no account, as for a command). Once a
+study's specification is registered, every write here is refused
+(``SpecificationLocked``) unless a deviation opened it (``kpi/registration/lock.py``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import transaction
 from django.utils.text import Truncator
 
+from kpi.registration.lock import ensure_unlocked
 from surveys.history import recorded_by
 from surveys.models import Choice, Question, Study
 
@@ -119,6 +122,8 @@ def segment_save(
         # Its conditions name the study's questions. The admin and the API show the study
         # read-only once created: only a programming error gets here.
         raise ValueError("a segment stays in its study")
+    study_id = fields["study"].pk if "study" in fields else segment.study_id
+    ensure_unlocked(study_id=study_id, table="kpi_segment", row_id=segment.pk)
     for name, value in fields.items():
         setattr(segment, name, value)
     segment.full_clean()
@@ -135,6 +140,7 @@ def segment_clauses_save(
     """Make the segment's conditions exactly ``clauses``: those with an ``id`` change that
     condition (recorded only if something changed), the others are added, and the
     segment's conditions not named are deleted."""
+    ensure_unlocked(study_id=segment.study_id, table="kpi_segment", row_id=segment.pk)
     existing = {clause.pk: clause for clause in segment.clauses.prefetch_related("choices")}
     for data in clauses:
         if data.id is not None and data.id not in existing:
@@ -160,6 +166,7 @@ def segment_clauses_save(
 def segment_delete(*, segment: Segment, user: User | None) -> None:
     """Delete a segment and its conditions; refused (``ProtectedError``) while a KPI
     uses it."""
+    ensure_unlocked(study_id=segment.study_id, table="kpi_segment", row_id=segment.pk)
     with transaction.atomic(), recorded_by(user):
         segment.delete()
 
@@ -178,6 +185,8 @@ def kpi_save(
     if kpi.pk is not None and "study" in fields and fields["study"].pk != kpi.study_id:
         # Its segments belong to its study (read-only once created, as above).
         raise ValueError("a KPI stays in its study")
+    study_id = fields["study"].pk if "study" in fields else kpi.study_id
+    ensure_unlocked(study_id=study_id, table="kpi_kpi", row_id=kpi.pk)
     with transaction.atomic(), recorded_by(user):
         for name, value in fields.items():
             setattr(kpi, name, value)
@@ -217,5 +226,6 @@ def success_segment(
 
 
 def kpi_delete(*, kpi: KPI, user: User | None) -> None:
+    ensure_unlocked(study_id=kpi.study_id, table="kpi_kpi", row_id=kpi.pk)
     with transaction.atomic(), recorded_by(user):
         kpi.delete()

@@ -459,5 +459,21 @@ class StudyResultsAdmin(ScopedAdminMixin, admin.ModelAdmin):
                 + f"?study__id__exact={study.pk}",
                 kpis_url=reverse("admin:kpi_kpi_changelist") + f"?study__id__exact={study.pk}",
                 crosstab_url=reverse("admin:kpi_studyresults_crosstab", args=[study.pk]),
+                **registration_links(request, study),
             )
         return super().change_view(request, object_id, form_url, extra_context)
+
+
+def registration_links(request: HttpRequest, study: Study) -> dict[str, str]:
+    """The study's registration, or the page that registers it for a signer."""
+    from kpi.registration.selectors import registration_for
+    from kpi.registration.services import may_register
+
+    registration = registration_for(study)
+    if registration is not None:
+        return {
+            "registration_url": reverse("admin:kpi_registration_change", args=[registration.pk])
+        }
+    if may_register(request.user, study):
+        return {"register_url": reverse("admin:kpi_registration_add") + f"?study={study.pk}"}
+    return {}

@@ -17,6 +17,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from kpi.definitions.frozen import KPIDef, study_definitions
+from kpi.registration.effects import changed_definitions, effects, registered_definitions
 
 from .counting import SiteCounts, count_study, plan_for, total
 from .models import EvaluationRun, KPIResult
@@ -71,13 +72,27 @@ def run_execute(*, run_id: int) -> EvaluationRun:
         EvaluationRun.objects.filter(pk=run_id, started_at=None).update(started_at=now, cutoff=now)
         run.refresh_from_db()
     try:
-        definitions = study_definitions(run.study_id)
-        site_ids = list(run.study.sites.order_by("code").values_list("pk", flat=True))
+        current = study_definitions(run.study_id)
+        # A registered study is judged by its registered specification; what its
+        # deviations would change is scored beside it (kpi/registration/effects.py).
+        registered = registered_definitions(run.study_id)
+        definitions = registered if registered is not None else current
+        sites = dict(run.study.sites.order_by("code").values_list("pk", "code"))
+        site_ids = list(sites)
         assert run.cutoff is not None
         scored = score_definitions(
             study_id=run.study_id, definitions=definitions, site_ids=site_ids, cutoff=run.cutoff
         )
         overall, results = scored.overall, scored.results
+        deviation_effects: list = []
+        if registered is not None:
+            changed = changed_definitions(registered, current)
+            dropped = {d.code for d in registered} - {d.code for d in current}
+            if changed or dropped:
+                deviated = score_definitions(
+                    study_id=run.study_id, definitions=changed, site_ids=site_ids, cutoff=run.cutoff
+                )
+                deviation_effects = effects(results, deviated.results, dropped, sites)
     except TRANSIENT_DB_ERRORS:
         raise
     except Exception as exc:
@@ -95,6 +110,7 @@ def run_execute(*, run_id: int) -> EvaluationRun:
         run.finished_at = timezone.now()
         run.responses_counted = overall.respondents
         run.definitions = [d.to_json() for d in definitions]
+        run.deviation_effects = deviation_effects
         run.error = ""
         run.save()
     return run

@@ -76,6 +76,12 @@ class EvaluationRun(models.Model):
     definitions = models.JSONField(
         _("KPI definitions as scored"), default=list, blank=True, editable=False
     )
+    # A registered study is judged by its registered specification (``definitions``);
+    # each recorded deviation's effect on each verdict is kept beside it
+    # (kpi/registration/effects.py).
+    deviation_effects = models.JSONField(
+        _("effect of the deviations on the verdicts"), default=list, blank=True, editable=False
+    )
 
     class Meta:
         verbose_name = _("evaluation run")
