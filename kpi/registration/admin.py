@@ -25,7 +25,7 @@ from django.utils.translation import gettext_lazy as _
 from kpi.definitions.models import KPI
 from kpi.definitions.services import KPIFields
 from surveys import scoping
-from surveys.admin.common import by_study, register_scope
+from surveys.admin.common import ScopedAdminMixin, by_study, register_scope
 from surveys.admin.history import HistoryAdmin
 from surveys.errors import RuleViolation, add_to_form
 from surveys.ids import as_id
@@ -147,7 +147,7 @@ class DeviateForm(forms.Form):
         self.fields["rule"].choices = KPI._meta.get_field("rule").choices  # type: ignore[attr-defined]
 
 
-class DeviationInline(admin.TabularInline):
+class DeviationInline(ScopedAdminMixin, admin.TabularInline):
     model = Deviation
     extra = 0
     can_delete = False
