@@ -106,7 +106,7 @@ def _exact(value: Fraction | Decimal | int | float) -> Fraction:
 
 def _rounds_to_an_end(exact: Fraction, digits: Decimal) -> bool:
     """Would these digits print 0 % or 100 % for a share that is not exactly that?"""
-    return (digits == 100 and exact != 1) or (digits == 0 and exact != 0)
+    return 0 < exact < 1 and digits in (0, 100)
 
 
 def pct(value: Fraction | Decimal | int | float, places: int = 0) -> str:
