@@ -413,3 +413,42 @@ def test_every_new_sentence_is_in_japanese(japanese):  # noqa: F811
             verdict_text(result()),
         ):
             assert not re.search(r"[A-Za-z]{3,}", text.replace("KPI", "")), text
+
+
+def rows_in(value: object) -> list[object]:
+    """Every verdict row anywhere in the report's context."""
+    from kpi.evaluations.report.context import Row
+
+    if isinstance(value, Row):
+        return [value]
+    if isinstance(value, dict):
+        return [row for item in value.values() for row in rows_in(item)]
+    if isinstance(value, list | tuple):
+        return [row for item in value for row in rows_in(item)]
+    return []
+
+
+@pytest.mark.django_db
+def test_the_report_has_no_tipping_sentence_beside_inconclusive_and_counts_its_judgements(
+    reference_study,
+    japanese,  # noqa: F811
+):
+    """The reference study: Fuchu has no respondents, so its results are inconclusive;
+    4 KPIs with a target over the whole study and 3 sites make 16 judgements."""
+    from kpi.evaluations import services as evaluations
+    from kpi.evaluations.report.context import build
+    from kpi.models import EvaluationRun
+    from kpi.scoring import execution
+
+    run = EvaluationRun.objects.create(study=reference_study, trigger="command")
+    evaluation = evaluations.evaluation_create(run=execution.run_execute(run_id=run.pk), user=None)
+    for language in ("en", "ja"):
+        with translation.override(language):
+            context = build(evaluation, draft=True, language=language)
+        rows = rows_in(context)
+        assert any(r.verdict == "inconclusive" for r in rows)
+        assert any(r.tipping for r in rows)  # the sentence exists elsewhere
+        assert all(not r.tipping for r in rows if r.verdict == "inconclusive")
+        judged = context["statistics_words"]["judgements"]
+        assert ("16 targets" if language == "en" else "目標は16件") in judged
+        assert ("up to 40" if language == "en" else "最大で40") in judged
