@@ -174,7 +174,8 @@ def fieldwork_outlook(user: scoping.User, study: Study) -> list[Outlook]:
                 result.denominator,
                 result.invited,
                 comparator=Comparator(result.comparator),
-                threshold=result.threshold,
+                # A share's target is stored in percent; the statistics take a proportion.
+                threshold=result.threshold / 100,
             )
             outlooks.append(Outlook(result=result, to_settle=to_settle))
     return outlooks

@@ -64,6 +64,19 @@ def z_quantile(confidence: float) -> float:
     return NormalDist().inv_cdf(0.5 + confidence / 2)
 
 
+def one_sided_confidence(confidence: Decimal | float | str) -> Decimal:
+    """The confidence of a claim made on one bound of a two-sided interval: 0.975 for 0.95.
+
+    "Met with confidence" reads one bound only (the lower for "at least", the upper for
+    "at most"), and a two-sided interval at level c misses on that side with probability
+    (1 - c) / 2, so the claim holds at 1 - (1 - c) / 2. Exact in decimals.
+    """
+    level = Decimal(str(confidence))
+    if not 0 < level < 1:
+        raise ValueError(f"confidence must be between 0 and 1 (exclusive), got {confidence}")
+    return 1 - (1 - level) / 2
+
+
 def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
     """Wilson score interval for the proportion ``successes / n``.
 
@@ -231,6 +244,32 @@ def judge(
     return Judgement(Verdict.MET if met else Verdict.NOT_MET, met_point, met_with_confidence)
 
 
+@dataclass(frozen=True)
+class Multiplicity:
+    """What several "met with confidence" claims mean together.
+
+    ``judgements``: how many targets were judged. ``each``: the largest chance of a false
+    "met with confidence" for one of them (the one-sided error, 2.5 % at 95 %), when the
+    true value is just off the target. ``at_most``: the chance that at least one of them is
+    false, bounded by the sum of those chances (Bonferroni; it needs no independence,
+    which the whole study and its own sites lack), capped at 1.
+    """
+
+    judgements: int
+    each: Decimal
+    at_most: Decimal
+
+
+def multiplicity(levels: list[Decimal | float | str]) -> Multiplicity:
+    """For the confidence levels of the judged targets (one per KPI and scope)."""
+    errors = [1 - one_sided_confidence(level) for level in levels]
+    return Multiplicity(
+        judgements=len(errors),
+        each=max(errors, default=Decimal(0)),
+        at_most=min(Decimal(1), sum(errors, Decimal(0))),
+    )
+
+
 # --- non-response -------------------------------------------------------------------------
 
 
@@ -247,13 +286,19 @@ def nonresponse_range(successes: int, respondents: int, invited: int) -> tuple[f
 
 @dataclass(frozen=True)
 class Tipping:
-    """How many non-respondents it would take to flip the point verdict.
+    """How many non-respondents answering against the verdict would flip it.
 
-    ``currently_met``: the verdict over the respondents alone. ``direction``: the answer
-    the non-respondents would have to give to flip it; "no" adds failures to the base
-    (lowering the share), "yes" adds successes (raising it). So a met ">=" KPI tips on
-    "no", a met "<=" KPI on "yes", and a not-met one the other way. ``count``: the
-    smallest number that flips it, or None if even all the non-respondents would not.
+    The assumption is the non-response range's: every non-respondent answers, so the
+    share is over everyone invited. With ``count`` of them giving ``direction`` and the
+    rest the other answer, the share over the invited is one of the points of the range
+    ``nonresponse_range`` prints; ``count`` is where the range crosses the target.
+
+    ``currently_met``: the point verdict over the respondents alone. ``direction``: the
+    answer that works against it; "no" lowers the share, "yes" raises it. So a met ">="
+    KPI tips on "no", a met "<=" KPI on "yes", and a not-met one the other way.
+    ``count``: the fewest non-respondents who, giving that answer (the others the other
+    one), move the share over the invited to the other side of the target; None if not
+    even all of them would (the whole range is on the verdict's side).
     """
 
     currently_met: bool
@@ -269,14 +314,16 @@ def tipping_point(
     comparator: Comparator,
     threshold: Threshold,
 ) -> Tipping:
-    """The smallest k of the non-respondents (0 <= k <= invited - respondents) who, by
-    all answering ``direction``, would flip the point verdict of ``successes /
+    """The fewest k of the m = invited - respondents non-respondents who, all answering
+    ``direction`` while the other m - k answer the other way, would put the share over
+    the invited on the other side of the target from the point verdict of ``successes /
     respondents``.
 
-    Closed form in integers: with the target t = p/q, adding k "no" answers gives the share
-    s / (r + k), adding k "yes" answers (s + k) / (r + k); each flip condition is linear
-    in k (for example s / (r + k) < p/q  <=>  p k >= s q - p r + 1), and the smallest
-    integer solution is a ceiling division.
+    Closed form in integers: with the target t = p/q and N invited, k "no" answers give
+    the share (s + m - k) / N, k "yes" answers (s + k) / N. Each flip condition is linear
+    in k (for example (s + m - k) / N < p/q  <=>  q k >= (s + m) q - p N + 1), and the
+    smallest integer solution is a ceiling division. The respondents' share lies inside
+    the range [s / N, (s + m) / N], so k = 0 never flips it.
     """
     _check_nonresponse(successes, respondents, invited)
     if respondents == 0:
@@ -284,7 +331,8 @@ def tipping_point(
     comparator = Comparator(comparator)
     target = exact_threshold(threshold)
     p, q = target.numerator, target.denominator
-    s, r = successes, respondents
+    s, r, total = successes, respondents, invited
+    m = total - r
     currently_met = meets(Fraction(s, r), comparator, target)
     goes_up = comparator in (Comparator.GTE, Comparator.GT)
     # A met ">=" or ">" tips by lowering the share; a not-met one by raising it.
@@ -292,11 +340,10 @@ def tipping_point(
     # The share must come to satisfy the opposite of the target if it is met, else the target.
     wanted = _OPPOSITE[comparator] if currently_met else comparator
     strict = wanted in (Comparator.GT, Comparator.LT)
-    if direction == "no":  # s / (r + k) <= t  <=>  p k >= s q - p r
-        alpha, beta = p, s * q - p * r
-    else:  # (s + k) / (r + k) >= t  <=>  (q - p) k >= p r - q s
-        alpha, beta = q - p, p * r - q * s
-    k = _smallest_k(alpha, beta + 1 if strict else beta, invited - respondents)
+    # "no": (s + m - k) / N <= t  <=>  q k >= (s + m) q - p N;
+    # "yes": (s + k) / N >= t  <=>  q k >= p N - s q.
+    beta = (s + m) * q - p * total if direction == "no" else p * total - s * q
+    k = _smallest_k(q, beta + 1 if strict else beta, m)
     return Tipping(currently_met, direction, k)
 
 
@@ -384,9 +431,10 @@ def round_half_up(value: Fraction | Decimal | int | float, places: int = 0) -> D
     return Decimal(f"{sign}{digits}E-{places}")
 
 
-def confidence_percent(confidence: Decimal | float | str) -> str:
-    """A confidence level as printed before "%": 0.95 as "95", 0.975 as "97.5"."""
-    return f"{round_half_up(Decimal(str(confidence)) * 100, 1).normalize():f}"
+def confidence_percent(confidence: Decimal | float | str, places: int = 1) -> str:
+    """A confidence level as printed before "%": 0.95 as "95", 0.975 as "97.5" (a
+    one-sided level of a KPI's three-decimal level needs ``places=2``: 0.8185 as "81.85")."""
+    return f"{round_half_up(Decimal(str(confidence)) * 100, places).normalize():f}"
 
 
 def share_percent(successes: int, n: int, places: int = 0) -> Decimal:

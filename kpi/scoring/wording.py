@@ -21,6 +21,7 @@ from fractions import Fraction
 from typing import Any
 
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 
 from . import statistics as st
 
@@ -95,14 +96,49 @@ class Result:
 # --- numbers ------------------------------------------------------------------------------
 
 
+def _exact(value: Fraction | Decimal | int | float) -> Fraction:
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"cannot format {value} as a percentage")
+        return Fraction(repr(value))  # the decimal the float prints as
+    return Fraction(value)
+
+
+def _rounds_to_an_end(exact: Fraction, digits: Decimal) -> bool:
+    """Would these digits print 0 % or 100 % for a share that is not exactly that?"""
+    return 0 < exact < 1 and digits in (0, 100)
+
+
 def pct(value: Fraction | Decimal | int | float, places: int = 0) -> str:
-    """A proportion as a percentage, rounded half up: ``pct(Fraction(229, 352)) == "65 %"``."""
-    return st.percent(value, places).replace(" ", NBSP)
+    """A proportion as a percentage, rounded half up: ``pct(Fraction(229, 352)) == "65 %"``.
+
+    Never 0 % or 100 % unless it is exactly that: a share that would round to one gets one
+    more decimal (199 / 200 is "99.5 %"), and if it still would, it is printed as beyond
+    the nearest figure that is not (1999 / 2000 is "> 99.9 %", 1 / 2000 "< 0.1 %").
+    """
+    exact = _exact(value)
+    digits = st.round_half_up(exact * 100, places)
+    if not _rounds_to_an_end(exact, digits):
+        return f"{digits:f}{NBSP}%"
+    digits = st.round_half_up(exact * 100, places + 1)
+    if not _rounds_to_an_end(exact, digits):
+        return f"{digits:f}{NBSP}%"
+    step = Decimal(1).scaleb(-(places + 1))
+    if digits == 100:
+        return pgettext("share", "more than %(value)s") % {"value": f"{100 - step:f}{NBSP}%"}
+    return pgettext("share", "less than %(value)s") % {"value": f"{step:f}{NBSP}%"}
 
 
 def pct_number(value: Fraction | Decimal | int | float, places: int = 1) -> str:
-    """The number part only (for ranges written "98.4–100.0 %")."""
-    return pct(value, places).removesuffix(NBSP + "%")
+    """The number part only, for ranges written "98.4–100.0 %". An end that would round
+    to 0 or 100 without being it is rounded inwards instead (99.97 % as "99.9"), so that a
+    range reaches 100.0 only when its end is 100 %."""
+    exact = _exact(value)
+    digits = st.round_half_up(exact * 100, places)
+    if _rounds_to_an_end(exact, digits):
+        step = Decimal(1).scaleb(-places)
+        digits = 100 - step if digits == 100 else step
+    return f"{digits:f}"
 
 
 def decimal(value: Fraction | Decimal | int | float, places: int) -> str:
@@ -150,13 +186,19 @@ def interval(r: Result) -> str:
 
 
 def level_number(r: Result) -> str:
-    """The KPI's confidence level in percent, "95" (or "97.5")."""
+    """The KPI's confidence level in percent, "95" (or "97.5"): the two-sided interval's."""
     return st.confidence_percent(r.confidence)
 
 
 def level(r: Result) -> str:
     """The KPI's confidence level as a percentage, "95 %"."""
     return f"{level_number(r)}{NBSP}%"
+
+
+def one_sided_number(r: Result) -> str:
+    """The level a "met with confidence" claim really has, "97.5" for a 95 % interval:
+    the verdict reads one bound of the two-sided interval (``st.one_sided_confidence``)."""
+    return st.confidence_percent(st.one_sided_confidence(r.confidence), places=2)
 
 
 def counts(r: Result) -> str:
@@ -218,8 +260,9 @@ def verdict_text(r: Result) -> str:
     if key == "inconclusive":
         return _("inconclusive")
     if key == "met_confident":
-        # A no-break space keeps "95 %" together when the verdict wraps.
-        worded = _("met with %(level)s %% confidence") % {"level": level_number(r)}
+        # The level of the claim, not of the interval: its one bound errs half as often.
+        # A no-break space keeps "97.5 %" together when the verdict wraps.
+        worded = _("met with %(level)s %% confidence (one-sided)") % {"level": one_sided_number(r)}
         return worded.replace(" %", NBSP + "%")
     if key == "met":
         return _("met")
@@ -229,9 +272,11 @@ def verdict_text(r: Result) -> str:
 def tipping(r: Result) -> str:
     """What the non-respondents could change about the target on the respondents' share.
 
-    Scoring stores the answer that would flip it (``tipping_direction``: "no" lowers the
-    share, "yes" raises it) and how many would have to give it (``tipping_count``, None if
-    not even all of them). Whether the share is on target now follows from the two: a
+    The assumption is the non-response range's: every non-respondent answers. Scoring
+    stores the answer that would flip it (``tipping_direction``: "no" lowers the share,
+    "yes" raises it) and how many would have to give it, the others giving the other
+    answer (``tipping_count``, None if not even all of them: the whole range is on the
+    verdict's side). Whether the share is on target now follows from the two: a
     share on an "at least" target is pushed off it by "no" answers, one on an "at most"
     target by "yes" answers. No sentence beside "inconclusive": there is no verdict to
     flip.
@@ -250,10 +295,20 @@ def tipping(r: Result) -> str:
         if direction == "yes":
             return _("stays unmet even if all %(n)s non-respondents had answered yes") % {"n": n}
         return _("stays unmet even if all %(n)s non-respondents had answered no") % {"n": n}
-    k = integer(count)
+    # Everyone answers, as in the range: k against the verdict, the others for it.
+    values = {"k": integer(count), "n": n, "rest": integer(r.non_respondents - count)}
     if direction == "no":
-        return _("flips if %(k)s of the %(n)s non-respondents had answered no") % {"k": k, "n": n}
-    return _("flips if %(k)s of the %(n)s non-respondents had answered yes") % {"k": k, "n": n}
+        return (
+            _(
+                "flips if %(k)s of the %(n)s non-respondents had answered no "
+                "and the other %(rest)s yes"
+            )
+            % values
+        )
+    return (
+        _("flips if %(k)s of the %(n)s non-respondents had answered yes and the other %(rest)s no")
+        % values
+    )
 
 
 def empty_value(r: Result, *, over_invited: bool = False) -> str:
@@ -263,3 +318,68 @@ def empty_value(r: Result, *, over_invited: bool = False) -> str:
     if r.respondents == 0:
         return _("no respondents")
     return _("nobody in the base")
+
+
+# --- methods: what the words above mean -------------------------------------------------
+
+
+def methods_confidence() -> str:
+    """What "met with confidence" claims, for the report's Methods (the 95 % example)."""
+
+    def percent_of(level: Decimal) -> str:
+        return f"{st.confidence_percent(level, places=2)}{NBSP}%"
+
+    return _(
+        'A target is "met with %(one_sided)s confidence (one-sided)" when the whole '
+        "two-sided %(level)s interval meets it. Only the interval's unfavourable bound is "
+        'read (the lower for "at least", the upper for "at most"), and a two-sided interval '
+        "misses on that one side half as often as on either, so the claim holds at "
+        "%(one_sided)s, not %(level)s. A KPI set at another level is worded at its own: "
+        "%(other)s gives %(other_one_sided)s one-sided."
+    ) % {
+        "level": percent_of(Decimal("0.95")),
+        "one_sided": percent_of(st.one_sided_confidence(Decimal("0.95"))),
+        "other": percent_of(Decimal("0.9")),
+        "other_one_sided": percent_of(st.one_sided_confidence(Decimal("0.9"))),
+    }
+
+
+def methods_nonresponse() -> str:
+    """The one assumption of the non-response range and the tipping point."""
+    return _(
+        "Both the non-response range and the tipping point suppose that every "
+        "non-respondent had answered: the range runs from all of them answering no to all "
+        "answering yes, and the tipping point is the fewest of them who, answering against "
+        "the verdict on the point estimate while the others answer for it, would put the "
+        "share over everyone invited on the other side of the target, which is where the "
+        "range crosses the target."
+    )
+
+
+def judgements(results: list[Result]) -> str:
+    """How many targets were judged, and what that means for the chance of a false "met
+    with confidence" among them: for the report's Methods (one KPI per study and per site
+    counts once each; a result with no target is no judgement)."""
+    judged = [r for r in results if r.verdict]
+    if not judged:
+        return ""
+    family = st.multiplicity([r.confidence for r in judged])
+    count = integer(family.judgements)
+    each = f"{st.confidence_percent(family.each, places=2)}{NBSP}%"
+    if family.judgements == 1:
+        return _(
+            "This report judges one target. If the target is in fact not met, the chance "
+            'that it is still reported "met with confidence" is at most %(each)s.'
+        ) % {"each": each}
+    return _(
+        "This report judges %(count)s targets (each KPI with a target, for the whole study "
+        'and for each site). When a target is in fact not met, each is reported "met with '
+        'confidence" by chance at most %(each)s of the time; over all %(count)s, the chance '
+        'of at least one such false "met" is higher, up to %(at_most)s (the sum of theirs). '
+        'A "met" on the point estimate alone has no such bound: a true share just short of '
+        'the target is reported "met" about half the time.'
+    ) % {
+        "count": count,
+        "each": each,
+        "at_most": f"{st.confidence_percent(family.at_most, places=2)}{NBSP}%",
+    }

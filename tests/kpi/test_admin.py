@@ -240,7 +240,12 @@ def test_score_now_creates_a_run_whose_page_shows_the_reference_figures(
     figures = ("65 %", "100 %", "99 %", "87 %", "3.1", "(both: 39)", "229 / 352", "155 / 156")
     for figure in figures:
         assert figure.replace(" %", "\u00a0%") in html, figure
-    for words in ("met with 95 % confidence", "no target", "inconclusive", "at least 70 %"):
+    for words in (
+        "met with 97.5 % confidence (one-sided)",
+        "no target",
+        "inconclusive",
+        "at least 70 %",
+    ):
         assert words.replace(" %", "\u00a0%") in html, words
     assert "Felt reassured after giving birth" in html  # the KPI's name, in English here
     assert "Respondents who used the online service" in html  # the base, in words

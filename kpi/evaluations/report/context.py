@@ -616,6 +616,12 @@ def build(
         "charts": _charts(snap),
         "breakdowns": _breakdowns(snap),
         "methods": _methods(snap),
+        # The Methods' statistical sentences, worded by the one formatter.
+        "statistics_words": {
+            "confidence": wording.methods_confidence(),
+            "nonresponse": wording.methods_nonresponse(),
+            "judgements": wording.judgements([Result.of(r) for r in snap.data["results"]]),
+        },
         "tags": words.tags(snap.instrument, list(snap.definitions.values())),
         "instrument": _instrument(snap),
         "signoff": {

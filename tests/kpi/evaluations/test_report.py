@@ -132,7 +132,9 @@ def test_the_japanese_draft_carries_the_reference_figures_verdicts_and_font(eval
     # The verdicts in Japanese: "達成" is the announcement's word ("KPIを全て達成").
     assert "達成" in text
     with translation.override("ja"):
-        confident = translation.gettext("met with %(level)s %% confidence") % {"level": "95"}
+        confident = translation.gettext("met with %(level)s %% confidence (one-sided)") % {
+            "level": "97.5"
+        }
         draft_band = translation.gettext("DRAFT — not signed off")
     assert confident.replace(" %", "%") in text.replace(" %", "%")
     assert draft_band != "DRAFT — not signed off"  # translated, so this checks Japanese
@@ -158,7 +160,7 @@ def test_the_english_signed_report_has_the_figures_verdicts_and_sign_off_block(s
     for number in [REACH_RATIO, *CHANNEL_CELLS, *BASES]:
         assert number_in(text, number), number
     assert "All respondents" in text and "n = 229" in text
-    assert "met with 95 % confidence" in text
+    assert "met with 97.5 % confidence (one-sided)" in text
     assert "inconclusive" in text  # Fuchu has no respondents...
     assert "no respondents" in text  # ...and shows it, not 0 %
     assert "Online service: anytime consultation" in text  # the counting rules

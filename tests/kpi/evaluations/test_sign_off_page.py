@@ -58,8 +58,9 @@ def expected_verdict(result: KPIResult) -> str:
     if not result.verdict:
         return "no target"
     if result.verdict == "met":
-        level = f"{(result.confidence * 100).normalize():f}"
-        return f"met with {level} % confidence" if result.met_with_confidence else "met"
+        # The claim reads one bound of the two-sided interval: half its error, one-sided.
+        level = f"{((1 + result.confidence) / 2 * 100).normalize():f}"
+        return f"met with {level} % confidence (one-sided)" if result.met_with_confidence else "met"
     return result.verdict.replace("_", " ")
 
 
@@ -94,7 +95,9 @@ def test_the_reference_verdicts_read_as_published(page):
     _run, _evaluation, html = page
     assert cells(html, "all", "response_rate")["value"] == "65 %"
     assert cells(html, "all", "continue")["n"] == "227 / 229"
-    assert cells(html, "all", "continue")["verdict"].endswith("met with 95 % confidence")
+    assert cells(html, "all", "continue")["verdict"].endswith(
+        "met with 97.5 % confidence (one-sided)"
+    )
 
 
 def test_the_page_names_the_run_its_cutoff_and_links_the_draft_pdf(page):

@@ -77,8 +77,10 @@ def test_shares_over_respondents_show_what_non_respondents_could_change(referenc
     # 229 of 229 respondents; 352 invited, so 123 did not answer.
     assert r.nonresponse_low == pytest.approx(229 / 352)
     assert r.nonresponse_high == pytest.approx(1.0)
-    # The smallest k with 229 / (229 + k) < 70 %, by brute force.
-    k = next(k for k in range(124) if 7 * (229 + k) > 229 * 10)
+    # Every non-respondent answers, as in the range: the smallest k of the 123 answering
+    # no (the others yes) with (229 + 123 - k) / 352 < 70 %, by brute force.
+    k = next(k for k in range(124) if 10 * (229 + 123 - k) < 7 * 352)
+    assert r.nonresponse_high - k / 352 < 0.7 <= r.nonresponse_high - (k - 1) / 352
     assert r.tipping_direction == "no"
     assert r.tipping_count == k
     # A share over a segment has no non-response range: non-respondents' segment is unknown.

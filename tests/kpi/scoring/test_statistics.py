@@ -28,7 +28,9 @@ from kpi.scoring.statistics import (
     confidence_percent,
     judge,
     mean_interval,
+    multiplicity,
     nonresponse_range,
+    one_sided_confidence,
     percent,
     ratio_interval,
     responses_to_settle,
@@ -383,30 +385,34 @@ def holds(share: Fraction, comparator: Comparator, target: Fraction) -> bool:
 
 
 def brute_tipping(successes, respondents, invited, comparator, target: Fraction) -> Tipping:
+    """Every non-respondent answers (the non-response range's assumption): try each
+    number k of them answering against the verdict, the others for it, over the invited."""
     met = holds(Fraction(successes, respondents), comparator, target)
     raising_helps = comparator in (GTE, GT)
     direction: Literal["no", "yes"] = "no" if met == raising_helps else "yes"
-    for k in range(invited - respondents + 1):
-        yes = k if direction == "yes" else 0
-        share = Fraction(successes + yes, respondents + k)
+    missing = invited - respondents
+    for k in range(missing + 1):
+        yes = k if direction == "yes" else missing - k
+        share = Fraction(successes + yes, invited)
         if holds(share, comparator, target) != met:
             return Tipping(met, direction, k)
     return Tipping(met, direction, None)
 
 
 def test_tipping_point_of_the_reference_case():
-    # 229 of 229 reassured, 123 did not answer: 229/328 < 70 % <= 229/327
+    # 229 of 229 reassured, 123 did not answer, all of them answer:
+    # (229 + 123 - 106) / 352 = 246/352 < 70 % <= 247/352
     expected = brute_tipping(229, 229, 352, GTE, Fraction(7, 10))
-    assert expected == Tipping(True, "no", 99)
-    assert Fraction(229, 328) < Fraction(7, 10) <= Fraction(229, 327)
+    assert expected == Tipping(True, "no", 106)
+    assert Fraction(246, 352) < Fraction(7, 10) <= Fraction(247, 352)
     assert tipping_point(229, 229, 352, comparator=GTE, threshold=SEVENTY) == expected
 
 
 def test_tipping_point_is_exact_at_the_boundary():
-    # 7/10 meets >= 70 %; one more "no" (7/11) breaks it
-    assert tipping_point(7, 10, 20, comparator=GTE, threshold=SEVENTY) == Tipping(True, "no", 1)
-    # 7/10 does not meet > 70 %; one "yes" (8/11) does
-    assert tipping_point(7, 10, 20, comparator=GT, threshold=SEVENTY) == Tipping(False, "yes", 1)
+    # 7/10 meets >= 70 %; with the 10 others answering, 4 "no" give 13/20 = 65 %, 3 give 70 %
+    assert tipping_point(7, 10, 20, comparator=GTE, threshold=SEVENTY) == Tipping(True, "no", 4)
+    # 7/10 does not meet > 70 %; 8 "yes" give 15/20 = 75 %, 7 give 70 %
+    assert tipping_point(7, 10, 20, comparator=GT, threshold=SEVENTY) == Tipping(False, "yes", 8)
     # with nobody missing, nothing can tip it
     assert tipping_point(7, 10, 10, comparator=GTE, threshold=0.7) == Tipping(True, "no", None)
 
@@ -415,9 +421,9 @@ def test_tipping_point_with_hundreds_of_thousands_missing_is_minimal():
     successes, respondents, invited = 90_000, 100_000, 850_000
     result = tipping_point(successes, respondents, invited, comparator=GTE, threshold=SEVENTY)
     assert result.currently_met and result.direction == "no" and result.count is not None
-    k = result.count
-    assert Fraction(successes, respondents + k) < Fraction(7, 10)
-    assert Fraction(successes, respondents + k - 1) >= Fraction(7, 10)
+    k, missing = result.count, invited - respondents
+    assert Fraction(successes + missing - k, invited) < Fraction(7, 10)
+    assert Fraction(successes + missing - k + 1, invited) >= Fraction(7, 10)
 
 
 thresholds = st.one_of(
@@ -440,6 +446,78 @@ def test_tipping_point_matches_brute_force(case, comparator, threshold):
         successes, respondents, invited, comparator=comparator, threshold=threshold
     )
     assert actual == expected
+
+
+@given(
+    st.integers(1, 60).flatmap(
+        lambda r: st.tuples(st.integers(0, r), st.just(r), st.integers(r, r + 200))
+    ),
+    st.sampled_from(list(Comparator)),
+    thresholds,
+)
+def test_the_tipping_count_falls_where_the_non_response_range_crosses_the_target(
+    case, comparator, threshold
+):
+    """One assumption for both (every non-respondent answers): the range's points are the
+    shares over the invited with 0, 1, ... m of them answering against the verdict, and
+    the tipping count is the first of those points on the other side of the target."""
+    successes, respondents, invited = case
+    missing, target = invited - respondents, Fraction(threshold)
+    low, high = nonresponse_range(successes, respondents, invited)
+    # The range's ends, exactly: all of them no, all of them yes.
+    assert (low, high) == (successes / invited, (successes + missing) / invited)
+    ends = Fraction(successes, invited), Fraction(successes + missing, invited)
+    tip = tipping_point(successes, respondents, invited, comparator=comparator, threshold=threshold)
+    met = tip.currently_met
+    assert met == holds(Fraction(successes, respondents), comparator, target)
+
+    def point(k: int) -> Fraction:  # k against the verdict, the others for it
+        step = Fraction(k, invited)
+        return ends[1] - step if tip.direction == "no" else ends[0] + step
+
+    crosses = holds(ends[0], comparator, target) != holds(ends[1], comparator, target)
+    assert (tip.count is not None) == crosses
+    if tip.count is not None:
+        assert holds(point(tip.count), comparator, target) != met
+        assert holds(point(tip.count - 1), comparator, target) == met  # the first one
+
+
+LEVELS = st.integers(500, 999).map(lambda permille: Decimal(permille).scaleb(-3))
+
+
+@given(st.integers(1, 2000).flatmap(lambda n: st.tuples(st.integers(0, n), st.just(n))), LEVELS)
+def test_met_with_confidence_is_a_one_sided_claim_at_the_level_scipy_gives(case, level):
+    """The verdict reads one bound of the two-sided Wilson interval at the KPI's level:
+    that bound is the one-sided Wilson bound at 1 - (1 - level) / 2, the level printed."""
+    successes, n = case
+    one_sided = one_sided_confidence(level)
+    # The one-sided level whose normal quantile is the two-sided interval's z (scipy).
+    z = float(norm.ppf(0.5 + float(level) / 2))
+    assert float(one_sided) == pytest.approx(float(norm.cdf(z)), abs=1e-12)
+    low, high = wilson_interval(successes, n, float(level))
+    # statsmodels' Wilson with alpha = 2 (1 - one-sided): its lower bound is the one-sided
+    # lower bound at that level, its upper the one-sided upper bound.
+    alpha = 2 * (1 - float(one_sided))
+    sm_low, sm_high = proportion_confint(successes, n, alpha=alpha, method="wilson")
+    assert low == pytest.approx(float(sm_low), abs=1e-9)
+    assert high == pytest.approx(float(sm_high), abs=1e-9)
+    # And by hand: the lower root of the score equation with z = ppf(one-sided level).
+    z1 = float(norm.ppf(float(one_sided)))
+    assert z1 == pytest.approx(z, rel=1e-9)
+
+
+def test_multiplicity_of_twelve_judgements_at_95_percent():
+    family = multiplicity([Decimal("0.95")] * 12)
+    assert family.judgements == 12
+    assert family.each == Decimal("0.025")
+    assert family.at_most == Decimal("0.300")
+    # The bound needs no independence; if the judgements were independent, the chance of at
+    # least one false "met" would be 1 - 0.975^12, under it.
+    assert float(family.at_most) >= 1 - 0.975**12
+    mixed = multiplicity([Decimal("0.95"), Decimal("0.9"), "0.99"])
+    assert (mixed.each, mixed.at_most) == (Decimal("0.05"), Decimal("0.080"))
+    assert multiplicity([Decimal("0.95")] * 50).at_most == 1  # a chance, capped
+    assert multiplicity([]).judgements == 0
 
 
 @pytest.mark.parametrize(
