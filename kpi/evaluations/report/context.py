@@ -587,9 +587,10 @@ def _verdict_word(verdict: str | None) -> str:
     return words_.get(verdict, verdict or "")
 
 
-def _deviations(deviations: list[Data]) -> list[Data]:
+def _deviations(deviations: list[Data], snap: Snapshot) -> list[Data]:
     """Each deviation as printed: what, old and new, why, who, when, and beside it its
-    effect on each verdict (registered, then under the deviations)."""
+    effect on each verdict (registered, then under the deviations), by site name."""
+    names = {s["code"]: pick(s, "name") or s["code"] for s in snap.data.get("sites", [])}
 
     def value(data: Any) -> str:
         return json.dumps(data, ensure_ascii=False, sort_keys=True)
@@ -606,7 +607,7 @@ def _deviations(deviations: list[Data]) -> list[Data]:
             "effects": [
                 {
                     "kpi": e["kpi"],
-                    "scope": e["site"] or _("All sites"),
+                    "scope": names.get(e["site"], e["site"]) if e["site"] else _("All sites"),
                     "registered": _verdict_word(e["registered"]),
                     "deviated": _verdict_word(e["deviated"]),
                     "changes": e["registered"] != e["deviated"],
@@ -688,7 +689,7 @@ def build(
         # Filled from the manifest: the registration's hash and time (None: "not
         # registered") and the deviations from it (empty: "none").
         "registration": _registration(evidence.manifest["registration"]) if evidence else None,
-        "deviations": _deviations(evidence.manifest["deviations"]) if evidence else [],
+        "deviations": _deviations(evidence.manifest["deviations"], snap) if evidence else [],
         # The PDF's creation date: the sign-off, or the evaluation's creation for a draft.
         "created_iso": (
             (evaluation.signed_off_at or evaluation.created_at).isoformat()

@@ -548,3 +548,42 @@ def test_a_timestamped_file_still_verifies_after_the_signing_certificate_expired
         "signature: the signing certificate (Common Name: Short-lived signer) is not "
         "trusted (--trust)" in expired
     )
+
+
+def test_each_deviation_has_the_effects_of_the_kpis_it_touches():
+    """A KPI's deviation has that KPI's effects; a segment's, those of the KPIs counting
+    with it; one recorded after the run counted, none (the run could not compute them)."""
+
+    def effect(kpi: str, site: str | None, before: str, after: str | None) -> dict[str, Any]:
+        return {
+            "kpi": kpi,
+            "site": site,
+            "registered": {"verdict": before},
+            "deviated": {"verdict": after} if after else None,
+        }
+
+    deviation = {"old": {}, "new": {}, "reason": "r", "who": "w", "when": "2026-01-01T00:00:00"}
+    snapshot = {
+        "definitions": [
+            {"code": "a", "numerator": {"code": "yes"}, "base_segment": None},
+            {"code": "b", "numerator": None, "base_segment": {"code": "yes"}},
+            {"code": "c", "numerator": {"code": "other"}, "base_segment": None},
+        ],
+        "deviation_effects": [
+            effect("a", None, "met", "not_met"),
+            effect("b", "s1", "met", "met"),
+            effect("c", None, "met", None),
+        ],
+        "deviations": [
+            {**deviation, "what": "kpi c: active", "after_run": False},
+            {**deviation, "what": "segment yes: clauses", "after_run": False},
+            {**deviation, "what": "kpi a: threshold", "after_run": True},
+        ],
+    }
+    out = evidences.deviations(snapshot)
+    assert out[0]["effects"] == [{"kpi": "c", "site": None, "registered": "met", "deviated": None}]
+    assert [(e["kpi"], e["site"], e["deviated"]) for e in out[1]["effects"]] == [
+        ("a", None, "not_met"),
+        ("b", "s1", "met"),
+    ]
+    assert out[2]["effects"] == []
