@@ -32,6 +32,7 @@ under the deviations, per KPI and scope).
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import json
 from dataclasses import dataclass
@@ -220,7 +221,8 @@ def printed_figures(snapshot: dict[str, Any]) -> list[dict[str, Any]]:
 def fieldwork_opened(snapshot: dict[str, Any]) -> str | None:
     """When the first site's questionnaire opened (ISO 8601), or None if none has a date."""
     opened = [s["survey_opens_at"] for s in snapshot["sites"] if s.get("survey_opens_at")]
-    return min(opened) if opened else None
+    # By moment, not by text: "…00+00:00" and "…00.5+00:00" do not sort as times do.
+    return min(opened, key=dt.datetime.fromisoformat) if opened else None
 
 
 @dataclass(frozen=True)

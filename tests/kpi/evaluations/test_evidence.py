@@ -460,6 +460,15 @@ def test_an_untrusted_authority_is_named(files):
     )
 
 
+def test_an_untrusted_registration_authority_is_named(files):
+    output = io.StringIO()
+    with contextlib.redirect_stdout(output):
+        verifier.main([str(files["registered"]), "--trust", str(files["signer"])])
+    assert "registration: the timestamp token's authority is not trusted (--trust)" in failures(
+        output.getvalue()
+    )
+
+
 # --- after the signing certificate has expired ---------------------------------------------
 
 
