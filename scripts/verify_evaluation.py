@@ -18,7 +18,14 @@ certificates they choose to trust can run it (``pip install pyHanko``). It check
 4. the attachments: ``manifest.json`` lists the SHA-256 of every other attached file, as
    the report prints them on its evidence page; each file's digest must match, and no
    file may be missing or unlisted;
-5. the figures: every interval and verdict is recomputed from ``counts.json`` with the
+5. the registration of the KPI specification, when ``registration.json`` is attached:
+   its SHA-256 is the one the report prints; ``registration.tst`` is a valid RFC 3161
+   timestamp token from an authority given with ``--trust`` whose message imprint is that
+   SHA-256; its time is the printed one and comes before fieldwork opened (the earliest
+   opening of a site in the snapshot); ``registration.p7s``, when attached, is a valid
+   signature of the JSON by a certificate given with ``--trust``. A report of a study
+   that was not registered says so (NOTE);
+6. the figures: every interval and verdict is recomputed from ``counts.json`` with the
    formulas below (written independently of Hyoka's scoring code) and compared with the
    results snapshot (``snapshot.json``) and with the figures as printed (the manifest's
    ``figures``, the same strings the report's tables show).
@@ -69,6 +76,9 @@ from typing import Any
 MANIFEST = "manifest.json"
 SNAPSHOT = "snapshot.json"
 COUNTS = "counts.json"
+REGISTRATION = "registration.json"
+REGISTRATION_TST = "registration.tst"
+REGISTRATION_SIGNATURE = "registration.p7s"
 NBSP = "\u00a0"
 DASH = "\u2013"
 #: How far a recomputed bound may be from the stored one (floating point, not rounding).
@@ -491,18 +501,134 @@ def check_attachments(files: dict[str, bytes], report: Report) -> dict[str, Any]
             report.ok(f"{name}: SHA-256 {actual} as printed")
     for name in sorted(set(files) - set(printed) - {MANIFEST}):
         report.fail(f"{name}: attached but not listed in the report")
-    registration = manifest.get("registration")
-    opened = manifest.get("fieldwork_opened") or "not recorded"
-    if registration is None:
-        report.note(f"registration: not registered; fieldwork opened {opened}")
-    else:
-        report.note(
-            f"registration: SHA-256 {registration.get('sha256')}, timestamped "
-            f"{registration.get('timestamped_at')}; fieldwork opened {opened}"
-        )
     deviations = manifest.get("deviations") or []
     report.note(f"deviations: {len(deviations) or 'none'}")
     return manifest
+
+
+# --- the registration of the KPI specification --------------------------------------------
+
+
+def _moment(text: Any) -> dt.datetime | None:
+    try:
+        moment = dt.datetime.fromisoformat(str(text))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
+def fieldwork_opened(snapshot: dict[str, Any]) -> str | None:
+    opened = [s["survey_opens_at"] for s in snapshot.get("sites", []) if s.get("survey_opens_at")]
+    return (
+        min(opened, key=lambda t: _moment(t) or dt.datetime.max.replace(tzinfo=dt.UTC))
+        if opened
+        else None
+    )
+
+
+def check_registration(
+    files: dict[str, bytes],
+    manifest: dict[str, Any],
+    snapshot: dict[str, Any] | None,
+    trusted: list[Any],
+    report: Report,
+) -> None:
+    """The registered specification: its printed hash, its timestamp (valid, trusted,
+    over that hash, at the printed time, before fieldwork opened) and its signature."""
+    import asyncio
+
+    from asn1crypto import cms
+    from pyhanko.sign.validation import async_validate_detached_cms
+    from pyhanko.sign.validation.generic_cms import validate_tst_signed_data
+    from pyhanko_certvalidator import ValidationContext
+
+    printed = manifest.get("registration")
+    opened_text = manifest.get("fieldwork_opened")
+    if snapshot is not None and opened_text != fieldwork_opened(snapshot):
+        report.fail(
+            f"registration: the report says fieldwork opened {opened_text} but the snapshot's "
+            f"sites opened {fieldwork_opened(snapshot)}"
+        )
+    opened = _moment(opened_text)
+    if REGISTRATION not in files:
+        if printed is not None:
+            report.fail(f"registration: printed as registered but {REGISTRATION} is not attached")
+        else:
+            report.note(
+                f"registration: not registered; fieldwork opened {opened_text or 'not recorded'}"
+            )
+        return
+    if printed is None:
+        report.fail(f"registration: {REGISTRATION} is attached but the report prints none")
+        return
+    data = files[REGISTRATION]
+    digest = hashlib.sha256(data).hexdigest()
+    failures_before = len(report.failures)
+    if digest != printed.get("sha256"):
+        report.fail(
+            f"registration: SHA-256 of {REGISTRATION} is {digest}, not the printed "
+            f"{printed.get('sha256')}"
+        )
+    if REGISTRATION_TST not in files:
+        report.fail(f"registration: no timestamp token ({REGISTRATION_TST}) attached")
+        return
+    try:
+        token = cms.ContentInfo.load(files[REGISTRATION_TST])
+        signed = token["content"]
+        info = signed["encap_content_info"]["content"].parsed
+        imprint = info["message_imprint"]
+        algorithm = imprint["hash_algorithm"]["algorithm"].native
+        stamped_at = info["gen_time"].native
+    except Exception as exc:
+        report.fail(f"registration: the timestamp token cannot be read ({exc})")
+        return
+    stamped = imprint["hashed_message"].native
+    if stamped != hashlib.new(algorithm, data).digest():
+        report.fail(
+            f"registration: the timestamp token is over another document than {REGISTRATION}"
+        )
+    context = ValidationContext(trust_roots=trusted, allow_fetching=False)
+    try:
+        # The token's own imprint: whether it is over this JSON is said above, in its line.
+        status = asyncio.run(validate_tst_signed_data(signed, context, lambda md: stamped))
+    except Exception as exc:
+        report.fail(f"registration: the timestamp token cannot be validated ({exc})")
+    else:
+        if not (status["intact"] and status["valid"]):
+            report.fail("registration: the timestamp token is not valid")
+        elif status.get("trust_problem_indic") is not None:
+            report.fail("registration: the timestamp token's authority is not trusted (--trust)")
+    if _moment(printed.get("timestamped_at")) != stamped_at:
+        report.fail(
+            f"registration: printed as timestamped {printed.get('timestamped_at')} but the "
+            f"token says {stamped_at.isoformat()}"
+        )
+    if opened is None:
+        report.fail("registration: the report does not say when fieldwork opened")
+    elif stamped_at >= opened:
+        report.fail(
+            f"registration timestamped {stamped_at.isoformat()} after fieldwork opened "
+            f"{opened.isoformat()}"
+        )
+    if REGISTRATION_SIGNATURE in files:
+        try:
+            signature = cms.ContentInfo.load(files[REGISTRATION_SIGNATURE])["content"]
+            moment = ValidationContext(trust_roots=trusted, allow_fetching=False, moment=stamped_at)
+            signed_status = asyncio.run(
+                async_validate_detached_cms(data, signature, signer_validation_context=moment)
+            )
+        except Exception as exc:
+            report.fail(f"registration: the signature cannot be validated ({exc})")
+        else:
+            if not (signed_status.intact and signed_status.valid):
+                report.fail(f"registration: the signature of {REGISTRATION} is not valid")
+            elif not signed_status.trusted:
+                report.fail("registration: the signing certificate is not trusted (--trust)")
+    if len(report.failures) == failures_before:
+        report.ok(
+            f"registration: SHA-256 {digest}, timestamped {stamped_at.isoformat()} by a "
+            f"trusted authority, before fieldwork opened {opened_text}"
+        )
 
 
 def _label(kpi: str, site: str | None) -> str:
@@ -614,6 +740,11 @@ def verify(data: bytes, trusted: list[Any], at: dt.datetime | None = None) -> Re
     manifest = check_attachments(files, report)
     counts = load_json(files, COUNTS, report)
     snapshot = load_json(files, SNAPSHOT, report)
+    if manifest is not None:
+        try:
+            check_registration(files, manifest, snapshot, trusted, report)
+        except Exception as exc:
+            report.fail(f"registration: cannot be checked ({exc})")
     if manifest is not None and counts is not None and snapshot is not None:
         check_figures(counts, snapshot, manifest, report)
     return report

@@ -14,12 +14,25 @@ The PDF is PDF/A-3 with these files attached (associated files of the document,
   verifier (``scripts/verify_evaluation.py``) reads the printed hashes and figures from
   it; it is covered by the signature like the page that prints the same values.
 
-The registration of the KPI specification is one more attachment: add it to
-``evidence_attachments`` and fill ``registration`` in ``build``.
+A registered study's PDF carries its registration too, as frozen in the snapshot
+(``snapshot.registration_data``):
+
+* ``registration.json``: the registered KPI specification, the canonical JSON whose
+  SHA-256 was signed and timestamped;
+* ``registration.tst``: the RFC 3161 timestamp token over that SHA-256 (DER), whose time
+  the report prints as the registration's;
+* ``registration.p7s``: the detached CMS signature over the JSON by the programme's
+  certificate (DER).
+
+The manifest's ``deviations`` are those recorded up to the evaluation, each with its
+effect on each verdict as the run computed it (registered verdict against the verdict
+under the deviations, per KPI and scope).
 """
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
 import hashlib
 import json
 from dataclasses import dataclass
@@ -35,6 +48,9 @@ FORMAT = 1
 MANIFEST = "manifest.json"
 SNAPSHOT = "snapshot.json"
 COUNTS = "counts.json"
+REGISTRATION = "registration.json"
+REGISTRATION_TST = "registration.tst"
+REGISTRATION_SIGNATURE = "registration.p7s"
 
 #: The fields of a snapshot result that decide its figures: what counts.json carries.
 COUNT_FIELDS = (
@@ -108,8 +124,79 @@ def evidence_attachments(evaluation: Evaluation) -> list[Attachment]:
             description="Aggregate counts every figure is computed from (per KPI and site)",
             relationship="Source",
         ),
-        # The registered KPI specification joins here (kpi.registration).
+        *registration_attachments(snapshot.get("registration")),
     ]
+
+
+def registration_attachments(registration: dict[str, Any] | None) -> list[Attachment]:
+    """The registered specification, its timestamp token and its signature (none: the
+    study is not registered, or the evaluation predates registrations)."""
+    if registration is None:
+        return []
+    return [
+        Attachment(
+            name=REGISTRATION,
+            data=registration["canonical_json"].encode(),
+            mime="application/json",
+            description="The registered KPI specification (canonical JSON), whose SHA-256 "
+            "was signed and timestamped before fieldwork",
+            relationship="Source",
+        ),
+        Attachment(
+            name=REGISTRATION_TST,
+            data=base64.b64decode(registration["timestamp_token"]),
+            mime="application/timestamp-token",
+            description="RFC 3161 timestamp token over the registration's SHA-256 (DER)",
+            relationship="Source",
+        ),
+        Attachment(
+            name=REGISTRATION_SIGNATURE,
+            data=base64.b64decode(registration["signature"]),
+            mime="application/pkcs7-signature",
+            description="Detached CMS signature of the registration (DER)",
+            relationship="Source",
+        ),
+    ]
+
+
+def _deviation_kpis(what: str, definitions: list[dict[str, Any]]) -> set[str]:
+    """The KPIs a deviation touches: the one it changed ("kpi <code>: ..."), or those
+    counting with the segment it changed ("segment <code>: ...")."""
+    kind, _, rest = what.partition(" ")
+    code = rest.split(":", 1)[0]
+    if kind == "kpi":
+        return {code}
+    return {
+        d["code"]
+        for d in definitions
+        if any((d.get(k) or {}).get("code") == code for k in ("numerator", "base_segment"))
+    }
+
+
+def deviations(snapshot: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each deviation recorded up to the evaluation, with beside it its effect on each
+    verdict it touches: the registered verdict and the verdict under the deviations
+    (``None``: the deviation made the KPI inactive)."""
+    effects = snapshot.get("deviation_effects") or []
+    out = []
+    for deviation in snapshot.get("deviations") or []:
+        kpis = _deviation_kpis(deviation["what"], snapshot.get("definitions") or [])
+        out.append(
+            {
+                **deviation,
+                "effects": [
+                    {
+                        "kpi": e["kpi"],
+                        "site": e["site"],
+                        "registered": e["registered"]["verdict"],
+                        "deviated": e["deviated"]["verdict"] if e["deviated"] else None,
+                    }
+                    for e in effects
+                    if e["kpi"] in kpis and not deviation.get("after_run")
+                ],
+            }
+        )
+    return out
 
 
 def printed_figures(snapshot: dict[str, Any]) -> list[dict[str, Any]]:
@@ -134,7 +221,8 @@ def printed_figures(snapshot: dict[str, Any]) -> list[dict[str, Any]]:
 def fieldwork_opened(snapshot: dict[str, Any]) -> str | None:
     """When the first site's questionnaire opened (ISO 8601), or None if none has a date."""
     opened = [s["survey_opens_at"] for s in snapshot["sites"] if s.get("survey_opens_at")]
-    return min(opened) if opened else None
+    # By moment, not by text: "…00+00:00" and "…00.5+00:00" do not sort as times do.
+    return min(opened, key=dt.datetime.fromisoformat) if opened else None
 
 
 @dataclass(frozen=True)
@@ -158,15 +246,17 @@ class Evidence:
 def build(evaluation: Evaluation) -> Evidence:
     attachments = evidence_attachments(evaluation)
     snapshot = evaluation.snapshot
+    registration = snapshot.get("registration")
     manifest = {
         "format": FORMAT,
         "evaluation": evaluation.pk,
         "study": snapshot["study"]["code"],
         "attachments": {a.name: a.sha256 for a in attachments},
-        # {"sha256", "timestamped_at"} of the registered specification, once registered.
-        "registration": None,
+        "registration": (
+            {k: registration[k] for k in ("sha256", "timestamped_at")} if registration else None
+        ),
         "fieldwork_opened": fieldwork_opened(snapshot),
-        "deviations": [],
+        "deviations": deviations(snapshot),
         "figures": printed_figures(snapshot),
     }
     return Evidence(attachments, manifest)

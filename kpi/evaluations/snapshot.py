@@ -8,11 +8,13 @@ recompute it.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import json
 from typing import Any
 
+from kpi.registration.models import Deviation, Registration
 from kpi.scoring.counting import choice_distribution
 from kpi.scoring.models import RESULT_FIELDS, EvaluationRun, KPIResult
 from surveys.models import Instrument
@@ -74,6 +76,48 @@ def _instrument(instrument: Instrument) -> dict[str, Any]:
     }
 
 
+def _registration(registration: Registration) -> dict[str, Any]:
+    """The registration as the evidence attaches it: the exact bytes hashed, signed and
+    timestamped (the canonical JSON is UTF-8 text, kept as such; the DER files in base64)."""
+    return {
+        "sha256": registration.sha256,
+        "timestamped_at": _iso(registration.timestamped_at),
+        "canonical_json": bytes(registration.canonical_json).decode(),
+        "timestamp_token": base64.b64encode(bytes(registration.timestamp_token)).decode(),
+        "signature": base64.b64encode(bytes(registration.signature)).decode(),
+    }
+
+
+def _deviation(deviation: Deviation, run: EvaluationRun) -> dict[str, Any]:
+    user = deviation.made_by
+    return {
+        "what": deviation.what,
+        "old": deviation.old_value,
+        "new": deviation.new_value,
+        "reason": deviation.reason,
+        "who": user.get_full_name() or user.get_username(),
+        "when": _iso(deviation.made_at),
+        # The run's deviation_effects cover the deviations made before it counted.
+        "after_run": run.cutoff is not None and deviation.made_at > run.cutoff,
+    }
+
+
+def registration_data(run: EvaluationRun) -> dict[str, Any]:
+    """The registration, the deviations recorded up to now (the evaluation's creation)
+    and their effects as the run computed them: frozen with the snapshot, so the signed
+    report is rendered from it alone (both tables are append-only, but the deviations
+    grow after the evaluation)."""
+    registration = Registration.objects.filter(study_id=run.study_id).first()
+    if registration is None:
+        return {"registration": None, "deviations": [], "deviation_effects": []}
+    deviations = Deviation.objects.filter(registration=registration).select_related("made_by")
+    return {
+        "registration": _registration(registration),
+        "deviations": [_deviation(d, run) for d in deviations.order_by("made_at", "pk")],
+        "deviation_effects": run.deviation_effects or [],
+    }
+
+
 def build(run: EvaluationRun) -> dict[str, Any]:
     study = run.study
     assert run.cutoff is not None
@@ -121,6 +165,7 @@ def build(run: EvaluationRun) -> dict[str, Any]:
             "by_site": dict(sorted(distributions.items())),
         },
         "instrument": _instrument(instrument) if instrument else None,
+        **registration_data(run),
     }
 
 

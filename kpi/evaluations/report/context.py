@@ -9,6 +9,7 @@ a participant or a manager supplied).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -537,6 +538,10 @@ def attachment_label(name: str) -> str:
         ),
         "counts.json": _("The counts every figure is computed from, per KPI and site"),
         "registration.json": _("The registered KPI specification"),
+        "registration.tst": _(
+            "The time-stamping authority's token over the registration's SHA-256 (RFC 3161)"
+        ),
+        "registration.p7s": _("The programme's signature of the registration (CMS)"),
     }
     return labels.get(name, name)
 
@@ -567,6 +572,51 @@ def _registration(registration: Data | None) -> Data | None:
         "sha256": registration["sha256"],
         "timestamped_at": text.tokyo(registration["timestamped_at"]),
     }
+
+
+def _verdict_word(verdict: str | None) -> str:
+    """A verdict as a deviation's effect prints it (the run keeps met or not, not the
+    confidence it was met with)."""
+    words_ = {
+        None: _("KPI made inactive"),
+        "": _("no target"),
+        "met": _("met"),
+        "not_met": _("not met"),
+        "inconclusive": _("inconclusive"),
+    }
+    return words_.get(verdict, verdict or "")
+
+
+def _deviations(deviations: list[Data], snap: Snapshot) -> list[Data]:
+    """Each deviation as printed: what, old and new, why, who, when, and beside it its
+    effect on each verdict (registered, then under the deviations), by site name."""
+    names = {s["code"]: pick(s, "name") or s["code"] for s in snap.data.get("sites", [])}
+
+    def value(data: Any) -> str:
+        return json.dumps(data, ensure_ascii=False, sort_keys=True)
+
+    return [
+        {
+            "what": d["what"],
+            "old": value(d["old"]),
+            "new": value(d["new"]),
+            "reason": d["reason"],
+            "who": d["who"],
+            "when": text.tokyo(d["when"]),
+            "after_run": d.get("after_run", False),
+            "effects": [
+                {
+                    "kpi": e["kpi"],
+                    "scope": names.get(e["site"], e["site"]) if e["site"] else _("All sites"),
+                    "registered": _verdict_word(e["registered"]),
+                    "deviated": _verdict_word(e["deviated"]),
+                    "changes": e["registered"] != e["deviated"],
+                }
+                for e in d["effects"]
+            ],
+        }
+        for d in deviations
+    ]
 
 
 def build(
@@ -645,7 +695,7 @@ def build(
         # Filled from the manifest: the registration's hash and time (None: "not
         # registered") and the deviations from it (empty: "none").
         "registration": _registration(evidence.manifest["registration"]) if evidence else None,
-        "deviations": evidence.manifest["deviations"] if evidence else [],
+        "deviations": _deviations(evidence.manifest["deviations"], snap) if evidence else [],
         # The PDF's creation date: the sign-off, or the evaluation's creation for a draft.
         "created_iso": (
             (evaluation.signed_off_at or evaluation.created_at).isoformat()

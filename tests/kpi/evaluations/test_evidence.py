@@ -8,37 +8,54 @@ pipeline with one thing changed, then signed and timestamped by the trusted cert
 and authority (a re-signed forgery is what the digests and the recomputation catch; a
 change after signing also breaks the signature, tested in test_evaluations_signed.py).
 The files are made once for the module; the database work is rolled back after it.
+
+The registered cases are the same reference study registered below the service (its
+responses are in, so ``register`` refuses: fieldwork has started), with a real signature
+and a real token from the test's authority; for the honest registered report its sites'
+opening is then moved after the token's time, as the demo does; for the late one it stays
+in 2021, before the token: a registration dated after fieldwork opened.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
+import datetime as dt
+import hashlib
 import io
 import json
 import re
 import subprocess
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 from django.db import transaction
 from django.test import override_settings
 from pypdf import PdfReader
 
 from kpi.evaluations import evidence as evidences
-from kpi.evaluations.report import render
+from kpi.evaluations.report import context, render
 from kpi.evaluations.services import evaluation_create
-from kpi.evaluations.signing import sign_pdf
+from kpi.evaluations.signing import _signer, sign_pdf
+from kpi.evidence.timestamps import stamp
 from kpi.evidence.tsa import serve_authority
-from kpi.models import EvaluationRun
+from kpi.models import KPI, EvaluationRun, Registration
+from kpi.registration import canonical, services
 from kpi.scoring import execution, wording
 from scripts import verify_evaluation as verifier
+from surveys.models import Site, Study
+from surveys.selectors import instrument_current
 from tests.factories import build_reference_study
 
 DASH, NBSP = "\u2013", "\u00a0"
+PASSWORD = "correct horse battery staple"
+DEVIATION_REASON = "The programme board raised the continuation target."
 
 
 @contextlib.contextmanager
@@ -88,6 +105,37 @@ def repaint_first_page(signed: bytes, authority_url: str) -> bytes:
     return stamper.timestamp_pdf(writer, "sha256").getvalue()
 
 
+def registered_below_the_service(study: Study, user: User) -> Registration:
+    """The study's specification signed and timestamped as ``register`` does, stored
+    without its check that fieldwork has not started (the reference responses are in)."""
+    instrument = instrument_current(study)
+    data = canonical.dumps(canonical.specification(study, instrument))
+    digest = hashlib.sha256(data).digest()
+    signature = asyncio.run(_signer().async_sign_general_data(data, "sha256")).dump()
+    token = stamp(digest)
+    return Registration.objects.create(
+        study=study,
+        instrument=instrument,
+        canonical_json=data,
+        sha256=digest.hex(),
+        signature=signature,
+        timestamp_token=token.dump(),
+        timestamped_at=services._gen_time(token),
+        registered_by=user,
+        statement="Fixed before fieldwork.",
+    )
+
+
+def open_sites(study: Study, first: dt.datetime) -> dict[int, dt.datetime]:
+    """Move the sites' openings so that the first is ``first`` (gaps kept); the old ones."""
+    sites = Site.objects.filter(study=study, survey_opens_at__isnull=False)
+    old = dict(sites.values_list("pk", "survey_opens_at"))
+    earliest = min(old.values())
+    for pk, opens in old.items():
+        Site.objects.filter(pk=pk).update(survey_opens_at=first + (opens - earliest))
+    return old
+
+
 @pytest.fixture(scope="module")
 def files(django_db_setup, django_db_blocker, signing_settings, tsa_files, tmp_path_factory):  # type: ignore[no-untyped-def]
     """The honest signed report and one tampered copy per case, as files."""
@@ -106,8 +154,8 @@ def files(django_db_setup, django_db_blocker, signing_settings, tsa_files, tmp_p
         run = EvaluationRun.objects.create(study=study, trigger="command")
         evaluation = evaluation_create(run=execution.run_execute(run_id=run.pk), user=None)
 
-        def write(name: str, *, signed: bool = True) -> None:
-            pdf = render.render_pdf(evaluation, draft=False)
+        def write(name: str, *, signed: bool = True, of: Any = None) -> None:
+            pdf = render.render_pdf(of or evaluation, draft=False)
             if signed:
                 pdf = sign_pdf(pdf, reason=f"test evaluation {evaluation.pk}")
             out[name] = folder / f"{name}.pdf"
@@ -147,6 +195,38 @@ def files(django_db_setup, django_db_blocker, signing_settings, tsa_files, tmp_p
         out["changed-after-signing"].write_bytes(
             repaint_first_page(out["honest"].read_bytes(), authority.url)
         )
+
+        # Registered: a deviation after the registration, the sites opening after it.
+        signer = User.objects.create_superuser("signer", "signer@example.org", PASSWORD)
+        registration = registered_below_the_service(study, signer)
+        services.kpi_deviate(
+            kpi=KPI.objects.get(study=study, code="continue"),
+            fields={"threshold": Decimal("99.5")},
+            user=signer,
+            password=PASSWORD,
+            reason=DEVIATION_REASON,
+        )
+        in_2021 = open_sites(study, registration.timestamped_at + dt.timedelta(milliseconds=1))
+
+        def evaluated() -> Any:
+            run = EvaluationRun.objects.create(study=study, trigger="command")
+            return evaluation_create(
+                run=execution.run_execute(run_id=run.pk), user=None, language="en"
+            )
+
+        registered = evaluated()
+        write("registered", of=registered)
+        with forged_evidence(
+            lambda e: replace_attachment(
+                e,
+                "registration.json",
+                edited(e.attachments[2].data, lambda d: d["kpis"][0].update(threshold="1")),
+            )
+        ):
+            write("changed-registration", of=registered)
+        for pk, opens in in_2021.items():
+            Site.objects.filter(pk=pk).update(survey_opens_at=opens)
+        write("registered-late", of=evaluated())
         transaction.set_rollback(True)
     out["signer"] = Path(signing_settings["HYOKA_SIGNING_P12"]).with_suffix(".pem")
     out["tsa"] = tsa_files.certificate
@@ -236,9 +316,105 @@ def test_the_report_prints_each_attachments_digest_and_the_registration_state(fi
     assert manifest["fieldwork_opened"].startswith("2021-")
 
 
+# --- a registered study ------------------------------------------------------------------
+
+
+def test_the_registered_report_passes_both_tools_with_its_registration(files, db, settings):
+    status, output = standalone(files, "registered")
+    assert (status, failures(output)) == (0, []), output
+    manifest = json.loads(PdfReader(files["registered"]).attachments["manifest.json"][0])
+    line = (
+        f"OK    registration: SHA-256 {manifest['registration']['sha256']}, timestamped "
+        f"{dt.datetime.fromisoformat(manifest['registration']['timestamped_at']).isoformat()} "
+        f"by a trusted authority, before fieldwork opened {manifest['fieldwork_opened']}"
+    )
+    assert line in output.splitlines()
+    _, output = command(files, "registered", settings)
+    assert failures(output) == ["stored: no evaluation has a file with this SHA-256"]
+    assert line in output.splitlines()
+
+
+def test_the_registration_is_attached_with_its_token_and_signature(files):
+    from asn1crypto import cms
+
+    reader = PdfReader(files["registered"])
+    assert sorted(reader.attachments) == [
+        "counts.json",
+        "manifest.json",
+        "registration.json",
+        "registration.p7s",
+        "registration.tst",
+        "snapshot.json",
+    ]
+    spec = reader.attachments["registration.json"][0]
+    manifest = json.loads(reader.attachments["manifest.json"][0])
+    assert manifest["registration"]["sha256"] == hashlib.sha256(spec).hexdigest()
+    assert json.loads(spec)["kpis"]  # the specification itself, not a reference to it
+    token = cms.ContentInfo.load(reader.attachments["registration.tst"][0])
+    info = token["content"]["encap_content_info"]["content"].parsed
+    assert info["message_imprint"]["hashed_message"].native == hashlib.sha256(spec).digest()
+    assert info["gen_time"].native == dt.datetime.fromisoformat(
+        manifest["registration"]["timestamped_at"]
+    )
+    assert info["gen_time"].native < dt.datetime.fromisoformat(manifest["fieldwork_opened"])
+    relationships = {
+        str(s.get_object()["/UF"]): str(s.get_object()["/AFRelationship"])
+        for s in reader.trailer["/Root"]["/AF"]
+    }
+    assert relationships["registration.json"] == "/Source"
+
+
+def page_text(path: Path) -> str:
+    return re.sub(r"\s+", "", "".join(p.extract_text() or "" for p in PdfReader(path).pages))
+
+
+def test_the_report_prints_the_registration_and_each_deviation_with_its_effect(files):
+    from django.utils import translation
+
+    reader = PdfReader(files["registered"])
+    manifest = json.loads(reader.attachments["manifest.json"][0])
+    text = page_text(files["registered"])
+    with translation.override("en"):
+        printed_time = context.text.tokyo(manifest["registration"]["timestamped_at"])
+        opened = context.text.tokyo(manifest["fieldwork_opened"])
+    assert manifest["registration"]["sha256"] in text
+    assert re.sub(r"\s+", "", printed_time) in text
+    assert re.sub(r"\s+", "", opened) in text
+
+    [deviation] = manifest["deviations"]
+    assert deviation["what"] == "kpi continue: threshold"
+    assert (deviation["old"], deviation["new"]) == (
+        {"threshold": "70.0000"},
+        {"threshold": "99.5000"},
+    )
+    assert (deviation["reason"], deviation["who"]) == (DEVIATION_REASON, "signer")
+    # 227 of 229 (99.1 %) meets "at least 70 %" and misses "at least 99.5 %".
+    overall = next(e for e in deviation["effects"] if e["site"] is None)
+    assert overall == {"kpi": "continue", "site": None, "registered": "met", "deviated": "not_met"}
+    assert {e["kpi"] for e in deviation["effects"]} == {"continue"}
+
+    for words in (
+        "Deviation1:kpicontinue:threshold",
+        '{"threshold":"70.0000"}',
+        '{"threshold":"99.5000"}',
+        re.sub(r"\s+", "", DEVIATION_REASON),
+        "continue(Allsites):registeredmet;withthedeviationnotmet",
+    ):
+        assert words in text, words
+
+
+def test_an_unregistered_report_prints_no_deviation(files):
+    assert "Deviation1" not in page_text(files["honest"])
+
+
 # --- tampered copies: each caught by both tools, with its own line ------------------------
 
 CASES = {
+    "changed-registration": (
+        r"^registration: SHA-256 of registration\.json is [0-9a-f]{64}, not the printed "
+        r"[0-9a-f]{64}$"
+    ),
+    "registered-late": (r"^registration timestamped 20\d\d-\S+ after fieldwork opened 2021-\S+$"),
     "changed-snapshot": r"^snapshot\.json: SHA-256 [0-9a-f]{64} is not the printed [0-9a-f]{64}$",
     "changed-counts": r"^counts\.json: SHA-256 [0-9a-f]{64} is not the printed [0-9a-f]{64}$",
     "changed-figure": (
@@ -281,6 +457,15 @@ def test_an_untrusted_authority_is_named(files):
     assert (
         "timestamp: the signature's time-stamping authority is not trusted (--trust)"
         in failures(output.getvalue())
+    )
+
+
+def test_an_untrusted_registration_authority_is_named(files):
+    output = io.StringIO()
+    with contextlib.redirect_stdout(output):
+        verifier.main([str(files["registered"]), "--trust", str(files["signer"])])
+    assert "registration: the timestamp token's authority is not trusted (--trust)" in failures(
+        output.getvalue()
     )
 
 
@@ -372,3 +557,42 @@ def test_a_timestamped_file_still_verifies_after_the_signing_certificate_expired
         "signature: the signing certificate (Common Name: Short-lived signer) is not "
         "trusted (--trust)" in expired
     )
+
+
+def test_each_deviation_has_the_effects_of_the_kpis_it_touches():
+    """A KPI's deviation has that KPI's effects; a segment's, those of the KPIs counting
+    with it; one recorded after the run counted, none (the run could not compute them)."""
+
+    def effect(kpi: str, site: str | None, before: str, after: str | None) -> dict[str, Any]:
+        return {
+            "kpi": kpi,
+            "site": site,
+            "registered": {"verdict": before},
+            "deviated": {"verdict": after} if after else None,
+        }
+
+    deviation = {"old": {}, "new": {}, "reason": "r", "who": "w", "when": "2026-01-01T00:00:00"}
+    snapshot = {
+        "definitions": [
+            {"code": "a", "numerator": {"code": "yes"}, "base_segment": None},
+            {"code": "b", "numerator": None, "base_segment": {"code": "yes"}},
+            {"code": "c", "numerator": {"code": "other"}, "base_segment": None},
+        ],
+        "deviation_effects": [
+            effect("a", None, "met", "not_met"),
+            effect("b", "s1", "met", "met"),
+            effect("c", None, "met", None),
+        ],
+        "deviations": [
+            {**deviation, "what": "kpi c: active", "after_run": False},
+            {**deviation, "what": "segment yes: clauses", "after_run": False},
+            {**deviation, "what": "kpi a: threshold", "after_run": True},
+        ],
+    }
+    out = evidences.deviations(snapshot)
+    assert out[0]["effects"] == [{"kpi": "c", "site": None, "registered": "met", "deviated": None}]
+    assert [(e["kpi"], e["site"], e["deviated"]) for e in out[1]["effects"]] == [
+        ("a", None, "not_met"),
+        ("b", "s1", "met"),
+    ]
+    assert out[2]["effects"] == []
