@@ -133,7 +133,7 @@ class ResultRow:
             interval_label="",
             target=wording.target(r),
             verdict=disclosure.withheld_text(cells),
-            verdict_class="inconclusive",
+            verdict_class="inconclusive" if r.verdict else "none",
             verdict_note="",
             nonresponse="",
             tipping="",
@@ -148,6 +148,26 @@ class SectionView:
     code: str
     section: selectors.ResultSection
     rows: list[ResultRow]
+
+    # The verdicts as shown: a withheld result's verdict is not counted as it was.
+    def _count(self, *classes: str) -> int:
+        return sum(1 for row in self.rows if row.verdict_class in classes)
+
+    @property
+    def met(self) -> int:
+        return self._count("met", "met-confident")
+
+    @property
+    def not_met(self) -> int:
+        return self._count("not-met")
+
+    @property
+    def inconclusive(self) -> int:
+        return self._count("inconclusive")
+
+    @property
+    def without_target(self) -> int:
+        return self._count("none")
 
 
 def section_views(

@@ -241,6 +241,7 @@ def crosstab(
         _cross(columns[-1]),
         study.small_cell_threshold,
         conditional=row_q.conditional,
+        single=not row_q.multiple,
         breakdown=[] if by in (By.NONE, By.SITE) else [_cross(c) for c in columns[:-1]],
         partition=partition,
     )

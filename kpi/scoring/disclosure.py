@@ -417,12 +417,18 @@ class CrossColumn:
 
 
 def crosstab_publication(
-    columns: Sequence[CrossColumn], total: CrossColumn, *, partition: bool, conditional: bool
+    columns: Sequence[CrossColumn],
+    total: CrossColumn,
+    *,
+    partition: bool,
+    conditional: bool,
+    single: bool = True,
 ) -> Publication:
     """A cross-tab: each column's choices, their complements (base − choice), its base
     and the respondents who skipped or were not shown the question; the total column.
     ``partition``: the columns split the total's respondents (sites, a segment's in/out,
-    a single-choice question with "no answer"), so each total is the sum of the columns."""
+    a single-choice question with "no answer"), so each total is the sum of the columns;
+    ``single``: one answer each, so a column's choices add up to its base."""
     pub = Publication()
     for col in [*columns, total]:
         name = col.key
@@ -440,6 +446,8 @@ def crosstab_publication(
             pub.cell(("chosen", code, name), n, col.owner)
             pub.cell(("not_chosen", code, name), col.answered - n, col.owner)
             pub.sum(("answered", name), [("chosen", code, name), ("not_chosen", code, name)])
+        if single:
+            pub.sum(("answered", name), [("chosen", code, name) for code in col.chosen])
     if partition:
         rows = ["answered", "unanswered", "shown", "respondents"]
         rows += ["not_shown"] if conditional else []
@@ -457,6 +465,7 @@ def protect_crosstab(
     k: int,
     *,
     conditional: bool,
+    single: bool = True,
     breakdown: Sequence[CrossColumn] = (),
     partition: bool = True,
 ) -> Protection:
@@ -465,11 +474,16 @@ def protect_crosstab(
     agree; a breakdown (``breakdown`` columns, ``partition`` when they split the total)
     adds its own suppressions around that."""
     sites = protect(
-        crosstab_publication(by_site, total, partition=True, conditional=conditional), k
+        crosstab_publication(
+            by_site, total, partition=True, conditional=conditional, single=single
+        ),
+        k,
     )
     if not breakdown:
         return sites
-    pub = crosstab_publication(breakdown, total, partition=partition, conditional=conditional)
+    pub = crosstab_publication(
+        breakdown, total, partition=partition, conditional=conditional, single=single
+    )
     total_keys = {key for key in pub.values if isinstance(key, tuple) and key[-1] == total.key}
     hidden = {key for key in total_keys if sites.hidden(key)}
     result = protect(pub, k, withheld=hidden, locked=total_keys)

@@ -191,3 +191,17 @@ def test_run_results_in_the_admin_and_the_sign_off_page_show_marks(run, root):
             assert f"{result.numerator} /" not in shown
             checked += 1
         assert checked
+
+
+def test_the_dashboard_cards_show_marks(run, root):
+    html = root.get(reverse("admin:index")).content.decode()
+    checked = 0
+    for result in small_results(run):
+        if result.site_id is not None:
+            continue
+        card = re.search(rf'data-kpi="{result.kpi_code}">(.*?)</li>', html, re.S)
+        assert card is not None
+        base = re.search(r'data-cell="base">(.*?)<', card.group(1), re.S)
+        assert base is not None and base.group(1).strip().startswith(("x /", "<5 /"))
+        checked += 1
+    assert checked
