@@ -66,12 +66,19 @@ class Publication:
     values: dict[Key, int] = field(default_factory=dict)
     owners: dict[Key, str | None] = field(default_factory=dict)
     sums: list[tuple[Key, tuple[Key, ...]]] = field(default_factory=list)
+    #: Counts that are not printed but follow from others (a complement): unknown to a
+    #: reader, protected when small, never "withheld" since never shown.
+    unpublished: set[Key] = field(default_factory=set)
 
-    def cell(self, key: Key, value: int, owner: str | None = None) -> Key:
+    def cell(
+        self, key: Key, value: int, owner: str | None = None, *, published: bool = True
+    ) -> Key:
         if key in self.values and self.values[key] != value:
             raise ValueError(f"cell {key!r} published as {self.values[key]} and {value}")
         self.values[key] = int(value)
         self.owners[key] = owner
+        if not published:
+            self.unpublished.add(key)
         return key
 
     def sum(self, total: Key, parts: Iterable[Key]) -> None:
@@ -121,8 +128,9 @@ def protect(
         for key in (total, *parts):
             by_cell.setdefault(key, []).append(i)
     exposed: frozenset[Key] = frozenset()
+    hidden = set(pub.unpublished)
     while suppressed:
-        pinned = _pinned(pub, suppressed)
+        pinned = _pinned(pub, suppressed | hidden, suppressed)
         if not pinned:
             break
         touched: set[int] = set()
@@ -132,7 +140,9 @@ def protect(
             for pin in pinned:
                 if touched & set(by_cell.get(pin.key, ())):
                     continue  # a partner was just added to one of its sums: check again
-                partners = _partners(pub, pin, suppressed | added, locked_set, by_cell, only_alone)
+                partners = _partners(
+                    pub, pin, suppressed | hidden | added, locked_set, by_cell, only_alone
+                )
                 added.update(partners)
                 for cell in (pin.key, *partners) if partners else ():
                     touched.update(by_cell.get(cell, ()))
@@ -157,10 +167,11 @@ class _Pin:
     sums: tuple[int, ...]  # the published sums that give it away, together
 
 
-def _pinned(pub: Publication, suppressed: set[Key]) -> list[_Pin]:
-    """The withheld cells that the published sums give away, with who can (the public, or
-    a site's staff, who know their own cells) and from which sums."""
-    unknown = sorted(suppressed, key=repr)
+def _pinned(pub: Publication, unknowns: set[Key], targets: set[Key]) -> list[_Pin]:
+    """The ``targets`` (withheld cells) that the published sums give away, with who can
+    (the public, or a site's staff, who know their own cells) and from which sums.
+    ``unknowns``: every cell a reader does not see, the targets included."""
+    unknown = sorted(unknowns, key=repr)
     index = {key: i for i, key in enumerate(unknown)}
     used: list[int] = []
     rows = []
@@ -185,7 +196,7 @@ def _pinned(pub: Publication, suppressed: set[Key]) -> list[_Pin]:
     found += [
         _Pin(key, None, _certificate(matrix, index[key], list(range(len(unknown))), used))
         for key in unknown
-        if not free[index[key]]
+        if key in targets and not free[index[key]]
     ]
     # A site's staff know their own cells: the directions that leave those unchanged.
     owners = {pub.owners.get(key) for key in unknown} - {None}
@@ -197,7 +208,9 @@ def _pinned(pub: Publication, suppressed: set[Key]) -> list[_Pin]:
         found += [
             _Pin(key, site, _certificate(matrix, index[key], others, used))
             for key in unknown
-            if pub.owners.get(key) not in (None, site) and not free_site[index[key]]
+            if key in targets
+            and pub.owners.get(key) not in (None, site)
+            and not free_site[index[key]]
         ]
     return found
 
@@ -323,7 +336,7 @@ def kpi_publication(results: Sequence[Any]) -> Publication:
         if kind == "share":
             for site, row in rows.items():
                 n, d = _get(row, "numerator"), _get(row, "denominator")
-                pub.cell((("complement", code), site), d - n, site)
+                pub.cell((("complement", code), site), d - n, site, published=False)
                 pub.sum((base, site), [(("numerator", code), site), (("complement", code), site)])
             if None in rows and sites:
                 pub.sum((("complement", code), None), [(("complement", code), s) for s in sites])
@@ -444,7 +457,7 @@ def crosstab_publication(
             pub.sum(("respondents", name), [("shown", name)])
         for code, n in col.chosen.items():
             pub.cell(("chosen", code, name), n, col.owner)
-            pub.cell(("not_chosen", code, name), col.answered - n, col.owner)
+            pub.cell(("not_chosen", code, name), col.answered - n, col.owner, published=False)
             pub.sum(("answered", name), [("chosen", code, name), ("not_chosen", code, name)])
         if single:
             pub.sum(("answered", name), [("chosen", code, name) for code in col.chosen])

@@ -16,14 +16,18 @@ from kpi.scoring import disclosure as dc
 from kpi.scoring.disclosure import CrossColumn, Publication, protect
 
 
-def attack(pub: Publication, protection: dc.Protection) -> list[tuple[object, object, float]]:
+def attack(
+    pub: Publication, protection: dc.Protection, marks: bool = False
+) -> list[tuple[object, object, float]]:
     """Every (cell, attacker, width of its feasible range) that the published figures
-    leave; the attacker is None (the public) or a site code (its staff)."""
-    hidden = [key for key in pub.values if protection.hidden(key)]
+    leave; the attacker is None (the public) or a site code (its staff). ``marks``: the
+    attacker also reads "<k" as "from 1 to k−1" (not part of the guarantee)."""
+    hidden = [key for key in pub.values if protection.hidden(key) or key in pub.unpublished]
     owners = sorted({pub.owners[key] for key in hidden} - {None}, key=str)
     found = []
     for insider in [None, *owners]:
         unknown = [key for key in hidden if insider is None or pub.owners[key] != insider]
+        # Targets: every withheld count, and every small one not printed (a complement).
         index = {key: i for i, key in enumerate(unknown)}
         a_eq, b_eq = [], []
         for total, parts in pub.sums:
@@ -38,11 +42,18 @@ def attack(pub: Publication, protection: dc.Protection) -> list[tuple[object, ob
                 a_eq.append(row)
                 b_eq.append(rhs)
         for key in unknown:
+            if key in pub.unpublished and not protection.hidden(key):
+                continue  # a count not printed and not small: nothing to protect
             if insider is not None and pub.owners[key] is None:
                 continue  # a sum over several other sites: not one site's count
             c = np.zeros(len(unknown))
             c[index[key]] = 1
-            bounds = [(0, None)] * len(unknown)
+            bounds = [
+                (1, protection.k - 1)
+                if marks and u in protection.primary and u not in pub.unpublished
+                else (0, None)
+                for u in unknown
+            ]
             low = linprog(c, A_eq=a_eq or None, b_eq=b_eq or None, bounds=bounds)
             high = linprog(-c, A_eq=a_eq or None, b_eq=b_eq or None, bounds=bounds)
             assert low.status == 0, (key, low.message)
