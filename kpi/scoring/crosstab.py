@@ -264,8 +264,10 @@ def crosstab(
 
 def _key(column: Column) -> str:
     """A column's name in the protected publication: a site's and a breakdown's columns
-    must never share one (a site coded like a choice)."""
-    return "_total" if column.total else f"{column.key}@site" if column.site else column.key
+    must never share one (a site coded like a choice, a choice coded "_total")."""
+    if column.total:
+        return "_total"
+    return f"{column.key}@site" if column.site else f"{column.key}@group"
 
 
 def _cross(column: Column, site: str | None = None) -> dc.CrossColumn:

@@ -21,7 +21,11 @@ The rule, in plain words (``methods_text`` says it for the report's Methods):
    (the total is withheld too).
 3. **The same count in several tables** (a base shared by KPIs, the study total of the
    per-site table and of the overall figure, the cross-tab's total column) is one cell:
-   the tables are protected together, so a count withheld in one is withheld in all.
+   the tables are protected together, so a count withheld in one is withheld in all. A
+   cross-tab's total column is decided by its by-site table, whatever the breakdown.
+   (A ``Publication`` can also tie a KPI's numerator to the cross-tab cells it adds up,
+   as the tests do; the pages do not yet: a KPI's counts and a cross-tab of its question
+   are protected separately. TODO for the report, which prints both.)
 4. **A KPI whose base is withheld** is "inconclusive (too few to publish)"; one whose
    numerator (or complement) is withheld shows no value, interval or verdict either,
    since each of them gives the numerator back.
@@ -320,15 +324,14 @@ def kpi_publication(results: Sequence[Any]) -> Publication:
     theirs. Bases with the same count at every site are one base (two KPIs over the same
     respondents publish it twice)."""
     pub = Publication()
-    by_kpi: dict[str, dict[str | None, Any]] = {}
-    for row in results:
-        by_kpi.setdefault(_get(row, "kpi_code"), {})[site_of(row)] = row
-    respondents: dict[str | None, int] = {}
-    for code, rows in by_kpi.items():
+    for code, rows in _by_kpi(results).items():
         sites = sorted(s for s in rows if s is not None)
-        base = ("base", tuple((s, _get(rows[s], "denominator")) for s in sorted(rows, key=str)))
+        base = _signature(rows, "denominator")
         kind = _get(next(iter(rows.values())), "kind")
-        figures: list[tuple[str, Key]] = [("denominator", base)]
+        figures: list[tuple[str, Key]] = [
+            ("denominator", base),
+            ("respondents", _signature(rows, "respondents")),
+        ]
         if kind != "mean":
             figures.append(("numerator", ("numerator", code)))
         if kind == "ratio":
@@ -347,13 +350,20 @@ def kpi_publication(results: Sequence[Any]) -> Publication:
                 pub.sum((base, site), [(("numerator", code), site), (("complement", code), site)])
             if None in rows and sites:
                 pub.sum((("complement", code), None), [(("complement", code), s) for s in sites])
-        for site, row in rows.items():
-            respondents[site] = _get(row, "respondents")
-    for site, value in respondents.items():
-        pub.cell(("respondents", site), value, site)
-    if None in respondents and len(respondents) > 1:
-        pub.sum(("respondents", None), [("respondents", s) for s in respondents if s is not None])
     return pub
+
+
+def _by_kpi(results: Sequence[Any]) -> dict[str, dict[str | None, Any]]:
+    by_kpi: dict[str, dict[str | None, Any]] = {}
+    for row in results:
+        by_kpi.setdefault(_get(row, "kpi_code"), {})[site_of(row)] = row
+    return by_kpi
+
+
+def _signature(rows: Mapping[str | None, Any], name: str) -> Key:
+    """A count's key by its values at every site: two KPIs over the same respondents
+    publish their base (and everyone's respondents) once, as one cell."""
+    return (name, tuple((s, _get(rows[s], name)) for s in sorted(rows, key=str)))
 
 
 @dataclass(frozen=True)
@@ -385,13 +395,10 @@ class KPIProtection:
     def __init__(self, results: Sequence[Any], k: int) -> None:
         self.pub = kpi_publication(results)
         self.protection = protect(self.pub, k)
-        # The key of each KPI's base (shared by KPIs over the same respondents).
-        self._bases: dict[str, Key] = {}
-        by_kpi: dict[str, dict[str | None, int]] = {}
-        for r in results:
-            by_kpi.setdefault(_get(r, "kpi_code"), {})[site_of(r)] = _get(r, "denominator")
-        for code, rows in by_kpi.items():
-            self._bases[code] = ("base", tuple((s, rows[s]) for s in sorted(rows, key=str)))
+        self._keys = {
+            code: (_signature(rows, "denominator"), _signature(rows, "respondents"))
+            for code, rows in _by_kpi(results).items()
+        }
 
     @property
     def k(self) -> int:
@@ -400,11 +407,12 @@ class KPIProtection:
     def cells(self, row: Any) -> ResultCells:
         code, site = _get(row, "kpi_code"), site_of(row)
         p = self.protection
-        base = (self._bases.get(code), site)
+        base_key, resp_key = self._keys.get(code, (None, None))
+        base = (base_key, site)
         num = (("numerator", code), site)
         comp = (("complement", code), site)
         over = (("overlap", code), site)
-        resp = ("respondents", site)
+        resp = (resp_key, site)
         return ResultCells(
             numerator=not (p.hidden(num) or p.hidden(comp)),
             denominator=not p.hidden(base),
@@ -527,13 +535,13 @@ def methods_text(k: int, language: str = "ja") -> str:
         }[language]
     if language == "ja":
         return (
-            f"個人が特定されることを防ぐため、1以上{k - 1}以下の件数（「{k}人中{k - 2}人が"
-            "該当」のような、全体から差し引いた件数を含む）は「<"
-            f"{k}」と表示した（一次秘匿）。また、合計や他の実施地域の数値から差し引いて"
+            f"個人が特定されることを防ぐため、1以上{k - 1}以下の件数は「<{k}」と表示した"
+            "（一次秘匿）。「50人中48人が該当」のときの該当しない2人のように、母数から"
+            "差し引いて求まる件数も同様に扱った。また、合計や他の実施地域の数値から差し引いて"
             "秘匿した件数が求められないよう、必要な数値を追加で秘匿し「x」と表示した"
-            "（二次秘匿）。二次秘匿は、公表するすべての表（実施地域別の指標、全体の数値、"
-            "クロス集計）をまとめて、また各実施地域の担当者が自らの実施地域の件数を知って"
-            "いることを前提に判定した。0は秘匿していない。母数が秘匿された指標は"
+            "（二次秘匿）。二次秘匿は、同じ件数が現れる表をまとめて（各指標の実施地域別と"
+            "全体の数値、指標間で共通の母数、クロス集計とその実施地域別の表）、また各実施地域の"
+            "担当者が自らの実施地域の件数を知っていることを前提に判定した。0は秘匿していない。母数が秘匿された指標は"
             "「判定保留（公表には少なすぎる）」とし、分子が秘匿された指標は割合・信頼区間・"
             "判定を公表していない。"
         )
@@ -543,11 +551,11 @@ def methods_text(k: int, language: str = "ja") -> str:
         "subtraction from a base (“48 of 50 agreed” shows that 2 did not). Further counts "
         "are withheld and shown as “x” (secondary suppression) so that no withheld count "
         "can be worked out from the totals or from the other sites; this is checked over "
-        "every table published together (the per-site KPI tables, the whole-study figures "
-        "and the cross-tabs), and also for the staff of each site, who know their own "
-        "site's counts. Zeros are shown. A KPI whose base is withheld is “inconclusive (too "
-        "few to publish)”; where its numerator is withheld, its share, interval and "
-        "verdict are not published."
+        "the tables in which the same counts appear (each KPI's per-site and whole-study "
+        "figures, bases shared between KPIs, a cross-tab and its per-site table), and also "
+        "for the staff of each site, who know their own site's counts. Zeros are shown. "
+        "A KPI whose base is withheld is “inconclusive (too few to publish)”; where its "
+        "numerator is withheld, its share, interval and verdict are not published."
     )
 
 
