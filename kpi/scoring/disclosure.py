@@ -131,9 +131,52 @@ def protect(
     table); ``locked``: cells whose fate that other table decided, not to be added."""
     if k <= 1:
         return Protection(k=k)
+    # Tables tied by no sum are protected apart (each KPI's, say): the same answer, and
+    # the linear algebra stays small.
+    withheld_set, locked_set = set(withheld), set(locked)
+    primary: set[Key] = set()
+    secondary: set[Key] = set()
+    exposed: set[Key] = set()
+    for part in _components(pub):
+        if not any(1 <= part.values[c] < k or c in withheld_set for c in part.values):
+            continue
+        found = _protect(part, k, withheld_set & part.values.keys(), locked_set)
+        primary |= found.primary
+        secondary |= found.secondary
+        exposed |= found.exposed
+    return Protection(
+        k=k,
+        primary=frozenset(primary),
+        secondary=frozenset(secondary),
+        exposed=frozenset(exposed),
+    )
+
+
+def _components(pub: Publication) -> list[Publication]:
+    """``pub`` split into the parts no sum ties together."""
+    parent: dict[Key, Key] = {key: key for key in pub.values}
+
+    def root(key: Key) -> Key:
+        while parent[key] != key:
+            parent[key] = parent[parent[key]]
+            key = parent[key]
+        return key
+
+    for total, parts in pub.sums:
+        for p in parts:
+            parent[root(p)] = root(total)
+    parts_of: dict[Key, Publication] = {}
+    for key, value in pub.values.items():
+        part = parts_of.setdefault(root(key), Publication())
+        part.cell(key, value, pub.owners[key], published=key not in pub.unpublished)
+    for total, cells in pub.sums:
+        parts_of[root(total)].sums.append((total, cells))
+    return list(parts_of.values())
+
+
+def _protect(pub: Publication, k: int, withheld: set[Key], locked_set: set[Key]) -> Protection:
     primary = {key for key, v in pub.values.items() if 1 <= v < k}
-    suppressed = primary | (set(withheld) & pub.values.keys())
-    locked_set = set(locked)
+    suppressed = primary | withheld
     by_cell: dict[Key, list[int]] = {}
     for i, (total, parts) in enumerate(pub.sums):
         for key in (total, *parts):
@@ -171,11 +214,20 @@ def protect(
     return Protection(k=k, primary=frozenset(primary), secondary=secondary, exposed=exposed)
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Pin:
     key: Key
     insider: str | None  # None: the public; a site code: that site's staff
-    sums: tuple[int, ...]  # the published sums that give it away, together
+    _matrix: np.ndarray
+    _cell: int
+    _unknown: list[int]
+    _used: list[int]
+
+    @property
+    def sums(self) -> tuple[int, ...]:
+        """The published sums that give it away, together (computed when asked: only
+        for the cells no single sum gives away)."""
+        return _certificate(self._matrix, self._cell, self._unknown, self._used)
 
 
 def _pinned(pub: Publication, unknowns: set[Key], targets: set[Key]) -> list[_Pin]:
@@ -205,7 +257,7 @@ def _pinned(pub: Publication, unknowns: set[Key], targets: set[Key]) -> list[_Pi
     found: list[_Pin] = []
     free = _moves(null, len(unknown))
     found += [
-        _Pin(key, None, _certificate(matrix, index[key], list(range(len(unknown))), used))
+        _Pin(key, None, matrix, index[key], list(range(len(unknown))), used)
         for key in unknown
         if key in targets and not free[index[key]]
     ]
@@ -217,7 +269,7 @@ def _pinned(pub: Publication, unknowns: set[Key], targets: set[Key]) -> list[_Pi
         inner = null @ _null_space(null[own, :]) if null.size else null
         free_site = _moves(inner, len(unknown))
         found += [
-            _Pin(key, site, _certificate(matrix, index[key], others, used))
+            _Pin(key, site, matrix, index[key], others, used)
             for key in unknown
             if key in targets
             and pub.owners.get(key) not in (None, site)
