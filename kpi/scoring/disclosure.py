@@ -266,7 +266,8 @@ def _pinned(pub: Publication, unknowns: set[Key], targets: set[Key]) -> list[_Pi
     for site in sorted(owners, key=str):
         own = [index[key] for key in unknown if pub.owners.get(key) == site]
         others = [i for i in range(len(unknown)) if i not in set(own)]
-        free_site = _moves_keeping(null, own, len(unknown))
+        inner = null @ _null_space(null[own, :]) if null.size else null
+        free_site = _moves(inner, len(unknown))
         found += [
             _Pin(key, site, matrix, index[key], others, used)
             for key in unknown
@@ -282,23 +283,6 @@ def _moves(null: np.ndarray, n: int) -> np.ndarray:
     if not null.size:
         return np.zeros(n, bool)
     return np.asarray(np.linalg.norm(null, axis=1) > 1e-9)
-
-
-def _moves_keeping(null: np.ndarray, fixed: list[int], n: int) -> np.ndarray:
-    """Which cells some direction of ``null`` that leaves the ``fixed`` cells unchanged
-    moves. Those directions are ``null @ ker(null[fixed])``; a cell's row of that is its
-    row of ``null`` less its projection on the row space of ``null[fixed]``, which an
-    economy SVD of the few fixed rows gives (a full null space per site was most of the
-    time of a 50-site cross-tab)."""
-    if not null.size:
-        return np.zeros(n, bool)
-    rows = null[fixed, :]
-    if not rows.size:
-        return _moves(null, n)
-    _, s, vt = np.linalg.svd(rows, full_matrices=False)
-    rank = int((s > 1e-9 * max(1.0, float(s.max(initial=0.0)))).sum())
-    basis = vt[:rank]
-    return _moves(null - (null @ basis.T) @ basis, n)
 
 
 def _certificate(
