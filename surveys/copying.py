@@ -85,7 +85,6 @@ def study_copy(
         period_end=period_end,
         default_language=source.default_language,
         retention_months=source.retention_months,
-        small_cell_threshold=source.small_cell_threshold,
         status=Study.Status.SETUP,
     )
     roles = (

@@ -46,8 +46,6 @@ def add_months(day: dt.date, months: int) -> dt.date:
 
 
 RETENTION_MONTHS_MAX = 120
-#: The largest small-cell threshold a study may set (kpi/scoring/disclosure.py).
-SMALL_CELL_THRESHOLD_MAX = 100
 
 
 class Study(models.Model):
@@ -89,20 +87,6 @@ class Study(models.Model):
             "answers) is erased this many months after the end of the study period."
         ),
     )
-    # Small-cell protection of every aggregate that leaves Hyoka (kpi/scoring/disclosure.py):
-    # counts from 1 to k−1 are withheld. 1 turns it off (for a study whose results are
-    # never published); the cap keeps a typo from withholding every table.
-    small_cell_threshold = models.PositiveSmallIntegerField(
-        _("smallest count published"),
-        default=5,
-        validators=[MinValueValidator(1), MaxValueValidator(SMALL_CELL_THRESHOLD_MAX)],
-        help_text=_(
-            "Counts from 1 to one less than this are shown as “<5” (for 5) in results, "
-            "cross-tabs, their files and the API, and further counts are withheld so that "
-            "they cannot be worked out from totals. 1 turns this protection off. "
-            "Record-level exports are not affected."
-        ),
-    )
 
     class Meta:
         verbose_name = _("study")
@@ -116,13 +100,6 @@ class Study(models.Model):
             models.CheckConstraint(
                 condition=Q(retention_months__gte=1, retention_months__lte=RETENTION_MONTHS_MAX),
                 name="study_retention_months_in_range",
-            ),
-            models.CheckConstraint(
-                condition=Q(
-                    small_cell_threshold__gte=1,
-                    small_cell_threshold__lte=SMALL_CELL_THRESHOLD_MAX,
-                ),
-                name="study_small_cell_threshold_in_range",
             ),
         ]
 

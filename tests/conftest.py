@@ -272,14 +272,3 @@ def django_db_setup(django_db_setup, django_db_blocker):  # type: ignore[no-unty
             print(f"\nhyoka: a session left on the test database: {pid} {application!r}")
             print(f"hyoka: ({state}) {query!r}; ending it")
             cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
-
-
-@pytest.fixture
-def exact_figures(monkeypatch):  # type: ignore[no-untyped-def]
-    """Small-cell protection off (threshold 1, whatever the study says): for tests that
-    check the engine's figures themselves on small studies. The protection is tested in
-    tests/kpi/scoring/test_disclosure*.py."""
-    from kpi.scoring import disclosure
-
-    protect = disclosure.protect
-    monkeypatch.setattr(disclosure, "protect", lambda pub, k, **kwargs: protect(pub, 1, **kwargs))

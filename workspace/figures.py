@@ -25,7 +25,6 @@ from django.utils import timezone
 from fieldwork.watch import japan_time
 from kpi.definitions.models import KPI
 from kpi.evaluations.models import Evaluation
-from kpi.scoring import disclosure
 from kpi.scoring import selectors as scoring
 from kpi.scoring.admin import SCORE_PERMISSION
 from kpi.scoring.models import KPIResult
@@ -77,8 +76,6 @@ class StudyFigures:
     rate_target: KPI | None
     #: Whether the user may start a scoring (permission and the manager role in a site).
     may_score: bool
-    #: The small counts of the run withheld (kpi/scoring/disclosure.py).
-    protection: disclosure.KPIProtection
 
     def total(self, name: str) -> int:
         return sum(getattr(s, name) for s in self.sites)
@@ -244,21 +241,14 @@ def dashboard_figures(user: scoping.User, *, may_read_results: bool) -> list[Stu
             site.submitted_today += row["n"]
 
     results: dict[int, list[KPIResult]] = defaultdict(list)
-    every: dict[int, list[KPIResult]] = defaultdict(list)
     run_ids = [s.latest_run_id for s in studies if s.latest_run_id]  # type: ignore[attr-defined]
     if may_read_results and run_ids:
         # The whole study's results: readable by a member of any site of the study
         # (kpi.scoring.selectors.visible_results); every study here is one of theirs.
-        # Every site's are read too, only to decide which small counts to withhold
-        # (kpi/scoring/disclosure.py): the pattern is the run's, whoever reads it.
-        for result in (
-            KPIResult.objects.filter(run_id__in=run_ids)
-            .select_related("site")
-            .order_by("run", "order", "kpi_code", "site__code")
+        for result in KPIResult.objects.filter(run_id__in=run_ids, site__isnull=True).order_by(
+            "run", "order", "kpi_code"
         ):
-            every[result.run_id].append(result)
-            if result.site_id is None:
-                results[result.run_id].append(result)
+            results[result.run_id].append(result)
 
     # The response-rate KPI of each study: a share over everyone invited counting who
     # responded, with a target (fieldwork's watch draws it the same way).
@@ -287,10 +277,6 @@ def dashboard_figures(user: scoping.User, *, may_read_results: bool) -> list[Stu
                 sites=mine,
                 whole_study=len(mine) == study.sites_total,  # type: ignore[attr-defined]
                 results=results.get(study.latest_run_id, []),  # type: ignore[attr-defined]
-                protection=disclosure.protect_results(
-                    every.get(study.latest_run_id, []),  # type: ignore[attr-defined]
-                    study.small_cell_threshold,
-                ),
                 rate_target=targets.get(study.pk),
                 may_score=scoring_sites is None or any(s.site.pk in scoring_sites for s in mine),
             )

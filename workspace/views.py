@@ -169,7 +169,7 @@ def _study_view(request: HttpRequest, f: StudyFigures, today: dt.date) -> StudyV
         chart=drawn,
         chart_table=table,
         chart_note=note,
-        cards=[ResultRow.of(r, f.protection.cells(r)) for r in f.results],
+        cards=[ResultRow.of(r) for r in f.results],
         unscored=unscored,
         cutoff=date_format(timezone.localtime(f.latest_run_cutoff), "SHORT_DATETIME_FORMAT")
         if f.latest_run_cutoff

@@ -467,11 +467,8 @@ def preview_context(request: HttpRequest, form: KPIForm) -> dict[str, Any]:
     if preview is None:
         return {"empty": True}
     return {
-        "overall": ResultRow.of(preview.overall, preview.protection.cells(preview.overall)),
-        "by_site": [
-            (site, ResultRow.of(result, preview.protection.cells(result)))
-            for site, result in preview.by_site
-        ],
+        "overall": ResultRow.of(preview.overall),
+        "by_site": [(site, ResultRow.of(result)) for site, result in preview.by_site],
         "whole_study": preview.whole_study,
         "sites_counted": preview.sites_counted,
         "sites_in_study": preview.sites_in_study,

@@ -8,11 +8,11 @@ signed, not the latest results of the run.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from django.utils.translation import gettext as _
 
-from kpi.scoring import disclosure, wording
+from kpi.scoring import wording
 
 from .models import Evaluation
 from .report import context, text
@@ -25,42 +25,9 @@ class Line:
     verdict_class: str  # the results page's CSS class, "met-confident"
 
     @classmethod
-    def of(cls, result: context.Data, protection: disclosure.KPIProtection) -> Line:
+    def of(cls, result: context.Data) -> Line:
         row = context.row(result)
-        cells = protection.cells(result)
-        if not cells.figures:
-            row = withheld(row, cells)
         return cls(row=row, verdict_class=row.verdict.replace("_", "-"))
-
-
-def withheld(row: context.Row, cells: disclosure.ResultCells) -> context.Row:
-    """``row`` with its small counts withheld (``kpi/scoring/disclosure.py``): the marks,
-    and no figure that would give them back."""
-    base = cells.denominator_mark or row.n
-    why = disclosure.withheld_text(cells)
-    return replace(
-        row,
-        n=base,
-        counts=f"n = {base}" if row.kind == "mean" else f"{cells.numerator_mark or 'x'} / {base}",
-        overlap="",
-        value="",
-        precise="",
-        empty=why,
-        interval="",
-        verdict="inconclusive" if row.verdict != "none" else "none",
-        verdict_text=why,
-        mark=wording.MARKS["inconclusive"] if row.verdict != "none" else "",
-        nonresponse="",
-        tipping="",
-        respondents=cells.respondents_mark or row.respondents,
-    )
-
-
-def threshold(evaluation: Evaluation) -> int:
-    """The small-cell threshold the evaluation is published with: frozen in its snapshot
-    (older snapshots: the study's)."""
-    frozen = evaluation.snapshot.get("study", {}).get("small_cell_threshold")
-    return int(frozen) if frozen is not None else evaluation.run.study.small_cell_threshold
 
 
 @dataclass(frozen=True)
@@ -99,17 +66,16 @@ class Review:
 def review(evaluation: Evaluation) -> Review:
     """The whole study first, then each site with a breakdown, in the report's order."""
     snap = context.Snapshot(evaluation.snapshot)
-    protection = disclosure.protect_results(snap.data["results"], threshold(evaluation))
     sections = [
         Section(
             title=_("Whole study"),
             code="",
-            lines=[Line.of(result, protection) for result in snap.overall.values()],
+            lines=[Line.of(result) for result in snap.overall.values()],
         )
     ]
     for site in snap.sites:
         lines = [
-            Line.of(per_site[site["code"]], protection)
+            Line.of(per_site[site["code"]])
             for code in snap.codes()
             if site["code"] in (per_site := snap.by_site.get(code, {}))
         ]

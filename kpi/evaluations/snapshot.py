@@ -135,9 +135,6 @@ def build(run: EvaluationRun) -> dict[str, Any]:
             "description_en": study.description_en,
             "period_start": _iso(study.period_start),
             "period_end": _iso(study.period_end),
-            # Small-cell protection (kpi/scoring/disclosure.py): the report and the
-            # sign-off page withhold the same cells, whatever the study says later.
-            "small_cell_threshold": study.small_cell_threshold,
         },
         "sites": [
             {

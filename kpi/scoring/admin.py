@@ -33,7 +33,7 @@ from django.utils.translation import gettext_lazy as _
 from surveys.admin.common import MANAGER, ScopedAdminMixin, by_study, register_scope
 from surveys.models import Study
 
-from . import crosstab_views, disclosure, selectors, services, wording
+from . import crosstab_views, selectors, services, wording
 from .models import EvaluationRun, KPIResult, StudyResults
 from .statistics import Rule, Verdict
 
@@ -91,9 +91,7 @@ class ResultRow:
     tipping: str
 
     @classmethod
-    def of(cls, row: KPIResult, cells: disclosure.ResultCells | None = None) -> ResultRow:
-        if cells is not None and not cells.figures:
-            return cls.withheld(row, cells)
+    def of(cls, row: KPIResult) -> ResultRow:
         r = wording.Result.of(row)
         counts = wording.counts(r)
         if r.overlap is not None:
@@ -118,27 +116,6 @@ class ResultRow:
             tipping=wording.tipping(r),
         )
 
-    @classmethod
-    def withheld(cls, row: KPIResult, cells: disclosure.ResultCells) -> ResultRow:
-        """A result whose small counts are withheld (``kpi/scoring/disclosure.py``): its
-        marks, and no figure that would give them back."""
-        r = wording.Result.of(row)
-        base = cells.denominator_mark or wording.integer(r.denominator)
-        counts = f"n = {base}" if r.kind == "mean" else f"{cells.numerator_mark or 'x'} / {base}"
-        return cls(
-            result=row,
-            counts=counts,
-            value="",
-            interval="",
-            interval_label="",
-            target=wording.target(r),
-            verdict=disclosure.withheld_text(cells),
-            verdict_class="inconclusive" if r.verdict else "none",
-            verdict_note="",
-            nonresponse="",
-            tipping="",
-        )
-
 
 @dataclass(frozen=True)
 class SectionView:
@@ -149,36 +126,14 @@ class SectionView:
     section: selectors.ResultSection
     rows: list[ResultRow]
 
-    # The verdicts as shown: a withheld result's verdict is not counted as it was.
-    def _count(self, *classes: str) -> int:
-        return sum(1 for row in self.rows if row.verdict_class in classes)
 
-    @property
-    def met(self) -> int:
-        return self._count("met", "met-confident")
-
-    @property
-    def not_met(self) -> int:
-        return self._count("not-met")
-
-    @property
-    def inconclusive(self) -> int:
-        return self._count("inconclusive")
-
-    @property
-    def without_target(self) -> int:
-        return self._count("none")
-
-
-def section_views(
-    sections: list[selectors.ResultSection], protection: disclosure.KPIProtection | None = None
-) -> list[SectionView]:
+def section_views(sections: list[selectors.ResultSection]) -> list[SectionView]:
     return [
         SectionView(
             title=s.site.name if s.site else gettext("Whole study"),
             code=s.site.code if s.site else "",
             section=s,
-            rows=[ResultRow.of(r, protection.cells(r) if protection else None) for r in s.results],
+            rows=[ResultRow.of(r) for r in s.results],
         )
         for s in sections
     ]
@@ -311,12 +266,8 @@ class EvaluationRunAdmin(ScopedAdminMixin, admin.ModelAdmin):
                 sections=section_views(
                     selectors.run_result_sections(
                         run, results=selectors.visible_results(request.user, run.results.all())
-                    ),
-                    selectors.result_protection(run),
+                    )
                 ),
-                small_cells=disclosure.legend_text(run.study.small_cell_threshold)
-                if run.study.small_cell_threshold > 1
-                else "",
                 refresh=not run.is_finished,
                 now=timezone.now(),
                 results_by_study_url=reverse("admin:kpi_studyresults_change", args=[run.study_id]),

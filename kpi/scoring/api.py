@@ -23,93 +23,25 @@ from surveys.api.permissions import ScopedViewMixin
 from surveys.ids import ID_PATTERN, as_id
 from surveys.models import Study
 
-from . import crosstab_views, disclosure, selectors
+from . import crosstab_views
 from .counting import study_forms
 from .crosstab import By
 from .crosstab_form import CrosstabForm
 from .models import RESULT_FIELDS, EvaluationRun, KPIResult, StudyResults
 from .services import run_request
-from .statistics import Verdict
 
 # --- Runs and results -----------------------------------------------------------------
 
 
-#: A result's figures that give its numerator back: withheld with it.
-FIGURES = (
-    "numerator",
-    "overlap",
-    "value",
-    "ci_low",
-    "ci_high",
-    "met_point",
-    "met_with_confidence",
-    "nonresponse_low",
-    "nonresponse_high",
-    "tipping_count",
-)
-
-
 class KPIResultSerializer(serializers.ModelSerializer):
-    """A result; with small counts withheld (``disclosure``, docs/api.md "Small cells")
-    the withheld figures are null and named in ``withheld``."""
-
     site_code = serializers.CharField(source="site.code", read_only=True, allow_null=True)
     name = serializers.CharField(read_only=True)
     base_description = serializers.CharField(read_only=True)
-    numerator = serializers.IntegerField(read_only=True, allow_null=True)
-    denominator = serializers.IntegerField(read_only=True, allow_null=True)
-    respondents = serializers.IntegerField(read_only=True, allow_null=True)
-    withheld = serializers.SerializerMethodField(
-        help_text="The figures withheld by small-cell protection (null here): a count from "
-        "1 to k−1, or one that would give such a count back. A result whose base is "
-        "withheld has the verdict `inconclusive` and `too_few_to_publish` true."
-    )
-    too_few_to_publish = serializers.SerializerMethodField()
 
     class Meta:
         model = KPIResult
-        fields = [
-            "id",
-            "kpi",
-            "site",
-            "site_code",
-            "name",
-            "base_description",
-            *RESULT_FIELDS,
-            "withheld",
-            "too_few_to_publish",
-        ]
+        fields = ["id", "kpi", "site", "site_code", "name", "base_description", *RESULT_FIELDS]
         read_only_fields = fields
-
-    def _cells(self, result: KPIResult) -> disclosure.ResultCells | None:
-        protection = self.context.get("protection")
-        return protection.cells(result) if protection is not None else None
-
-    def get_withheld(self, result: KPIResult) -> list[str]:
-        cells = self._cells(result)
-        if cells is None:
-            return []
-        names = [] if cells.figures else [*FIGURES, "tipping_direction", "verdict"]
-        if not cells.denominator:
-            names.append("denominator")
-        if not cells.respondents:
-            names.append("respondents")
-        return names
-
-    def get_too_few_to_publish(self, result: KPIResult) -> bool:
-        cells = self._cells(result)
-        return cells is not None and cells.too_few
-
-    def to_representation(self, instance: KPIResult) -> dict[str, Any]:
-        data = super().to_representation(instance)
-        for name in data["withheld"]:
-            if name == "verdict":
-                data[name] = Verdict.INCONCLUSIVE.value if data[name] else ""
-            elif name == "tipping_direction":
-                data[name] = ""
-            else:
-                data[name] = None
-        return data
 
 
 class RunSerializer(serializers.ModelSerializer):
@@ -147,11 +79,7 @@ class RunDetailSerializer(RunSerializer):
         read_only_fields = fields
 
     def get_results(self, run: EvaluationRun) -> list[dict[str, Any]]:
-        return KPIResultSerializer(
-            self.context["results"],
-            many=True,
-            context={"protection": self.context.get("protection")},
-        ).data
+        return KPIResultSerializer(self.context["results"], many=True).data
 
 
 class RunCreateSerializer(serializers.Serializer):
@@ -204,11 +132,7 @@ class RunViewSet(
     @extend_schema(responses={200: RunDetailSerializer})
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         run = self.get_object()
-        context = {
-            **self.get_serializer_context(),
-            "results": self.results(run),
-            "protection": selectors.result_protection(run),
-        }
+        context = {**self.get_serializer_context(), "results": self.results(run)}
         return Response(RunDetailSerializer(run, context=context).data)
 
     @extend_schema(
@@ -244,9 +168,6 @@ class CrosstabQuestionSerializer(serializers.Serializer):
     conditional = serializers.BooleanField()
 
 
-WITHHELD_HELP = 'Null when withheld by small-cell protection (docs/api.md, "Small cells").'
-
-
 class CrosstabColumnSerializer(serializers.Serializer):
     key = serializers.CharField(
         help_text="A site code, a choice code, `in`/`out` of the "
@@ -254,37 +175,21 @@ class CrosstabColumnSerializer(serializers.Serializer):
     )
     label = serializers.CharField()
     total = serializers.BooleanField(help_text="The total over the caller's sites.")
-    respondents = serializers.IntegerField(allow_null=True, help_text=WITHHELD_HELP)
+    respondents = serializers.IntegerField(source="counts.respondents")
     shown = serializers.IntegerField(
-        allow_null=True, help_text="Respondents shown the question. " + WITHHELD_HELP
+        source="counts.shown", help_text="Respondents shown the question."
     )
     answered = serializers.IntegerField(
-        allow_null=True,
-        help_text="Respondents who answered it: the base of the shares. " + WITHHELD_HELP,
-    )
-    withheld = serializers.ListField(
-        child=serializers.CharField(),
-        help_text="The names of this column's counts withheld (null above).",
+        source="counts.answered", help_text="Respondents who answered it: the base of the shares."
     )
 
 
 class CrosstabCellSerializer(serializers.Serializer):
-    n = serializers.IntegerField(allow_null=True, help_text=WITHHELD_HELP)
-    base = serializers.IntegerField(allow_null=True, help_text=WITHHELD_HELP)
+    n = serializers.IntegerField()
+    base = serializers.IntegerField()
     share = serializers.FloatField(allow_null=True, help_text="n / base, between 0 and 1.")
     low = serializers.FloatField(allow_null=True, help_text="Wilson interval, lower bound.")
     high = serializers.FloatField(allow_null=True, help_text="Wilson interval, upper bound.")
-    suppressed = serializers.SerializerMethodField(
-        help_text="True when the count is withheld: n, base, share and interval are null."
-    )
-    mark = serializers.CharField(
-        help_text="How the count is shown when withheld: `<5` (a count from 1 to 4 at "
-        "threshold 5) or `x` (withheld so that such a count cannot be worked out); "
-        "empty otherwise."
-    )
-
-    def get_suppressed(self, cell: Any) -> bool:
-        return bool(cell.mark)
 
 
 class CrosstabRowSerializer(serializers.Serializer):
@@ -306,11 +211,7 @@ class CrosstabSerializer(serializers.Serializer):
     )
     cutoff = serializers.DateTimeField()
     caption = serializers.CharField(source="describe", help_text="What is counted, over whom.")
-    threshold = serializers.IntegerField(
-        help_text="The study's small-cell threshold k: counts from 1 to k−1 are withheld "
-        "(1: no protection)."
-    )
-    columns = CrosstabColumnSerializer(many=True, source="published_columns")
+    columns = CrosstabColumnSerializer(many=True)
     rows = CrosstabRowSerializer(many=True)
 
 

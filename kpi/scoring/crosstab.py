@@ -29,7 +29,6 @@ from kpi.definitions.models import Segment
 from surveys.answers import InstrumentForm
 from surveys.models import Question, Site, Study
 
-from . import disclosure as dc
 from . import statistics as st
 from . import wording
 from .counting import ALL, Group, GroupCounts, conjunction, count_crosstab
@@ -84,15 +83,13 @@ def closed_questions(forms: dict[int, InstrumentForm]) -> dict[str, ClosedQuesti
 
 @dataclass(frozen=True)
 class Cell:
-    """A choice in a column: ``n`` of the ``base`` who answered chose it. A withheld cell
-    (``disclosure``) has no ``n``, share or interval, only its ``mark`` ("<5" or "x")."""
+    """A choice in a column: ``n`` of the ``base`` who answered chose it."""
 
-    n: int | None
-    base: int | None
+    n: int
+    base: int
     share: Fraction | None
     low: float | None
     high: float | None
-    mark: str = ""
 
 
 @dataclass(frozen=True)
@@ -101,7 +98,6 @@ class Column:
     label: str
     counts: GroupCounts
     total: bool = False
-    site: bool = False  # one site's column
 
 
 @dataclass(frozen=True)
@@ -121,44 +117,6 @@ class Table:
     cutoff: dt.datetime
     columns: list[Column]
     rows: list[Row]
-    protection: dc.Protection = dc.NO_PROTECTION
-
-    def figure(self, name: str, column: Column) -> int | str:
-        """A column's count (``answered``, ``unanswered``, ``not_shown``, ``shown``,
-        ``respondents``) as it may be published: the number, or its mark."""
-        c = column.counts
-        value = {
-            "answered": c.answered,
-            "unanswered": c.shown - c.answered,
-            "not_shown": c.respondents - c.shown,
-            "shown": c.shown,
-            "respondents": c.respondents,
-        }[name]
-        key = (name, _key(column))
-        return self.protection.mark(key) if self.protection.hidden(key) else value
-
-    @property
-    def threshold(self) -> int:
-        return self.protection.k
-
-    @property
-    def published_columns(self) -> list[dict[str, object]]:
-        """The columns with their counts as the API publishes them: a withheld count is
-        None and named in ``withheld``."""
-        names = ("respondents", "shown", "answered")
-        out: list[dict[str, object]] = []
-        for column in self.columns:
-            figures = {name: self.figure(name, column) for name in names}
-            out.append(
-                {
-                    "key": column.key,
-                    "label": column.label,
-                    "total": column.total,
-                    **{n: v if isinstance(v, int) else None for n, v in figures.items()},
-                    "withheld": [n for n, v in figures.items() if isinstance(v, str)],
-                }
-            )
-        return out
 
     @property
     def total(self) -> Column:
@@ -196,7 +154,6 @@ def crosstab(
     groups: list[Group] = []
     heads: list[tuple[str, str]] = []
     by_label = ""
-    partition = True  # the breakdown's columns split the respondents
     if by == By.SEGMENT:
         assert segment is not None
         clauses = conjunction(segment_def(segment).clauses)
@@ -213,7 +170,6 @@ def crosstab(
         groups.append(Group((ClauseDef(col_q.code, all_codes, "", True),)))
         heads = [(i.code, i.label) for i in col_q.choices] + [("_none", _("No answer"))]
         by_label = col_q.text
-        partition = not col_q.multiple
     elif by == By.SITE:
         by_label = _("Site")
     counts = count_crosstab(
@@ -226,7 +182,7 @@ def crosstab(
     )
     columns: list[Column] = []
     if by == By.SITE:
-        columns = [Column(s.code, s.name, counts[s.pk][-1], site=True) for s in sites]
+        columns = [Column(s.code, s.name, counts[s.pk][-1]) for s in sites]
     else:
         columns = [
             Column(key, label, _sum(codes, (c[g] for c in counts.values())))
@@ -235,51 +191,16 @@ def crosstab(
     columns.append(
         Column("_total", total_label, _sum(codes, (c[-1] for c in counts.values())), True)
     )
-    site_columns = [Column(s.code, s.name, counts[s.pk][-1], site=True) for s in sites]
-    protection = dc.protect_crosstab(
-        [_cross(c, s.code) for c, s in zip(site_columns, sites, strict=True)],
-        _cross(columns[-1]),
-        study.small_cell_threshold,
-        conditional=row_q.conditional,
-        single=not row_q.multiple,
-        breakdown=[] if by in (By.NONE, By.SITE) else [_cross(c) for c in columns[:-1]],
-        partition=partition,
-    )
     level = float(confidence)
     rows = [
         Row(
             item,
-            [
-                _cell(col.counts.chosen[item.code], col.counts.answered, level)
-                if not protection.hidden(key := ("chosen", item.code, _key(col)))
-                else Cell(None, None, None, None, None, protection.mark(key))
-                for col in columns
-            ],
+            [_cell(col.counts.chosen[item.code], col.counts.answered, level) for col in columns],
         )
         for item in row_q.choices
     ]
     scope = total_label if whole else ", ".join(s.name for s in sites)
-    return Table(study, row_q, by, by_label, scope, confidence, cutoff, columns, rows, protection)
-
-
-def _key(column: Column) -> str:
-    """A column's name in the protected publication: a site's and a breakdown's columns
-    must never share one (a site coded like a choice, a choice coded "_total")."""
-    if column.total:
-        return "_total"
-    return f"{column.key}@site" if column.site else f"{column.key}@group"
-
-
-def _cross(column: Column, site: str | None = None) -> dc.CrossColumn:
-    c = column.counts
-    return dc.CrossColumn(
-        key=_key(column),
-        owner=site,
-        answered=c.answered,
-        unanswered=c.shown - c.answered,
-        not_shown=c.respondents - c.shown,
-        chosen=c.chosen,
-    )
+    return Table(study, row_q, by, by_label, scope, confidence, cutoff, columns, rows)
 
 
 def _sum(codes: list[str], counts: Iterable[GroupCounts]) -> GroupCounts:
@@ -340,8 +261,8 @@ def caption(table: Table) -> str:
             "question": q.text,
             "scope": table.scope,
             "cutoff": timezone.localtime(table.cutoff).strftime("%Y-%m-%d %H:%M"),
-            "n": _integer(table.figure("answered", table.total)),
-            "respondents": _integer(table.figure("respondents", table.total)),
+            "n": wording.integer(table.total.counts.answered),
+            "respondents": wording.integer(table.total.counts.respondents),
         },
         _("Shares of respondents with %(level)s %% Wilson intervals.")
         % {"level": level_text(table)},
@@ -356,10 +277,4 @@ def caption(table: Table) -> str:
         )
     if q.conditional:
         words.append(_("The question is shown only to some respondents (a condition)."))
-    if table.protection.primary or table.protection.secondary:
-        words.append(dc.legend_text(table.threshold))
     return " ".join(words)
-
-
-def _integer(value: int | str) -> str:
-    return value if isinstance(value, str) else wording.integer(value)

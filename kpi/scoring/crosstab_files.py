@@ -1,11 +1,9 @@
 """A cross-tab as a CSV or XLSX file: the page's table, one line per choice, then the base.
 
-Both files hold the same cells (``table_lines``), small cells withheld as on the page
-(``kpi/scoring/disclosure.py``): a withheld count is its mark, "<5" or "x". Text is
-neutralised against formula injection by ``surveys/csvfiles.py`` in both: a spreadsheet
-must not evaluate a choice label or a segment name typed as ``=HYPERLINK(...)`` (and the
-XLSX writer is told never to turn text into a formula). Shares and bounds are numbers of
-percent to one decimal.
+Both files hold the same cells (``table_lines``). Text is neutralised against formula
+injection by ``surveys/csvfiles.py`` in both: a spreadsheet must not evaluate a choice
+label or a segment name typed as ``=HYPERLINK(...)`` (and the XLSX writer is told never
+to turn text into a formula). Shares and bounds are numbers of percent to one decimal.
 """
 
 from __future__ import annotations
@@ -18,7 +16,6 @@ from django.utils.translation import gettext as _
 from surveys.csvfiles import Cell, Writer, neutralise
 
 from .crosstab import Table, percent_value
-from .disclosure import legend_text
 
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
@@ -38,9 +35,6 @@ def table_lines(table: Table) -> list[list[Cell]]:
     for row in table.rows:
         line: list[Cell] = [row.item.code, row.item.label]
         for cell in row.cells:
-            if cell.mark:  # withheld (kpi/scoring/disclosure.py): its mark, no figures
-                line += [cell.mark, None, None, None]
-                continue
             line += [
                 cell.n,
                 percent_value(cell.share),
@@ -49,18 +43,16 @@ def table_lines(table: Table) -> list[list[Cell]]:
             ]
         lines.append(line)
     footers = [
-        ("_base", _("Answered (base)"), "answered"),
-        ("_unanswered", _("Shown, not answered"), "unanswered"),
+        ("_base", _("Answered (base)"), lambda c: c.answered),
+        ("_unanswered", _("Shown, not answered"), lambda c: c.shown - c.answered),
     ]
     if table.question.conditional:
-        footers.append(("_not_shown", _("Not shown"), "not_shown"))
-    for code, label, name in footers:
+        footers.append(("_not_shown", _("Not shown"), lambda c: c.respondents - c.shown))
+    for code, label, figure in footers:
         line = [code, label]
         for column in table.columns:
-            line += [table.figure(name, column), None, None, None]
+            line += [figure(column.counts), None, None, None]
         lines.append(line)
-    if table.protection.primary or table.protection.secondary:
-        lines.append(["_note", legend_text(table.threshold)])
     return lines
 
 

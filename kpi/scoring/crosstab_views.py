@@ -88,11 +88,7 @@ def _cells(table: xt.Table) -> list[tuple[xt.Item, list[dict[str, Any]]]]:
         (
             row.item,
             [
-                {
-                    "n": c.mark or c.n,
-                    "share": "" if c.mark else xt.share_text(c),
-                    "interval": "" if c.mark else xt.interval_text(c),
-                }
+                {"n": c.n, "share": xt.share_text(c), "interval": xt.interval_text(c)}
                 for c in row.cells
             ],
         )
@@ -100,8 +96,13 @@ def _cells(table: xt.Table) -> list[tuple[xt.Item, list[dict[str, Any]]]]:
     ]
 
 
-def _footers(table: xt.Table) -> list[tuple[str, list[int | str]]]:
-    names = [("answered", _("Answered (base)")), ("unanswered", _("Shown, not answered"))]
+def _footers(table: xt.Table) -> list[tuple[str, list[int]]]:
+    footers = [
+        (_("Answered (base)"), [c.counts.answered for c in table.columns]),
+        (_("Shown, not answered"), [c.counts.shown - c.counts.answered for c in table.columns]),
+    ]
     if table.question.conditional:
-        names.append(("not_shown", _("Not shown")))
-    return [(label, [table.figure(name, c) for c in table.columns]) for name, label in names]
+        footers.append(
+            (_("Not shown"), [c.counts.respondents - c.counts.shown for c in table.columns])
+        )
+    return footers

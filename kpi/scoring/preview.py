@@ -14,7 +14,6 @@ from kpi.definitions.frozen import KPIDef
 from surveys import scoping
 from surveys.models import Site, Study
 
-from . import disclosure
 from .execution import score_definitions
 from .models import KPIResult
 
@@ -29,7 +28,6 @@ class Preview:
     whole_study: bool
     sites_counted: int
     sites_in_study: int
-    protection: disclosure.KPIProtection  # small cells, as a run's results are protected
 
 
 def kpi_preview(*, definition: KPIDef, study: Study, user: scoping.User) -> Preview | None:
@@ -48,13 +46,10 @@ def kpi_preview(*, definition: KPIDef, study: Study, user: scoping.User) -> Prev
     )
     overall, *per_site = scored.results
     by_id = {s.pk: s for s in sites}
-    for result in scored.results:
-        result.site = by_id[result.site_id] if result.site_id else None
     return Preview(
         overall=overall,
         by_site=[(by_id[r.site_id], r) for r in per_site if r.site_id is not None],
         whole_study=len(sites) == len(all_sites),
         sites_counted=len(sites),
         sites_in_study=len(all_sites),
-        protection=disclosure.protect_results(scored.results, study.small_cell_threshold),
     )

@@ -17,7 +17,6 @@ from django.db.models.functions import Coalesce
 from surveys import scoping
 from surveys.models import Site, Study
 
-from . import disclosure
 from .models import EvaluationRun, KPIResult
 from .statistics import Comparator, Verdict, responses_to_settle
 
@@ -180,11 +179,3 @@ def fieldwork_outlook(user: scoping.User, study: Study) -> list[Outlook]:
             )
             outlooks.append(Outlook(result=result, to_settle=to_settle))
     return outlooks
-
-
-def result_protection(run: EvaluationRun) -> disclosure.KPIProtection:
-    """The small-cell protection of ``run``'s results (``disclosure``), decided over every
-    site's results: what a reader sees must not depend on which sites they may read."""
-    return disclosure.protect_results(
-        list(run.results.select_related("site")), run.study.small_cell_threshold
-    )

@@ -3,13 +3,10 @@
 
 from __future__ import annotations
 
-import pytest
-
 from kpi.models import Evaluation, EvaluationRun
 from tests.api.conftest import PASSWORD, World
 
 
-@pytest.mark.usefixtures("exact_figures")  # the figures themselves
 def test_starting_a_scoring_answers_202_with_the_runs_url(
     world: World, as_user, django_capture_on_commit_callbacks
 ):

@@ -218,7 +218,6 @@ def test_every_page_renders_in_japanese(manager, study_with_kpis):
 # --- Score now and the run's page ---------------------------------------------------------
 
 
-@pytest.mark.usefixtures("exact_figures")  # the figures themselves
 def test_score_now_creates_a_run_whose_page_shows_the_reference_figures(
     manager, reference_study, django_capture_on_commit_callbacks
 ):

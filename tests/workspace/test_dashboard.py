@@ -276,7 +276,6 @@ def test_a_superuser_sees_every_study(world: World) -> None:
 # --- The latest scoring -----------------------------------------------------------------
 
 
-@pytest.mark.usefixtures("exact_figures")  # the figures themselves
 def test_the_cards_show_the_latest_scoring_and_what_came_after_it(reference_study) -> None:  # type: ignore[no-untyped-def]
     run = EvaluationRun.objects.create(study=reference_study, trigger=EvaluationRun.Trigger.COMMAND)
     run = execution.run_execute(run_id=run.pk)

@@ -64,7 +64,6 @@ def expected_verdict(result: KPIResult) -> str:
     return result.verdict.replace("_", " ")
 
 
-@pytest.mark.usefixtures("exact_figures")  # the figures themselves
 def test_every_result_of_the_run_is_on_the_page_with_its_figures(page):
     run, _evaluation, html = page
     results = list(run.results.select_related("site"))
@@ -91,7 +90,6 @@ def test_every_result_of_the_run_is_on_the_page_with_its_figures(page):
             assert f"{result.threshold.normalize():f} %" in shown["target"]  # stored in percent
 
 
-@pytest.mark.usefixtures("exact_figures")  # the figures themselves
 def test_the_reference_verdicts_read_as_published(page):
     """The published figures (seed/README.md): 65 % response rate, 99 % continue."""
     _run, _evaluation, html = page
@@ -115,7 +113,6 @@ def test_the_page_names_the_run_its_cutoff_and_links_the_draft_pdf(page):
     assert "admin/css/forms.css" in html  # styled as the other admin forms
 
 
-@pytest.mark.usefixtures("exact_figures")  # the figures themselves
 def test_the_page_shows_the_snapshot_not_later_results(page, reference_study, client):
     """What is signed is the evaluation's copy: a later change to a stored result (never
     done by the app; here by hand) does not change the page."""

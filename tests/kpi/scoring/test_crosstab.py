@@ -78,7 +78,6 @@ def table(study: Study, sites=None, **kwargs) -> xt.Table:
     return xt.crosstab(study=study, sites=sites, whole=True, forms=study_forms(study.pk), **kwargs)
 
 
-@pytest.mark.usefixtures("exact_figures")  # the figures themselves
 def test_every_closed_question_by_site_equals_a_count_over_the_answers(reference_study):
     responses = chosen_by_response(reference_study)
     sites = list(Site.objects.filter(study=reference_study).order_by("code"))
@@ -117,7 +116,6 @@ def test_a_conditional_question_counts_those_shown_it_and_those_who_answered(ref
     assert t.question.conditional
 
 
-@pytest.mark.usefixtures("exact_figures")  # the figures themselves
 def test_by_another_question_and_by_a_segment(reference_study):
     responses = chosen_by_response(reference_study)
     t = table(reference_study, question="tool", by=xt.By.QUESTION, by_question="channels")
@@ -198,7 +196,6 @@ def two_versions(db) -> Study:
     return study
 
 
-@pytest.mark.usefixtures("exact_figures")  # the figures themselves
 def test_each_version_is_counted_by_its_own_bits(two_versions):
     forms = study_forms(two_versions.pk)
     bits = {tuple(sorted(f.bit_of.values()))[-1] for f in forms.values()}
@@ -340,7 +337,6 @@ def test_another_studys_question_is_refused(two_versions):
     assert api(client, study="abc", question="tool").status_code == 404
 
 
-@pytest.mark.usefixtures("exact_figures")  # the figures themselves
 def test_the_files_hold_the_table_and_no_formula(two_versions):
     from surveys import answers
 
