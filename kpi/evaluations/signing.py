@@ -8,16 +8,13 @@ certificate itself, which is right for the self-signed development certificate).
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 from pathlib import Path
 
 from asn1crypto import x509
 from cryptography import x509 as cx509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
-from cryptography.x509.oid import NameOID
 from django.conf import settings
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
@@ -27,6 +24,7 @@ from pyhanko.sign.fields import SigSeedSubFilter
 from pyhanko_certvalidator import ValidationContext
 
 from kpi.evidence import timestamps
+from kpi.evidence.certificates import self_signed
 from scripts import verify_evaluation as verifier
 from scripts.verify_evaluation import Report
 
@@ -140,39 +138,26 @@ def verify_pdf(data: bytes, *, extra_trust: list[x509.Certificate] | None = None
 
 def make_development_certificate(path: Path, passphrase: str, *, days: int = 3650) -> Path:
     """A self-signed certificate and key as PKCS#12, for the demo and development only."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = cx509.Name(
+    key, certificate = self_signed(
+        "Hyoka development signing certificate",
         [
-            cx509.NameAttribute(NameOID.COUNTRY_NAME, "JP"),
-            cx509.NameAttribute(NameOID.ORGANIZATION_NAME, "Hyoka (development only)"),
-            cx509.NameAttribute(NameOID.COMMON_NAME, "Hyoka development signing certificate"),
-        ]
-    )
-    now = dt.datetime.now(dt.UTC)
-    certificate = (
-        cx509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(cx509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=days))
-        .add_extension(cx509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            cx509.KeyUsage(
-                digital_signature=True,
-                content_commitment=True,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
+            (cx509.BasicConstraints(ca=True, path_length=None), True),
+            (
+                cx509.KeyUsage(
+                    digital_signature=True,
+                    content_commitment=True,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=False,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                True,
             ),
-            critical=True,
-        )
-        .sign(key, hashes.SHA256())
+        ],
+        days=days,
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(

@@ -10,7 +10,6 @@ self-signed and says "development only": no verifier trusts it unless told to.
 
 from __future__ import annotations
 
-import datetime as dt
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,11 +19,12 @@ from pathlib import Path
 
 from asn1crypto import keys, tsp, x509
 from cryptography import x509 as cx509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import ExtendedKeyUsageOID
 from django.conf import settings
 from pyhanko.sign.timestamps import DummyTimeStamper
+
+from kpi.evidence.certificates import self_signed
 
 QUERY = "application/timestamp-query"
 REPLY = "application/timestamp-reply"
@@ -38,26 +38,13 @@ class AuthorityFiles:
 
 def make_authority(directory: Path, *, days: int = 3650) -> AuthorityFiles:
     """A self-signed time-stamping certificate and its key, written under ``directory``."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = cx509.Name(
+    key, certificate = self_signed(
+        "Hyoka development time-stamping authority",
         [
-            cx509.NameAttribute(NameOID.COUNTRY_NAME, "JP"),
-            cx509.NameAttribute(NameOID.ORGANIZATION_NAME, "Hyoka (development only)"),
-            cx509.NameAttribute(NameOID.COMMON_NAME, "Hyoka development time-stamping authority"),
-        ]
-    )
-    now = dt.datetime.now(dt.UTC)
-    certificate = (
-        cx509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(cx509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=days))
-        .add_extension(cx509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(cx509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), critical=True)
-        .sign(key, hashes.SHA256())
+            (cx509.BasicConstraints(ca=False, path_length=None), True),
+            (cx509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), True),
+        ],
+        days=days,
     )
     directory.mkdir(parents=True, exist_ok=True)
     files = AuthorityFiles(directory / "tsa.pem", directory / "tsa.key")
