@@ -15,15 +15,13 @@ from django.http import (
     HttpResponse,
 )
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from kpi.registration.admin import LockedByRegistration
 from kpi.scoring import wording
-from kpi.scoring.admin import ResultRow
-from kpi.scoring.preview import kpi_preview
+from kpi.scoring.admin import definition_preview
 from kpi.scoring.statistics import Rule, confidence_percent
 from kpi.scoring.wording import NBSP
 from surveys import scoping
@@ -463,14 +461,4 @@ def preview_context(request: HttpRequest, form: KPIForm) -> dict[str, Any]:
         SegmentDef(code="", clauses=form.success.clauses) if form.success is not None else None
     )
     definition = kpi_def(kpi, numerator=numerator) if numerator else kpi_def(kpi)
-    preview = kpi_preview(definition=definition, study=kpi.study, user=request.user)
-    if preview is None:
-        return {"empty": True}
-    return {
-        "overall": ResultRow.of(preview.overall),
-        "by_site": [(site, ResultRow.of(result)) for site, result in preview.by_site],
-        "whole_study": preview.whole_study,
-        "sites_counted": preview.sites_counted,
-        "sites_in_study": preview.sites_in_study,
-        "when": timezone.localtime(),
-    }
+    return definition_preview(request, definition, kpi.study)

@@ -22,8 +22,10 @@ from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from kpi.definitions.frozen import kpi_def
 from kpi.definitions.models import KPI
 from kpi.definitions.services import KPIFields
+from kpi.scoring.admin import definition_preview
 from surveys import scoping
 from surveys.admin.common import ScopedAdminMixin, by_study, register_scope
 from surveys.admin.history import HistoryAdmin
@@ -208,7 +210,14 @@ class RegistrationAdmin(HistoryAdmin):
         if not services.may_register(request.user, kpi.study, permission=services.DEVIATE):
             raise PermissionDenied
         form = DeviateForm(request.POST or None, kpi=kpi)
-        if request.method == "POST" and form.is_valid():
+        previewing = request.method == "POST" and "_preview" in request.POST
+        if previewing:
+            # A preview records nothing: it asks for neither the reason nor the password.
+            form.fields["reason"].required = form.fields["password"].required = False
+        figures: dict[str, Any] = {}
+        if previewing and form.is_valid():
+            figures = deviation_preview(request, kpi, form)
+        elif request.method == "POST" and form.is_valid():
             data = form.cleaned_data
             fields = {f: data[f] for f in DeviateForm.CHANGEABLE if f in form.changed_data}
             try:
@@ -233,6 +242,7 @@ class RegistrationAdmin(HistoryAdmin):
             "form": form,
             "kpi": kpi,
             "registration": registration,
+            **figures,
         }
         return TemplateResponse(request, "admin/kpi/registration/deviate.html", context)
 
@@ -288,3 +298,16 @@ class RegistrationAdmin(HistoryAdmin):
             "form": form,
         }
         return TemplateResponse(request, "admin/kpi/registration/register.html", context)
+
+
+def deviation_preview(request: HttpRequest, kpi: KPI, form: DeviateForm) -> dict[str, Any]:
+    """The KPI's figures now as registered and as the deviation would make them, side by
+    side, before anything is recorded (the same scoring as the KPI form's Preview)."""
+    changed = KPI.objects.get(pk=kpi.pk)
+    for name in DeviateForm.CHANGEABLE:
+        if name in form.changed_data:
+            setattr(changed, name, form.cleaned_data[name])
+    return {
+        "registered_preview": definition_preview(request, kpi_def(kpi), kpi.study),
+        "deviated_preview": definition_preview(request, kpi_def(changed), kpi.study),
+    }

@@ -30,11 +30,13 @@ from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from kpi.definitions.frozen import KPIDef
 from surveys.admin.common import MANAGER, ScopedAdminMixin, by_study, register_scope
 from surveys.models import Study
 
 from . import crosstab_views, selectors, services, wording
 from .models import EvaluationRun, KPIResult, StudyResults
+from .preview import kpi_preview
 from .statistics import Rule, Verdict
 
 EMPTY = "\u2014"  # an em dash for "nothing here"
@@ -477,3 +479,20 @@ def registration_links(request: HttpRequest, study: Study) -> dict[str, str]:
     if may_register(request.user, study):
         return {"register_url": reverse("admin:kpi_registration_add") + f"?study={study.pk}"}
     return {}
+
+
+def definition_preview(request: HttpRequest, definition: KPIDef, study: Study) -> dict[str, Any]:
+    """``definition`` scored now over the caller's sites of ``study``, as the preview
+    table (``admin/kpi/kpi/_preview_table.html``) shows it: the KPI form's Preview and the
+    deviation page's registered and deviated figures."""
+    preview = kpi_preview(definition=definition, study=study, user=request.user)
+    if preview is None:
+        return {"empty": True}
+    return {
+        "overall": ResultRow.of(preview.overall),
+        "by_site": [(site, ResultRow.of(result)) for site, result in preview.by_site],
+        "whole_study": preview.whole_study,
+        "sites_counted": preview.sites_counted,
+        "sites_in_study": preview.sites_in_study,
+        "when": timezone.localtime(),
+    }

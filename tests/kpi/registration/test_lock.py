@@ -285,3 +285,32 @@ def test_a_segment_deviation_changes_its_conditions_and_nothing_else(registered,
     # Still locked afterwards, this segment and its conditions included.
     assert refused_by_trigger("DELETE FROM kpi_clause_choices WHERE clause_id = %s", [clause.pk])
     assert refused_by_trigger("UPDATE kpi_segment SET name_en = 'x' WHERE id = %s", [segment.pk])
+
+
+def test_the_deviation_page_previews_the_registered_and_deviated_figures_recording_nothing(
+    registered, signer, client
+):
+    kpi = a_target(registered.study)
+    client.force_login(signer)
+    url = reverse("admin:kpi_registration_deviate", args=[kpi.pk])
+    form = {
+        "comparator": kpi.comparator,
+        "threshold": "65",
+        "rule": kpi.rule,
+        "confidence": str(kpi.confidence),
+        "min_n": str(kpi.min_n),
+        "active": "on",
+        "_preview": "1",
+    }
+    # No reason and no password: a preview is not an act.
+    page = client.post(url, form, HTTP_ACCEPT_LANGUAGE="en").content.decode()
+
+    registered_table = page[page.index('id="hyoka-registered"') : page.index('id="hyoka-deviated"')]
+    deviated_table = page[page.index('id="hyoka-deviated"') :]
+    assert "As registered, on the latest data" in registered_table
+    assert f"{kpi.threshold.normalize():f}" in registered_table  # the registered target
+    assert "With this deviation, on the latest data (not recorded)" in deviated_table
+    assert "65" in deviated_table and f"{kpi.threshold.normalize():f}" not in deviated_table
+    assert not Deviation.objects.exists()
+    kpi.refresh_from_db()
+    assert kpi.threshold != Decimal("65")
