@@ -1,0 +1,321 @@
+"""Small-cell protection (kpi/scoring/disclosure.py): the primary rules, the two-site case,
+and random studies attacked with linear programming: for each withheld cell, minimise and
+maximise it subject to every published figure and sum (cells ≥ 0), as the public and as
+each site's staff (who know their own site's counts); a cell pinned to one value fails."""
+
+from __future__ import annotations
+
+import random
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from scipy.optimize import linprog
+
+from kpi.scoring import disclosure as dc
+from kpi.scoring.disclosure import CrossColumn, Publication, protect
+
+
+def attack(
+    pub: Publication, protection: dc.Protection, marks: bool = False
+) -> list[tuple[object, object, float]]:
+    """Every (cell, attacker, width of its feasible range) that the published figures
+    leave; the attacker is None (the public) or a site code (its staff). ``marks``: the
+    attacker also reads "<k" as "from 1 to k−1" (not part of the guarantee)."""
+    hidden = [key for key in pub.values if protection.hidden(key) or key in pub.unpublished]
+    owners = sorted({pub.owners[key] for key in hidden} - {None}, key=str)
+    found = []
+    for insider in [None, *owners]:
+        unknown = [key for key in hidden if insider is None or pub.owners[key] != insider]
+        # Targets: every withheld count, and every small one not printed (a complement).
+        index = {key: i for i, key in enumerate(unknown)}
+        a_eq, b_eq = [], []
+        for total, parts in pub.sums:
+            row = np.zeros(len(unknown))
+            rhs = 0.0
+            for key, sign in [(total, 1.0), *((p, -1.0) for p in parts)]:
+                if key in index:
+                    row[index[key]] += sign
+                else:
+                    rhs -= sign * pub.values[key]  # shown, or known to the insider
+            if row.any():
+                a_eq.append(row)
+                b_eq.append(rhs)
+        for key in unknown:
+            if key in pub.unpublished and not protection.hidden(key):
+                continue  # a count not printed and not small: nothing to protect
+            if insider is not None and pub.owners[key] is None:
+                continue  # a sum over several other sites: not one site's count
+            c = np.zeros(len(unknown))
+            c[index[key]] = 1
+            bounds = [
+                (1, protection.k - 1)
+                if marks and u in protection.primary and u not in pub.unpublished
+                else (0, None)
+                for u in unknown
+            ]
+            low = linprog(c, A_eq=a_eq or None, b_eq=b_eq or None, bounds=bounds)
+            high = linprog(-c, A_eq=a_eq or None, b_eq=b_eq or None, bounds=bounds)
+            assert low.status == 0, (key, low.message)
+            width = np.inf if high.status == 3 else -high.fun - low.fun
+            assert low.fun - 1e-6 <= pub.values[key], "the truth is feasible"
+            found.append((key, insider, width))
+    return found
+
+
+def assert_safe(pub: Publication, protection: dc.Protection) -> None:
+    assert not protection.exposed
+    for key, insider, width in attack(pub, protection):
+        assert width >= 1 - 1e-6, f"{key} recovered by {insider or 'the public'}: {width}"
+
+
+def result(code, site, n, d, kind="share", respondents=None):
+    return {
+        "kpi_code": code,
+        "site_code": site,
+        "kind": kind,
+        "numerator": n,
+        "denominator": d,
+        "overlap": None,
+        "respondents": d if respondents is None else respondents,
+    }
+
+
+# --- Primary rules ---------------------------------------------------------------------
+
+
+def test_every_count_from_1_to_k_minus_1_is_withheld_and_zero_and_k_are_shown():
+    pub = Publication()
+    for value in range(0, 8):
+        pub.cell(("c", value), value)
+    p = protect(pub, 5)
+    assert {key[1] for key in p.primary} == {1, 2, 3, 4}
+    assert not p.secondary
+    assert p.mark(("c", 3)) == "<5"
+    assert not p.hidden(("c", 0)) and not p.hidden(("c", 5))
+
+
+def test_k_of_1_turns_protection_off():
+    pub = Publication()
+    pub.cell("a", 1)
+    assert not protect(pub, 1).hidden("a")
+
+
+def test_a_small_complement_withholds_the_numerator_of_a_share():
+    # 48 of 50 agreed: the 2 who did not are a small cell.
+    results = [result("k", "a", 48, 50), result("k", "b", 30, 60), result("k", None, 78, 110)]
+    cells = dc.protect_results(results, 5)
+    a = cells.cells(results[0])
+    assert not a.numerator and a.denominator and not a.figures and not a.too_few
+
+
+def test_a_kpi_whose_base_is_withheld_is_too_few_to_publish():
+    results = [result("k", "a", 1, 3), result("k", "b", 30, 60), result("k", None, 31, 63)]
+    cells = dc.protect_results(results, 5)
+    assert cells.cells(results[0]).too_few
+    assert cells.cells(results[0]).denominator_mark == "<5"
+    assert_safe(cells.pub, cells.protection)
+
+
+def test_a_mean_protects_only_its_base():
+    results = [
+        result("m", "a", 9, 3, kind="mean"),
+        result("m", "b", 200, 60, kind="mean"),
+        result("m", None, 209, 63, kind="mean"),
+    ]
+    cells = dc.protect_results(results, 5)
+    assert cells.cells(results[0]).too_few
+    assert ("numerator", "m") not in {key[0] for key in cells.pub.values}
+
+
+# --- The two-site case -----------------------------------------------------------------
+
+
+def test_with_two_sites_the_study_total_does_not_give_away_the_other_site():
+    # Site a has 2 "no" answers; a's staff know b's... no: b's staff know b's own
+    # counts, and study total minus b would give a.
+    results = [result("k", "a", 38, 40), result("k", "b", 50, 70), result("k", None, 88, 110)]
+    cells = dc.protect_results(results, 5)
+    assert_safe(cells.pub, cells.protection)
+    overall = cells.cells(results[2])
+    assert not overall.numerator, "the study's numerator must be withheld too"
+
+
+def test_the_two_site_case_of_a_cross_tab():
+    a = CrossColumn("a", "a", 40, 0, 0, {"yes": 38, "no": 2})
+    b = CrossColumn("b", "b", 70, 3, 0, {"yes": 50, "no": 20})
+    total = CrossColumn("_total", None, 110, 3, 0, {"yes": 88, "no": 22})
+    p = dc.protect_crosstab([a, b], total, 5, conditional=False)
+    assert p.mark(("chosen", "no", "a")) == "<5"
+    assert p.hidden(("chosen", "no", "_total"))
+    assert_safe(dc.crosstab_publication([a, b], total, partition=True, conditional=False), p)
+
+
+# --- Random studies, attacked ----------------------------------------------------------
+
+
+def _random_kpis(rng: random.Random, sites: list[str]) -> list[dict]:
+    rows = []
+    respondents = {s: rng.choice([0, 1, 2, 3, 4, 6, 9, 15, 40, 120]) for s in sites}
+    for code in ("k1", "k2", "k3"):
+        kind = rng.choice(["share", "share", "mean", "ratio"])
+        per_site = {}
+        for s in sites:
+            d = rng.randint(0, respondents[s]) if code != "k1" else respondents[s]
+            n = rng.choice([0, 1, 2, d, max(d - 1, 0), max(d - 3, 0), rng.randint(0, d)])
+            n = min(n, d) if kind != "mean" else n * 3
+            per_site[s] = (n, d)
+        for s, (n, d) in per_site.items():
+            rows.append(result(code, s, n, d, kind, respondents[s]))
+        rows.append(
+            result(
+                code,
+                None,
+                sum(n for n, _ in per_site.values()),
+                sum(d for _, d in per_site.values()),
+                kind,
+                sum(respondents.values()),
+            )
+        )
+    for row in rows:
+        if row["kind"] == "ratio":
+            row["overlap"] = min(row["numerator"], row["denominator"]) // 2
+    return rows
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_random_kpi_tables_resist_the_attack(seed):
+    rng = random.Random(seed)
+    sites = [f"s{i:02d}" for i in range(rng.choice([1, 2, 2, 3, 5, 12]))]
+    rows = _random_kpis(rng, sites)
+    # Overlap of a ratio summed per site, as scoring would.
+    for code in {r["kpi_code"] for r in rows if r["kind"] == "ratio"}:
+        mine = [r for r in rows if r["kpi_code"] == code]
+        mine[-1]["overlap"] = sum(r["overlap"] for r in mine[:-1])
+    k = rng.choice([3, 5, 10])
+    cells = dc.protect_results(rows, k)
+    assert_safe(cells.pub, cells.protection)
+    for row in rows:  # every small figure is withheld
+        c = cells.cells(row)
+        if 1 <= row["denominator"] < k:
+            assert c.too_few
+        if row["kind"] == "share" and (
+            1 <= row["numerator"] < k or 1 <= row["denominator"] - row["numerator"] < k
+        ):
+            assert not c.figures
+
+
+def _random_crosstab(rng: random.Random, n_sites: int, choices: list[str], single=True):
+    columns = []
+    for i in range(n_sites):
+        size = rng.choice([0, 1, 3, 6, 10, 30, 80])
+        split = [0] * len(choices)
+        for _ in range(size):
+            if single:
+                split[rng.randrange(len(choices))] += 1
+            else:  # several answers each: any subset
+                for j in range(len(choices)):
+                    split[j] += rng.random() < 0.3
+        columns.append(
+            CrossColumn(
+                f"s{i}",
+                f"s{i}",
+                size,
+                rng.choice([0, 1, 7]),
+                0,
+                dict(zip(choices, split, strict=True)),
+            )
+        )
+    total = CrossColumn(
+        "_total",
+        None,
+        sum(c.answered for c in columns),
+        sum(c.unanswered for c in columns),
+        0,
+        {code: sum(c.chosen[code] for c in columns) for code in choices},
+    )
+    return columns, total
+
+
+@pytest.mark.parametrize("single", [True, False], ids=["single", "multiple"])
+@pytest.mark.parametrize("seed", range(12))
+def test_random_cross_tabs_by_site_resist_the_attack(seed, single):
+    rng = random.Random(1000 + seed)
+    choices = ["a", "b", "c", "d"][: rng.choice([2, 3, 4])]
+    columns, total = _random_crosstab(rng, rng.choice([2, 3, 6, 15]), choices, single)
+    k = rng.choice([3, 5])
+    p = dc.protect_crosstab(columns, total, k, conditional=False, single=single)
+    pub = dc.crosstab_publication(columns, total, partition=True, conditional=False, single=single)
+    assert_safe(pub, p)
+    for key, value in pub.values.items():
+        if 1 <= value < k:
+            assert p.mark(key) == f"<{k}"
+
+
+@pytest.mark.parametrize("seed", range(15))
+def test_kpi_tables_and_the_cross_tab_published_together_resist_the_attack(seed):
+    """The same counts in three tables: a cross-tab of a question by site, a KPI "share who
+    chose a or b" over those who answered it (per site and overall), all protected as one
+    publication; the attack sees all three."""
+    rng = random.Random(5000 + seed)
+    columns, total = _random_crosstab(rng, rng.choice([2, 3, 8]), ["a", "b", "c"])
+    k = 5
+    pub = dc.crosstab_publication(columns, total, partition=True, conditional=False)
+    for col in [*columns, total]:
+        n = col.chosen["a"] + col.chosen["b"]
+        pub.cell(("kpi_n", col.key), n, col.owner)
+        pub.cell(("kpi_not", col.key), col.answered - n, col.owner)
+        pub.sum(("kpi_n", col.key), [("chosen", "a", col.key), ("chosen", "b", col.key)])
+        pub.sum(("answered", col.key), [("kpi_n", col.key), ("kpi_not", col.key)])
+    p = protect(pub, k)
+    assert_safe(pub, p)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known limitation, documented in kpi/scoring/disclosure.py: the guarantee is "
+    "against recovery by the published sums with counts ≥ 0; a reader who also takes "
+    "“<k” as 1 to k−1 can pin some cells (a site with one respondent: every count 1)",
+)
+def test_an_attacker_reading_the_marks_as_bounds_pins_some_cells():
+    rng = random.Random(1039)
+    choices = ["a", "b", "c", "d"][: rng.choice([2, 3, 4])]
+    columns, total = _random_crosstab(rng, rng.choice([2, 3, 6, 15]), choices)
+    k = rng.choice([3, 5])
+    p = dc.protect_crosstab(columns, total, k, conditional=False)
+    pub = dc.crosstab_publication(columns, total, partition=True, conditional=False)
+    assert all(width >= 1 - 1e-6 for _, _, width in attack(pub, p, marks=True))
+
+
+def test_a_breakdown_keeps_the_total_column_of_the_by_site_table():
+    rng = random.Random(7)
+    columns, total = _random_crosstab(rng, 4, ["a", "b"])
+    by_site = dc.protect_crosstab(columns, total, 5, conditional=False)
+    inside = CrossColumn("in", None, 3, 0, 0, {"a": 1, "b": 2})
+    outside = CrossColumn(
+        "out",
+        None,
+        total.answered - 3,
+        total.unanswered,
+        0,
+        {"a": total.chosen["a"] - 1, "b": total.chosen["b"] - 2},
+    )
+    both = dc.protect_crosstab(
+        columns, total, 5, conditional=False, breakdown=[inside, outside], partition=True
+    )
+    for key in dc.crosstab_publication([], total, partition=False, conditional=False).values:
+        assert both.hidden(key) == by_site.hidden(key)
+    pub = dc.crosstab_publication([inside, outside], total, partition=True, conditional=False)
+    assert_safe(pub, both)
+
+
+def test_methods_text_states_the_rule_in_both_languages():
+    assert "<5" in dc.methods_text(5, "ja") and "二次秘匿" in dc.methods_text(5, "ja")
+    assert "from 1 to 4" in dc.methods_text(5, "en")
+    assert "not suppressed" in dc.methods_text(1, "en")
+
+
+def test_snapshot_dicts_and_rows_give_the_same_site():
+    row = SimpleNamespace(site_id=3, site=SimpleNamespace(code="x"))
+    assert dc.site_of(row) == "x"
+    assert dc.site_of({"site_code": None}) is None
