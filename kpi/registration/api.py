@@ -124,7 +124,21 @@ class RegistrationFilter(django_filters.FilterSet):
         fields = ["study"]
 
 
+class PasswordOnCreate:
+    """Creating one is an act confirmed by the password: throttled as logins are (the
+    ``login`` scope), reading is not. DRF's ``@action(throttle_scope=...)`` cannot reach
+    the viewset's own ``create``."""
+
+    action: str | None
+    throttle_scope: str | None = None
+
+    def get_throttles(self) -> list:
+        self.throttle_scope = "login" if self.action == "create" else None
+        return super().get_throttles()  # type: ignore[misc]
+
+
 class RegistrationViewSet(
+    PasswordOnCreate,
     ScopedViewMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
@@ -140,17 +154,12 @@ class RegistrationViewSet(
     scope = BY_STUDY
     filterset_class = RegistrationFilter
     lookup_value_regex = ID_PATTERN
-    throttle_scope: str | None = None
 
     def base_queryset(self) -> QuerySet[Registration]:
         return Registration.objects.select_related("study").prefetch_related("deviations")
 
     def get_serializer_class(self) -> type:
         return RegisterSerializer if self.action == "create" else RegistrationSerializer
-
-    def get_throttles(self) -> list:
-        self.throttle_scope = "login" if self.action == "create" else None  # a password
-        return super().get_throttles()
 
     @extend_schema(
         request=RegisterSerializer,
@@ -185,6 +194,7 @@ class DeviationFilter(django_filters.FilterSet):
 
 
 class DeviationViewSet(
+    PasswordOnCreate,
     ScopedViewMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
@@ -204,10 +214,6 @@ class DeviationViewSet(
 
     def get_serializer_class(self) -> type:
         return DeviateSerializer if self.action == "create" else DeviationSerializer
-
-    def get_throttles(self) -> list:
-        self.throttle_scope = "login" if self.action == "create" else None
-        return super().get_throttles()
 
     @extend_schema(
         request=DeviateSerializer,
