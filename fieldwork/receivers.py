@@ -38,14 +38,18 @@ def on_participant_withdrawing(*, participant: Participant, **kwargs: Any) -> No
     deliveries_cancel(participant_ids=[participant.pk], reason=WITHDRAWN)
 
 
-def on_response_submitted(*, response_id: int | None, site_id: int, **kwargs: Any) -> None:
+def on_response_submitted(
+    *, response_id: int | None, participant_id: int | None, site_id: int, **kwargs: Any
+) -> None:
     try:
-        if response_id is not None:
-            ids = Response.objects.filter(pk=response_id).values("participant_id")
+        if participant_id is not None:  # one submission: one UPDATE, no read first
+            ids = [participant_id]
         else:  # a bulk import: one announcement per site
-            ids = Response.objects.filter(site_id=site_id, status=Response.Status.SUBMITTED).values(
-                "participant_id"
+            ids = list(
+                Response.objects.filter(
+                    site_id=site_id, status=Response.Status.SUBMITTED
+                ).values_list("participant_id", flat=True)
             )
-        deliveries_cancel(participant_ids=[row["participant_id"] for row in ids], reason=SUBMITTED)
+        deliveries_cancel(participant_ids=ids, reason=SUBMITTED)
     except Exception:
         logger.exception("could not cancel the deliveries after response %s", response_id)

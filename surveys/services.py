@@ -364,5 +364,9 @@ def responses_import(*, instrument: Instrument, rows: Iterable[ImportedResponse]
 def _announce_import(study_id: int, site_ids: list[int]) -> None:
     for site_id in site_ids:
         response_submitted.send(
-            sender=Response, response_id=None, study_id=study_id, site_id=site_id
+            sender=Response,
+            response_id=None,
+            participant_id=None,
+            study_id=study_id,
+            site_id=site_id,
         )

@@ -1,7 +1,8 @@
 """Signals ``surveys`` sends so that other apps (``kpi``) can react without being imported.
 
 ``response_submitted`` is sent after the submitting transaction has committed, with
-``response_id`` (None for a bulk import, sent once per site), ``study_id`` and ``site_id``.
+``response_id`` and ``participant_id`` (both None for a bulk import, sent once per site),
+``study_id`` and ``site_id``.
 
 ``participant_erasing`` is the hook for personal data kept outside ``surveys``' own tables
 (a contact table, say): ``surveys.erasure.participant_erase`` sends it **inside** its

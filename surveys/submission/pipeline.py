@@ -92,7 +92,11 @@ def response_submit(
     # At once, the submission being committed; or when a caller's transaction commits.
     transaction.on_commit(
         lambda: response_submitted.send(
-            sender=Response, response_id=response.pk, study_id=site.study_id, site_id=site.pk
+            sender=Response,
+            response_id=response.pk,
+            participant_id=response.participant_id,
+            study_id=site.study_id,
+            site_id=site.pk,
         )
     )
     return response
