@@ -162,5 +162,5 @@ def test_gettext_translates_known_strings(english: str, japanese: str) -> None:
 def test_a_context_and_a_format_translate_together() -> None:
     with translation.override("ja"):
         assert translation.pgettext("report", "Response rate") == "回収率"
-        text = translation.gettext("met with %(level)s %% confidence") % {"level": "95"}
-        assert text == "95%信頼度で達成"
+        text = translation.gettext("met with %(level)s %% confidence (one-sided)")
+        assert text % {"level": "97.5"} == "片側97.5%信頼度で達成"
