@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
@@ -63,30 +63,14 @@ class Result:
         def get(name: str) -> Any:
             return source[name] if isinstance(source, Mapping) else getattr(source, name)
 
-        threshold = get("threshold")
-        return cls(
-            kind=get("kind"),
-            comparator=get("comparator") or "",
-            threshold=None if threshold in (None, "") else Decimal(threshold),
-            confidence=Decimal(str(get("confidence"))),
-            rule=get("rule"),
-            min_n=get("min_n"),
-            numerator=get("numerator"),
-            denominator=get("denominator"),
-            overlap=get("overlap"),
-            respondents=get("respondents"),
-            invited=get("invited"),
-            value=get("value"),
-            ci_low=get("ci_low"),
-            ci_high=get("ci_high"),
-            verdict=get("verdict") or "",
-            met_point=get("met_point"),
-            met_with_confidence=get("met_with_confidence"),
-            nonresponse_low=get("nonresponse_low"),
-            nonresponse_high=get("nonresponse_high"),
-            tipping_direction=get("tipping_direction") or "",
-            tipping_count=get("tipping_count"),
-        )
+        values = {f.name: get(f.name) for f in fields(cls)}
+        # A snapshot holds the decimals as strings; an empty text field reads "".
+        threshold = values["threshold"]
+        values["threshold"] = None if threshold in (None, "") else Decimal(threshold)
+        values["confidence"] = Decimal(str(values["confidence"]))
+        for name in ("comparator", "verdict", "tipping_direction"):
+            values[name] = values[name] or ""
+        return cls(**values)
 
     @property
     def non_respondents(self) -> int:

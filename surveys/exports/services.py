@@ -27,5 +27,5 @@ def export_request(
         export = export_begin(
             user=user, study=study, format=format, language=language, filters=filters, queued=True
         )
-        transaction.on_commit(lambda: export_responses.delay(export.pk))
+        export_responses.delay_on_commit(export.pk)
     return export
