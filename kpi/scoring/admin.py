@@ -95,9 +95,7 @@ class ResultRow:
     @classmethod
     def of(cls, row: KPIResult) -> ResultRow:
         r = wording.Result.of(row)
-        counts = wording.counts(r)
-        if r.overlap is not None:
-            counts += " " + gettext("(both: %(n)d)") % {"n": r.overlap}
+        counts = wording.counts_with_overlap(r)
         interval = wording.interval(r) if r.value is not None else ""
         note = ""
         if r.verdict == Verdict.INCONCLUSIVE and r.denominator < r.min_n:

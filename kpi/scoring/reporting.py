@@ -26,9 +26,7 @@ def results_table(results: Iterable[KPIResult]) -> str:
     ]
     for row in results:
         r = wording.Result.of(row)
-        counts = wording.counts(r)
-        if r.overlap is not None:
-            counts += " " + _("(both: %(n)d)") % {"n": r.overlap}
+        counts = wording.counts_with_overlap(r)
         rows.append(
             (
                 row.kpi_code,

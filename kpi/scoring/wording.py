@@ -192,6 +192,13 @@ def counts(r: Result) -> str:
     return f"{integer(r.numerator)} / {integer(r.denominator)}"
 
 
+def counts_with_overlap(r: Result) -> str:
+    """``counts``, and for a ratio the respondents in both groups: "156 / 50 (both: 39)"."""
+    if r.overlap is None:
+        return counts(r)
+    return f"{counts(r)} " + _("(both: %(n)d)") % {"n": r.overlap}
+
+
 def nonresponse(r: Result) -> str:
     """The share over all invited if every non-respondent had answered no, and yes."""
     if r.nonresponse_low is None or r.nonresponse_high is None:
