@@ -81,6 +81,8 @@ def study_copy(
         name_en=name_en,
         description_ja=source.description_ja,
         description_en=source.description_en,
+        issuing_body_ja=source.issuing_body_ja,
+        issuing_body_en=source.issuing_body_en,
         period_start=period_start,
         period_end=period_end,
         default_language=source.default_language,

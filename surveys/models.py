@@ -69,6 +69,26 @@ class Study(models.Model):
     )
     period_start = models.DateField(_("period start"))
     period_end = models.DateField(_("period end"))
+    # Who publishes the study's evaluation report: printed first on its cover.
+    issuing_body_ja = models.CharField(
+        _("issuing body (Japanese)"),
+        max_length=200,
+        blank=True,
+        validators=[no_control_characters],
+        help_text=_(
+            "Who publishes the evaluation report, as printed on its cover: the government "
+            "department, the ward or the provider (e.g. 東京都デジタルサービス局)."
+        ),
+    )
+    issuing_body_en = models.CharField(
+        _("issuing body (English)"),
+        max_length=200,
+        blank=True,
+        validators=[no_control_characters],
+        help_text=_(
+            "The same in English (e.g. Tokyo Metropolitan Government, Digital Service Bureau)."
+        ),
+    )
     default_language = models.CharField(
         _("default language"), max_length=2, choices=Language.choices, default=Language.JA
     )

@@ -133,6 +133,9 @@ def build(run: EvaluationRun) -> dict[str, Any]:
             "name_en": study.name_en,
             "description_ja": study.description_ja,
             "description_en": study.description_en,
+            # Added after format 1's first snapshots: a reader uses .get (absent: "").
+            "issuing_body_ja": study.issuing_body_ja,
+            "issuing_body_en": study.issuing_body_en,
             "period_start": _iso(study.period_start),
             "period_end": _iso(study.period_end),
         },

@@ -33,6 +33,8 @@ class StudySerializer(serializers.ModelSerializer):
             "name_en",
             "description_ja",
             "description_en",
+            "issuing_body_ja",
+            "issuing_body_en",
             "period_start",
             "period_end",
             "default_language",

@@ -131,6 +131,11 @@ def test_a_manager_of_every_site_copies_the_set_up_and_nothing_personal(referenc
     )
     assert copy.status == Study.Status.SETUP
     assert copy.description_ja == reference_study.description_ja
+    # The body that publishes the report (the reference study's, from its study.toml).
+    assert (copy.issuing_body_ja, copy.issuing_body_en) == (
+        "東京都",
+        "Tokyo Metropolitan Government",
+    )
     # Every site, by code and name, with the new period and no questionnaire window yet.
     assert list(copy.sites.order_by("code").values_list("code", "name_ja", "name_en")) == list(
         reference_study.sites.order_by("code").values_list("code", "name_ja", "name_en")

@@ -26,7 +26,7 @@ from surveys.models import Question
 
 from ..evidence import Evidence
 from ..models import Evaluation
-from . import charts, text, words
+from . import charts, front, text, words
 from .words import Instrument, pick
 
 Data = dict[str, Any]
@@ -623,6 +623,15 @@ def build(
     evaluation: Evaluation, *, draft: bool, language: str, evidence: Evidence | None = None
 ) -> Data:
     """The template context; call inside ``translation.override(language)``."""
+    data = _sections(evaluation, draft=draft, language=language, evidence=evidence)
+    # The cover, the contents (from the sections present) and the plain summary.
+    data.update(front.build(data, evaluation, draft=draft))
+    return data
+
+
+def _sections(
+    evaluation: Evaluation, *, draft: bool, language: str, evidence: Evidence | None = None
+) -> Data:
     snap = Snapshot(evaluation.snapshot)
     study = snap.data["study"]
     run = snap.data["run"]
