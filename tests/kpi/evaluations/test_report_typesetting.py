@@ -17,7 +17,7 @@ from django.utils import translation
 
 from kpi.evaluations import services as evaluations
 from kpi.evaluations.report import phrases, render
-from kpi.evaluations.report.fetcher import StaticFilesFetcher, base_url
+from kpi.evaluations.report.fetcher import StaticFilesFetcher, base_url, static_root
 from kpi.models import Evaluation, EvaluationRun
 from kpi.scoring import execution
 
@@ -317,3 +317,37 @@ def test_the_document_pass_rewrites_body_text_only_and_never_unescapes():
     assert heading is not None
     assert WJ in heading.group(1)
     assert heading.group(1).replace(WJ, "") == "&lt;script&gt;東京&lt;/script&gt;の回答率"
+
+
+# --- contrast -------------------------------------------------------------------------------
+
+
+def luminance(hex_colour: str) -> float:
+    """WCAG 2 relative luminance of "#rrggbb" or "#rgb"."""
+    digits = hex_colour.lstrip("#")
+    if len(digits) == 3:
+        digits = "".join(d * 2 for d in digits)
+    channels = [int(digits[i : i + 2], 16) / 255 for i in (0, 2, 4)]
+    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def contrast(a: str, b: str) -> float:
+    high, low = sorted((luminance(a), luminance(b)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def test_every_text_colour_meets_wcag_aa_on_its_background():
+    assert round(contrast("#5c6370", "#ffffff"), 1) == 6.0  # the formula, on a known pair
+    sheet = (static_root() / "kpi" / "report.css").read_text(encoding="utf-8")
+    checked = 0
+    for selector, body in re.findall(r"([^{}]+)\{([^{}]*)\}", sheet):
+        colour = re.search(r"(?<![-\w])color:\s*(#[0-9a-fA-F]{3,6})", body)
+        if not colour:
+            continue
+        background = re.search(r"background:\s*(#[0-9a-fA-F]{3,6})", body)
+        # Without a background of its own, the darkest tint text is laid on (table heads).
+        ground = background.group(1) if background else "#eef1f5"
+        assert contrast(colour.group(1), ground) >= 4.5, (selector.strip(), colour.group(1))
+        checked += 1
+    assert checked >= 10
