@@ -22,6 +22,7 @@ from django.utils.translation import gettext as _
 from kpi.scoring import statistics as st
 from kpi.scoring import wording
 from kpi.scoring.wording import Result
+from surveys.bidi import strip_bidi_controls
 from surveys.models import Question
 
 from ..evidence import Evidence
@@ -297,7 +298,7 @@ def _channel_rules(snap: Snapshot, codes: Iterable[str]) -> list[Data]:
     for question, question_tags in tags.items():
         groups = [
             {
-                "tag": tag,
+                "tag": tag,  # the auditors' appendix prints it; the body numbers the groups
                 "choices": [pick(c, "label") for c in snap.instrument.tagged(question, tag)],
             }
             for tag in question_tags
@@ -312,7 +313,8 @@ def _channel_rules(snap: Snapshot, codes: Iterable[str]) -> list[Data]:
         ]
         rules.append(
             {
-                "question": snap.instrument.question(question),
+                "question": f"{snap.instrument.ref(question)} "
+                + text.quoted(snap.instrument.question_text(question)),
                 "code": question,
                 "groups": groups,
                 "others": others,
@@ -453,6 +455,26 @@ def _methods(snap: Snapshot) -> list[Data]:
                 ],
                 "level": wording.level(Result.of(result)),
                 "min_n": wording.integer(definition["min_n"]),
+            }
+        )
+    return out
+
+
+def _definitions(snap: Snapshot) -> list[Data]:
+    """The auditors' appendix: each definition with the codes it was registered with."""
+    out = []
+    for code in snap.codes():
+        definition = snap.definition(code)
+        if definition is None:
+            continue
+        out.append(
+            {
+                "code": code,
+                "name": pick(snap.overall[code], "name"),
+                "numerator": words.coded_numerator(definition),
+                "base": words.coded_base(definition),
+                "questions": [snap.instrument.coded_ref(q) for q in words.questions(definition)],
+                "registered": words.registered(definition),
             }
         )
     return out
@@ -641,8 +663,15 @@ def _sections(
     languages = dict(settings.LANGUAGES)
     page_before, page_middle, page_after = _page_label()
     draft_band = _("DRAFT — not signed off")
-    footer_left = f"{study['code']} · " + _("evaluation %(id)s") % {"id": evaluation.pk}
-    footer_centre = f"SHA-256 {digest[:16]}"
+    # The margins name the report and the page, never a code or the digest: those are
+    # for the auditors' appendix and the sign-off.
+    # The title in the middle, where it has the page's width (a draft says so in the band
+    # across the top of every page).
+    footer_left = ""
+    # Margin boxes are CSS strings, which render_pdf's stripping of direction controls
+    # does not reach (css_string escapes them): a name holding an override is printed
+    # as typed here as everywhere else.
+    footer_centre = strip_bidi_controls(pick(study, "name"))
     signed = not draft and evaluation.status != Evaluation.Status.DRAFT
     return {
         "lang": language,
@@ -682,6 +711,7 @@ def _sections(
             "judgements": wording.judgements([Result.of(r) for r in snap.data["results"]]),
         },
         "tags": words.tags(snap.instrument, list(snap.definitions.values())),
+        "definitions": _definitions(snap),
         "instrument": _instrument(snap),
         "signoff": {
             "signed": signed,
@@ -697,7 +727,7 @@ def _sections(
             "page_before": css_string(page_before),
             "page_middle": css_string(page_middle),
             "page_after": css_string(page_after),
-            "header": css_string(_("Evaluation report") + " · " + study["code"]),
+            "header": css_string(_("Evaluation report")),
         },
         "draft_band": draft_band,
         "evidence": _evidence(evidence) if evidence else None,

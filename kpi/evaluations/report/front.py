@@ -51,6 +51,8 @@ def contents(data: Data) -> list[Entry]:
     if data.get("breakdowns"):
         entries.append(Entry("sites", _("Results by site")))
     entries.append(Entry("methods", _("Methods")))
+    if data.get("definitions"):
+        entries.append(Entry("appendix-definitions", _("Definitions as registered (codes)"), True))
     if data.get("instrument"):
         entries.append(Entry("appendix-questionnaire", _("Appendix: the questionnaire"), True))
     entries.append(Entry("verify", _("How to verify this document"), True))

@@ -32,9 +32,16 @@ class Instrument:
         self.numbers = {q["code"]: n for n, q in enumerate(self.data["questions"], start=1)}
 
     def ref(self, code: str) -> str:
-        """How the report cites a question: "Q1 (channels)", as in the appendix."""
+        """How the report's body cites a question: "Q1", its number in the appendix (the
+        code is for the auditors' appendix only, see ``coded_ref``)."""
         if code not in self.numbers:
             return _("question %(code)s") % {"code": code}
+        return f"Q{self.numbers[code]}"
+
+    def coded_ref(self, code: str) -> str:
+        """How the auditors' appendix cites a question: "Q1 (channels)"."""
+        if code not in self.numbers:
+            return code
         return f"Q{self.numbers[code]} ({code})"
 
     def question_text(self, code: str) -> str:
@@ -65,17 +72,20 @@ class Instrument:
 
 
 def clause(instrument: Instrument, data: Data) -> str:
-    """One condition in words. A tag is named, not expanded: the report lists each tag's
-    choices once (``tags``), which keeps these sentences short enough to read."""
+    """One condition in words. A tag is a program identifier, so the body of the report
+    spells it out as the choices it stands for; the tag itself is printed only in the
+    auditors' appendix (``tags``)."""
     question = instrument.question(data["question"])
     tag = data.get("tag") or ""
     codes = list(data.get("choices") or [])
+    if tag:
+        codes += [
+            c["code"] for c in instrument.tagged(data["question"], tag) if c["code"] not in codes
+        ]
     labels = join([quoted(label) for label in instrument.labels(data["question"], codes)])
     values = {"question": question, "choices": labels, "tag": quoted(tag)}
     negate = bool(data.get("negate"))
-    if tag and codes:
-        values["choices"] = join([values["choices"], values["tag"]])
-    if tag and not codes:
+    if tag and not codes:  # a tag no choice carries: nothing to spell out but its name
         if negate:
             return _("chose no choice tagged %(tag)s in %(question)s") % values
         return _("chose a choice tagged %(tag)s in %(question)s") % values
@@ -97,7 +107,7 @@ def tags(instrument: Instrument, definitions: list[Data]) -> list[Data]:
     return [
         {
             "tag": tag,
-            "question": instrument.ref(question),
+            "question": instrument.coded_ref(question),
             "choices": [pick(c, "label") for c in instrument.tagged(question, tag)],
         }
         for question, tag in seen
@@ -179,3 +189,41 @@ def counting(instrument: Instrument, definition: Data) -> str:
                 "all": " / ".join(every),
             }
     return numerator(instrument, definition)
+
+
+# --- the auditors' appendix: definitions as registered, by code ---------------------------
+
+
+def coded_segment(data: Data | None) -> str:
+    """A segment in the registration's codes: "online_only: channels ∈ #online ∧ channels ∉
+    #municipal" (a choice by its code, a tag with "#")."""
+    if not data:
+        return ""
+    clauses = []
+    for c in data["clauses"]:
+        items = [*c.get("choices", []), *([f"#{c['tag']}"] if c.get("tag") else [])]
+        op = "∉" if c.get("negate") else "∈"
+        clauses.append(f"{c['question']} {op} {' | '.join(items)}")
+    return f"{data['code']}: {' ∧ '.join(clauses)}"
+
+
+def coded_numerator(definition: Data) -> str:
+    if definition["kind"] == "mean":
+        return f"mean({definition['mean_question']})"
+    if definition["numerator"] is None:
+        return "respondents"
+    return coded_segment(definition["numerator"])
+
+
+def coded_base(definition: Data) -> str:
+    if definition["base"] == "segment" or definition["kind"] == "ratio":
+        return coded_segment(definition["base_segment"])
+    return str(definition["base"])
+
+
+def registered(definition: Data) -> str:
+    """The definition's registered parameters, as the registration names them."""
+    keys = ("kind", "comparator", "threshold", "rule", "confidence", "min_n", "by_site")
+    return " · ".join(
+        f"{key}={definition[key]}" for key in keys if definition.get(key) not in (None, "")
+    )

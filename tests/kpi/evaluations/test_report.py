@@ -177,11 +177,12 @@ def test_the_english_signed_report_has_the_figures_verdicts_and_sign_off_block(s
     attached = PdfReader(io.BytesIO(pdf)).attachments["snapshot.json"][0]
     assert hashlib.sha256(attached).hexdigest() == signed.snapshot_sha256
     assert json.loads(attached) == signed.snapshot
-    # The footer of every page: study code, evaluation, digest, page X of Y.
+    # The footer of every page: the report's title and page X of Y; the study code and
+    # the digest are for the auditors' appendix and the sign-off (test_report_typesetting).
     for number, page in enumerate(pages, start=1):
-        assert "tokyo-dx-2021" in page
-        assert signed.snapshot_sha256[:16] in page
+        assert "Tokyo DX pilot: online postpartum support" in page
         assert f"page {number} of {len(pages)}" in page
+    assert "tokyo-dx-2021" in last
 
 
 def test_a_draft_of_a_signed_off_evaluation_leaves_the_signer_out(signed):
