@@ -356,8 +356,8 @@ def stacked_chart(
     out: list[StackedBar] = []
     separator_y = None
     for index, (bar, base_text) in enumerate(zip(bars, base_texts, strict=True)):
-        lines = wrap(bar.label, label_width, font, max_lines=2)
-        height = max(row_min, len(lines) * line + 3.0)
+        lines = wrap(bar.label, label_width, font, max_lines=1 if compact else 2)
+        height = max(row_min, len(lines) * line + (0.0 if compact else 3.0))
         centre = y + height / 2
         first = centre - (len(lines) - 1) * line / 2 + font * 0.35
         bar_y = centre - bar_height / 2

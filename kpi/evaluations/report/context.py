@@ -398,7 +398,7 @@ def _share_cells(row: charts.SiteCounts) -> Data:
     cells = []
     for count in row.counts:
         if row.base is None or not row.base:
-            cells.append({"count": "", "share": ""})
+            cells.append({"count": wording.DASH, "share": ""})
         elif count is None:
             cells.append({"count": pgettext("small cell", "withheld"), "share": ""})
         else:

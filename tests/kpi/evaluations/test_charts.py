@@ -15,6 +15,7 @@ import pdfplumber
 import pytest
 from django.conf import settings
 from django.template.loader import render_to_string
+from django.utils import translation
 
 from kpi.evaluations import services as evaluations
 from kpi.evaluations.report import charts, render
@@ -212,3 +213,36 @@ def test_the_whole_study_bar_and_each_site_come_from_the_snapshot(reference_stud
     assert all(c is not None for s in [total, *sites] for c in s.counts)  # nothing withheld yet
     assert sum(s.base or 0 for s in sites) == total.base
     assert Fraction(total.counts[0] + total.counts[1], 229) == 1  # the reference: 100 %
+
+
+def test_many_sites_get_compact_bars_in_page_sized_drawings_and_a_row_per_site(db):
+    scale = [{"code": c, "label_en": c, "label_ja": c} for c in ("a", "b", "c", "d")]
+    sites = [{"code": f"s{i:02}", "name_en": f"Site {i}", "name_ja": f"第{i}区"} for i in range(60)]
+    counts = {"a": 3, "b": 2, "c": 1, "d": 0, "_answered": 6}
+    data = {
+        "results": [],
+        "sites": sites,
+        "instrument": {
+            "questions": [
+                {"code": "q", "type": "scale4", "text_en": "Scale?", "choices": scale},
+                {"code": "t", "type": "single", "text_en": "Tool?", "choices": scale},
+            ]
+        },
+        "distributions": {
+            "overall": {"q": {k: 60 * v for k, v in counts.items()}},
+            "by_site": {s["code"]: {"q": counts, "t": counts} for s in sites},
+        },
+    }
+    from kpi.evaluations.report.context import BARS_PER_PANEL, _charts
+
+    with translation.override("en"):
+        scale_item, single_item = _charts(Snapshot(data))
+    panels = scale_item["panels"]
+    assert [len(p.bars) for p in panels] == [BARS_PER_PANEL, 61 - BARS_PER_PANEL]
+    assert panels[0].bars[0].total and not panels[1].bars[0].total
+    assert panels[0].bar_height == 8.0 and panels[0].font == 8.0  # compact, never under 8 pt
+    # A page holds the heading and a whole drawing (A4 less 20 mm margins: 728 pt).
+    assert panels[0].height < 728 - 100
+    assert single_item["table"]["by_answer"] is False
+    assert len(single_item["table"]["rows"]) == 61
+    assert single_item["title"] == "Q2 Tool?"
