@@ -394,16 +394,18 @@ def site_counts(
 
 
 def _share_cells(row: charts.SiteCounts) -> Data:
-    """A table row of counts and shares of the row's base ("withheld" where withheld)."""
+    """A table row: each answer's count and share of the row's base, "199 (87 %)" (one
+    text, so a narrow column wraps it after the count; a second text box per cell would
+    double the table's typesetting time at 50 sites), "withheld" where withheld."""
     cells = []
     for count in row.counts:
         if row.base is None or not row.base:
-            cells.append({"count": wording.DASH, "share": ""})
+            cells.append(wording.DASH)
         elif count is None:
-            cells.append({"count": pgettext("small cell", "withheld"), "share": ""})
+            cells.append(pgettext("small cell", "withheld"))
         else:
             share = wording.pct(Fraction(count, row.base))
-            cells.append({"count": wording.integer(count), "share": share})
+            cells.append(f"{wording.integer(count)} ({share})")
     note = ""
     if row.base is None:
         note = _("too few to publish")

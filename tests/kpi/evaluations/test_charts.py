@@ -125,9 +125,8 @@ def test_the_colour_ramp_is_one_hue_darkening_steadily_so_greyscale_keeps_the_or
 def test_the_site_table_prints_withheld_for_withheld_counts_and_the_reason_for_a_base():
     row = _share_cells(SiteCounts("Itabashi", 20, [9, None, 7, None]))
     assert row["n"] == "20"
-    assert [c["count"] for c in row["cells"]] == ["9", "withheld", "7", "withheld"]
-    shares = [c["share"].replace("\u00a0", " ") for c in row["cells"]]
-    assert shares == ["45 %", "", "35 %", ""]
+    cells = [c.replace("\u00a0", " ") for c in row["cells"]]
+    assert cells == ["9 (45 %)", "withheld", "7 (35 %)", "withheld"]
     hidden = _share_cells(SiteCounts("Fuchu", None, [None] * 4))
     assert hidden["n"] == "" and hidden["note"] == "too few to publish"
 
