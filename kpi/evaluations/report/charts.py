@@ -333,7 +333,7 @@ def stacked_chart(
     first bar is the whole study, ruled off from the sites below it."""
     font = TICK_FONT if compact else FONT
     line = font + 2.0
-    bar_height = 8.0 if compact else BAR
+    bar_height = 9.0 if compact else BAR
     row_min = bar_height + (2.0 if compact else 6.0)
     colours = ramp(len(choices))
     base_texts = [f"n = {integer(b.base)}" if b.base is not None else "" for b in bars]

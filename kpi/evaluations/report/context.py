@@ -356,7 +356,7 @@ def _channels(snap: Snapshot) -> Data | None:
     }
 
 
-# More sites than this: the per-site bars are drawn compact (10 pt a bar).
+# More sites than this: the per-site bars are drawn compact (11 pt a bar).
 COMPACT_SITES = 12
 # At most this many bars in one drawing, which is kept on one page (with its heading).
 BARS_PER_PANEL = 52

@@ -239,7 +239,7 @@ def test_many_sites_get_compact_bars_in_page_sized_drawings_and_a_row_per_site(d
     panels = scale_item["panels"]
     assert [len(p.bars) for p in panels] == [BARS_PER_PANEL, 61 - BARS_PER_PANEL]
     assert panels[0].bars[0].total and not panels[1].bars[0].total
-    assert panels[0].bar_height == 8.0 and panels[0].font == 8.0  # compact, never under 8 pt
+    assert panels[0].bar_height == 9.0 and panels[0].font == 8.0  # compact, never under 8 pt
     # A page holds the heading and a whole drawing (A4 less 20 mm margins: 728 pt).
     assert panels[0].height < 728 - 100
     assert single_item["table"]["by_answer"] is False
