@@ -358,38 +358,163 @@ def _channels(snap: Snapshot) -> Data | None:
     }
 
 
-def _charts(snap: Snapshot) -> list[Data]:
-    """A bar chart for every single-choice question (the reference: the tool used most)."""
-    overall = snap.data.get("distributions", {}).get("overall") or {}
-    out = []
-    for question in snap.instrument.data["questions"]:
-        if question["type"] != Question.Type.SINGLE or question["code"] not in overall:
-            continue
-        counts = overall[question["code"]]
-        answered = int(counts.get("_answered", 0))
-        rows = [
-            (pick(c, "label") or c["code"], int(counts.get(c["code"], 0)))
-            for c in question["choices"]
-        ]
-        related = [
-            row(result)
-            for code, result in snap.overall.items()
-            if not result["comparator"]
-            and result["kind"] == "share"
-            and (definition := snap.definition(code)) is not None
-            and definition["numerator"]
-            and all(c["question"] == question["code"] for c in definition["numerator"]["clauses"])
-        ]
-        out.append(
-            {
-                "code": question["code"],
-                "ref": snap.instrument.ref(question["code"]),
-                "question": pick(question, "text"),
-                "answered": wording.integer(answered),
-                "chart": charts.bar_chart(rows, answered) if answered else None,
-                "related": related,
-            }
+# More sites than this: the per-site bars are drawn compact (11 pt a bar).
+COMPACT_SITES = 12
+# At most this many bars in one drawing, which is kept on one page (with its heading).
+BARS_PER_PANEL = 52
+# Up to this many columns (the whole study and the sites), a site table has a column per site.
+TABLE_COLUMNS = 6
+
+
+def site_counts(
+    snap: Snapshot, question: Data
+) -> tuple[charts.SiteCounts, list[charts.SiteCounts]]:
+    """The whole study's counts of ``question`` and each site's, in the choices' order.
+
+    Every count is present here; the small-cell rule, when applied, returns the same
+    structures with the counts (or a base) it withholds as ``None``."""
+    distributions = snap.data.get("distributions", {})
+    codes = [c["code"] for c in question["choices"]]
+
+    def of(counts: dict[str, int], label: str) -> charts.SiteCounts:
+        return charts.SiteCounts(
+            label=label,
+            base=int(counts.get("_answered", 0)),
+            counts=[int(counts.get(code, 0)) for code in codes],
         )
+
+    total = of((distributions.get("overall") or {}).get(question["code"], {}), _("All sites"))
+    by_site = distributions.get("by_site") or {}
+    sites = [
+        of(
+            (by_site.get(site["code"]) or {}).get(question["code"], {}),
+            pick(site, "name") or site["code"],
+        )
+        for site in snap.sites
+    ]
+    return total, sites
+
+
+def _share_cells(row: charts.SiteCounts) -> Data:
+    """A table row: each answer's count and share of the row's base, "199 (87 %)" (one
+    text, so a narrow column wraps it after the count; a second text box per cell would
+    double the table's typesetting time at 50 sites), "withheld" where withheld."""
+    cells = []
+    for count in row.counts:
+        if row.base is None or not row.base:
+            cells.append(wording.DASH)
+        elif count is None:
+            cells.append(pgettext("small cell", "withheld"))
+        else:
+            share = wording.pct(Fraction(count, row.base))
+            cells.append(f"{wording.integer(count)} ({share})")
+    note = ""
+    if row.base is None:
+        note = _("too few to publish")
+    elif row.base == 0:
+        note = _("no respondents")
+    return {
+        "label": row.label,
+        "n": "" if row.base is None else wording.integer(row.base),
+        "cells": cells,
+        "note": note,
+    }
+
+
+def _description(question_title: str, choices: list[str], rows: list[charts.SiteCounts]) -> str:
+    """The chart in words, for the tagged PDF's alternative text."""
+    parts = []
+    for r in rows:
+        if r.base is None:
+            parts.append(f"{r.label}: " + _("too few to publish"))
+        elif not r.base:
+            parts.append(f"{r.label}: " + _("no respondents"))
+        else:
+            shares = [
+                f"{label} "
+                + (
+                    pgettext("small cell", "withheld")
+                    if count is None
+                    else wording.pct(Fraction(count, r.base))
+                )
+                for label, count in zip(choices, r.counts, strict=True)
+            ]
+            parts.append(f"{r.label} (n = {wording.integer(r.base)}): " + ", ".join(shares))
+    return f"{question_title}. " + "; ".join(parts)
+
+
+def _charts(snap: Snapshot) -> list[Data]:
+    """A chart for every closed question: four-point scales as 100 % stacked bars (the
+    whole study, then each site); single and multiple choice as bars of the whole study
+    and a table of each site's counts and shares."""
+    types = {Question.Type.SINGLE, Question.Type.MULTIPLE, Question.Type.SCALE4}
+    out = []
+    compact = len(snap.sites) > COMPACT_SITES
+    for number, question in enumerate(snap.instrument.data["questions"], start=1):
+        if question["type"] not in types or not question["choices"]:
+            continue
+        total, sites = site_counts(snap, question)
+        labels = [pick(c, "label") or c["code"] for c in question["choices"]]
+        title = f"Q{number} {pick(question, 'text')}"
+        answered = total.base or 0
+        item: Data = {
+            "code": question["code"],
+            "title": title,
+            "kind": question["type"],
+            "answered": wording.integer(answered),
+            "multiple": question["type"] == Question.Type.MULTIPLE,
+            "chart": None,
+            "panels": [],
+            "table": None,
+            "related": [],
+        }
+        if question["type"] == Question.Type.SCALE4:
+            bars = [total, *sites]
+            panels = [bars[i : i + BARS_PER_PANEL] for i in range(0, len(bars), BARS_PER_PANEL)]
+            item["panels"] = [
+                charts.stacked_chart(
+                    panel,
+                    labels,
+                    withheld_label=pgettext("small cell", "withheld"),
+                    too_few_label=_("too few to publish"),
+                    empty_label=_("no respondents"),
+                    total_first=index == 0,
+                    compact=compact,
+                    description=_description(title, labels, panel),
+                )
+                for index, panel in enumerate(panels)
+            ]
+        else:
+            rows = [(label, count or 0) for label, count in zip(labels, total.counts, strict=True)]
+            if answered:
+                item["chart"] = charts.bar_chart(
+                    rows, answered, description=_description(title, labels, [total])
+                )
+            rows_ = [_share_cells(r) for r in [total, *sites]]
+            item["table"] = {
+                # Few sites: a column per site, a row per answer (room for the labels);
+                # more: a row per site, a column per answer.
+                "by_answer": len(rows_) <= TABLE_COLUMNS,
+                "columns": labels,
+                "rows": rows_,
+                "answers": [
+                    {"label": label, "cells": [r["cells"][i] for r in rows_]}
+                    for i, label in enumerate(labels)
+                ],
+            }
+        if question["type"] == Question.Type.SINGLE:
+            item["related"] = [
+                row(result)
+                for code, result in snap.overall.items()
+                if not result["comparator"]
+                and result["kind"] == "share"
+                and (definition := snap.definition(code)) is not None
+                and definition["numerator"]
+                and all(
+                    c["question"] == question["code"] for c in definition["numerator"]["clauses"]
+                )
+            ]
+        out.append(item)
     return out
 
 
