@@ -77,8 +77,8 @@ DEFAULT_K = 5
 class Publication:
     """Every count published, and every sum that ties them: ``total = Σ parts``.
 
-    ``owner`` is the site a cell belongs to (its staff know it exactly), or None for a
-    figure over several sites."""
+    ``fixed``: the whole-study figures, always published exactly (never withheld, known to
+    every reader); ``owners``: the site a cell belongs to (kept for the tests' reading)."""
 
     values: dict[Key, int] = field(default_factory=dict)
     owners: dict[Key, str | None] = field(default_factory=dict)
@@ -86,15 +86,24 @@ class Publication:
     #: Counts that are not printed but follow from others (a complement): unknown to a
     #: reader, protected when small, never "withheld" since never shown.
     unpublished: set[Key] = field(default_factory=set)
+    fixed: set[Key] = field(default_factory=set)
 
     def cell(
-        self, key: Key, value: int, owner: str | None = None, *, published: bool = True
+        self,
+        key: Key,
+        value: int,
+        owner: str | None = None,
+        *,
+        published: bool = True,
+        fixed: bool = False,
     ) -> Key:
         if key in self.values and self.values[key] != value:
             raise ValueError(f"cell {key!r} published as {self.values[key]} and {value}")
         self.values[key] = int(value)
         self.owners[key] = owner
-        if not published:
+        if fixed:
+            self.fixed.add(key)
+        elif not published:
             self.unpublished.add(key)
         return key
 
@@ -109,17 +118,26 @@ class Protection:
     k: int
     primary: frozenset[Key] = frozenset()
     secondary: frozenset[Key] = frozenset()
+    #: Cells of a breakdown that could not be protected otherwise (a single site, whose
+    #: row is the study's): the whole breakdown of that table is withheld, each cell "x".
+    blanked: frozenset[Key] = frozenset()
     exposed: frozenset[Key] = frozenset()  # withheld, yet given away: none expected
 
     def hidden(self, key: Key) -> bool:
-        return key in self.primary or key in self.secondary
+        return key in self.primary or key in self.secondary or key in self.blanked
 
     def mark(self, key: Key) -> str:
         """How a withheld cell reads: "<5" (a small count) or "x" (withheld with it)."""
-        return f"<{self.k}" if key in self.primary else SECONDARY_MARK
+        if key in self.primary and key not in self.blanked:
+            return f"<{self.k}"
+        return SECONDARY_MARK
 
     def show(self, key: Key, text: str) -> str:
         return self.mark(key) if self.hidden(key) else text
+
+    @property
+    def any(self) -> bool:
+        return bool(self.primary or self.secondary or self.blanked)
 
 
 NO_PROTECTION = Protection(k=1)
@@ -133,33 +151,40 @@ def protect(
     locked: Iterable[Key] = (),
 ) -> Protection:
     """The cells of ``pub`` to withhold at threshold ``k``. ``withheld``: cells already
-    withheld by another table (a cross-tab's total column is decided by its by-site
-    table); ``locked``: cells whose fate that other table decided, not to be added."""
+    withheld by another table; ``locked``: cells whose fate that other table decided,
+    not to be added (the ``fixed`` whole-study figures are never added either)."""
     if k <= 1:
         return Protection(k=k)
     # Tables tied by no sum are protected apart (each KPI's, say): the same answer, and
     # the linear algebra stays small.
-    withheld_set, locked_set = set(withheld), set(locked)
+    withheld_set, locked_set = set(withheld), set(locked) | pub.fixed
     primary: set[Key] = set()
     secondary: set[Key] = set()
+    blanked: set[Key] = set()
     exposed: set[Key] = set()
     for part in _components(pub):
-        if not any(1 <= part.values[c] < k or c in withheld_set for c in part.values):
+        if not any(
+            (1 <= v < k and c not in part.fixed) or c in withheld_set
+            for c, v in part.values.items()
+        ):
             continue
         found = _protect(part, k, withheld_set & part.values.keys(), locked_set)
         primary |= found.primary
         secondary |= found.secondary
+        blanked |= found.blanked
         exposed |= found.exposed
     return Protection(
         k=k,
         primary=frozenset(primary),
         secondary=frozenset(secondary),
+        blanked=frozenset(blanked),
         exposed=frozenset(exposed),
     )
 
 
 def _components(pub: Publication) -> list[Publication]:
-    """``pub`` split into the parts no sum ties together."""
+    """``pub`` split into the parts no sum ties together through a cell a reader may not
+    know (a whole-study figure is known: it ties nothing)."""
     parent: dict[Key, Key] = {key: key for key in pub.values}
 
     def root(key: Key) -> Key:
@@ -169,25 +194,34 @@ def _components(pub: Publication) -> list[Publication]:
         return key
 
     for total, parts in pub.sums:
-        for p in parts:
-            parent[root(p)] = root(total)
+        free = [c for c in (total, *parts) if c not in pub.fixed]
+        for c in free[1:]:
+            parent[root(c)] = root(free[0])
     parts_of: dict[Key, Publication] = {}
     for key, value in pub.values.items():
+        if key in pub.fixed:
+            continue
         part = parts_of.setdefault(root(key), Publication())
         part.cell(key, value, pub.owners[key], published=key not in pub.unpublished)
     for total, cells in pub.sums:
-        parts_of[root(total)].sums.append((total, cells))
+        free = [c for c in (total, *cells) if c not in pub.fixed]
+        if not free:
+            continue
+        part = parts_of[root(free[0])]
+        for c in (total, *cells):
+            if c in pub.fixed:
+                part.cell(c, pub.values[c], pub.owners[c], fixed=True)
+        part.sums.append((total, cells))
     return list(parts_of.values())
 
 
 def _protect(pub: Publication, k: int, withheld: set[Key], locked_set: set[Key]) -> Protection:
-    primary = {key for key, v in pub.values.items() if 1 <= v < k}
+    primary = {key for key, v in pub.values.items() if 1 <= v < k and key not in pub.fixed}
     suppressed = primary | withheld
     by_cell: dict[Key, list[int]] = {}
     for i, (total, parts) in enumerate(pub.sums):
         for key in (total, *parts):
             by_cell.setdefault(key, []).append(i)
-    exposed: frozenset[Key] = frozenset()
     hidden = set(pub.unpublished)
     while suppressed:
         pinned = _pinned(pub, suppressed | hidden, suppressed)
@@ -211,123 +245,190 @@ def _protect(pub: Publication, k: int, withheld: set[Key], locked_set: set[Key])
             if added:
                 break
         if not added:
-            # Nothing left to withhold but locked cells or the insider's own: say so
-            # (the tests require none; a caller may refuse to publish).
-            exposed = frozenset(pin.key for pin in pinned)
-            break
+            # Nothing left to withhold but whole-study figures (a single site, whose row
+            # is the study's): the breakdown of this table is not published at all.
+            return Protection(
+                k=k,
+                primary=frozenset(primary),
+                secondary=frozenset(suppressed - primary),
+                blanked=frozenset(c for c in pub.values if c not in pub.fixed),
+            )
         suppressed |= added
     secondary = frozenset(suppressed - primary)
-    return Protection(k=k, primary=frozenset(primary), secondary=secondary, exposed=exposed)
+    return Protection(k=k, primary=frozenset(primary), secondary=secondary)
 
 
 @dataclass
 class _Pin:
     key: Key
-    insider: str | None  # None: the public; a site code: that site's staff
-    _matrix: np.ndarray
-    _cell: int
-    _unknown: list[int]
-    _used: list[int]
+    #: The published sums that give it away, together.
+    sums: tuple[int, ...]
 
-    @property
-    def sums(self) -> tuple[int, ...]:
-        """The published sums that give it away, together (computed when asked: only
-        for the cells no single sum gives away)."""
-        return _certificate(self._matrix, self._cell, self._unknown, self._used)
+
+def _known(pub: Publication, unknowns: set[Key], targets: set[Key]) -> set[Key]:
+    """``unknowns`` less the counts not printed that a reader works out by one
+    subtraction from figures shown (a large complement): they tie nothing (not a
+    withheld one, nor a small one: those stay, to be checked)."""
+    unknown = set(unknowns)
+    changed = True
+    while changed:
+        changed = False
+        for total, parts in pub.sums:
+            left = [c for c in (total, *parts) if c in unknown]
+            if len(left) == 1 and left[0] not in targets:
+                unknown.discard(left[0])
+                changed = True
+    return unknown
+
+
+@dataclass
+class _System:
+    """The published sums over the cells a reader does not know, made smaller without
+    changing which of the ``targets`` can move: a sum with one unknown gives it (a target
+    there is given away); a cell that is no target, not zero, and in one sum only frees
+    that sum (it takes up any change), so both go; a sum of two unknowns, one of them no
+    target and not zero, is used to write that one in terms of the other (a complement
+    and its count, mostly). What is left is small (about the sites and the choices of a
+    cross-tab, not every cell), for one SVD."""
+
+    rows: dict[int, dict[int, float]]
+    origins: dict[int, frozenset[int]]
+    given: dict[int, frozenset[int]]  # a target given away by one sum, and its sums
+
+    @classmethod
+    def of(cls, pub: Publication, index: Mapping[Key, int], targets: set[int], zeros: set[int]):
+        rows: dict[int, dict[int, float]] = {}
+        origins: dict[int, frozenset[int]] = {}
+        where: dict[int, set[int]] = {}
+        for i, (total, parts) in enumerate(pub.sums):
+            row: dict[int, float] = {}
+            for key, sign in ((total, 1.0), *((p, -1.0) for p in parts)):
+                if key in index:
+                    row[index[key]] = row.get(index[key], 0.0) + sign
+            row = {v: c for v, c in row.items() if c}
+            if row:
+                rows[i], origins[i] = row, frozenset({i})
+                for v in row:
+                    where.setdefault(v, set()).add(i)
+        given: dict[int, frozenset[int]] = {}
+        queue = list(rows)
+        while queue:
+            e = queue.pop()
+            row = rows.get(e)
+            if row is None:
+                continue
+            if len(row) <= 1:
+                del rows[e]
+                for v in row:  # known from this sum
+                    if v in targets:
+                        given[v] = origins[e]
+                    where[v].discard(e)
+                    for f in where[v]:
+                        rows[f].pop(v)
+                        queue.append(f)
+                    where[v] = set()
+                continue
+            movable = [v for v in row if v not in targets and v not in zeros]
+            loose = next((v for v in movable if len(where[v]) == 1), None)
+            if loose is not None:
+                del rows[e]
+                for v in row:
+                    where[v].discard(e)
+                    queue.extend(where[v])
+                continue
+            if len(row) == 2 and movable:
+                x = movable[0]
+                (y,) = (v for v in row if v != x)
+                ratio = -row[y] / row[x]  # x = ratio·y + a constant
+                del rows[e]
+                where[x].discard(e)
+                where[y].discard(e)
+                for f in where[x]:
+                    r = rows[f]
+                    r[y] = r.get(y, 0.0) + r.pop(x) * ratio
+                    if abs(r[y]) < 1e-12:
+                        del r[y]
+                        where[y].discard(f)
+                    else:
+                        where[y].add(f)
+                    origins[f] = origins[f] | origins[e]
+                    queue.append(f)
+                where[x] = set()
+        return cls(rows, origins, given)
 
 
 def _pinned(pub: Publication, unknowns: set[Key], targets: set[Key]) -> list[_Pin]:
-    """The ``targets`` (withheld cells) that the published sums give away, with who can
-    (the public, or a site's staff, who know their own cells) and from which sums.
-    ``unknowns``: every cell a reader does not see, the targets included."""
-    unknown = sorted(unknowns, key=repr)
+    """The ``targets`` (withheld cells) that the published sums give away, and from which
+    sums. ``unknowns``: every cell a reader does not see, the targets included."""
+    unknown = sorted(_known(pub, unknowns, targets), key=repr)
     index = {key: i for i, key in enumerate(unknown)}
-    used: list[int] = []
-    rows = []
-    for i, (total, parts) in enumerate(pub.sums):
-        if total not in index and not any(p in index for p in parts):
+    aimed = {index[key] for key in targets if key in index}
+    zeros = {index[key] for key in unknown if pub.values[key] == 0}
+    system = _System.of(pub, index, aimed, zeros)
+    found = [_Pin(unknown[v], tuple(sorted(s))) for v, s in system.given.items()]
+    # What is left: the directions in which the unknown cells can move without changing
+    # a published figure (the null space of the sums). A cell is given away when no
+    # direction moves it: when its unit vector is in the sums' row space. A cell that is
+    # zero can move only up ("no count is negative"): the directions that move no zero
+    # first, then, for a cell none of those moves, a search for one in which every zero
+    # that moves goes up (``_moves_up``).
+    ids = sorted(system.rows)
+    cols = sorted({v for r in system.rows.values() for v in r})
+    if not ids:
+        return found
+    at = {v: j for j, v in enumerate(cols)}
+    matrix = np.zeros((len(ids), len(cols)))
+    for i, e in enumerate(ids):
+        for v, c in system.rows[e].items():
+            matrix[i, at[v]] = c
+    held = [at[v] for v in zeros if v in at]
+    without_zeros = _moving(matrix, held)
+    pending = [v for v in sorted(aimed & at.keys()) if not without_zeros[at[v]]]
+    moving = _moving(matrix, []) if held and pending else without_zeros
+    for v in pending:
+        j = at[v]
+        if v in system.given:
             continue
-        row = np.zeros(len(unknown))
-        if total in index:
-            row[index[total]] += 1
-        for p in parts:
-            if p in index:
-                row[index[p]] -= 1
-        used.append(i)
-        rows.append(row)
-    matrix = np.array(rows).reshape(len(rows), len(unknown))
-    # The directions in which every withheld cell can move without changing a published
-    # figure: the null space of the sums over the withheld cells. A cell that cannot move
-    # in any of them is given away.
-    null = _null_space(matrix)
-    found: list[_Pin] = []
-    free = _moves(null, len(unknown))
-    found += [
-        _Pin(key, None, matrix, index[key], list(range(len(unknown))), used)
-        for key in unknown
-        if key in targets and not free[index[key]]
-    ]
-    # A site's staff know their own cells: the directions that leave those unchanged.
-    owners = {pub.owners.get(key) for key in unknown} - {None}
-    for site in sorted(owners, key=str):
-        own = [index[key] for key in unknown if pub.owners.get(key) == site]
-        others = [i for i in range(len(unknown)) if i not in set(own)]
-        free_site = _moves_keeping(null, own, len(unknown))
-        found += [
-            _Pin(key, site, matrix, index[key], others, used)
-            for key in unknown
-            if key in targets
-            and pub.owners.get(key) not in (None, site)
-            and not free_site[index[key]]
-        ]
+        if held and moving[j] and _moves_up(matrix, held, j):
+            continue
+        y, *_ = np.linalg.lstsq(matrix.T, np.eye(len(cols))[j], rcond=None)
+        sums = set().union(*(system.origins[ids[i]] for i in np.flatnonzero(np.abs(y) > 1e-9)))
+        found.append(_Pin(unknown[v], tuple(sorted(sums))))
     return found
 
 
-def _moves(null: np.ndarray, n: int) -> np.ndarray:
-    """Which cells some direction of ``null`` moves."""
-    if not null.size:
-        return np.zeros(n, bool)
-    return np.asarray(np.linalg.norm(null, axis=1) > 1e-9)
-
-
-def _moves_keeping(null: np.ndarray, fixed: list[int], n: int) -> np.ndarray:
-    """Which cells some direction of ``null`` that leaves the ``fixed`` cells unchanged
-    moves. Those directions are ``null @ ker(null[fixed])``; a cell's row of that is its
-    row of ``null`` less its projection on the row space of ``null[fixed]``, which an
-    economy SVD of the few fixed rows gives (a full null space per site was most of the
-    time of a 50-site cross-tab)."""
-    if not null.size:
-        return np.zeros(n, bool)
-    rows = null[fixed, :]
-    if not rows.size:
-        return _moves(null, n)
+def _row_space(matrix: np.ndarray, held: list[int]) -> np.ndarray:
+    """An orthonormal basis of the row space of the sums and the ``held`` unit rows."""
+    rows = np.vstack([matrix, np.eye(matrix.shape[1])[held]]) if held else matrix
     _, s, vt = np.linalg.svd(rows, full_matrices=False)
     rank = int((s > 1e-9 * max(1.0, float(s.max(initial=0.0)))).sum())
-    basis = vt[:rank]
-    return _moves(null - (null @ basis.T) @ basis, n)
+    return np.asarray(vt[:rank])
 
 
-def _certificate(
-    matrix: np.ndarray, cell: int, unknown: list[int], used: list[int]
-) -> tuple[int, ...]:
-    """The sums whose combination gives ``cell`` away (the weights y with yᵀA = the cell's
-    unit vector, over the cells still unknown): withholding a cell of one of them breaks
-    this combination."""
-    a = matrix[:, unknown]
-    target = np.zeros(len(unknown))
-    target[unknown.index(cell)] = 1
-    y, *_ = np.linalg.lstsq(a.T, target, rcond=None)
-    return tuple(used[j] for j in np.flatnonzero(np.abs(y) > 1e-9))
+def _moving(matrix: np.ndarray, held: list[int]) -> np.ndarray:
+    """Which cells some direction that keeps the sums and the ``held`` cells moves."""
+    basis = _row_space(matrix, held)
+    return np.asarray(1 - (basis * basis).sum(axis=0) > 1e-9)
 
 
-def _null_space(matrix: np.ndarray) -> np.ndarray:
-    """An orthonormal basis of the null space, one column per direction."""
-    cols = matrix.shape[1]
-    if matrix.shape[0] == 0 or cols == 0:
-        return np.eye(cols)
-    _, s, vt = np.linalg.svd(matrix, full_matrices=True)
-    rank = int((s > 1e-9 * max(1.0, float(s.max(initial=0.0)))).sum())
-    return vt[rank:].T
+def _moves_up(matrix: np.ndarray, zeros: list[int], cell: int) -> bool:
+    """Whether some direction that keeps the sums moves ``cell`` and no zero cell down:
+    the direction closest to moving ``cell`` alone, with the zeros it would move down
+    held, until it moves every remaining zero up or cannot move ``cell`` (then False:
+    the cell is counted as given away, which can only withhold more)."""
+    held: list[int] = []
+    while True:
+        basis = _row_space(matrix, held)
+        d = -(basis.T @ basis[:, cell])
+        d[cell] += 1
+        if abs(d[cell]) < 1e-9:
+            return False
+        d = d / d[cell]
+        down = [z for z in zeros if d[z] < -1e-9]
+        up = [z for z in zeros if d[z] > 1e-9]
+        if not down or not up:
+            return True  # this direction, or its opposite
+        held += down if len(down) <= len(up) else up
 
 
 def _partners(
@@ -340,29 +441,28 @@ def _partners(
 ) -> set[Key]:
     """Shown cells to withhold with ``pin.key``: one in each sum where it is the only
     unknown (subtraction gives it away there); else one from the sums that give it away
-    together; else from its neighbours'. Never one the insider knows; the smallest
-    non-zero count."""
-    key, insider = pin.key, pin.insider
+    together; else from its neighbours'. Never a whole-study figure. Preferred, in turn:
+    a count inside the table (a choice, a numerator) that is not zero; one that is zero
+    (a withheld zero can be pinned by "no count is negative", which ``_pinned`` checks);
+    a base or margin (withholding it withholds every share over it), not zero; zero."""
+    key = pin.key
     sums = list(by_cell.get(key, ()))
-
-    def unknown(c: Key) -> bool:
-        return c in suppressed and (insider is None or pub.owners.get(c) != insider)
+    margins = {total for total, _parts in pub.sums}
 
     def best(ring: Iterable[int]) -> Key | None:
         candidates = {
             c
             for i in ring
             for c in _cells(pub, i)
-            if c not in suppressed
-            and c not in locked
-            # A withheld zero could be pinned by "no count is negative"; never needed
-            # while a sum has a non-zero cell.
-            and pub.values[c] != 0
-            and (insider is None or pub.owners.get(c) != insider)
+            if c not in suppressed and c not in locked and c not in pub.fixed
         }
-        return min(candidates, key=lambda c: (pub.values[c], repr(c)), default=None)
+        return min(
+            candidates,
+            key=lambda c: (c in margins, pub.values[c] == 0, pub.values[c], repr(c)),
+            default=None,
+        )
 
-    alone = [i for i in sums if sum(1 for c in _cells(pub, i) if unknown(c)) == 1]
+    alone = [i for i in sums if sum(1 for c in _cells(pub, i) if c in suppressed) == 1]
     found = {c for i in alone if (c := best([i])) is not None}
     if found or only_alone:
         return found
@@ -414,13 +514,16 @@ def kpi_publication(results: Sequence[Any]) -> Publication:
             for site, row in rows.items():
                 value = _get(row, name)
                 if value is not None:
-                    pub.cell((key, site), value, site)
+                    pub.cell((key, site), value, site, fixed=site is None)
             if None in rows and sites:
                 pub.sum((key, None), [(key, s) for s in sites])
         if kind == "share":
             for site, row in rows.items():
                 n, d = _get(row, "numerator"), _get(row, "denominator")
-                pub.cell((("complement", code), site), d - n, site, published=False)
+                # The study's complement is known: its base and numerator are published.
+                pub.cell(
+                    (("complement", code), site), d - n, site, published=False, fixed=site is None
+                )
                 pub.sum((base, site), [(("numerator", code), site), (("complement", code), site)])
             if None in rows and sites:
                 pub.sum((("complement", code), None), [(("complement", code), s) for s in sites])
@@ -525,6 +628,7 @@ def crosstab_publication(
     partition: bool,
     conditional: bool,
     single: bool = True,
+    total_fixed: bool = True,
 ) -> Publication:
     """A cross-tab: each column's choices, their complements (base − choice), its base
     and the respondents who skipped or were not shown the question; the total column.
@@ -534,19 +638,31 @@ def crosstab_publication(
     pub = Publication()
     for col in [*columns, total]:
         name = col.key
-        pub.cell(("answered", name), col.answered, col.owner)
-        pub.cell(("unanswered", name), col.unanswered, col.owner)
-        pub.cell(("shown", name), col.answered + col.unanswered, col.owner)
+        fixed = total_fixed and col is total
+        pub.cell(("answered", name), col.answered, col.owner, fixed=fixed)
+        pub.cell(("unanswered", name), col.unanswered, col.owner, fixed=fixed)
+        pub.cell(("shown", name), col.answered + col.unanswered, col.owner, fixed=fixed)
         pub.sum(("shown", name), [("answered", name), ("unanswered", name)])
-        pub.cell(("respondents", name), col.answered + col.unanswered + col.not_shown, col.owner)
+        pub.cell(
+            ("respondents", name),
+            col.answered + col.unanswered + col.not_shown,
+            col.owner,
+            fixed=fixed,
+        )
         if conditional:
-            pub.cell(("not_shown", name), col.not_shown, col.owner)
+            pub.cell(("not_shown", name), col.not_shown, col.owner, fixed=fixed)
             pub.sum(("respondents", name), [("shown", name), ("not_shown", name)])
         else:
             pub.sum(("respondents", name), [("shown", name)])
         for code, n in col.chosen.items():
-            pub.cell(("chosen", code, name), n, col.owner)
-            pub.cell(("not_chosen", code, name), col.answered - n, col.owner, published=False)
+            pub.cell(("chosen", code, name), n, col.owner, fixed=fixed)
+            pub.cell(
+                ("not_chosen", code, name),
+                col.answered - n,
+                col.owner,
+                published=False,
+                fixed=fixed,
+            )
             pub.sum(("answered", name), [("chosen", code, name), ("not_chosen", code, name)])
         if single:
             pub.sum(("answered", name), [("chosen", code, name) for code in col.chosen])
@@ -570,21 +686,41 @@ def protect_crosstab(
     single: bool = True,
     breakdown: Sequence[CrossColumn] = (),
     partition: bool = True,
+    total_fixed: bool = True,
 ) -> Protection:
-    """The entry point for cross-tabs. The by-site table decides the total column's
-    cells, for every breakdown, so that the by-site and by-segment pages of a question
-    agree; a breakdown (``breakdown`` columns, ``partition`` when they split the total)
-    adds its own suppressions around that."""
+    """The entry point for cross-tabs. ``total_fixed``: the total column is the whole
+    study's, always published exactly; the by-site table and each breakdown (``breakdown``
+    columns, ``partition`` when they split the total) are then protected apart. Otherwise
+    (a total over some sites) the by-site table decides the total column's cells, for
+    every breakdown, so that the by-site and by-segment pages of a question agree, and a
+    breakdown adds its own suppressions around that."""
+    if total_fixed and breakdown:
+        return protect(
+            crosstab_publication(
+                breakdown, total, partition=partition, conditional=conditional, single=single
+            ),
+            k,
+        )
     sites = protect(
         crosstab_publication(
-            by_site, total, partition=True, conditional=conditional, single=single
+            by_site,
+            total,
+            partition=True,
+            conditional=conditional,
+            single=single,
+            total_fixed=total_fixed,
         ),
         k,
     )
     if not breakdown:
         return sites
     pub = crosstab_publication(
-        breakdown, total, partition=partition, conditional=conditional, single=single
+        breakdown,
+        total,
+        partition=partition,
+        conditional=conditional,
+        single=single,
+        total_fixed=False,
     )
     total_keys = {key for key in pub.values if isinstance(key, tuple) and key[-1] == total.key}
     hidden = {key for key in total_keys if sites.hidden(key)}
@@ -593,6 +729,7 @@ def protect_crosstab(
         k=k,
         primary=result.primary | (sites.primary & total_keys),
         secondary=result.secondary | (sites.secondary & total_keys),
+        blanked=result.blanked | (sites.blanked & total_keys),
         exposed=result.exposed | sites.exposed,
     )
 
