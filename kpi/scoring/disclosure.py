@@ -64,6 +64,8 @@ from typing import Any
 import numpy as np
 from django.utils.translation import gettext as _
 
+from . import wording
+
 Key = Hashable
 
 #: The marker of a secondary suppression (e-Stat's 秘匿 mark).
@@ -314,9 +316,9 @@ class _System:
         queue = list(rows)
         while queue:
             e = queue.pop()
-            row = rows.get(e)
-            if row is None:
+            if e not in rows:
                 continue
+            row = rows[e]
             if len(row) <= 1:
                 del rows[e]
                 for v in row:  # known from this sum
@@ -734,6 +736,68 @@ def protect_crosstab(
     )
 
 
+# --- The report's per-site charts: a snapshot's choice distributions -------------------
+
+
+@dataclass(frozen=True)
+class SiteDistribution:
+    """One site's answers to one question as the report may publish them: ``base`` (who
+    answered) and each choice's count, None where withheld; ``marks`` the withheld ones'
+    marks by choice code ("_base" for the base)."""
+
+    base: int | None
+    counts: dict[str, int | None]
+    marks: dict[str, str]
+
+
+def protect_distributions(snapshot: Mapping[str, Any]) -> dict[str, dict[str, SiteDistribution]]:
+    """The snapshot's per-site choice distributions protected as a by-site cross-tab of
+    each question (the whole study's distribution published exactly), at the threshold
+    the snapshot froze (none for one made before there was one): ``{question: {site:
+    SiteDistribution}}``, sites and choices in the snapshot's order."""
+    k = int(snapshot.get("study", {}).get("small_cell_threshold", 1))
+    distributions = snapshot.get("distributions") or {}
+    overall: Mapping[str, Mapping[str, int]] = distributions.get("overall") or {}
+    by_site: Mapping[str, Mapping[str, Mapping[str, int]]] = distributions.get("by_site") or {}
+    instrument = snapshot.get("instrument") or {}
+    types = {q["code"]: q.get("type") for q in instrument.get("questions", [])}
+    out: dict[str, dict[str, SiteDistribution]] = {}
+    for question, total in overall.items():
+        choices = [c for c in total if c != "_answered"]
+        columns = []
+        for site, counts in by_site.items():
+            mine = counts.get(question, {})
+            chosen = {c: int(mine.get(c, 0)) for c in choices}
+            columns.append(CrossColumn(site, site, int(mine.get("_answered", 0)), 0, 0, chosen))
+        whole = CrossColumn(
+            "_total",
+            None,
+            int(total.get("_answered", 0)),
+            0,
+            0,
+            {c: int(total[c]) for c in choices},
+        )
+        p = protect_crosstab(
+            columns, whole, k, conditional=False, single=types.get(question) != "multiple"
+        )
+        sites: dict[str, SiteDistribution] = {}
+        for column in columns:
+            marks = {
+                c: p.mark(("chosen", c, column.key))
+                for c in choices
+                if p.hidden(("chosen", c, column.key))
+            }
+            if p.hidden(("answered", column.key)):
+                marks["_base"] = p.mark(("answered", column.key))
+            sites[column.key] = SiteDistribution(
+                base=None if "_base" in marks else column.answered,
+                counts={c: None if c in marks else column.chosen[c] for c in choices},
+                marks=marks,
+            )
+        out[question] = sites
+    return out
+
+
 # --- In words: for Methods and the pages ---------------------------------------------------
 
 
@@ -746,28 +810,45 @@ def methods_text(k: int, language: str = "ja") -> str:
         }[language]
     if language == "ja":
         return (
-            f"個人が特定されることを防ぐため、1以上{k - 1}以下の件数は「<{k}」と表示した"
-            "（一次秘匿）。「50人中48人が該当」のときの該当しない2人のように、母数から"
-            "差し引いて求まる件数も同様に扱った。また、合計や他の実施地域の数値から差し引いて"
-            "秘匿した件数が求められないよう、必要な数値を追加で秘匿し「x」と表示した"
-            "（二次秘匿）。二次秘匿は、同じ件数が現れる表をまとめて（各指標の実施地域別と"
-            "全体の数値、指標間で共通の母数、クロス集計とその実施地域別の表）、また各実施地域の"
-            "担当者が自らの実施地域の件数を知っていることを前提に判定した。0は秘匿していない。母数が秘匿された指標は"
-            "「判定保留（公表には少なすぎる）」とし、分子が秘匿された指標は割合・信頼区間・"
-            "判定を公表していない。"
+            "個人が特定されることを防ぐため、実施地域別の表とクロス集計の表では、"
+            f"1以上{k - 1}以下の件数を「<{k}」と表示した（一次秘匿）。"
+            "「50人中48人が該当」のときの該当しない2人のように、母数から差し引いて求まる件数も同様に扱った。また、公表した合計や他の実施地域の"
+            "数値から差し引いて秘匿した件数が求められないよう、必要な数値を追加で秘匿し「x」と表示した"
+            "（二次秘匿。他に手段がないときは0の件数も秘匿した）。調査全体の数値は評価の結果そのもの"
+            "であるため、常にそのまま公表した。実施地域が一つの調査のように、調査全体の数値から秘匿した"
+            "件数が求まってしまう表では、その表の実施地域別の数値をすべて「x」とした。この保護は公表した"
+            "表の読み手に対するものであり、自らの実施地域の件数を知っている実施地域の担当者は、調査全体の"
+            "数値から差し引くことができる（これを防ぐには調査全体の結果を秘匿するほかない）。0は秘匿して"
+            "いない。母数が秘匿された指標は「判定保留（公表するには少なすぎる）」とし、分子が秘匿された"
+            "指標は割合・信頼区間・判定を公表していない。"
         )
     return (
-        f"To protect respondents from being identified, every count from 1 to {k - 1} is "
-        f"shown as “<{k}” (primary suppression), including counts that follow by "
-        "subtraction from a base (“48 of 50 agreed” shows that 2 did not). Further counts "
-        "are withheld and shown as “x” (secondary suppression) so that no withheld count "
-        "can be worked out from the totals or from the other sites; this is checked over "
-        "the tables in which the same counts appear (each KPI's per-site and whole-study "
-        "figures, bases shared between KPIs, a cross-tab and its per-site table), and also "
-        "for the staff of each site, who know their own site's counts. Zeros are shown. "
-        "A KPI whose base is withheld is “inconclusive (too few to publish)”; where its "
-        "numerator is withheld, its share, interval and verdict are not published."
+        f"To protect respondents from being identified, every per-site and cross-tab count "
+        f"from 1 to {k - 1} is shown as “<{k}” (primary suppression), including counts that "
+        "follow by subtraction from a base (“48 of 50 agreed” shows that 2 did not). Further "
+        "counts are withheld and shown as “x” (secondary suppression; a zero only when "
+        "nothing else will do) so that no withheld count can be worked out from the "
+        "published totals or the other sites. Whole-study figures are the evaluation's "
+        "result and are always published exactly; where they alone give a small count "
+        "away (a study with one site), that table's per-site figures are all shown as "
+        "“x”. The protection is against readers of the published tables: a site's own "
+        "managers, who know their own counts, can subtract them from a whole-study figure "
+        "(protecting against them would mean withholding the study's own results). Zeros "
+        "are shown. A KPI whose base is withheld is “inconclusive (too few to publish)”; "
+        "where its numerator is withheld, its share, interval and verdict are not published."
     )
+
+
+def counts_text(kind: str, numerator: int, denominator: int, cells: ResultCells) -> str:
+    """A result's counts with its withheld ones marked: "<5 / 40", "x / 70", "n = <5"."""
+    base = cells.denominator_mark or wording.integer(denominator)
+    if kind == "mean":
+        return f"n = {base}"
+    if cells.numerator:
+        shown = wording.integer(numerator)
+    else:
+        shown = cells.numerator_mark or SECONDARY_MARK
+    return f"{shown} / {base}"
 
 
 def too_few_text() -> str:
@@ -780,9 +861,21 @@ def withheld_text(cells: ResultCells) -> str:
     return too_few_text() if cells.too_few else _("not published (small count)")
 
 
-def legend_text(k: int) -> str:
-    """The note under a protected table."""
-    return _(
+def legend_text(k: int, *, blanked: bool = False) -> str:
+    """The note under a protected table; ``blanked``: some breakdown is withheld whole."""
+    text = _(
         "“<%(k)s”: a count from 1 to %(below)s, withheld to protect respondents; “x”: "
-        "withheld so that such a count cannot be worked out from the totals."
+        "withheld so that such a count cannot be worked out from the totals or the other "
+        "sites. Whole-study figures are always shown."
     ) % {"k": k, "below": k - 1}
+    if blanked:
+        text += " " + blanked_text()
+    return text
+
+
+def blanked_text() -> str:
+    return _(
+        "Where a small count could be worked out from the whole-study figures whatever "
+        "else is withheld (a study with one site), that table's per-site figures are not "
+        "published (“x”)."
+    )

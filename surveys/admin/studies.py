@@ -155,6 +155,7 @@ class StudyAdmin(StudyExportsMixin, ScopedAdminMixin, admin.ModelAdmin):
         (None, {"fields": ("code", "name_ja", "name_en", "status", "default_language")}),
         (_("Period"), {"fields": ("period_start", "period_end")}),
         (_("Personal data"), {"fields": ("retention_months", "personal_data_expiry")}),
+        (_("Published tables"), {"fields": ("small_cell_threshold",)}),
         (_("Description"), {"fields": ("description_ja", "description_en")}),
         (_("Record"), {"fields": ("created_at",), "classes": ("collapse",)}),
     )
