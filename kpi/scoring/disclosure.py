@@ -89,6 +89,7 @@ class Publication:
     #: reader, protected when small, never "withheld" since never shown.
     unpublished: set[Key] = field(default_factory=set)
     fixed: set[Key] = field(default_factory=set)
+    _seen: set[tuple[Key, tuple[Key, ...]]] = field(default_factory=set, repr=False)
 
     def cell(
         self,
@@ -111,7 +112,8 @@ class Publication:
 
     def sum(self, total: Key, parts: Iterable[Key]) -> None:
         parts = tuple(parts)
-        if parts and (total, parts) not in self.sums:
+        if parts and (total, parts) not in self._seen:
+            self._seen.add((total, parts))
             self.sums.append((total, parts))
 
 
@@ -272,14 +274,29 @@ def _known(pub: Publication, unknowns: set[Key], targets: set[Key]) -> set[Key]:
     subtraction from figures shown (a large complement): they tie nothing (not a
     withheld one, nor a small one: those stay, to be checked)."""
     unknown = set(unknowns)
-    changed = True
-    while changed:
-        changed = False
-        for total, parts in pub.sums:
-            left = [c for c in (total, *parts) if c in unknown]
-            if len(left) == 1 and left[0] not in targets:
-                unknown.discard(left[0])
-                changed = True
+    where: dict[Key, list[int]] = {}
+    for i, (total, parts) in enumerate(pub.sums):
+        for c in (total, *parts):
+            if c in unknown:
+                where.setdefault(c, []).append(i)
+    count = [0] * len(pub.sums)
+    for c in unknown:
+        for i in where.get(c, ()):
+            count[i] += 1
+    queue = [i for i, n in enumerate(count) if n == 1]
+    while queue:
+        i = queue.pop()
+        if count[i] != 1:
+            continue
+        total, parts = pub.sums[i]
+        (left,) = (c for c in (total, *parts) if c in unknown)
+        if left in targets:
+            continue
+        unknown.discard(left)
+        for j in where.get(left, ()):
+            count[j] -= 1
+            if count[j] == 1:
+                queue.append(j)
     return unknown
 
 
@@ -517,8 +534,9 @@ def kpi_publication(results: Sequence[Any]) -> Publication:
                 value = _get(row, name)
                 if value is not None:
                     pub.cell((key, site), value, site, fixed=site is None)
-            if None in rows and sites:
-                pub.sum((key, None), [(key, s) for s in sites])
+            parts = [(key, s) for s in sites]
+            if (key, None) in pub.values and parts and all(p in pub.values for p in parts):
+                pub.sum((key, None), parts)
         if kind == "share":
             for site, row in rows.items():
                 n, d = _get(row, "numerator"), _get(row, "denominator")
