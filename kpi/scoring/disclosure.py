@@ -431,23 +431,25 @@ def _moving(matrix: np.ndarray, held: list[int]) -> np.ndarray:
 
 
 def _moves_up(matrix: np.ndarray, zeros: list[int], cell: int) -> bool:
-    """Whether some direction that keeps the sums moves ``cell`` and no zero cell down:
-    the direction closest to moving ``cell`` alone, with the zeros it would move down
-    held, until it moves every remaining zero up or cannot move ``cell`` (then False:
-    the cell is counted as given away, which can only withhold more)."""
-    held: list[int] = []
-    while True:
-        basis = _row_space(matrix, held)
-        d = -(basis.T @ basis[:, cell])
-        d[cell] += 1
-        if abs(d[cell]) < 1e-9:
-            return False
-        d = d / d[cell]
-        down = [z for z in zeros if d[z] < -1e-9]
-        up = [z for z in zeros if d[z] > 1e-9]
-        if not down or not up:
-            return True  # this direction, or its opposite
-        held += down if len(down) <= len(up) else up
+    """Whether some direction that keeps the sums moves ``cell`` and no zero cell down.
+    For each way ``cell`` may go (up, down): the direction closest to moving it alone,
+    with the zeros that direction would move down held, until no zero goes down or
+    ``cell`` cannot move (then False: the cell is counted as given away, which can only
+    withhold more)."""
+    for sign in (1.0, -1.0):
+        held: list[int] = []
+        while True:
+            basis = _row_space(matrix, held)
+            d = -(basis.T @ basis[:, cell])
+            d[cell] += 1
+            if abs(d[cell]) < 1e-9:
+                break
+            d = sign * d / d[cell]
+            down = [z for z in zeros if d[z] < -1e-9]
+            if not down:
+                return True
+            held += down
+    return False
 
 
 def _partners(
