@@ -158,6 +158,36 @@ class SectionView:
     section: selectors.ResultSection
     rows: list[ResultRow]
 
+    def _count(self, verdict: str) -> int:
+        """The verdicts as the rows show them: a withheld result with a target counts as
+        inconclusive (its own verdict would say what the row withholds)."""
+        return sum(
+            1
+            for row in self.rows
+            if (
+                (Verdict.INCONCLUSIVE if row.result.verdict else "")
+                if row.withheld
+                else row.result.verdict
+            )
+            == verdict
+        )
+
+    @property
+    def met(self) -> int:
+        return self._count(Verdict.MET)
+
+    @property
+    def not_met(self) -> int:
+        return self._count(Verdict.NOT_MET)
+
+    @property
+    def inconclusive(self) -> int:
+        return self._count(Verdict.INCONCLUSIVE)
+
+    @property
+    def without_target(self) -> int:
+        return self._count("")
+
 
 def section_views(
     sections: list[selectors.ResultSection],

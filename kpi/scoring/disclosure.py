@@ -1,58 +1,62 @@
 """Small-cell protection: which published counts are withheld so that no resident can be
-singled out from the aggregate tables Hyoka publishes.
+singled out from the aggregate tables Hyoka publishes (issue 17, item 3).
 
-Status (issue 17, item 3, first slice): the rule and the tests that attack it. No page,
-file or API applies it yet: wiring it into the results tables, the cross-tab and the
-report waits on two decisions (whether whole-study figures and their complements are
-cells, see 1. below; and a pattern cheap enough for a 50-site cross-tab per request,
-which today takes seconds).
+Applied to the run page's per-site tables and the runs API (``selectors.run_protection``),
+the cross-tab page, its CSV and XLSX files and the cross-tab API (``crosstab.crosstab``
+puts a ``Protection`` on the ``Table``), and the report's per-site tables and Methods
+(``kpi/evaluations/report/context.py``, at the threshold the snapshot froze);
+``protect_distributions`` gives the report's per-site charts their counts. Record-level
+exports are not aggregates: unchanged.
+
+Who it protects against: **the reader of everything published** (the report, the admin's
+tables, the API's aggregates, the aggregate exports). Not a site's own staff: they see
+their own site's counts, and can subtract them from a published study total; protecting
+against them would mean withholding the study's own results.
 
 The rule, in plain words (``methods_text`` says it for the report's Methods):
 
-1. **Primary suppression.** Every count from 1 to k−1 is withheld and shown as "<k" (k is
-   the study's ``small_cell_threshold``, 5 by default; k = 1 turns protection off). Zero
-   is shown: it names nobody. A *complement* is a count too: "48 of 50 agreed" names the 2
-   who did not, so the base minus the numerator of a share (and base minus each choice of
-   a cross-tab) is checked like any other cell, and a small complement withholds the
-   numerator with it.
-2. **Secondary suppression.** A table publishes sums (a site's base, the study's total,
-   a column's margin), so a withheld cell could be worked out by subtraction. Every
-   published sum is an equation over its cells; a withheld cell is safe when those
-   equations, with every figure still shown, leave it more than one possible value. While
-   some withheld cell is *pinned* to a single value, one more cell of an equation it is in
-   is withheld too (the smallest non-zero count shown there, never a zero),
-   and it is shown as "x". The check is made twice over: for the public (all that is
-   published) and for each site's own staff, who know their own site's counts exactly;
-   so with two sites, the study total minus one's own site does not give away the other
-   (the total is withheld too).
-3. **The same count in several tables** (a base shared by KPIs, the study total of the
-   per-site table and of the overall figure, the cross-tab's total column) is one cell:
-   the tables are protected together, so a count withheld in one is withheld in all. A
-   cross-tab's total column is decided by its by-site table, whatever the breakdown.
-   (A ``Publication`` can also tie a KPI's numerator to the cross-tab cells it adds up,
-   as the tests do; the pages do not yet: a KPI's counts and a cross-tab of its question
-   are protected separately. TODO for the report, which prints both.)
-4. **A KPI whose base is withheld** is "inconclusive (too few to publish)"; one whose
-   numerator (or complement) is withheld shows no value, interval or verdict either,
-   since each of them gives the numerator back.
+1. **Whole-study figures are always published** (a KPI's study row, a question's overall
+   distribution, a cross-tab's total column): they are the evaluation's result and what
+   the targets judge. They are ``fixed``: never withheld, known to every reader, and a
+   complement at whole-study level (229 − 227) is not a cell.
+2. **Primary suppression.** Every per-site or cross-tab count from 1 to k−1 is withheld
+   and shown as "<k" (k is the study's ``small_cell_threshold``, 5 by default; k = 1
+   turns protection off). Zero is shown: it names nobody. A *complement* is a count too:
+   "48 of 50 agreed" names the 2 who did not, so a site's base minus its numerator (and
+   a cross-tab column's base minus each choice) is checked like any other cell, and a
+   small complement withholds the numerator with it.
+3. **Secondary suppression.** Every published sum is an equation over its cells; a
+   withheld cell is safe when those equations, with every figure still shown, leave it
+   more than one possible value. While some withheld cell is *pinned* to a single value,
+   one more cell of an equation it is in is withheld too and shown as "x": preferably a
+   count inside the table (a choice, a numerator), the smallest non-zero one; a **zero**
+   of another site when nothing else will do (a withheld zero can only go up, which the
+   check takes into account); a base or margin last.
+4. **When nothing will do** (a study with one site, whose row is the study's): the
+   per-site breakdown of that table is withheld whole (``Protection.blanked``, every cell
+   "x", with a note); never the study's figures.
+5. **The same count in several tables** (a base shared by KPIs, and the like) is one
+   cell: the tables are protected together. A KPI whose base is withheld is
+   "inconclusive (too few to publish)"; one whose numerator (or complement) is withheld
+   shows no value, interval or verdict either, since each gives the numerator back.
 
-What it guarantees (and the tests attack): for every withheld cell, the linear program
-"minimise / maximise this cell subject to every published figure and every published sum,
-cells ≥ 0" has a range of more than one value, for the public and for each site's staff.
-It does not hide that a "<k" cell is between 1 and k−1: that is what "<k" says, as in
-Japan's e-Stat tables and the UK ONS. Sums of several withheld cells may still be known
-(the usual convention of cell suppression).
+What it guarantees (and the tests attack with linear programming, scipy's ``linprog``):
+for every withheld cell, "minimise / maximise this cell subject to every published
+figure and every published sum, cells ≥ 0" has a range of at least one. It does not hide
+that a "<k" cell is between 1 and k−1: that is what "<k" says, as in Japan's e-Stat tables
+and the UK ONS. Sums of several withheld cells may still be known (the usual convention).
 
 Known limitation: a reader who also uses "<k" as the bounds 1 and k−1 in that linear
-program can pin some cells (about one check in six on the random cross-tabs of the tests,
-typically a site with a single respondent, where every count is 1); the test
+program can pin some cells (a site with a single respondent, where every count is 1);
 ``test_an_attacker_reading_the_marks_as_bounds_pins_some_cells`` records it (strict
-xfail). Closing it needs protection intervals (each withheld cell's range required to
-reach beyond k−1), checked by a linear program at publication: scipy at run time.
+xfail). Closing it needs protection intervals, checked by a linear program at publication
+(scipy at run time, which the project does not ship).
 
-Pure: counts in, a ``Protection`` out; no ORM. ``kpi_publication`` builds the per-site
-KPI tables from result rows (``KPIResult`` or an evaluation snapshot's dicts) and
-``crosstab_publication`` a cross-tab's; ``protect`` decides.
+How (cost: ``bench/disclosure.py``): the sums over the cells a reader does not know are
+first made smaller by substitution (``_System``: a sum with one unknown gives it away; a
+complement is written in terms of its count; a cell in one sum only frees it), then one
+SVD per iteration over each part of the tables that no sum ties to another tells which
+withheld cells no direction can move. Pure: counts in, a ``Protection`` out; no ORM.
 """
 
 from __future__ import annotations
@@ -470,12 +474,20 @@ def _partners(
     sums = list(by_cell.get(key, ()))
     margins = {total for total, _parts in pub.sums}
 
+    def stuck(c: Key) -> bool:
+        """A zero in a sum whose shown total is zero (a site nobody answered at) can
+        never move: withholding it protects nothing."""
+        return pub.values[c] == 0 and any(
+            pub.values[t] == 0 and t not in suppressed and c in parts
+            for t, parts in (pub.sums[i] for i in by_cell.get(c, ()))
+        )
+
     def best(ring: Iterable[int]) -> Key | None:
         candidates = {
             c
             for i in ring
             for c in _cells(pub, i)
-            if c not in suppressed and c not in locked and c not in pub.fixed
+            if c not in suppressed and c not in locked and c not in pub.fixed and not stuck(c)
         }
         return min(
             candidates,

@@ -414,7 +414,8 @@ def withheld_row(result: Data, cells: disclosure.ResultCells, *, site: str) -> R
         ),
         value="",
         precise="",
-        empty=why,
+        # With a target the verdict column says why; without, the value's cell does.
+        empty=wording.DASH if result["comparator"] else why,
         interval=wording.DASH,
         level=wording.level(r),
         target=wording.target(r),

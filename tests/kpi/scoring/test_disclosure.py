@@ -350,3 +350,67 @@ def test_snapshot_dicts_and_rows_give_the_same_site():
     row = SimpleNamespace(site_id=3, site=SimpleNamespace(code="x"))
     assert dc.site_of(row) == "x"
     assert dc.site_of({"site_code": None}) is None
+
+
+# --- The report's per-site charts: a snapshot's distributions -----------------------------
+
+
+def _snapshot(by_site: dict[str, dict[str, int]], k: int | None, kind: str = "single") -> dict:
+    overall = {c: sum(site[c] for site in by_site.values()) for c in next(iter(by_site.values()))}
+    study = {"code": "s"} if k is None else {"code": "s", "small_cell_threshold": k}
+    return {
+        "study": study,
+        "instrument": {"questions": [{"code": "q", "type": kind}]},
+        "distributions": {
+            "overall": {"q": overall},
+            "by_site": {s: {"q": counts} for s, counts in by_site.items()},
+        },
+    }
+
+
+TOOL = {  # the demo's "tool" question: the study's 199, 14, 9, 3, 3, 1 of 229
+    "itabashi": {"line": 77, "phone": 7, "f2f": 5, "email": 1, "sns": 0, "other": 0},
+    "setagaya": {"line": 122, "phone": 7, "f2f": 4, "email": 2, "sns": 3, "other": 1},
+}
+
+
+def test_a_snapshot_from_before_the_threshold_is_not_protected():
+    sites = {s: {**c, "_answered": sum(c.values())} for s, c in TOOL.items()}
+    got = dc.protect_distributions(_snapshot(sites, None))["q"]
+    assert got["itabashi"].counts["email"] == 1 and not got["itabashi"].marks
+
+
+def test_the_per_site_distributions_are_protected_against_the_whole_studys():
+    sites = {s: {**c, "_answered": sum(c.values())} for s, c in TOOL.items()}
+    got = dc.protect_distributions(_snapshot(sites, 5))["q"]
+    ita, seta = got["itabashi"], got["setagaya"]
+    assert (ita.base, seta.base) == (90, 139)
+    # Every count from 1 to 4 withheld ("<5"); the zeros and counts beside them withheld
+    # so that the study's 3 "sns" and 1 "other" do not give Setagaya's back.
+    assert ita.marks["email"] == "<5" and seta.marks["f2f"] == "<5"
+    assert {c for c, n in seta.counts.items() if n is None} == {"f2f", "email", "sns", "other"}
+    assert ita.counts["sns"] is None and ita.counts["other"] is None  # zeros, as "x"
+    assert ita.marks["sns"] == "x"
+    assert ita.counts["line"] == 77 and seta.counts["line"] == 122
+    # Attacked like any cross-tab: what the charts show, and the study's distribution.
+    columns = [
+        CrossColumn(s, s, sites[s]["_answered"], 0, 0, {c: TOOL[s][c] for c in TOOL[s]})
+        for s in sites
+    ]
+    total = CrossColumn(
+        "_total", None, 229, 0, 0, {c: sum(TOOL[s][c] for s in TOOL) for c in TOOL["itabashi"]}
+    )
+    pub = dc.crosstab_publication(columns, total, partition=True, conditional=False)
+    shown = Publication(values=pub.values, owners=pub.owners, sums=pub.sums)
+    shown.unpublished, shown.fixed = pub.unpublished, pub.fixed
+    hidden = {("chosen", c, s) for s, d in got.items() for c, n in d.counts.items() if n is None}
+    protection = dc.Protection(k=5, primary=frozenset(hidden))
+    for key, width in attack(shown, protection):
+        assert width >= 1 - 1e-6, key
+
+
+def test_a_single_sites_distribution_is_not_published_per_site():
+    sites = {"only": {"yes": 2, "no": 38, "_answered": 40}}
+    got = dc.protect_distributions(_snapshot(sites, 5))["q"]["only"]
+    assert got.base is None and got.counts == {"yes": None, "no": None}
+    assert set(got.marks.values()) == {"x"}
