@@ -46,6 +46,12 @@ figure and every published sum, cells ≥ 0" has a range of at least one. It doe
 that a "<k" cell is between 1 and k−1: that is what "<k" says, as in Japan's e-Stat tables
 and the UK ONS. Sums of several withheld cells may still be known (the usual convention).
 
+Known gap: a KPI's per-site counts and the per-site distribution (or cross-tab) of the
+question it counts are protected apart; a ``Publication`` can tie them (the tests'
+``test_kpi_tables_and_the_cross_tab_published_together_resist_the_attack`` does), the
+pages do not yet. The report prints both (the per-site tables, and the per-site charts
+once connected): protecting them together is the next step.
+
 Known limitation: a reader who also uses "<k" as the bounds 1 and k−1 in that linear
 program can pin some cells (a site with a single respondent, where every count is 1);
 ``test_an_attacker_reading_the_marks_as_bounds_pins_some_cells`` records it (strict
