@@ -108,6 +108,18 @@ class Study(models.Model):
         ),
     )
 
+    small_cell_threshold = models.PositiveSmallIntegerField(
+        _("small-cell threshold"),
+        default=5,
+        validators=[MinValueValidator(1)],
+        help_text=_(
+            "Per-site and cross-tab counts from 1 to this number minus one are withheld "
+            "(shown as “<5” with 5) in the published tables, the report, the API's "
+            "aggregate results and the aggregate exports; 1 turns the protection off. "
+            "Whole-study figures and record-level exports are never withheld."
+        ),
+    )
+
     class Meta:
         verbose_name = _("study")
         verbose_name_plural = _("studies")

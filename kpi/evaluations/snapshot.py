@@ -138,6 +138,9 @@ def build(run: EvaluationRun) -> dict[str, Any]:
             "issuing_body_en": study.issuing_body_en,
             "period_start": _iso(study.period_start),
             "period_end": _iso(study.period_end),
+            # Absent from snapshots made before it: read as 1 (no protection), so a report
+            # signed then renders as it did (``small_cell_threshold``).
+            "small_cell_threshold": study.small_cell_threshold,
         },
         "sites": [
             {
@@ -178,3 +181,9 @@ def canonical(snapshot: dict[str, Any]) -> bytes:
 
 def digest(snapshot: dict[str, Any]) -> str:
     return hashlib.sha256(canonical(snapshot)).hexdigest()
+
+
+def small_cell_threshold(snapshot: dict[str, Any]) -> int:
+    """The threshold the report's tables are protected at: 1 (none) for a snapshot made
+    before studies had one."""
+    return int(snapshot.get("study", {}).get("small_cell_threshold", 1))

@@ -34,7 +34,8 @@ from kpi.definitions.frozen import KPIDef
 from surveys.admin.common import MANAGER, ScopedAdminMixin, by_study, register_scope
 from surveys.models import Study
 
-from . import crosstab_views, selectors, services, wording
+from . import crosstab_views, disclosure, selectors, services, wording
+from .disclosure import SECONDARY_MARK
 from .models import EvaluationRun, KPIResult, StudyResults
 from .preview import kpi_preview
 from .statistics import Rule, Verdict
@@ -92,9 +93,13 @@ class ResultRow:
     nonresponse: str
     tipping: str
 
+    withheld: bool = False
+
     @classmethod
-    def of(cls, row: KPIResult) -> ResultRow:
+    def of(cls, row: KPIResult, cells: disclosure.ResultCells | None = None) -> ResultRow:
         r = wording.Result.of(row)
+        if cells is not None and not cells.figures:
+            return cls.withheld_row(row, r, cells)
         counts = wording.counts_with_overlap(r)
         interval = wording.interval(r) if r.value is not None else ""
         note = ""
@@ -116,6 +121,31 @@ class ResultRow:
             tipping=wording.tipping(r),
         )
 
+    @classmethod
+    def withheld_row(
+        cls, row: KPIResult, r: wording.Result, cells: disclosure.ResultCells
+    ) -> ResultRow:
+        """A site's result with a withheld count: the counts marked, no value, interval,
+        verdict or non-response range (each gives the count back)."""
+        counts = disclosure.counts_text(r.kind, r.numerator, r.denominator, cells)
+        if r.overlap is not None:
+            both = str(r.overlap) if cells.overlap else SECONDARY_MARK
+            counts += " " + gettext("(both: %(n)s)") % {"n": both}
+        return cls(
+            result=row,
+            counts=counts,
+            value="",
+            interval="",
+            interval_label="",
+            target=wording.target(r),
+            verdict=disclosure.withheld_text(cells),
+            verdict_class="inconclusive",
+            verdict_note="",
+            nonresponse="",
+            tipping="",
+            withheld=True,
+        )
+
 
 @dataclass(frozen=True)
 class SectionView:
@@ -126,14 +156,52 @@ class SectionView:
     section: selectors.ResultSection
     rows: list[ResultRow]
 
+    def _count(self, verdict: str) -> int:
+        """The verdicts as the rows show them: a withheld result with a target counts as
+        inconclusive (its own verdict would say what the row withholds)."""
+        return sum(
+            1
+            for row in self.rows
+            if (
+                (Verdict.INCONCLUSIVE if row.result.verdict else "")
+                if row.withheld
+                else row.result.verdict
+            )
+            == verdict
+        )
 
-def section_views(sections: list[selectors.ResultSection]) -> list[SectionView]:
+    @property
+    def met(self) -> int:
+        return self._count(Verdict.MET)
+
+    @property
+    def not_met(self) -> int:
+        return self._count(Verdict.NOT_MET)
+
+    @property
+    def inconclusive(self) -> int:
+        return self._count(Verdict.INCONCLUSIVE)
+
+    @property
+    def without_target(self) -> int:
+        return self._count("")
+
+
+def section_views(
+    sections: list[selectors.ResultSection],
+    protection: disclosure.KPIProtection | None = None,
+) -> list[SectionView]:
+    """The sections' rows; a site's with its withheld counts marked (``protection``, made
+    from every result of the run); the whole study's always exact."""
     return [
         SectionView(
             title=s.site.name if s.site else gettext("Whole study"),
             code=s.site.code if s.site else "",
             section=s,
-            rows=[ResultRow.of(r) for r in s.results],
+            rows=[
+                ResultRow.of(r, protection.cells(r) if protection and s.site else None)
+                for r in s.results
+            ],
         )
         for s in sections
     ]
@@ -261,12 +329,22 @@ class EvaluationRunAdmin(ScopedAdminMixin, admin.ModelAdmin):
         run = self.get_object(request, unquote(object_id))
         extra_context = dict(extra_context or {})
         if run is not None and self.has_view_permission(request, run):
+            protection = selectors.run_protection(run)
+            sections = section_views(
+                selectors.run_result_sections(
+                    run, results=selectors.visible_results(request.user, run.results.all())
+                ),
+                protection,
+            )
             extra_context.update(
                 run=run,
-                sections=section_views(
-                    selectors.run_result_sections(
-                        run, results=selectors.visible_results(request.user, run.results.all())
+                sections=sections,
+                small_cells_legend=(
+                    disclosure.legend_text(
+                        protection.k, blanked=bool(protection.protection.blanked)
                     )
+                    if any(row.withheld for view in sections for row in view.rows)
+                    else ""
                 ),
                 refresh=not run.is_finished,
                 now=timezone.now(),

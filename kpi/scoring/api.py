@@ -9,7 +9,7 @@ import django_filters
 from django.db.models import QuerySet
 from django.urls import reverse
 from django.utils.translation import gettext as _
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.generics import GenericAPIView
@@ -23,25 +23,102 @@ from surveys.api.permissions import ScopedViewMixin
 from surveys.ids import ID_PATTERN, as_id
 from surveys.models import Study
 
-from . import crosstab_views
+from . import crosstab_views, disclosure, selectors
 from .counting import study_forms
 from .crosstab import By
 from .crosstab_form import CrosstabForm
 from .models import RESULT_FIELDS, EvaluationRun, KPIResult, StudyResults
 from .services import run_request
+from .statistics import Verdict
 
 # --- Runs and results -----------------------------------------------------------------
+
+
+#: What a withheld count takes with it: each of these gives the count back.
+WITHHELD_FIGURES = (
+    "value",
+    "ci_low",
+    "ci_high",
+    "met_point",
+    "met_with_confidence",
+    "nonresponse_low",
+    "nonresponse_high",
+    "tipping_direction",
+    "tipping_count",
+)
 
 
 class KPIResultSerializer(serializers.ModelSerializer):
     site_code = serializers.CharField(source="site.code", read_only=True, allow_null=True)
     name = serializers.CharField(read_only=True)
     base_description = serializers.CharField(read_only=True)
+    withheld = serializers.SerializerMethodField(
+        help_text="Small-cell protection of a site's result (the study's "
+        "`small_cell_threshold`): each withheld count by name (`numerator`, `denominator`, "
+        "`respondents`, `overlap`) with its mark, `<5` (a count from 1 to 4) or `x` "
+        "(withheld so that one cannot be worked out); those counts, the value, interval, "
+        "non-response range and tipping point are null, and the verdict is `inconclusive`. "
+        "Null when nothing is withheld; always null for the whole study (`site` null)."
+    )
+    verdict_reason = serializers.SerializerMethodField(
+        help_text="`too_few_to_publish` when the base is withheld, `small_count` when the "
+        "numerator is; else null."
+    )
 
     class Meta:
         model = KPIResult
-        fields = ["id", "kpi", "site", "site_code", "name", "base_description", *RESULT_FIELDS]
+        fields = [
+            "id",
+            "kpi",
+            "site",
+            "site_code",
+            "name",
+            "base_description",
+            *RESULT_FIELDS,
+            "withheld",
+            "verdict_reason",
+        ]
         read_only_fields = fields
+
+    def _cells(self, result: KPIResult) -> disclosure.ResultCells | None:
+        protection = self.context.get("protection")
+        if protection is None or result.site_id is None:
+            return None
+        cells: disclosure.ResultCells = protection.cells(result)
+        return None if cells.figures and cells.respondents else cells
+
+    @extend_schema_field(
+        {"type": "object", "additionalProperties": {"type": "string"}, "nullable": True}
+    )
+    def get_withheld(self, result: KPIResult) -> dict[str, str] | None:
+        cells = self._cells(result)
+        if cells is None:
+            return None
+        marks = {
+            "numerator": "" if cells.numerator else cells.numerator_mark or "x",
+            "denominator": cells.denominator_mark,
+            "respondents": cells.respondents_mark,
+            "overlap": "" if cells.overlap or result.overlap is None else "x",
+        }
+        return {name: mark for name, mark in marks.items() if mark}
+
+    def get_verdict_reason(self, result: KPIResult) -> str | None:
+        cells = self._cells(result)
+        if cells is None or cells.figures:
+            return None
+        return "too_few_to_publish" if cells.too_few else "small_count"
+
+    def to_representation(self, instance: KPIResult) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        withheld = data.get("withheld") or {}
+        for name in withheld:
+            data[name] = None
+        if data.get("verdict_reason"):
+            for name in WITHHELD_FIGURES:
+                data[name] = None
+            if data.get("verdict"):
+                data["verdict"] = Verdict.INCONCLUSIVE
+        return data
 
 
 class RunSerializer(serializers.ModelSerializer):
@@ -79,7 +156,8 @@ class RunDetailSerializer(RunSerializer):
         read_only_fields = fields
 
     def get_results(self, run: EvaluationRun) -> list[dict[str, Any]]:
-        return KPIResultSerializer(self.context["results"], many=True).data
+        context = {"protection": self.context.get("protection")}
+        return KPIResultSerializer(self.context["results"], many=True, context=context).data
 
 
 class RunCreateSerializer(serializers.Serializer):
@@ -132,7 +210,11 @@ class RunViewSet(
     @extend_schema(responses={200: RunDetailSerializer})
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         run = self.get_object()
-        context = {**self.get_serializer_context(), "results": self.results(run)}
+        context = {
+            **self.get_serializer_context(),
+            "results": self.results(run),
+            "protection": selectors.run_protection(run),
+        }
         return Response(RunDetailSerializer(run, context=context).data)
 
     @extend_schema(
@@ -175,21 +257,42 @@ class CrosstabColumnSerializer(serializers.Serializer):
     )
     label = serializers.CharField()
     total = serializers.BooleanField(help_text="The total over the caller's sites.")
-    respondents = serializers.IntegerField(source="counts.respondents")
+    respondents = serializers.IntegerField(source="counts.respondents", allow_null=True)
     shown = serializers.IntegerField(
-        source="counts.shown", help_text="Respondents shown the question."
+        source="counts.shown", allow_null=True, help_text="Respondents shown the question."
     )
     answered = serializers.IntegerField(
-        source="counts.answered", help_text="Respondents who answered it: the base of the shares."
+        source="counts.answered",
+        allow_null=True,
+        help_text="Respondents who answered it: the base of the shares.",
     )
+    withheld = serializers.SerializerMethodField(
+        help_text="Small-cell protection: each withheld count of the column (`respondents`, "
+        "`shown`, `answered`) by name with its mark, `<5` (a count from 1 to 4, with the "
+        "study's threshold 5) or `x` (withheld so that one cannot be worked out); those "
+        "counts are null. Null when nothing is withheld; the whole study's column never is."
+    )
+
+    @extend_schema_field(
+        {"type": "object", "additionalProperties": {"type": "string"}, "nullable": True}
+    )
+    def get_withheld(self, column: Any) -> dict[str, str] | None:
+        return None  # filled in by CrosstabSerializer, which knows the protection
 
 
 class CrosstabCellSerializer(serializers.Serializer):
-    n = serializers.IntegerField()
-    base = serializers.IntegerField()
+    n = serializers.IntegerField(allow_null=True, help_text="Null when withheld.")
+    base = serializers.IntegerField(allow_null=True, help_text="Null when withheld.")
     share = serializers.FloatField(allow_null=True, help_text="n / base, between 0 and 1.")
     low = serializers.FloatField(allow_null=True, help_text="Wilson interval, lower bound.")
     high = serializers.FloatField(allow_null=True, help_text="Wilson interval, upper bound.")
+    withheld = serializers.SerializerMethodField(
+        help_text="`<5` (a count from 1 to 4, with the study's threshold 5) or `x` when `n` "
+        "is withheld (then `n`, `share`, `low` and `high` are null); null otherwise."
+    )
+
+    def get_withheld(self, cell: Any) -> str | None:
+        return None  # filled in by CrosstabSerializer, which knows the protection
 
 
 class CrosstabRowSerializer(serializers.Serializer):
@@ -213,6 +316,34 @@ class CrosstabSerializer(serializers.Serializer):
     caption = serializers.CharField(source="describe", help_text="What is counted, over whom.")
     columns = CrosstabColumnSerializer(many=True)
     rows = CrosstabRowSerializer(many=True)
+    small_cell_threshold = serializers.IntegerField(
+        source="protection.k",
+        help_text="Counts from 1 to this minus one are withheld (1: none).",
+    )
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        """The withheld counts null, with their marks (``Table.chosen``, ``.figure``)."""
+        data = super().to_representation(instance)
+        table = instance
+        for column, out in zip(table.columns, data["columns"], strict=True):
+            marks = {}
+            for name in ("respondents", "shown", "answered"):
+                if (shown := table.figure(name, column)).n is None:
+                    marks[name] = shown.mark
+            for name in marks:
+                out[name] = None
+            out["withheld"] = marks or None
+        for row, out in zip(table.rows, data["rows"], strict=True):
+            for column, cell in zip(table.columns, out["cells"], strict=True):
+                shown = table.chosen(row.item.code, column)
+                if table.figure("answered", column).n is None:
+                    cell["base"] = None
+                if shown.n is None:
+                    cell["n"] = None
+                    cell["withheld"] = shown.mark
+                if table.share_hidden(row.item.code, column):
+                    cell["share"] = cell["low"] = cell["high"] = None
+        return data
 
 
 CROSSTAB_PARAMETERS = [

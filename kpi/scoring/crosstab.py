@@ -29,8 +29,8 @@ from kpi.definitions.models import Segment
 from surveys.answers import InstrumentForm
 from surveys.models import Question, Site, Study
 
+from . import disclosure, wording
 from . import statistics as st
-from . import wording
 from .counting import ALL, Group, GroupCounts, conjunction, count_crosstab
 
 
@@ -107,6 +107,18 @@ class Row:
 
 
 @dataclass(frozen=True)
+class Shown:
+    """A count as published: its number, or None and the mark that stands for it."""
+
+    n: int | None
+    mark: str = ""
+
+    @property
+    def text(self) -> str:
+        return self.mark or str(self.n)
+
+
+@dataclass(frozen=True)
 class Table:
     study: Study
     question: ClosedQuestion
@@ -117,10 +129,45 @@ class Table:
     cutoff: dt.datetime
     columns: list[Column]
     rows: list[Row]
+    #: The small-cell protection of the table (``disclosure``): the total column exact when
+    #: it is the whole study's.
+    protection: disclosure.Protection = disclosure.NO_PROTECTION
 
     @property
     def total(self) -> Column:
         return self.columns[-1]
+
+    def _shown(self, key: tuple[str, ...], n: int) -> Shown:
+        p = self.protection
+        return Shown(None, p.mark(key)) if p.hidden(key) else Shown(n)
+
+    def chosen(self, code: str, column: Column) -> Shown:
+        return self._shown(("chosen", code, column.key), column.counts.chosen.get(code, 0))
+
+    def figure(self, name: str, column: Column) -> Shown:
+        """A column's ``answered`` (the base), ``unanswered`` (shown, not answered),
+        ``not_shown``, ``shown`` or ``respondents``."""
+        c = column.counts
+        n = {
+            "answered": c.answered,
+            "unanswered": c.shown - c.answered,
+            "not_shown": c.respondents - c.shown,
+            "shown": c.shown,
+            "respondents": c.respondents,
+        }[name]
+        return self._shown((name, column.key), n)
+
+    def share_hidden(self, code: str, column: Column) -> bool:
+        """A share (and its interval) gives its count back with its base: withheld with
+        either."""
+        return self.chosen(code, column).n is None or self.figure("answered", column).n is None
+
+    @property
+    def legend(self) -> str:
+        p = self.protection
+        if not p.any:
+            return ""
+        return disclosure.legend_text(p.k, blanked=bool(p.blanked))
 
     @property
     def confidence_percent(self) -> Decimal:
@@ -200,7 +247,35 @@ def crosstab(
         for item in row_q.choices
     ]
     scope = total_label if whole else ", ".join(s.name for s in sites)
-    return Table(study, row_q, by, by_label, scope, confidence, cutoff, columns, rows)
+    by_site = [_cross(Column(s.code, s.name, counts[s.pk][-1]), s.code) for s in sites]
+    protection = (
+        disclosure.Protection(k=study.small_cell_threshold)
+        if by == By.NONE and whole  # the whole study's figures only: always published
+        else disclosure.protect_crosstab(
+            by_site,
+            _cross(columns[-1], None),
+            study.small_cell_threshold,
+            conditional=row_q.conditional,
+            single=not row_q.multiple,
+            breakdown=[] if by in (By.SITE, By.NONE) else [_cross(c, None) for c in columns[:-1]],
+            partition=by == By.SEGMENT
+            or (by == By.QUESTION and not questions[by_question].multiple),
+            total_fixed=whole,
+        )
+    )
+    return Table(study, row_q, by, by_label, scope, confidence, cutoff, columns, rows, protection)
+
+
+def _cross(column: Column, owner: str | None) -> disclosure.CrossColumn:
+    c = column.counts
+    return disclosure.CrossColumn(
+        column.key,
+        owner,
+        c.answered,
+        c.shown - c.answered,
+        c.respondents - c.shown,
+        dict(c.chosen),
+    )
 
 
 def _sum(codes: list[str], counts: Iterable[GroupCounts]) -> GroupCounts:

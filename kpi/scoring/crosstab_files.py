@@ -34,7 +34,12 @@ def table_lines(table: Table) -> list[list[Cell]]:
     lines: list[list[Cell]] = [header]
     for row in table.rows:
         line: list[Cell] = [row.item.code, row.item.label]
-        for cell in row.cells:
+        for column, cell in zip(table.columns, row.cells, strict=True):
+            shown = table.chosen(row.item.code, column)
+            if table.share_hidden(row.item.code, column):
+                # Withheld (small-cell protection): the mark, no share or bounds.
+                line += [shown.n if shown.n is not None else shown.mark, None, None, None]
+                continue
             line += [
                 cell.n,
                 percent_value(cell.share),
@@ -42,17 +47,18 @@ def table_lines(table: Table) -> list[list[Cell]]:
                 percent_value(cell.high),
             ]
         lines.append(line)
-    footers = [
-        ("_base", _("Answered (base)"), lambda c: c.answered),
-        ("_unanswered", _("Shown, not answered"), lambda c: c.shown - c.answered),
-    ]
+    footers = [("_base", _("Answered (base)"), "answered")]
+    footers.append(("_unanswered", _("Shown, not answered"), "unanswered"))
     if table.question.conditional:
-        footers.append(("_not_shown", _("Not shown"), lambda c: c.respondents - c.shown))
-    for code, label, figure in footers:
+        footers.append(("_not_shown", _("Not shown"), "not_shown"))
+    for code, label, name in footers:
         line = [code, label]
         for column in table.columns:
-            line += [figure(column.counts), None, None, None]
+            shown = table.figure(name, column)
+            line += [shown.n if shown.n is not None else shown.mark, None, None, None]
         lines.append(line)
+    if table.legend:
+        lines.append(["_note", table.legend])
     return lines
 
 

@@ -76,6 +76,7 @@ def crosstab_page(model_admin: ModelAdmin, request: HttpRequest, study: Study) -
         "level": xt.level_text(table) if table else "",
         "cells": _cells(table) if table else [],
         "footers": _footers(table) if table else [],
+        "legend": table.legend if table else "",
         "no_questions": not form.questions,
         "csv_url": "?" + urlencode({**query, "download": "csv"}),
         "xlsx_url": "?" + urlencode({**query, "download": "xlsx"}),
@@ -84,25 +85,31 @@ def crosstab_page(model_admin: ModelAdmin, request: HttpRequest, study: Study) -
 
 
 def _cells(table: xt.Table) -> list[tuple[xt.Item, list[dict[str, Any]]]]:
-    return [
-        (
-            row.item,
-            [
-                {"n": c.n, "share": xt.share_text(c), "interval": xt.interval_text(c)}
-                for c in row.cells
-            ],
-        )
-        for row in table.rows
-    ]
+    """Each cell as the page shows it: a withheld count as its mark ("<5", "x"), and no
+    share or interval (with its base, either gives the count back)."""
+    out = []
+    for row in table.rows:
+        cells = []
+        for column, c in zip(table.columns, row.cells, strict=True):
+            shown = table.chosen(row.item.code, column)
+            hidden = table.share_hidden(row.item.code, column)
+            cells.append(
+                {
+                    "n": shown.text,
+                    "withheld": shown.n is None,
+                    "share": "" if hidden else xt.share_text(c),
+                    "interval": "" if hidden else xt.interval_text(c),
+                }
+            )
+        out.append((row.item, cells))
+    return out
 
 
-def _footers(table: xt.Table) -> list[tuple[str, list[int]]]:
-    footers = [
-        (_("Answered (base)"), [c.counts.answered for c in table.columns]),
-        (_("Shown, not answered"), [c.counts.shown - c.counts.answered for c in table.columns]),
-    ]
+def _footers(table: xt.Table) -> list[tuple[str, list[str]]]:
+    names = [("answered", _("Answered (base)")), ("unanswered", _("Shown, not answered"))]
     if table.question.conditional:
-        footers.append(
-            (_("Not shown"), [c.counts.respondents - c.counts.shown for c in table.columns])
-        )
-    return footers
+        names.append(("not_shown", _("Not shown")))
+    return [
+        (label, [table.figure(name, column).text for column in table.columns])
+        for name, label in names
+    ]

@@ -1,58 +1,68 @@
 """Small-cell protection: which published counts are withheld so that no resident can be
-singled out from the aggregate tables Hyoka publishes.
+singled out from the aggregate tables Hyoka publishes (issue 17, item 3).
 
-Status (issue 17, item 3, first slice): the rule and the tests that attack it. No page,
-file or API applies it yet: wiring it into the results tables, the cross-tab and the
-report waits on two decisions (whether whole-study figures and their complements are
-cells, see 1. below; and a pattern cheap enough for a 50-site cross-tab per request,
-which today takes seconds).
+Applied to the run page's per-site tables and the runs API (``selectors.run_protection``),
+the cross-tab page, its CSV and XLSX files and the cross-tab API (``crosstab.crosstab``
+puts a ``Protection`` on the ``Table``), and the report's per-site tables and Methods
+(``kpi/evaluations/report/context.py``, at the threshold the snapshot froze);
+``protect_distributions`` gives the report's per-site charts their counts. Record-level
+exports are not aggregates: unchanged.
+
+Who it protects against: **the reader of everything published** (the report, the admin's
+tables, the API's aggregates, the aggregate exports). Not a site's own staff: they see
+their own site's counts, and can subtract them from a published study total; protecting
+against them would mean withholding the study's own results.
 
 The rule, in plain words (``methods_text`` says it for the report's Methods):
 
-1. **Primary suppression.** Every count from 1 to k−1 is withheld and shown as "<k" (k is
-   the study's ``small_cell_threshold``, 5 by default; k = 1 turns protection off). Zero
-   is shown: it names nobody. A *complement* is a count too: "48 of 50 agreed" names the 2
-   who did not, so the base minus the numerator of a share (and base minus each choice of
-   a cross-tab) is checked like any other cell, and a small complement withholds the
-   numerator with it.
-2. **Secondary suppression.** A table publishes sums (a site's base, the study's total,
-   a column's margin), so a withheld cell could be worked out by subtraction. Every
-   published sum is an equation over its cells; a withheld cell is safe when those
-   equations, with every figure still shown, leave it more than one possible value. While
-   some withheld cell is *pinned* to a single value, one more cell of an equation it is in
-   is withheld too (the smallest non-zero count shown there, never a zero),
-   and it is shown as "x". The check is made twice over: for the public (all that is
-   published) and for each site's own staff, who know their own site's counts exactly;
-   so with two sites, the study total minus one's own site does not give away the other
-   (the total is withheld too).
-3. **The same count in several tables** (a base shared by KPIs, the study total of the
-   per-site table and of the overall figure, the cross-tab's total column) is one cell:
-   the tables are protected together, so a count withheld in one is withheld in all. A
-   cross-tab's total column is decided by its by-site table, whatever the breakdown.
-   (A ``Publication`` can also tie a KPI's numerator to the cross-tab cells it adds up,
-   as the tests do; the pages do not yet: a KPI's counts and a cross-tab of its question
-   are protected separately. TODO for the report, which prints both.)
-4. **A KPI whose base is withheld** is "inconclusive (too few to publish)"; one whose
-   numerator (or complement) is withheld shows no value, interval or verdict either,
-   since each of them gives the numerator back.
+1. **Whole-study figures are always published** (a KPI's study row, a question's overall
+   distribution, a cross-tab's total column): they are the evaluation's result and what
+   the targets judge. They are ``fixed``: never withheld, known to every reader, and a
+   complement at whole-study level (229 − 227) is not a cell.
+2. **Primary suppression.** Every per-site or cross-tab count from 1 to k−1 is withheld
+   and shown as "<k" (k is the study's ``small_cell_threshold``, 5 by default; k = 1
+   turns protection off). Zero is shown: it names nobody. A *complement* is a count too:
+   "48 of 50 agreed" names the 2 who did not, so a site's base minus its numerator (and
+   a cross-tab column's base minus each choice) is checked like any other cell, and a
+   small complement withholds the numerator with it.
+3. **Secondary suppression.** Every published sum is an equation over its cells; a
+   withheld cell is safe when those equations, with every figure still shown, leave it
+   more than one possible value. While some withheld cell is *pinned* to a single value,
+   one more cell of an equation it is in is withheld too and shown as "x": preferably a
+   count inside the table (a choice, a numerator), the smallest non-zero one; a **zero**
+   of another site when nothing else will do (a withheld zero can only go up, which the
+   check takes into account); a base or margin last.
+4. **When nothing will do** (a study with one site, whose row is the study's): the
+   per-site breakdown of that table is withheld whole (``Protection.blanked``, every cell
+   "x", with a note); never the study's figures.
+5. **The same count in several tables** (a base shared by KPIs, and the like) is one
+   cell: the tables are protected together. A KPI whose base is withheld is
+   "inconclusive (too few to publish)"; one whose numerator (or complement) is withheld
+   shows no value, interval or verdict either, since each gives the numerator back.
 
-What it guarantees (and the tests attack): for every withheld cell, the linear program
-"minimise / maximise this cell subject to every published figure and every published sum,
-cells ≥ 0" has a range of more than one value, for the public and for each site's staff.
-It does not hide that a "<k" cell is between 1 and k−1: that is what "<k" says, as in
-Japan's e-Stat tables and the UK ONS. Sums of several withheld cells may still be known
-(the usual convention of cell suppression).
+What it guarantees (and the tests attack with linear programming, scipy's ``linprog``):
+for every withheld cell, "minimise / maximise this cell subject to every published
+figure and every published sum, cells ≥ 0" has a range of at least one. It does not hide
+that a "<k" cell is between 1 and k−1: that is what "<k" says, as in Japan's e-Stat tables
+and the UK ONS. Sums of several withheld cells may still be known (the usual convention).
+
+Known gap: a KPI's per-site counts and the per-site distribution (or cross-tab) of the
+question it counts are protected apart; a ``Publication`` can tie them (the tests'
+``test_kpi_tables_and_the_cross_tab_published_together_resist_the_attack`` does), the
+pages do not yet. The report prints both (the per-site tables, and the per-site charts
+once connected): protecting them together is the next step.
 
 Known limitation: a reader who also uses "<k" as the bounds 1 and k−1 in that linear
-program can pin some cells (about one check in six on the random cross-tabs of the tests,
-typically a site with a single respondent, where every count is 1); the test
+program can pin some cells (a site with a single respondent, where every count is 1);
 ``test_an_attacker_reading_the_marks_as_bounds_pins_some_cells`` records it (strict
-xfail). Closing it needs protection intervals (each withheld cell's range required to
-reach beyond k−1), checked by a linear program at publication: scipy at run time.
+xfail). Closing it needs protection intervals, checked by a linear program at publication
+(scipy at run time, which the project does not ship).
 
-Pure: counts in, a ``Protection`` out; no ORM. ``kpi_publication`` builds the per-site
-KPI tables from result rows (``KPIResult`` or an evaluation snapshot's dicts) and
-``crosstab_publication`` a cross-tab's; ``protect`` decides.
+How (cost: ``bench/disclosure.py``): the sums over the cells a reader does not know are
+first made smaller by substitution (``_System``: a sum with one unknown gives it away; a
+complement is written in terms of its count; a cell in one sum only frees it), then one
+SVD per iteration over each part of the tables that no sum ties to another tells which
+withheld cells no direction can move. Pure: counts in, a ``Protection`` out; no ORM.
 """
 
 from __future__ import annotations
@@ -63,6 +73,8 @@ from typing import Any
 
 import numpy as np
 from django.utils.translation import gettext as _
+
+from . import wording
 
 Key = Hashable
 
@@ -77,8 +89,8 @@ DEFAULT_K = 5
 class Publication:
     """Every count published, and every sum that ties them: ``total = Σ parts``.
 
-    ``owner`` is the site a cell belongs to (its staff know it exactly), or None for a
-    figure over several sites."""
+    ``fixed``: the whole-study figures, always published exactly (never withheld, known to
+    every reader); ``owners``: the site a cell belongs to (kept for the tests' reading)."""
 
     values: dict[Key, int] = field(default_factory=dict)
     owners: dict[Key, str | None] = field(default_factory=dict)
@@ -86,21 +98,32 @@ class Publication:
     #: Counts that are not printed but follow from others (a complement): unknown to a
     #: reader, protected when small, never "withheld" since never shown.
     unpublished: set[Key] = field(default_factory=set)
+    fixed: set[Key] = field(default_factory=set)
+    _seen: set[tuple[Key, tuple[Key, ...]]] = field(default_factory=set, repr=False)
 
     def cell(
-        self, key: Key, value: int, owner: str | None = None, *, published: bool = True
+        self,
+        key: Key,
+        value: int,
+        owner: str | None = None,
+        *,
+        published: bool = True,
+        fixed: bool = False,
     ) -> Key:
         if key in self.values and self.values[key] != value:
             raise ValueError(f"cell {key!r} published as {self.values[key]} and {value}")
         self.values[key] = int(value)
         self.owners[key] = owner
-        if not published:
+        if fixed:
+            self.fixed.add(key)
+        elif not published:
             self.unpublished.add(key)
         return key
 
     def sum(self, total: Key, parts: Iterable[Key]) -> None:
         parts = tuple(parts)
-        if parts and (total, parts) not in self.sums:
+        if parts and (total, parts) not in self._seen:
+            self._seen.add((total, parts))
             self.sums.append((total, parts))
 
 
@@ -109,17 +132,26 @@ class Protection:
     k: int
     primary: frozenset[Key] = frozenset()
     secondary: frozenset[Key] = frozenset()
+    #: Cells of a breakdown that could not be protected otherwise (a single site, whose
+    #: row is the study's): the whole breakdown of that table is withheld, each cell "x".
+    blanked: frozenset[Key] = frozenset()
     exposed: frozenset[Key] = frozenset()  # withheld, yet given away: none expected
 
     def hidden(self, key: Key) -> bool:
-        return key in self.primary or key in self.secondary
+        return key in self.primary or key in self.secondary or key in self.blanked
 
     def mark(self, key: Key) -> str:
         """How a withheld cell reads: "<5" (a small count) or "x" (withheld with it)."""
-        return f"<{self.k}" if key in self.primary else SECONDARY_MARK
+        if key in self.primary and key not in self.blanked:
+            return f"<{self.k}"
+        return SECONDARY_MARK
 
     def show(self, key: Key, text: str) -> str:
         return self.mark(key) if self.hidden(key) else text
+
+    @property
+    def any(self) -> bool:
+        return bool(self.primary or self.secondary or self.blanked)
 
 
 NO_PROTECTION = Protection(k=1)
@@ -133,33 +165,40 @@ def protect(
     locked: Iterable[Key] = (),
 ) -> Protection:
     """The cells of ``pub`` to withhold at threshold ``k``. ``withheld``: cells already
-    withheld by another table (a cross-tab's total column is decided by its by-site
-    table); ``locked``: cells whose fate that other table decided, not to be added."""
+    withheld by another table; ``locked``: cells whose fate that other table decided,
+    not to be added (the ``fixed`` whole-study figures are never added either)."""
     if k <= 1:
         return Protection(k=k)
     # Tables tied by no sum are protected apart (each KPI's, say): the same answer, and
     # the linear algebra stays small.
-    withheld_set, locked_set = set(withheld), set(locked)
+    withheld_set, locked_set = set(withheld), set(locked) | pub.fixed
     primary: set[Key] = set()
     secondary: set[Key] = set()
+    blanked: set[Key] = set()
     exposed: set[Key] = set()
     for part in _components(pub):
-        if not any(1 <= part.values[c] < k or c in withheld_set for c in part.values):
+        if not any(
+            (1 <= v < k and c not in part.fixed) or c in withheld_set
+            for c, v in part.values.items()
+        ):
             continue
         found = _protect(part, k, withheld_set & part.values.keys(), locked_set)
         primary |= found.primary
         secondary |= found.secondary
+        blanked |= found.blanked
         exposed |= found.exposed
     return Protection(
         k=k,
         primary=frozenset(primary),
         secondary=frozenset(secondary),
+        blanked=frozenset(blanked),
         exposed=frozenset(exposed),
     )
 
 
 def _components(pub: Publication) -> list[Publication]:
-    """``pub`` split into the parts no sum ties together."""
+    """``pub`` split into the parts no sum ties together through a cell a reader may not
+    know (a whole-study figure is known: it ties nothing)."""
     parent: dict[Key, Key] = {key: key for key in pub.values}
 
     def root(key: Key) -> Key:
@@ -169,25 +208,34 @@ def _components(pub: Publication) -> list[Publication]:
         return key
 
     for total, parts in pub.sums:
-        for p in parts:
-            parent[root(p)] = root(total)
+        free = [c for c in (total, *parts) if c not in pub.fixed]
+        for c in free[1:]:
+            parent[root(c)] = root(free[0])
     parts_of: dict[Key, Publication] = {}
     for key, value in pub.values.items():
+        if key in pub.fixed:
+            continue
         part = parts_of.setdefault(root(key), Publication())
         part.cell(key, value, pub.owners[key], published=key not in pub.unpublished)
     for total, cells in pub.sums:
-        parts_of[root(total)].sums.append((total, cells))
+        free = [c for c in (total, *cells) if c not in pub.fixed]
+        if not free:
+            continue
+        part = parts_of[root(free[0])]
+        for c in (total, *cells):
+            if c in pub.fixed:
+                part.cell(c, pub.values[c], pub.owners[c], fixed=True)
+        part.sums.append((total, cells))
     return list(parts_of.values())
 
 
 def _protect(pub: Publication, k: int, withheld: set[Key], locked_set: set[Key]) -> Protection:
-    primary = {key for key, v in pub.values.items() if 1 <= v < k}
+    primary = {key for key, v in pub.values.items() if 1 <= v < k and key not in pub.fixed}
     suppressed = primary | withheld
     by_cell: dict[Key, list[int]] = {}
     for i, (total, parts) in enumerate(pub.sums):
         for key in (total, *parts):
             by_cell.setdefault(key, []).append(i)
-    exposed: frozenset[Key] = frozenset()
     hidden = set(pub.unpublished)
     while suppressed:
         pinned = _pinned(pub, suppressed | hidden, suppressed)
@@ -211,123 +259,207 @@ def _protect(pub: Publication, k: int, withheld: set[Key], locked_set: set[Key])
             if added:
                 break
         if not added:
-            # Nothing left to withhold but locked cells or the insider's own: say so
-            # (the tests require none; a caller may refuse to publish).
-            exposed = frozenset(pin.key for pin in pinned)
-            break
+            # Nothing left to withhold but whole-study figures (a single site, whose row
+            # is the study's): the breakdown of this table is not published at all.
+            return Protection(
+                k=k,
+                primary=frozenset(primary),
+                secondary=frozenset(suppressed - primary),
+                blanked=frozenset(c for c in pub.values if c not in pub.fixed),
+            )
         suppressed |= added
     secondary = frozenset(suppressed - primary)
-    return Protection(k=k, primary=frozenset(primary), secondary=secondary, exposed=exposed)
+    return Protection(k=k, primary=frozenset(primary), secondary=secondary)
 
 
 @dataclass
 class _Pin:
     key: Key
-    insider: str | None  # None: the public; a site code: that site's staff
-    _matrix: np.ndarray
-    _cell: int
-    _unknown: list[int]
-    _used: list[int]
+    #: The published sums that give it away, together.
+    sums: tuple[int, ...]
 
-    @property
-    def sums(self) -> tuple[int, ...]:
-        """The published sums that give it away, together (computed when asked: only
-        for the cells no single sum gives away)."""
-        return _certificate(self._matrix, self._cell, self._unknown, self._used)
+
+def _known(pub: Publication, unknowns: set[Key], targets: set[Key]) -> set[Key]:
+    """``unknowns`` less the counts not printed that a reader works out by one
+    subtraction from figures shown (a large complement): they tie nothing (not a
+    withheld one, nor a small one: those stay, to be checked)."""
+    unknown = set(unknowns)
+    where: dict[Key, list[int]] = {}
+    for i, (total, parts) in enumerate(pub.sums):
+        for c in (total, *parts):
+            if c in unknown:
+                where.setdefault(c, []).append(i)
+    count = [0] * len(pub.sums)
+    for c in unknown:
+        for i in where.get(c, ()):
+            count[i] += 1
+    queue = [i for i, n in enumerate(count) if n == 1]
+    while queue:
+        i = queue.pop()
+        if count[i] != 1:
+            continue
+        total, parts = pub.sums[i]
+        (left,) = (c for c in (total, *parts) if c in unknown)
+        if left in targets:
+            continue
+        unknown.discard(left)
+        for j in where.get(left, ()):
+            count[j] -= 1
+            if count[j] == 1:
+                queue.append(j)
+    return unknown
+
+
+@dataclass
+class _System:
+    """The published sums over the cells a reader does not know, made smaller without
+    changing which of the ``targets`` can move: a sum with one unknown gives it (a target
+    there is given away); a cell that is no target, not zero, and in one sum only frees
+    that sum (it takes up any change), so both go; a sum of two unknowns, one of them no
+    target and not zero, is used to write that one in terms of the other (a complement
+    and its count, mostly). What is left is small (about the sites and the choices of a
+    cross-tab, not every cell), for one SVD."""
+
+    rows: dict[int, dict[int, float]]
+    origins: dict[int, frozenset[int]]
+    given: dict[int, frozenset[int]]  # a target given away by one sum, and its sums
+
+    @classmethod
+    def of(cls, pub: Publication, index: Mapping[Key, int], targets: set[int], zeros: set[int]):
+        rows: dict[int, dict[int, float]] = {}
+        origins: dict[int, frozenset[int]] = {}
+        where: dict[int, set[int]] = {}
+        for i, (total, parts) in enumerate(pub.sums):
+            row: dict[int, float] = {}
+            for key, sign in ((total, 1.0), *((p, -1.0) for p in parts)):
+                if key in index:
+                    row[index[key]] = row.get(index[key], 0.0) + sign
+            row = {v: c for v, c in row.items() if c}
+            if row:
+                rows[i], origins[i] = row, frozenset({i})
+                for v in row:
+                    where.setdefault(v, set()).add(i)
+        given: dict[int, frozenset[int]] = {}
+        queue = list(rows)
+        while queue:
+            e = queue.pop()
+            if e not in rows:
+                continue
+            row = rows[e]
+            if len(row) <= 1:
+                del rows[e]
+                for v in row:  # known from this sum
+                    if v in targets:
+                        given[v] = origins[e]
+                    where[v].discard(e)
+                    for f in where[v]:
+                        rows[f].pop(v)
+                        queue.append(f)
+                    where[v] = set()
+                continue
+            movable = [v for v in row if v not in targets and v not in zeros]
+            loose = next((v for v in movable if len(where[v]) == 1), None)
+            if loose is not None:
+                del rows[e]
+                for v in row:
+                    where[v].discard(e)
+                    queue.extend(where[v])
+                continue
+            if len(row) == 2 and movable:
+                x = movable[0]
+                (y,) = (v for v in row if v != x)
+                ratio = -row[y] / row[x]  # x = ratio·y + a constant
+                del rows[e]
+                where[x].discard(e)
+                where[y].discard(e)
+                for f in where[x]:
+                    r = rows[f]
+                    r[y] = r.get(y, 0.0) + r.pop(x) * ratio
+                    if abs(r[y]) < 1e-12:
+                        del r[y]
+                        where[y].discard(f)
+                    else:
+                        where[y].add(f)
+                    origins[f] = origins[f] | origins[e]
+                    queue.append(f)
+                where[x] = set()
+        return cls(rows, origins, given)
 
 
 def _pinned(pub: Publication, unknowns: set[Key], targets: set[Key]) -> list[_Pin]:
-    """The ``targets`` (withheld cells) that the published sums give away, with who can
-    (the public, or a site's staff, who know their own cells) and from which sums.
-    ``unknowns``: every cell a reader does not see, the targets included."""
-    unknown = sorted(unknowns, key=repr)
+    """The ``targets`` (withheld cells) that the published sums give away, and from which
+    sums. ``unknowns``: every cell a reader does not see, the targets included."""
+    unknown = sorted(_known(pub, unknowns, targets), key=repr)
     index = {key: i for i, key in enumerate(unknown)}
-    used: list[int] = []
-    rows = []
-    for i, (total, parts) in enumerate(pub.sums):
-        if total not in index and not any(p in index for p in parts):
+    aimed = {index[key] for key in targets if key in index}
+    zeros = {index[key] for key in unknown if pub.values[key] == 0}
+    system = _System.of(pub, index, aimed, zeros)
+    found = [_Pin(unknown[v], tuple(sorted(s))) for v, s in system.given.items()]
+    # What is left: the directions in which the unknown cells can move without changing
+    # a published figure (the null space of the sums). A cell is given away when no
+    # direction moves it: when its unit vector is in the sums' row space. A cell that is
+    # zero can move only up ("no count is negative"): the directions that move no zero
+    # first, then, for a cell none of those moves, a search for one in which every zero
+    # that moves goes up (``_moves_up``).
+    ids = sorted(system.rows)
+    cols = sorted({v for r in system.rows.values() for v in r})
+    if not ids:
+        return found
+    at = {v: j for j, v in enumerate(cols)}
+    matrix = np.zeros((len(ids), len(cols)))
+    for i, e in enumerate(ids):
+        for v, c in system.rows[e].items():
+            matrix[i, at[v]] = c
+    held = [at[v] for v in zeros if v in at]
+    without_zeros = _moving(matrix, held)
+    pending = [v for v in sorted(aimed & at.keys()) if not without_zeros[at[v]]]
+    moving = _moving(matrix, []) if held and pending else without_zeros
+    for v in pending:
+        j = at[v]
+        if v in system.given:
             continue
-        row = np.zeros(len(unknown))
-        if total in index:
-            row[index[total]] += 1
-        for p in parts:
-            if p in index:
-                row[index[p]] -= 1
-        used.append(i)
-        rows.append(row)
-    matrix = np.array(rows).reshape(len(rows), len(unknown))
-    # The directions in which every withheld cell can move without changing a published
-    # figure: the null space of the sums over the withheld cells. A cell that cannot move
-    # in any of them is given away.
-    null = _null_space(matrix)
-    found: list[_Pin] = []
-    free = _moves(null, len(unknown))
-    found += [
-        _Pin(key, None, matrix, index[key], list(range(len(unknown))), used)
-        for key in unknown
-        if key in targets and not free[index[key]]
-    ]
-    # A site's staff know their own cells: the directions that leave those unchanged.
-    owners = {pub.owners.get(key) for key in unknown} - {None}
-    for site in sorted(owners, key=str):
-        own = [index[key] for key in unknown if pub.owners.get(key) == site]
-        others = [i for i in range(len(unknown)) if i not in set(own)]
-        free_site = _moves_keeping(null, own, len(unknown))
-        found += [
-            _Pin(key, site, matrix, index[key], others, used)
-            for key in unknown
-            if key in targets
-            and pub.owners.get(key) not in (None, site)
-            and not free_site[index[key]]
-        ]
+        if held and moving[j] and _moves_up(matrix, held, j):
+            continue
+        y, *_ = np.linalg.lstsq(matrix.T, np.eye(len(cols))[j], rcond=None)
+        sums = set().union(*(system.origins[ids[i]] for i in np.flatnonzero(np.abs(y) > 1e-9)))
+        found.append(_Pin(unknown[v], tuple(sorted(sums))))
     return found
 
 
-def _moves(null: np.ndarray, n: int) -> np.ndarray:
-    """Which cells some direction of ``null`` moves."""
-    if not null.size:
-        return np.zeros(n, bool)
-    return np.asarray(np.linalg.norm(null, axis=1) > 1e-9)
-
-
-def _moves_keeping(null: np.ndarray, fixed: list[int], n: int) -> np.ndarray:
-    """Which cells some direction of ``null`` that leaves the ``fixed`` cells unchanged
-    moves. Those directions are ``null @ ker(null[fixed])``; a cell's row of that is its
-    row of ``null`` less its projection on the row space of ``null[fixed]``, which an
-    economy SVD of the few fixed rows gives (a full null space per site was most of the
-    time of a 50-site cross-tab)."""
-    if not null.size:
-        return np.zeros(n, bool)
-    rows = null[fixed, :]
-    if not rows.size:
-        return _moves(null, n)
+def _row_space(matrix: np.ndarray, held: list[int]) -> np.ndarray:
+    """An orthonormal basis of the row space of the sums and the ``held`` unit rows."""
+    rows = np.vstack([matrix, np.eye(matrix.shape[1])[held]]) if held else matrix
     _, s, vt = np.linalg.svd(rows, full_matrices=False)
     rank = int((s > 1e-9 * max(1.0, float(s.max(initial=0.0)))).sum())
-    basis = vt[:rank]
-    return _moves(null - (null @ basis.T) @ basis, n)
+    return np.asarray(vt[:rank])
 
 
-def _certificate(
-    matrix: np.ndarray, cell: int, unknown: list[int], used: list[int]
-) -> tuple[int, ...]:
-    """The sums whose combination gives ``cell`` away (the weights y with yᵀA = the cell's
-    unit vector, over the cells still unknown): withholding a cell of one of them breaks
-    this combination."""
-    a = matrix[:, unknown]
-    target = np.zeros(len(unknown))
-    target[unknown.index(cell)] = 1
-    y, *_ = np.linalg.lstsq(a.T, target, rcond=None)
-    return tuple(used[j] for j in np.flatnonzero(np.abs(y) > 1e-9))
+def _moving(matrix: np.ndarray, held: list[int]) -> np.ndarray:
+    """Which cells some direction that keeps the sums and the ``held`` cells moves."""
+    basis = _row_space(matrix, held)
+    return np.asarray(1 - (basis * basis).sum(axis=0) > 1e-9)
 
 
-def _null_space(matrix: np.ndarray) -> np.ndarray:
-    """An orthonormal basis of the null space, one column per direction."""
-    cols = matrix.shape[1]
-    if matrix.shape[0] == 0 or cols == 0:
-        return np.eye(cols)
-    _, s, vt = np.linalg.svd(matrix, full_matrices=True)
-    rank = int((s > 1e-9 * max(1.0, float(s.max(initial=0.0)))).sum())
-    return vt[rank:].T
+def _moves_up(matrix: np.ndarray, zeros: list[int], cell: int) -> bool:
+    """Whether some direction that keeps the sums moves ``cell`` and no zero cell down.
+    For each way ``cell`` may go (up, down): the direction closest to moving it alone,
+    with the zeros that direction would move down held, until no zero goes down or
+    ``cell`` cannot move (then False: the cell is counted as given away, which can only
+    withhold more)."""
+    for sign in (1.0, -1.0):
+        held: list[int] = []
+        while True:
+            basis = _row_space(matrix, held)
+            d = -(basis.T @ basis[:, cell])
+            d[cell] += 1
+            if abs(d[cell]) < 1e-9:
+                break
+            d = sign * d / d[cell]
+            down = [z for z in zeros if d[z] < -1e-9]
+            if not down:
+                return True
+            held += down
+    return False
 
 
 def _partners(
@@ -340,29 +472,36 @@ def _partners(
 ) -> set[Key]:
     """Shown cells to withhold with ``pin.key``: one in each sum where it is the only
     unknown (subtraction gives it away there); else one from the sums that give it away
-    together; else from its neighbours'. Never one the insider knows; the smallest
-    non-zero count."""
-    key, insider = pin.key, pin.insider
+    together; else from its neighbours'. Never a whole-study figure. Preferred, in turn:
+    a count inside the table (a choice, a numerator) that is not zero; one that is zero
+    (a withheld zero can be pinned by "no count is negative", which ``_pinned`` checks);
+    a base or margin (withholding it withholds every share over it), not zero; zero."""
+    key = pin.key
     sums = list(by_cell.get(key, ()))
+    margins = {total for total, _parts in pub.sums}
 
-    def unknown(c: Key) -> bool:
-        return c in suppressed and (insider is None or pub.owners.get(c) != insider)
+    def stuck(c: Key) -> bool:
+        """A zero in a sum whose shown total is zero (a site nobody answered at) can
+        never move: withholding it protects nothing."""
+        return pub.values[c] == 0 and any(
+            pub.values[t] == 0 and t not in suppressed and c in parts
+            for t, parts in (pub.sums[i] for i in by_cell.get(c, ()))
+        )
 
     def best(ring: Iterable[int]) -> Key | None:
         candidates = {
             c
             for i in ring
             for c in _cells(pub, i)
-            if c not in suppressed
-            and c not in locked
-            # A withheld zero could be pinned by "no count is negative"; never needed
-            # while a sum has a non-zero cell.
-            and pub.values[c] != 0
-            and (insider is None or pub.owners.get(c) != insider)
+            if c not in suppressed and c not in locked and c not in pub.fixed and not stuck(c)
         }
-        return min(candidates, key=lambda c: (pub.values[c], repr(c)), default=None)
+        return min(
+            candidates,
+            key=lambda c: (c in margins, pub.values[c] == 0, pub.values[c], repr(c)),
+            default=None,
+        )
 
-    alone = [i for i in sums if sum(1 for c in _cells(pub, i) if unknown(c)) == 1]
+    alone = [i for i in sums if sum(1 for c in _cells(pub, i) if c in suppressed) == 1]
     found = {c for i in alone if (c := best([i])) is not None}
     if found or only_alone:
         return found
@@ -414,13 +553,17 @@ def kpi_publication(results: Sequence[Any]) -> Publication:
             for site, row in rows.items():
                 value = _get(row, name)
                 if value is not None:
-                    pub.cell((key, site), value, site)
-            if None in rows and sites:
-                pub.sum((key, None), [(key, s) for s in sites])
+                    pub.cell((key, site), value, site, fixed=site is None)
+            parts = [(key, s) for s in sites]
+            if (key, None) in pub.values and parts and all(p in pub.values for p in parts):
+                pub.sum((key, None), parts)
         if kind == "share":
             for site, row in rows.items():
                 n, d = _get(row, "numerator"), _get(row, "denominator")
-                pub.cell((("complement", code), site), d - n, site, published=False)
+                # The study's complement is known: its base and numerator are published.
+                pub.cell(
+                    (("complement", code), site), d - n, site, published=False, fixed=site is None
+                )
                 pub.sum((base, site), [(("numerator", code), site), (("complement", code), site)])
             if None in rows and sites:
                 pub.sum((("complement", code), None), [(("complement", code), s) for s in sites])
@@ -525,6 +668,7 @@ def crosstab_publication(
     partition: bool,
     conditional: bool,
     single: bool = True,
+    total_fixed: bool = True,
 ) -> Publication:
     """A cross-tab: each column's choices, their complements (base − choice), its base
     and the respondents who skipped or were not shown the question; the total column.
@@ -534,19 +678,31 @@ def crosstab_publication(
     pub = Publication()
     for col in [*columns, total]:
         name = col.key
-        pub.cell(("answered", name), col.answered, col.owner)
-        pub.cell(("unanswered", name), col.unanswered, col.owner)
-        pub.cell(("shown", name), col.answered + col.unanswered, col.owner)
+        fixed = total_fixed and col is total
+        pub.cell(("answered", name), col.answered, col.owner, fixed=fixed)
+        pub.cell(("unanswered", name), col.unanswered, col.owner, fixed=fixed)
+        pub.cell(("shown", name), col.answered + col.unanswered, col.owner, fixed=fixed)
         pub.sum(("shown", name), [("answered", name), ("unanswered", name)])
-        pub.cell(("respondents", name), col.answered + col.unanswered + col.not_shown, col.owner)
+        pub.cell(
+            ("respondents", name),
+            col.answered + col.unanswered + col.not_shown,
+            col.owner,
+            fixed=fixed,
+        )
         if conditional:
-            pub.cell(("not_shown", name), col.not_shown, col.owner)
+            pub.cell(("not_shown", name), col.not_shown, col.owner, fixed=fixed)
             pub.sum(("respondents", name), [("shown", name), ("not_shown", name)])
         else:
             pub.sum(("respondents", name), [("shown", name)])
         for code, n in col.chosen.items():
-            pub.cell(("chosen", code, name), n, col.owner)
-            pub.cell(("not_chosen", code, name), col.answered - n, col.owner, published=False)
+            pub.cell(("chosen", code, name), n, col.owner, fixed=fixed)
+            pub.cell(
+                ("not_chosen", code, name),
+                col.answered - n,
+                col.owner,
+                published=False,
+                fixed=fixed,
+            )
             pub.sum(("answered", name), [("chosen", code, name), ("not_chosen", code, name)])
         if single:
             pub.sum(("answered", name), [("chosen", code, name) for code in col.chosen])
@@ -570,21 +726,41 @@ def protect_crosstab(
     single: bool = True,
     breakdown: Sequence[CrossColumn] = (),
     partition: bool = True,
+    total_fixed: bool = True,
 ) -> Protection:
-    """The entry point for cross-tabs. The by-site table decides the total column's
-    cells, for every breakdown, so that the by-site and by-segment pages of a question
-    agree; a breakdown (``breakdown`` columns, ``partition`` when they split the total)
-    adds its own suppressions around that."""
+    """The entry point for cross-tabs. ``total_fixed``: the total column is the whole
+    study's, always published exactly; the by-site table and each breakdown (``breakdown``
+    columns, ``partition`` when they split the total) are then protected apart. Otherwise
+    (a total over some sites) the by-site table decides the total column's cells, for
+    every breakdown, so that the by-site and by-segment pages of a question agree, and a
+    breakdown adds its own suppressions around that."""
+    if total_fixed and breakdown:
+        return protect(
+            crosstab_publication(
+                breakdown, total, partition=partition, conditional=conditional, single=single
+            ),
+            k,
+        )
     sites = protect(
         crosstab_publication(
-            by_site, total, partition=True, conditional=conditional, single=single
+            by_site,
+            total,
+            partition=True,
+            conditional=conditional,
+            single=single,
+            total_fixed=total_fixed,
         ),
         k,
     )
     if not breakdown:
         return sites
     pub = crosstab_publication(
-        breakdown, total, partition=partition, conditional=conditional, single=single
+        breakdown,
+        total,
+        partition=partition,
+        conditional=conditional,
+        single=single,
+        total_fixed=False,
     )
     total_keys = {key for key in pub.values if isinstance(key, tuple) and key[-1] == total.key}
     hidden = {key for key in total_keys if sites.hidden(key)}
@@ -593,8 +769,71 @@ def protect_crosstab(
         k=k,
         primary=result.primary | (sites.primary & total_keys),
         secondary=result.secondary | (sites.secondary & total_keys),
+        blanked=result.blanked | (sites.blanked & total_keys),
         exposed=result.exposed | sites.exposed,
     )
+
+
+# --- The report's per-site charts: a snapshot's choice distributions -------------------
+
+
+@dataclass(frozen=True)
+class SiteDistribution:
+    """One site's answers to one question as the report may publish them: ``base`` (who
+    answered) and each choice's count, None where withheld; ``marks`` the withheld ones'
+    marks by choice code ("_base" for the base)."""
+
+    base: int | None
+    counts: dict[str, int | None]
+    marks: dict[str, str]
+
+
+def protect_distributions(snapshot: Mapping[str, Any]) -> dict[str, dict[str, SiteDistribution]]:
+    """The snapshot's per-site choice distributions protected as a by-site cross-tab of
+    each question (the whole study's distribution published exactly), at the threshold
+    the snapshot froze (none for one made before there was one): ``{question: {site:
+    SiteDistribution}}``, sites and choices in the snapshot's order."""
+    k = int(snapshot.get("study", {}).get("small_cell_threshold", 1))
+    distributions = snapshot.get("distributions") or {}
+    overall: Mapping[str, Mapping[str, int]] = distributions.get("overall") or {}
+    by_site: Mapping[str, Mapping[str, Mapping[str, int]]] = distributions.get("by_site") or {}
+    instrument = snapshot.get("instrument") or {}
+    types = {q["code"]: q.get("type") for q in instrument.get("questions", [])}
+    out: dict[str, dict[str, SiteDistribution]] = {}
+    for question, total in overall.items():
+        choices = [c for c in total if c != "_answered"]
+        columns = []
+        for site, counts in by_site.items():
+            mine = counts.get(question, {})
+            chosen = {c: int(mine.get(c, 0)) for c in choices}
+            columns.append(CrossColumn(site, site, int(mine.get("_answered", 0)), 0, 0, chosen))
+        whole = CrossColumn(
+            "_total",
+            None,
+            int(total.get("_answered", 0)),
+            0,
+            0,
+            {c: int(total[c]) for c in choices},
+        )
+        p = protect_crosstab(
+            columns, whole, k, conditional=False, single=types.get(question) != "multiple"
+        )
+        sites: dict[str, SiteDistribution] = {}
+        for column in columns:
+            marks = {
+                c: p.mark(("chosen", c, column.key))
+                for c in choices
+                if p.hidden(("chosen", c, column.key))
+            }
+            if p.hidden(("answered", column.key)):
+                marks["_base"] = p.mark(("answered", column.key))
+            sites[column.key] = SiteDistribution(
+                base=None if "_base" in marks else column.answered,
+                counts={c: None if c in marks else column.chosen[c] for c in choices},
+                marks=marks,
+            )
+        out[question] = sites
+    return out
 
 
 # --- In words: for Methods and the pages ---------------------------------------------------
@@ -609,28 +848,45 @@ def methods_text(k: int, language: str = "ja") -> str:
         }[language]
     if language == "ja":
         return (
-            f"個人が特定されることを防ぐため、1以上{k - 1}以下の件数は「<{k}」と表示した"
-            "（一次秘匿）。「50人中48人が該当」のときの該当しない2人のように、母数から"
-            "差し引いて求まる件数も同様に扱った。また、合計や他の実施地域の数値から差し引いて"
-            "秘匿した件数が求められないよう、必要な数値を追加で秘匿し「x」と表示した"
-            "（二次秘匿）。二次秘匿は、同じ件数が現れる表をまとめて（各指標の実施地域別と"
-            "全体の数値、指標間で共通の母数、クロス集計とその実施地域別の表）、また各実施地域の"
-            "担当者が自らの実施地域の件数を知っていることを前提に判定した。0は秘匿していない。母数が秘匿された指標は"
-            "「判定保留（公表には少なすぎる）」とし、分子が秘匿された指標は割合・信頼区間・"
-            "判定を公表していない。"
+            "個人が特定されることを防ぐため、実施地域別の表とクロス集計の表では、"
+            f"1以上{k - 1}以下の件数を「<{k}」と表示した（一次秘匿）。"
+            "「50人中48人が該当」のときの該当しない2人のように、母数から差し引いて求まる件数も同様に扱った。また、公表した合計や他の実施地域の"
+            "数値から差し引いて秘匿した件数が求められないよう、必要な数値を追加で秘匿し「x」と表示した"
+            "（二次秘匿。他に手段がないときは0の件数も秘匿した）。調査全体の数値は評価の結果そのもの"
+            "であるため、常にそのまま公表した。実施地域が一つの調査のように、調査全体の数値から秘匿した"
+            "件数が求まってしまう表では、その表の実施地域別の数値をすべて「x」とした。この保護は公表した"
+            "表の読み手に対するものであり、自らの実施地域の件数を知っている実施地域の担当者は、調査全体の"
+            "数値から差し引くことができる（これを防ぐには調査全体の結果を秘匿するほかない）。0は秘匿して"
+            "いない。母数が秘匿された指標は「判定保留（公表するには少なすぎる）」とし、分子が秘匿された"
+            "指標は割合・信頼区間・判定を公表していない。"
         )
     return (
-        f"To protect respondents from being identified, every count from 1 to {k - 1} is "
-        f"shown as “<{k}” (primary suppression), including counts that follow by "
-        "subtraction from a base (“48 of 50 agreed” shows that 2 did not). Further counts "
-        "are withheld and shown as “x” (secondary suppression) so that no withheld count "
-        "can be worked out from the totals or from the other sites; this is checked over "
-        "the tables in which the same counts appear (each KPI's per-site and whole-study "
-        "figures, bases shared between KPIs, a cross-tab and its per-site table), and also "
-        "for the staff of each site, who know their own site's counts. Zeros are shown. "
-        "A KPI whose base is withheld is “inconclusive (too few to publish)”; where its "
-        "numerator is withheld, its share, interval and verdict are not published."
+        f"To protect respondents from being identified, every per-site and cross-tab count "
+        f"from 1 to {k - 1} is shown as “<{k}” (primary suppression), including counts that "
+        "follow by subtraction from a base (“48 of 50 agreed” shows that 2 did not). Further "
+        "counts are withheld and shown as “x” (secondary suppression; a zero only when "
+        "nothing else will do) so that no withheld count can be worked out from the "
+        "published totals or the other sites. Whole-study figures are the evaluation's "
+        "result and are always published exactly; where they alone give a small count "
+        "away (a study with one site), that table's per-site figures are all shown as "
+        "“x”. The protection is against readers of the published tables: a site's own "
+        "managers, who know their own counts, can subtract them from a whole-study figure "
+        "(protecting against them would mean withholding the study's own results). Zeros "
+        "are shown. A KPI whose base is withheld is “inconclusive (too few to publish)”; "
+        "where its numerator is withheld, its share, interval and verdict are not published."
     )
+
+
+def counts_text(kind: str, numerator: int, denominator: int, cells: ResultCells) -> str:
+    """A result's counts with its withheld ones marked: "<5 / 40", "x / 70", "n = <5"."""
+    base = cells.denominator_mark or wording.integer(denominator)
+    if kind == "mean":
+        return f"n = {base}"
+    if cells.numerator:
+        shown = wording.integer(numerator)
+    else:
+        shown = cells.numerator_mark or SECONDARY_MARK
+    return f"{shown} / {base}"
 
 
 def too_few_text() -> str:
@@ -643,9 +899,21 @@ def withheld_text(cells: ResultCells) -> str:
     return too_few_text() if cells.too_few else _("not published (small count)")
 
 
-def legend_text(k: int) -> str:
-    """The note under a protected table."""
-    return _(
+def legend_text(k: int, *, blanked: bool = False) -> str:
+    """The note under a protected table; ``blanked``: some breakdown is withheld whole."""
+    text = _(
         "“<%(k)s”: a count from 1 to %(below)s, withheld to protect respondents; “x”: "
-        "withheld so that such a count cannot be worked out from the totals."
+        "withheld so that such a count cannot be worked out from the totals or the other "
+        "sites. Whole-study figures are always shown."
     ) % {"k": k, "below": k - 1}
+    if blanked:
+        text += " " + blanked_text()
+    return text
+
+
+def blanked_text() -> str:
+    return _(
+        "Where a small count could be worked out from the whole-study figures whatever "
+        "else is withheld (a study with one site), that table's per-site figures are not "
+        "published (“x”)."
+    )

@@ -17,6 +17,7 @@ from django.db.models.functions import Coalesce
 from surveys import scoping
 from surveys.models import Site, Study
 
+from . import disclosure
 from .models import EvaluationRun, KPIResult
 from .statistics import Comparator, Verdict, responses_to_settle
 
@@ -109,6 +110,15 @@ class ResultSection:
     @property
     def without_target(self) -> int:
         return self.count("")
+
+
+def run_protection(run: EvaluationRun) -> disclosure.KPIProtection:
+    """The small-cell protection of a run's per-site tables (the admin's and the API's),
+    decided on every site's results whoever reads them: the pattern must not depend on
+    the reader."""
+    return disclosure.protect_results(
+        list(run.results.select_related("site")), run.study.small_cell_threshold
+    )
 
 
 def visible_results(user: scoping.User, results: QuerySet[KPIResult]) -> QuerySet[KPIResult]:

@@ -156,6 +156,7 @@ class StudyAdmin(StudyExportsMixin, ScopedAdminMixin, admin.ModelAdmin):
         (_("Period"), {"fields": ("period_start", "period_end")}),
         (_("Evaluation report"), {"fields": ("issuing_body_ja", "issuing_body_en")}),
         (_("Personal data"), {"fields": ("retention_months", "personal_data_expiry")}),
+        (_("Published tables"), {"fields": ("small_cell_threshold",)}),
         (_("Description"), {"fields": ("description_ja", "description_en")}),
         (_("Record"), {"fields": ("created_at",), "classes": ("collapse",)}),
     )

@@ -39,6 +39,7 @@ class StudySerializer(serializers.ModelSerializer):
             "period_end",
             "default_language",
             "status",
+            "small_cell_threshold",
         ]
         read_only_fields = fields
 

@@ -19,12 +19,13 @@ from django.conf import settings
 from django.utils.translation import get_language, ngettext, pgettext
 from django.utils.translation import gettext as _
 
+from kpi.scoring import disclosure, wording
 from kpi.scoring import statistics as st
-from kpi.scoring import wording
 from kpi.scoring.wording import Result
 from surveys.bidi import strip_bidi_controls
 from surveys.models import Question
 
+from .. import snapshot as snapshot_module
 from ..evidence import Evidence
 from ..models import Evaluation
 from . import charts, front, text, words
@@ -518,17 +519,68 @@ def _charts(snap: Snapshot) -> list[Data]:
     return out
 
 
+def withheld_row(result: Data, cells: disclosure.ResultCells, *, site: str) -> Row:
+    """A site's result with a withheld count (small-cell protection): its counts marked,
+    no value, interval or verdict (each gives the count back)."""
+    r = Result.of(result)
+    why = disclosure.withheld_text(cells)
+    return Row(
+        code=result["kpi_code"],
+        name=pick(result, "name"),
+        site=site,
+        kind=result["kind"],
+        base=pick(result, "base_description"),
+        n=cells.denominator_mark or wording.integer(result["denominator"]),
+        counts=disclosure.counts_text(r.kind, r.numerator, r.denominator, cells),
+        overlap=(
+            ""
+            if result["overlap"] is None
+            else wording.integer(result["overlap"])
+            if cells.overlap
+            else disclosure.SECONDARY_MARK
+        ),
+        value="",
+        precise="",
+        # With a target the verdict column says why; without, the value's cell does.
+        empty=wording.DASH if result["comparator"] else why,
+        interval=wording.DASH,
+        level=wording.level(r),
+        target=wording.target(r),
+        verdict="inconclusive",
+        verdict_text=why,
+        mark=wording.MARKS["inconclusive"],
+        nonresponse="",
+        tipping="",
+    )
+
+
+def protection(snap: Snapshot) -> disclosure.KPIProtection:
+    """The small-cell protection of the report's per-site tables, at the threshold the
+    snapshot froze (none for a snapshot made before there was one)."""
+    return disclosure.protect_results(
+        snap.data["results"], snapshot_module.small_cell_threshold(snap.data)
+    )
+
+
 def _breakdowns(snap: Snapshot) -> list[Data]:
     out = []
+    cells = protection(snap)
     for code, result in snap.overall.items():
         per_site = snap.by_site.get(code)
         if not per_site or snap.is_response_rate(code):
             continue
-        rows = [
-            row(per_site[site["code"]], site=pick(site, "name") or site["code"])
-            for site in snap.sites
-            if site["code"] in per_site
-        ]
+        rows = []
+        for site in snap.sites:
+            if site["code"] not in per_site:
+                continue
+            name = pick(site, "name") or site["code"]
+            site_result = per_site[site["code"]]
+            shown = cells.cells(site_result)
+            rows.append(
+                row(site_result, site=name)
+                if shown.figures
+                else withheld_row(site_result, shown, site=name)
+            )
         out.append(
             {
                 "code": code,
@@ -542,6 +594,20 @@ def _breakdowns(snap: Snapshot) -> list[Data]:
             }
         )
     return out
+
+
+def _small_cells(snap: Snapshot, language: str) -> Data:
+    """The rule in Methods (only when the snapshot froze a threshold above 1) and the
+    legend under the per-site tables (only when something is withheld)."""
+    k = snapshot_module.small_cell_threshold(snap.data)
+    if k <= 1:
+        return {"methods": "", "legend": ""}
+    p = protection(snap).protection
+    lang = "ja" if language.startswith("ja") else "en"
+    return {
+        "methods": disclosure.methods_text(k, lang),
+        "legend": disclosure.legend_text(k, blanked=bool(p.blanked)) if p.any else "",
+    }
 
 
 def kind_label(kind: str) -> str:
@@ -828,6 +894,7 @@ def _sections(
         "channels": _channels(snap),
         "charts": _charts(snap),
         "breakdowns": _breakdowns(snap),
+        "small_cells": _small_cells(snap, language),
         "methods": _methods(snap),
         # The Methods' statistical sentences, worded by the one formatter.
         "statistics_words": {

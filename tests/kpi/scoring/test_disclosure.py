@@ -18,55 +18,58 @@ from kpi.scoring.disclosure import CrossColumn, Publication, protect
 
 def attack(
     pub: Publication, protection: dc.Protection, marks: bool = False
-) -> list[tuple[object, object, float]]:
-    """Every (cell, attacker, width of its feasible range) that the published figures
-    leave; the attacker is None (the public) or a site code (its staff). ``marks``: the
-    attacker also reads "<k" as "from 1 to k−1" (not part of the guarantee)."""
-    hidden = [key for key in pub.values if protection.hidden(key) or key in pub.unpublished]
-    owners = sorted({pub.owners[key] for key in hidden} - {None}, key=str)
+) -> list[tuple[object, float]]:
+    """Every (cell, width of its feasible range) that the published figures leave to a
+    reader of everything published (the whole-study figures are published exactly).
+    ``marks``: the reader also reads "<k" as "from 1 to k−1" (not part of the guarantee).
+    Cells of a breakdown withheld whole ("x" everywhere: a single site) are not targets."""
+    hidden = [
+        key
+        for key in pub.values
+        if key not in pub.fixed and (protection.hidden(key) or key in pub.unpublished)
+    ]
+    index = {key: i for i, key in enumerate(hidden)}
+    a_eq, b_eq = [], []
+    for total, parts in pub.sums:
+        row = np.zeros(len(hidden))
+        rhs = 0.0
+        for key, sign in [(total, 1.0), *((p, -1.0) for p in parts)]:
+            if key in index:
+                row[index[key]] += sign
+            else:
+                rhs -= sign * pub.values[key]  # shown
+        if row.any():
+            a_eq.append(row)
+            b_eq.append(rhs)
+    bounds = [
+        (1, protection.k - 1)
+        if marks and u in protection.primary and u not in pub.unpublished
+        else (0, None)
+        for u in hidden
+    ]
     found = []
-    for insider in [None, *owners]:
-        unknown = [key for key in hidden if insider is None or pub.owners[key] != insider]
-        # Targets: every withheld count, and every small one not printed (a complement).
-        index = {key: i for i, key in enumerate(unknown)}
-        a_eq, b_eq = [], []
-        for total, parts in pub.sums:
-            row = np.zeros(len(unknown))
-            rhs = 0.0
-            for key, sign in [(total, 1.0), *((p, -1.0) for p in parts)]:
-                if key in index:
-                    row[index[key]] += sign
-                else:
-                    rhs -= sign * pub.values[key]  # shown, or known to the insider
-            if row.any():
-                a_eq.append(row)
-                b_eq.append(rhs)
-        for key in unknown:
-            if key in pub.unpublished and not protection.hidden(key):
-                continue  # a count not printed and not small: nothing to protect
-            if insider is not None and pub.owners[key] is None:
-                continue  # a sum over several other sites: not one site's count
-            c = np.zeros(len(unknown))
-            c[index[key]] = 1
-            bounds = [
-                (1, protection.k - 1)
-                if marks and u in protection.primary and u not in pub.unpublished
-                else (0, None)
-                for u in unknown
-            ]
-            low = linprog(c, A_eq=a_eq or None, b_eq=b_eq or None, bounds=bounds)
-            high = linprog(-c, A_eq=a_eq or None, b_eq=b_eq or None, bounds=bounds)
-            assert low.status == 0, (key, low.message)
-            width = np.inf if high.status == 3 else -high.fun - low.fun
-            assert low.fun - 1e-6 <= pub.values[key], "the truth is feasible"
-            found.append((key, insider, width))
+    for key in hidden:
+        if key in protection.blanked:
+            continue
+        if key in pub.unpublished and not protection.hidden(key):
+            continue  # a count not printed and not small: nothing to protect
+        c = np.zeros(len(hidden))
+        c[index[key]] = 1
+        low = linprog(c, A_eq=a_eq or None, b_eq=b_eq or None, bounds=bounds)
+        high = linprog(-c, A_eq=a_eq or None, b_eq=b_eq or None, bounds=bounds)
+        assert low.status == 0, (key, low.message)
+        width = np.inf if high.status == 3 else -high.fun - low.fun
+        assert low.fun - 1e-6 <= pub.values[key], "the truth is feasible"
+        found.append((key, width))
     return found
 
 
 def assert_safe(pub: Publication, protection: dc.Protection) -> None:
     assert not protection.exposed
-    for key, insider, width in attack(pub, protection):
-        assert width >= 1 - 1e-6, f"{key} recovered by {insider or 'the public'}: {width}"
+    for key in pub.fixed:
+        assert not protection.hidden(key), f"a whole-study figure withheld: {key}"
+    for key, width in attack(pub, protection):
+        assert width >= 1 - 1e-6, f"{key} recovered by a reader: {width}"
 
 
 def result(code, site, n, d, kind="share", respondents=None):
@@ -132,13 +135,16 @@ def test_a_mean_protects_only_its_base():
 
 
 def test_with_two_sites_the_study_total_does_not_give_away_the_other_site():
-    # Site a has 2 "no" answers; a's staff know b's... no: b's staff know b's own
-    # counts, and study total minus b would give a.
+    # Site a: 2 "no" answers (a small complement). The study's 88 of 110 is published
+    # exactly, so b's 50 would give a's 38 back: b's numerator is withheld too.
     results = [result("k", "a", 38, 40), result("k", "b", 50, 70), result("k", None, 88, 110)]
     cells = dc.protect_results(results, 5)
     assert_safe(cells.pub, cells.protection)
-    overall = cells.cells(results[2])
-    assert not overall.numerator, "the study's numerator must be withheld too"
+    a, b, overall = (cells.cells(r) for r in results)
+    assert overall.figures and overall.numerator, "the study's figures are published"
+    assert not a.numerator and a.numerator_mark == "x"  # its complement is the small cell
+    assert not b.numerator and b.numerator_mark == "x"
+    assert a.denominator and b.denominator
 
 
 def test_the_two_site_case_of_a_cross_tab():
@@ -147,8 +153,30 @@ def test_the_two_site_case_of_a_cross_tab():
     total = CrossColumn("_total", None, 110, 3, 0, {"yes": 88, "no": 22})
     p = dc.protect_crosstab([a, b], total, 5, conditional=False)
     assert p.mark(("chosen", "no", "a")) == "<5"
-    assert p.hidden(("chosen", "no", "_total"))
+    assert not p.hidden(("chosen", "no", "_total")), "the study's column is published"
+    assert p.mark(("chosen", "no", "b")) == "x"  # else 22 − 20 gives a's 2 back
     assert_safe(dc.crosstab_publication([a, b], total, partition=True, conditional=False), p)
+
+
+def test_a_zero_of_the_other_site_protects_a_small_cell_as_a_last_resort():
+    # b has no "yes" at all: only its zero can hide a's 2 from the study's 2.
+    a = CrossColumn("a", "a", 40, 0, 0, {"yes": 2, "no": 38})
+    b = CrossColumn("b", "b", 70, 0, 0, {"yes": 0, "no": 70})
+    total = CrossColumn("_total", None, 110, 0, 0, {"yes": 2, "no": 108})
+    p = dc.protect_crosstab([a, b], total, 5, conditional=False)
+    assert p.mark(("chosen", "yes", "a")) == "<5"
+    assert p.mark(("chosen", "yes", "b")) == "x"
+    assert not p.blanked
+    assert_safe(dc.crosstab_publication([a, b], total, partition=True, conditional=False), p)
+
+
+def test_a_single_site_breakdown_is_not_published_but_the_study_is():
+    a = CrossColumn("a", "a", 40, 0, 0, {"yes": 2, "no": 38})
+    total = CrossColumn("_total", None, 40, 0, 0, {"yes": 2, "no": 38})
+    p = dc.protect_crosstab([a], total, 5, conditional=False)
+    for key in [("chosen", "yes", "a"), ("chosen", "no", "a"), ("answered", "a")]:
+        assert p.hidden(key) and p.mark(key) == "x"
+    assert not p.hidden(("chosen", "yes", "_total"))
 
 
 # --- Random studies, attacked ----------------------------------------------------------
@@ -183,10 +211,10 @@ def _random_kpis(rng: random.Random, sites: list[str]) -> list[dict]:
     return rows
 
 
-@pytest.mark.parametrize("seed", range(30))
+@pytest.mark.parametrize("seed", range(40))
 def test_random_kpi_tables_resist_the_attack(seed):
     rng = random.Random(seed)
-    sites = [f"s{i:02d}" for i in range(rng.choice([1, 2, 2, 3, 5, 12]))]
+    sites = [f"s{i:02d}" for i in range(rng.choice([1, 2, 2, 3, 5, 8]))]
     rows = _random_kpis(rng, sites)
     # Overlap of a ratio summed per site, as scoring would.
     for code in {r["kpi_code"] for r in rows if r["kind"] == "ratio"}:
@@ -195,8 +223,13 @@ def test_random_kpi_tables_resist_the_attack(seed):
     k = rng.choice([3, 5, 10])
     cells = dc.protect_results(rows, k)
     assert_safe(cells.pub, cells.protection)
-    for row in rows:  # every small figure is withheld
+    if len(sites) >= 2:
+        assert not cells.protection.blanked
+    for row in rows:  # every small figure of a site is withheld; the study's are exact
         c = cells.cells(row)
+        if row["site_code"] is None:
+            assert c.figures and not c.too_few
+            continue
         if 1 <= row["denominator"] < k:
             assert c.too_few
         if row["kind"] == "share" and (
@@ -238,17 +271,19 @@ def _random_crosstab(rng: random.Random, n_sites: int, choices: list[str], singl
 
 
 @pytest.mark.parametrize("single", [True, False], ids=["single", "multiple"])
-@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("seed", range(20))
 def test_random_cross_tabs_by_site_resist_the_attack(seed, single):
     rng = random.Random(1000 + seed)
     choices = ["a", "b", "c", "d"][: rng.choice([2, 3, 4])]
-    columns, total = _random_crosstab(rng, rng.choice([2, 3, 6, 15]), choices, single)
+    columns, total = _random_crosstab(rng, rng.choice([1, 2, 2, 3, 6, 8]), choices, single)
     k = rng.choice([3, 5])
     p = dc.protect_crosstab(columns, total, k, conditional=False, single=single)
     pub = dc.crosstab_publication(columns, total, partition=True, conditional=False, single=single)
     assert_safe(pub, p)
+    if len(columns) >= 2:  # withheld whole only where the site's row is the study's
+        assert not p.blanked
     for key, value in pub.values.items():
-        if 1 <= value < k:
+        if 1 <= value < k and key not in pub.fixed and key not in p.blanked:
             assert p.mark(key) == f"<{k}"
 
 
@@ -284,7 +319,7 @@ def test_an_attacker_reading_the_marks_as_bounds_pins_some_cells():
     k = rng.choice([3, 5])
     p = dc.protect_crosstab(columns, total, k, conditional=False)
     pub = dc.crosstab_publication(columns, total, partition=True, conditional=False)
-    assert all(width >= 1 - 1e-6 for _, _, width in attack(pub, p, marks=True))
+    assert all(width >= 1 - 1e-6 for _, width in attack(pub, p, marks=True))
 
 
 def test_a_breakdown_keeps_the_total_column_of_the_by_site_table():
@@ -319,3 +354,67 @@ def test_snapshot_dicts_and_rows_give_the_same_site():
     row = SimpleNamespace(site_id=3, site=SimpleNamespace(code="x"))
     assert dc.site_of(row) == "x"
     assert dc.site_of({"site_code": None}) is None
+
+
+# --- The report's per-site charts: a snapshot's distributions -----------------------------
+
+
+def _snapshot(by_site: dict[str, dict[str, int]], k: int | None, kind: str = "single") -> dict:
+    overall = {c: sum(site[c] for site in by_site.values()) for c in next(iter(by_site.values()))}
+    study = {"code": "s"} if k is None else {"code": "s", "small_cell_threshold": k}
+    return {
+        "study": study,
+        "instrument": {"questions": [{"code": "q", "type": kind}]},
+        "distributions": {
+            "overall": {"q": overall},
+            "by_site": {s: {"q": counts} for s, counts in by_site.items()},
+        },
+    }
+
+
+TOOL = {  # the demo's "tool" question: the study's 199, 14, 9, 3, 3, 1 of 229
+    "itabashi": {"line": 77, "phone": 7, "f2f": 5, "email": 1, "sns": 0, "other": 0},
+    "setagaya": {"line": 122, "phone": 7, "f2f": 4, "email": 2, "sns": 3, "other": 1},
+}
+
+
+def test_a_snapshot_from_before_the_threshold_is_not_protected():
+    sites = {s: {**c, "_answered": sum(c.values())} for s, c in TOOL.items()}
+    got = dc.protect_distributions(_snapshot(sites, None))["q"]
+    assert got["itabashi"].counts["email"] == 1 and not got["itabashi"].marks
+
+
+def test_the_per_site_distributions_are_protected_against_the_whole_studys():
+    sites = {s: {**c, "_answered": sum(c.values())} for s, c in TOOL.items()}
+    got = dc.protect_distributions(_snapshot(sites, 5))["q"]
+    ita, seta = got["itabashi"], got["setagaya"]
+    assert (ita.base, seta.base) == (90, 139)
+    # Every count from 1 to 4 withheld ("<5"); the zeros and counts beside them withheld
+    # so that the study's 3 "sns" and 1 "other" do not give Setagaya's back.
+    assert ita.marks["email"] == "<5" and seta.marks["f2f"] == "<5"
+    assert {c for c, n in seta.counts.items() if n is None} == {"f2f", "email", "sns", "other"}
+    assert ita.counts["sns"] is None and ita.counts["other"] is None  # zeros, as "x"
+    assert ita.marks["sns"] == "x"
+    assert ita.counts["line"] == 77 and seta.counts["line"] == 122
+    # Attacked like any cross-tab: what the charts show, and the study's distribution.
+    columns = [
+        CrossColumn(s, s, sites[s]["_answered"], 0, 0, {c: TOOL[s][c] for c in TOOL[s]})
+        for s in sites
+    ]
+    total = CrossColumn(
+        "_total", None, 229, 0, 0, {c: sum(TOOL[s][c] for s in TOOL) for c in TOOL["itabashi"]}
+    )
+    pub = dc.crosstab_publication(columns, total, partition=True, conditional=False)
+    shown = Publication(values=pub.values, owners=pub.owners, sums=pub.sums)
+    shown.unpublished, shown.fixed = pub.unpublished, pub.fixed
+    hidden = {("chosen", c, s) for s, d in got.items() for c, n in d.counts.items() if n is None}
+    protection = dc.Protection(k=5, primary=frozenset(hidden))
+    for key, width in attack(shown, protection):
+        assert width >= 1 - 1e-6, key
+
+
+def test_a_single_sites_distribution_is_not_published_per_site():
+    sites = {"only": {"yes": 2, "no": 38, "_answered": 40}}
+    got = dc.protect_distributions(_snapshot(sites, 5))["q"]["only"]
+    assert got.base is None and got.counts == {"yes": None, "no": None}
+    assert set(got.marks.values()) == {"x"}
