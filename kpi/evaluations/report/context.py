@@ -115,6 +115,7 @@ class Snapshot:
     overall: dict[str, Data] = field(init=False)
     by_site: dict[str, dict[str, Data]] = field(init=False)
     sites: list[Data] = field(init=False)
+    distributions: dict[str, dict[str, disclosure.SiteDistribution]] = field(init=False)
 
     def __post_init__(self) -> None:
         self.instrument = Instrument(self.data.get("instrument"))
@@ -127,6 +128,9 @@ class Snapshot:
             else:
                 self.by_site.setdefault(result["kpi_code"], {})[result["site"]] = result
         self.sites = list(self.data["sites"])
+        # Each question's per-site answers as they may be published (the small-cell rule
+        # at the threshold the snapshot froze), decided once for every chart and table.
+        self.distributions = disclosure.protect_distributions(self.data)
 
     def codes(self) -> list[str]:
         """KPI codes in the report's order (the snapshot's results are ordered)."""
@@ -370,29 +374,37 @@ TABLE_COLUMNS = 6
 def site_counts(
     snap: Snapshot, question: Data
 ) -> tuple[charts.SiteCounts, list[charts.SiteCounts]]:
-    """The whole study's counts of ``question`` and each site's, in the choices' order.
-
-    Every count is present here; the small-cell rule, when applied, returns the same
-    structures with the counts (or a base) it withholds as ``None``."""
+    """The whole study's counts of ``question`` and each site's, in the choices' order:
+    the whole study's exact, a site's as the small-cell rule lets them be published
+    (a withheld count, or base, is ``None``)."""
     distributions = snap.data.get("distributions", {})
     codes = [c["code"] for c in question["choices"]]
-
-    def of(counts: dict[str, int], label: str) -> charts.SiteCounts:
-        return charts.SiteCounts(
-            label=label,
-            base=int(counts.get("_answered", 0)),
-            counts=[int(counts.get(code, 0)) for code in codes],
-        )
-
-    total = of((distributions.get("overall") or {}).get(question["code"], {}), _("All sites"))
+    overall = (distributions.get("overall") or {}).get(question["code"], {})
+    total = charts.SiteCounts(
+        label=_("All sites"),
+        base=int(overall.get("_answered", 0)),
+        counts=[int(overall.get(code, 0)) for code in codes],
+    )
+    published = snap.distributions.get(question["code"], {})
     by_site = distributions.get("by_site") or {}
-    sites = [
-        of(
-            (by_site.get(site["code"]) or {}).get(question["code"], {}),
-            pick(site, "name") or site["code"],
+    sites = []
+    for site in snap.sites:
+        label = pick(site, "name") or site["code"]
+        shown = published.get(site["code"])
+        if shown is None:  # a site the protection did not see: no answers at all
+            counts = (by_site.get(site["code"]) or {}).get(question["code"], {})
+            shown = disclosure.SiteDistribution(
+                base=int(counts.get("_answered", 0)),
+                counts={code: int(counts.get(code, 0)) for code in codes},
+                marks={},
+            )
+        sites.append(
+            charts.SiteCounts(
+                label=label,
+                base=shown.base,
+                counts=[shown.counts.get(code, 0) for code in codes],
+            )
         )
-        for site in snap.sites
-    ]
     return total, sites
 
 
