@@ -67,13 +67,41 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):  # type: igno
 
 # Markers of the tests that start real processes: one xdist group (see the docstring).
 REAL_PROCESSES = ("redis", "e2e", "processes")
+REAL_PROCESS_GROUP = "real-processes"
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups (``--dist loadgroup``)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if any(item.get_closest_marker(marker) for marker in REAL_PROCESSES):
-            item.add_marker(pytest.mark.xdist_group("real-processes"))
+            item.add_marker(pytest.mark.xdist_group(REAL_PROCESS_GROUP))
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log):  # type: ignore[no-untyped-def]
+    """``--dist loadgroup``, with each test module as one unit of work besides the groups,
+    and the real-process group handed out first.
+
+    A module's tests then run one after the other on one worker, so that what a module
+    builds once (``scope="module"``: the reference study, a signed report, the settings
+    tests' forking interpreter) is built once per run, not again each time a worker comes
+    back to the module after tests of others. The real-process group, the longest unit
+    by far, starts first so that the other worker is never left idle waiting for it at the
+    end; the modules follow, largest first (xdist's order for scopes)."""
+    if config.getoption("dist", None) != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    class ModulesAndGroups(LoadGroupScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            scope = super()._split_scope(nodeid)
+            return nodeid.split("::", 1)[0] if scope == nodeid else scope
+
+        def _assign_work_unit(self, node):  # type: ignore[no-untyped-def]
+            if REAL_PROCESS_GROUP in self.workqueue:
+                self.workqueue.move_to_end(REAL_PROCESS_GROUP, last=False)
+            super()._assign_work_unit(node)
+
+    return ModulesAndGroups(config, log)
 
 
 def _needs(item: pytest.Item, what: str, available: bool, why: str) -> None:

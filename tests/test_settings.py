@@ -2,8 +2,11 @@
 embedded mode needs nothing, and a complete production environment passes Django's
 deployment checks.
 
-Each case runs ``manage.py`` in a subprocess with an environment built from scratch, so
-nothing from the developer's shell or from the test run's own settings leaks in.
+Each case runs ``manage.py`` in a process of its own with an environment built from
+scratch, so nothing from the developer's shell or from the test run's own settings leaks
+in. The processes are forked from one interpreter that has imported the heavy third-party
+libraries once (tests/forkserver.py): Django, the settings and Hyoka's code are imported
+afresh in each.
 """
 
 from __future__ import annotations
@@ -13,10 +16,12 @@ import json
 import os
 import secrets
 import subprocess
-import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.forkserver import ForkServer
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # A developer's .env fills variables that are absent (never ones that are set), so where
@@ -44,19 +49,30 @@ PRODUCTION = {
 REQUIRED = [name for name in PRODUCTION if name not in {"HYOKA_ENV", "CACHE_URL"}]
 
 
+_server: ForkServer | None = None
+
+
+def _clean_environment() -> dict[str, str]:
+    return {k: os.environ[k] for k in ("PATH", "HOME", "SYSTEMROOT") if k in os.environ}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_forking_interpreter() -> Iterator[None]:
+    yield
+    global _server
+    if _server is not None:
+        _server.close()
+        _server = None
+
+
 def manage(*args: str, **variables: str | None) -> subprocess.CompletedProcess[str]:
     """``manage.py *args`` with only PATH, HOME and ``variables`` (None: left out)."""
-    env = {k: os.environ[k] for k in ("PATH", "HOME", "SYSTEMROOT") if k in os.environ}
+    global _server
+    env = _clean_environment()
+    if _server is None:
+        _server = ForkServer(env)
     env.update({k: v for k, v in variables.items() if v is not None})
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=BASE_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return _server.run(list(args), env, timeout=60)
 
 
 @pytest.mark.parametrize("variable", REQUIRED)
