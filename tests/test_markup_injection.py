@@ -178,7 +178,8 @@ def _evaluation(study_name: str, site_name: str, statement: str) -> tuple[Evalua
 
 
 def _facts(pdf: bytes) -> tuple[str, list[str], int]:
-    """Extracted text (no whitespace), the URIs of link annotations, the images drawn."""
+    """Extracted text (no whitespace), the URIs of links out of the document, the images
+    drawn."""
     import io
 
     reader = PdfReader(io.BytesIO(pdf))
@@ -187,7 +188,8 @@ def _facts(pdf: bytes) -> tuple[str, list[str], int]:
     for page in reader.pages:
         for annotation in page.get("/Annots") or []:
             action = annotation.get_object().get("/A") or {}
-            uris.append(str(action.get("/URI", "")))
+            if action.get("/S") == "/URI":  # the contents' links to its own pages are GoTo
+                uris.append(str(action.get("/URI", "")))
         images += len(page.images)
     return text, uris, images
 
@@ -361,5 +363,5 @@ def test_the_pdf_keeps_direction_controls_inside_each_name_and_drops_them_from_t
     assert signed.statement == "確認しました。以上"
     text, _uris, _images = _facts(pdf)
     assert "確認しました。以上" in text
-    assert "調査XYZ調査コード" in text  # the cover: the study's name, then the next label
+    assert "評価報告書調査XYZ" in text  # the cover: the kind of document, then the name
     assert "区ABC" in text and "CBA" not in text and "ZYX" not in text

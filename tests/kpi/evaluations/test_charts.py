@@ -122,6 +122,7 @@ def test_the_colour_ramp_is_one_hue_darkening_steadily_so_greyscale_keeps_the_or
     assert charts.WITHHELD_FILL not in charts.ramp(4)
 
 
+@translation.override("en")
 def test_the_site_table_prints_withheld_for_withheld_counts_and_the_reason_for_a_base():
     row = _share_cells(SiteCounts("Itabashi", 20, [9, None, 7, None]))
     assert row["n"] == "20"
