@@ -20,7 +20,7 @@ from typing import Any
 from surveys.models import Participant, Response
 
 from .contacts import contacts_erase
-from .services import deliveries_cancel, deliveries_erase
+from .services import deliveries_cancel, deliveries_cancel_one, deliveries_erase
 
 logger = logging.getLogger(__name__)
 
@@ -43,13 +43,12 @@ def on_response_submitted(
 ) -> None:
     try:
         if participant_id is not None:  # one submission: one UPDATE, no read first
-            ids = [participant_id]
-        else:  # a bulk import: one announcement per site
-            ids = list(
-                Response.objects.filter(
-                    site_id=site_id, status=Response.Status.SUBMITTED
-                ).values_list("participant_id", flat=True)
-            )
-        deliveries_cancel(participant_ids=ids, reason=SUBMITTED)
+            deliveries_cancel_one(participant_id=participant_id, reason=SUBMITTED)
+            return
+        # A bulk import: one announcement per site.
+        ids = Response.objects.filter(site_id=site_id, status=Response.Status.SUBMITTED)
+        deliveries_cancel(
+            participant_ids=ids.values_list("participant_id", flat=True), reason=SUBMITTED
+        )
     except Exception:
         logger.exception("could not cancel the deliveries after response %s", response_id)

@@ -8,9 +8,10 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
@@ -125,6 +126,34 @@ def deliveries_cancel(*, participant_ids: Iterable[int], reason: str) -> int:
     return Delivery.objects.filter(
         participant_id__in=list(participant_ids), status=Delivery.Status.QUEUED
     ).update(status=Delivery.Status.CANCELLED, finished_at=timezone.now(), last_error=reason)
+
+
+@cache
+def _cancel_one_statement(vendor: str) -> str:
+    q = connection.ops.quote_name  # names from the model, no value: nothing to inject
+    return (
+        f"UPDATE {q(Delivery._meta.db_table)} "  # noqa: S608
+        f"SET {q('status')} = %s, {q('finished_at')} = %s, {q('last_error')} = %s "
+        f"WHERE {q('participant_id')} = %s AND {q('status')} = %s"
+    )
+
+
+def deliveries_cancel_one(*, participant_id: int, reason: str) -> None:
+    """``deliveries_cancel`` for one participant, after every submission: one statement
+    written once. On the participant's path the ORM's building of this UPDATE was a
+    fifth of a submission's CPU (bench/submit.py against the code before fieldwork)."""
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _cancel_one_statement(connection.vendor),
+            [
+                Delivery.Status.CANCELLED.value,
+                now,
+                reason,
+                participant_id,
+                Delivery.Status.QUEUED.value,
+            ],
+        )
 
 
 def deliveries_erase(*, participant_id: int, reason: str) -> None:
