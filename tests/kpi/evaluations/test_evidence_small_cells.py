@@ -137,6 +137,17 @@ def files(django_db_setup, django_db_blocker, signing_settings, tsa_files, tmp_p
         with forged_evidence(counts_leak):
             write("leaking-counts", evaluation)
 
+        def whole_study_interval(document: dict[str, Any]) -> None:
+            row = next(r for r in document["results"] if r["site"] is None and r["comparator"])
+            row["ci_low"] = 0.5
+
+        with forged_evidence(
+            lambda e: replace_attachment(
+                e, "published.json", edited(e.attachments[0].data, whole_study_interval)
+            )
+        ):
+            write("changed-published", evaluation)
+
         Study.objects.filter(pk=study.pk).update(small_cell_threshold=1)
         study.refresh_from_db()
         write("k1", evaluated())
@@ -301,6 +312,14 @@ def test_the_verifier_fails_counts_carrying_the_withheld_counts(files):
     status, output = standalone(files, "leaking-counts")
     assert status == 1
     assert any("counts.json carries numerator" in line for line in failures(output)), output
+
+
+def test_the_verifier_fails_a_changed_published_json(files):
+    status, output = standalone(files, "changed-published")
+    assert status == 1
+    found = failures(output)
+    assert any(line.startswith("published.json: SHA-256") for line in found), output
+    assert any("the snapshot's interval 0.5.." in line for line in found), output
 
 
 def test_protection_off_keeps_the_full_snapshot_attached(files):
