@@ -28,7 +28,18 @@ certificates they choose to trust can run it (``pip install pyHanko``). It check
 6. the figures: every interval and verdict is recomputed from ``counts.json`` with the
    formulas below (written independently of Hyoka's scoring code) and compared with the
    results snapshot (``snapshot.json``) and with the figures as printed (the manifest's
-   ``figures``, the same strings the report's tables show).
+   ``figures``, the same strings the report's tables show);
+7. small cells: a report that withholds per-site counts under a small-cell threshold
+   (the manifest's ``withheld``: the marks "<5" and "x" its tables print, by KPI, site
+   and field, and by site, question and choice for its charts) attaches ``published.json``
+   instead of ``snapshot.json``: the snapshot with each withheld figure null. That is by
+   design, and said in one line (the full snapshot's SHA-256, printed in the sign-off,
+   commits the issuer to the data it keeps). Every count the manifest marks as withheld
+   must be null in ``counts.json`` and ``published.json`` (an attachment carrying it
+   would give away what the report withholds), and every null count must be marked;
+   a result with a withheld count is not recomputed (they are counted, and the report
+   must print no value for it). What is checked is the attachments against the marks
+   the manifest lists; that the pages print those marks is for the reader to see.
 
 Each failure is one line starting with ``FAIL``; the exit status is 0 only when every
 check passes (1 if any fails, 2 if the file cannot be read at all).
@@ -75,6 +86,7 @@ from typing import Any
 
 MANIFEST = "manifest.json"
 SNAPSHOT = "snapshot.json"
+PUBLISHED = "published.json"
 COUNTS = "counts.json"
 REGISTRATION = "registration.json"
 REGISTRATION_TST = "registration.tst"
@@ -645,12 +657,101 @@ COUNTED = ("numerator", "denominator", "overlap", "respondents", "invited")
 RULES = ("kind", "confidence", "comparator", "threshold", "rule", "min_n")
 
 
+def _marks(manifest: dict[str, Any], kpi: str, site: str | None) -> dict[str, str]:
+    """The marks the report prints for one result's withheld fields ({} when none)."""
+    withheld = manifest.get("withheld") or {}
+    marks = ((withheld.get("results") or {}).get(kpi) or {}).get(site or "") or {}
+    return marks if isinstance(marks, dict) else {}
+
+
+def _recomputable(row: dict[str, Any]) -> bool:
+    """Whether a row carries the counts its figures are computed from."""
+    needed = ["numerator", "denominator"] + (["overlap"] if row.get("kind") == "ratio" else [])
+    return all(row.get(name) is not None for name in needed)
+
+
+def check_withheld(
+    counts: dict[str, Any],
+    published: dict[str, Any] | None,
+    manifest: dict[str, Any],
+    report: Report,
+) -> None:
+    """No attached file carries a count the report withholds, and no count is missing
+    that the report does not withhold: every null count in ``counts.json`` and
+    ``published.json`` is a marked one, every marked one is null."""
+    withheld = manifest.get("withheld")
+    failures_before = len(report.failures)
+    marked = 0
+    for row in counts.get("results", []):
+        label = _label(row["kpi"], row["site"])
+        marks = _marks(manifest, row["kpi"], row["site"])
+        for name in COUNTED:
+            if name in marks:
+                marked += 1
+                if row.get(name) is not None:
+                    report.fail(
+                        f"{label}: {COUNTS} carries {name} {row.get(name)}, which the report "
+                        f'withholds ("{marks[name]}")'
+                    )
+            elif row.get(name) is None and not (name == "overlap" and row.get("kind") != "ratio"):
+                report.fail(f"{label}: {COUNTS} has no {name}, yet the report does not withhold it")
+        own = row.get("withheld")
+        if own is not None and own != {n: m for n, m in marks.items() if n in COUNTED}:
+            report.fail(f"{label}: {COUNTS} marks {own}, the report {marks}")
+    if published is not None:
+        if published.get("withheld") != withheld:
+            report.fail(f"{PUBLISHED}: its withheld marks are not the ones the report lists")
+        for result in published.get("results", []):
+            marks = _marks(manifest, result.get("kpi_code", ""), result.get("site"))
+            for name in marks:
+                if result.get(name) is not None:
+                    report.fail(
+                        f"{_label(result.get('kpi_code', ''), result.get('site'))}: {PUBLISHED} "
+                        f"carries {name} {result.get(name)}, which the report withholds "
+                        f'("{marks[name]}")'
+                    )
+            for name in COUNTED:
+                if result.get(name) is None and name not in marks and name != "overlap":
+                    report.fail(
+                        f"{_label(result.get('kpi_code', ''), result.get('site'))}: {PUBLISHED} "
+                        f"has no {name}, yet the report does not withhold it"
+                    )
+        by_site = (published.get("distributions") or {}).get("by_site") or {}
+        charts = (withheld or {}).get("distributions") or {}
+        for site, questions in by_site.items():
+            for question, choices in questions.items():
+                marks = (charts.get(site) or {}).get(question) or {}
+                for choice, count in choices.items():
+                    where = f"{PUBLISHED}: {question} at {site}, {choice}"
+                    if choice in marks and count is not None:
+                        report.fail(
+                            f"{where}: carries {count}, which the report withholds "
+                            f'("{marks[choice]}")'
+                        )
+                    elif choice not in marks and count is None:
+                        report.fail(f"{where}: no count, yet the report does not withhold it")
+        for site, questions in charts.items():
+            for question, marks in questions.items():
+                for choice in marks:
+                    marked += 1
+                    if choice not in ((by_site.get(site) or {}).get(question) or {}):
+                        report.fail(
+                            f"{PUBLISHED}: {question} at {site}, {choice}: marked but absent"
+                        )
+    if len(report.failures) == failures_before:
+        report.ok(
+            f"small cells: the {marked} counts the report withholds (k = "
+            f"{(withheld or {}).get('threshold')}) are null in every attachment, and only they"
+        )
+
+
 def check_figures(
     counts: dict[str, Any], snapshot: dict[str, Any], manifest: dict[str, Any], report: Report
 ) -> None:
     stored = {(r["kpi_code"], r["site"]): r for r in snapshot.get("results", [])}
     printed = {(f["kpi"], f["site"]): f for f in manifest.get("figures", [])}
     checked = 0
+    skipped = 0
     failures_before = len(report.failures)
     for row in counts.get("results", []):
         key = (row["kpi"], row["site"])
@@ -658,6 +759,14 @@ def check_figures(
         result = stored.get(key)
         if result is None:
             report.fail(f"{label}: in the counts but not in the snapshot")
+            continue
+        if not _recomputable(row) and manifest.get("withheld"):
+            # A withheld count (check_withheld says whether the report withholds it): its
+            # figures are not printed either, since each would give the count back.
+            skipped += 1
+            shown = printed.get(key) or {}
+            if shown.get("value") or shown.get("interval") not in (DASH, None):
+                report.fail(f"{label}: a figure is printed although its counts are withheld")
             continue
         for name in (*COUNTED, *RULES):
             if str(result.get(name)) != str(row.get(name)):
@@ -705,6 +814,11 @@ def check_figures(
         report.fail(f"{_label(*key)}: in the snapshot but not in the counts")
     if len(report.failures) == failures_before:
         report.ok(f"figures: {checked} intervals and verdicts recomputed from the counts agree")
+    if skipped:
+        report.note(
+            f"figures: {skipped} withheld figures not recomputable by design (their counts "
+            "are under the small-cell threshold or would give such a count back)"
+        )
 
 
 # --- the whole check ----------------------------------------------------------------------
@@ -739,12 +853,32 @@ def verify(data: bytes, trusted: list[Any], at: dt.datetime | None = None) -> Re
         report.ok(f"PDF/A: identified as PDF/A-{identification[0]}{identification[1].lower()}")
     manifest = check_attachments(files, report)
     counts = load_json(files, COUNTS, report)
-    snapshot = load_json(files, SNAPSHOT, report)
+    published = None
+    if SNAPSHOT not in files and PUBLISHED in files:
+        # A report under the small-cell rule: the snapshot holds what it withholds.
+        published = snapshot = load_json(files, PUBLISHED, report)
+        k = ((manifest or {}).get("withheld") or {}).get("threshold")
+        report.note(
+            f"{SNAPSHOT}: not attached, by design: the report withholds counts under its "
+            f"small-cell threshold (k = {k}); {PUBLISHED} stands in for it; the full "
+            f"snapshot's SHA-256 {(manifest or {}).get('snapshot_sha256')} commits the "
+            "issuer to the data it keeps"
+        )
+    else:
+        snapshot = load_json(files, SNAPSHOT, report)
     if manifest is not None:
         try:
             check_registration(files, manifest, snapshot, trusted, report)
         except Exception as exc:
             report.fail(f"registration: cannot be checked ({exc})")
+    if manifest is not None and manifest.get("withheld") is not None:
+        if SNAPSHOT in files:
+            report.fail(
+                f"{SNAPSHOT}: attached, with every count the report withholds under its "
+                "small-cell threshold"
+            )
+        if counts is not None:
+            check_withheld(counts, published, manifest, report)
     if manifest is not None and counts is not None and snapshot is not None:
         check_figures(counts, snapshot, manifest, report)
     return report

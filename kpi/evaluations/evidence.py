@@ -4,6 +4,8 @@ The PDF is PDF/A-3 with these files attached (associated files of the document,
 ``AFRelationship`` Data or Source):
 
 * ``snapshot.json``: the results snapshot, the exact bytes its SHA-256 is taken of;
+  or, when the snapshot froze a small-cell threshold k above 1, ``published.json``
+  instead (below);
 * ``counts.json``: the aggregate counts every printed figure is computed from (per KPI and
   per site: numerator, base, overlap, respondents, invited, and the confidence, target,
   rule and minimum base that decide the verdict), so that anyone can recompute each
@@ -13,6 +15,20 @@ The PDF is PDF/A-3 with these files attached (associated files of the document,
   deviations, and every figure as printed (value, interval, verdict). The standalone
   verifier (``scripts/verify_evaluation.py``) reads the printed hashes and figures from
   it; it is covered by the signature like the page that prints the same values.
+
+**Small cells.** When the snapshot froze a threshold k > 1 (``kpi.scoring.disclosure``),
+the report withholds per-site counts from 1 to k − 1 (and those that would give them
+back); the attachments publish no more than the pages do. ``snapshot.json`` is then not
+attached: ``published.json`` is the snapshot with each withheld per-site figure null (a
+result's counts, and its value, interval, verdict and non-response figures when the
+report prints none; a site's withheld choice counts and bases; the per-site figures of
+the deviations' effects, which the report prints as verdicts only), and a ``withheld``
+map of the marks the report prints ("<5", "x") with the threshold. ``counts.json`` has
+the same nulls, each row its marks. The full snapshot stays with the issuer (the
+evaluation keeps it; its managers can download it): its SHA-256, printed in the
+sign-off, is the commitment to it, and the manifest carries it as ``snapshot_sha256``.
+Whole-study figures are always exact. With k = 1 (and for every snapshot made before
+there was a threshold) the attachments are as they always were.
 
 A registered study's PDF carries its registration too, as frozen in the snapshot
 (``snapshot.registration_data``):
@@ -32,13 +48,14 @@ under the deviations, per KPI and scope).
 from __future__ import annotations
 
 import base64
+import copy
 import datetime as dt
 import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
 
-from kpi.scoring import wording
+from kpi.scoring import disclosure, wording
 from kpi.scoring.wording import Result
 
 from . import snapshot as snapshots
@@ -47,6 +64,7 @@ from .models import Evaluation
 FORMAT = 1
 MANIFEST = "manifest.json"
 SNAPSHOT = "snapshot.json"
+PUBLISHED = "published.json"
 COUNTS = "counts.json"
 REGISTRATION = "registration.json"
 REGISTRATION_TST = "registration.tst"
@@ -68,6 +86,25 @@ COUNT_FIELDS = (
 )
 
 
+#: A per-site result's fields that give its counts back, withheld (with the mark "x")
+#: when the report prints no value, interval or verdict for it.
+FIGURE_FIELDS = (
+    "value",
+    "ci_low",
+    "ci_high",
+    "verdict",
+    "met_point",
+    "met_with_confidence",
+    "nonresponse_low",
+    "nonresponse_high",
+    "tipping_direction",
+    "tipping_count",
+)
+
+#: The figures of a deviation's effect that the report does not print (only verdicts).
+EFFECT_FIGURES = ("value", "ci_low", "ci_high")
+
+
 @dataclass(frozen=True)
 class Attachment:
     name: str
@@ -85,41 +122,131 @@ def canonical(document: Any) -> bytes:
     return json.dumps(document, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def counts_document(snapshot: dict[str, Any]) -> dict[str, Any]:
-    """The counts every figure is computed from, read off the frozen snapshot.
+def withheld_marks(snapshot: dict[str, Any]) -> dict[str, Any] | None:
+    """What the report withholds, as it marks it: ``{"threshold": k, "results": {kpi:
+    {site: {field: mark}}}, "distributions": {site: {question: {choice: mark}}}}`` ("_answered"
+    for a site's base), at the threshold the snapshot froze; None when k = 1 (nothing is
+    withheld, and the attachments are the full snapshot's)."""
+    k = snapshots.small_cell_threshold(snapshot)
+    if k <= 1:
+        return None
+    protection = disclosure.protect_results(snapshot["results"], k)
+    results: dict[str, dict[str, dict[str, str]]] = {}
+    for result in snapshot["results"]:
+        if result["site"] is None:
+            continue
+        cells = protection.cells(result)
+        marks: dict[str, str] = {}
+        # The same marks as the report's per-site tables (context.withheld_row).
+        if not cells.numerator:
+            marks["numerator"] = cells.numerator_mark or disclosure.SECONDARY_MARK
+        if not cells.denominator:
+            marks["denominator"] = cells.denominator_mark
+        if not cells.respondents:
+            marks["respondents"] = cells.respondents_mark
+        if not cells.overlap and result["overlap"] is not None:
+            marks["overlap"] = disclosure.SECONDARY_MARK
+        if not cells.figures:
+            marks.update(dict.fromkeys(FIGURE_FIELDS, disclosure.SECONDARY_MARK))
+        if marks:
+            results.setdefault(result["kpi_code"], {})[result["site"]] = marks
+    distributions: dict[str, dict[str, dict[str, str]]] = {}
+    for question, sites in disclosure.protect_distributions(snapshot).items():
+        for site, shown in sites.items():
+            if shown.marks:
+                distributions.setdefault(site, {})[question] = {
+                    ("_answered" if c == "_base" else c): mark for c, mark in shown.marks.items()
+                }
+    return {"threshold": k, "results": results, "distributions": distributions}
+
+
+def published_document(snapshot: dict[str, Any], marks: dict[str, Any]) -> dict[str, Any]:
+    """The snapshot as the report publishes it: every withheld per-site figure null, the
+    per-site figures of the deviations' effects null (the report prints their verdicts
+    only), and the ``withheld`` marks. Whole-study figures are exact."""
+    published = copy.deepcopy(snapshot)
+    for result in published["results"]:
+        for name in marks["results"].get(result["kpi_code"], {}).get(result["site"] or "", {}):
+            result[name] = None
+    by_site = (published.get("distributions") or {}).get("by_site") or {}
+    for site, questions in marks["distributions"].items():
+        for question, choices in questions.items():
+            counts = by_site.setdefault(site, {}).setdefault(question, {})
+            for choice in choices:
+                counts[choice] = None
+    for effect in published.get("deviation_effects") or []:
+        if effect.get("site") is None:
+            continue
+        for side in ("registered", "deviated"):
+            if effect.get(side):
+                effect[side].update(dict.fromkeys(EFFECT_FIGURES))
+    published["withheld"] = marks
+    return published
+
+
+def counts_document(
+    snapshot: dict[str, Any], marks: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The counts every figure is computed from, read off the frozen snapshot; with
+    ``marks`` (k > 1), each withheld count null and the row's ``withheld`` marks.
 
     A mean's interval needs the sum of squares, which scoring does not keep: the verifier
     checks a mean's value and point verdict only (the reference study has no mean KPI).
     """
-    return {
+    rows = []
+    for result in snapshot["results"]:
+        row: dict[str, Any] = {
+            "kpi": result["kpi_code"],
+            "site": result["site"],
+            **{name: result[name] for name in COUNT_FIELDS},
+            "sum_squares": None,
+        }
+        if marks is not None:
+            withheld = {
+                name: mark
+                for name, mark in (
+                    marks["results"].get(result["kpi_code"], {}).get(result["site"] or "", {})
+                ).items()
+                if name in COUNT_FIELDS
+            }
+            row.update(dict.fromkeys(withheld))
+            row["withheld"] = withheld
+        rows.append(row)
+    document: dict[str, Any] = {
         "format": FORMAT,
         "study": snapshot["study"]["code"],
-        "results": [
-            {
-                "kpi": result["kpi_code"],
-                "site": result["site"],
-                **{name: result[name] for name in COUNT_FIELDS},
-                "sum_squares": None,
-            }
-            for result in snapshot["results"]
-        ],
+        "results": rows,
     }
+    if marks is not None:
+        document["small_cell_threshold"] = marks["threshold"]
+    return document
 
 
 def evidence_attachments(evaluation: Evaluation) -> list[Attachment]:
     """The data files the PDF carries, in the order the report lists them."""
     snapshot = evaluation.snapshot
-    return [
-        Attachment(
+    marks = withheld_marks(snapshot)
+    if marks is None:
+        data = Attachment(
             name=SNAPSHOT,
             data=snapshots.canonical(snapshot),
             mime="application/json",
             description="Hyoka results snapshot (every figure, definition and question "
             "the report shows)",
-        ),
+        )
+    else:
+        data = Attachment(
+            name=PUBLISHED,
+            data=snapshots.canonical(published_document(snapshot, marks)),
+            mime="application/json",
+            description="Hyoka results snapshot as the report publishes it (counts under "
+            "the small-cell threshold withheld: null, with their marks)",
+        )
+    return [
+        data,
         Attachment(
             name=COUNTS,
-            data=canonical(counts_document(snapshot)),
+            data=canonical(counts_document(snapshot, marks)),
             mime="application/json",
             description="Aggregate counts every figure is computed from (per KPI and site)",
             relationship="Source",
@@ -199,11 +326,29 @@ def deviations(snapshot: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def printed_figures(snapshot: dict[str, Any]) -> list[dict[str, Any]]:
+def printed_figures(
+    snapshot: dict[str, Any], marks: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
     """Every result's value, interval and verdict as the report prints them (the same
-    formatter, ``kpi.scoring.wording``; the numbers are the same in both languages)."""
+    formatter, ``kpi.scoring.wording``; the numbers are the same in both languages); a
+    per-site result whose figures are withheld (``marks``) as its row prints them: no
+    value, no interval, inconclusive."""
     figures = []
     for result in snapshot["results"]:
+        withheld = (
+            (marks or {}).get("results", {}).get(result["kpi_code"], {}).get(result["site"] or "")
+        )
+        if withheld and "value" in withheld:
+            figures.append(
+                {
+                    "kpi": result["kpi_code"],
+                    "site": result["site"],
+                    "value": "",
+                    "interval": wording.DASH,
+                    "verdict": "inconclusive",
+                }
+            )
+            continue
         r = Result.of(result)
         has_value = result["value"] is not None
         figures.append(
@@ -247,7 +392,8 @@ def build(evaluation: Evaluation) -> Evidence:
     attachments = evidence_attachments(evaluation)
     snapshot = evaluation.snapshot
     registration = snapshot.get("registration")
-    manifest = {
+    marks = withheld_marks(snapshot)
+    manifest: dict[str, Any] = {
         "format": FORMAT,
         "evaluation": evaluation.pk,
         "study": snapshot["study"]["code"],
@@ -257,6 +403,11 @@ def build(evaluation: Evaluation) -> Evidence:
         ),
         "fieldwork_opened": fieldwork_opened(snapshot),
         "deviations": deviations(snapshot),
-        "figures": printed_figures(snapshot),
+        "figures": printed_figures(snapshot, marks),
     }
+    if marks is not None:
+        # What the report withholds, as printed, and the commitment to the full snapshot
+        # the issuer keeps (the digest the sign-off prints).
+        manifest["withheld"] = marks
+        manifest["snapshot_sha256"] = snapshots.digest(snapshot)
     return Evidence(attachments, manifest)

@@ -761,6 +761,10 @@ def attachment_label(name: str) -> str:
         "snapshot.json": _(
             "The results snapshot: every figure, definition and question this report shows"
         ),
+        "published.json": _(
+            "The results snapshot as this report publishes it: every figure, definition and "
+            "question it shows, with the counts it withholds left out (null)"
+        ),
         "counts.json": _("The counts every figure is computed from, per KPI and site"),
         "registration.json": _("The registered KPI specification"),
         "registration.tst": _(
@@ -786,6 +790,9 @@ def _evidence(evidence: Evidence) -> Data:
         ],
         "manifest": evidence.manifest_attachment().name,
         "fieldwork_opened": text.tokyo(opened) if opened else _("not recorded"),
+        # k > 1: the full snapshot is not attached (published.json instead).
+        "withheld": "withheld" in manifest,
+        "small_mark": f"<{manifest['withheld']['threshold']}" if "withheld" in manifest else "",
     }
 
 
@@ -900,6 +907,8 @@ def _sections(
         "digest": digest,
         "digest_groups": [digest[i : i + 16] for i in range(0, len(digest), 16)],
         "digest_short": digest[:16],
+        # k > 1: the snapshot holds counts the report withholds; it is not attached.
+        "snapshot_kept": snapshot_module.small_cell_threshold(snap.data) > 1,
         "verdicts": verdicts,
         "summary": {**summary, "text": summary_sentence},
         "response_rates": _response_rates(snap) if snap.overall else None,

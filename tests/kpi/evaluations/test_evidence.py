@@ -151,6 +151,11 @@ def files(django_db_setup, django_db_blocker, signing_settings, tsa_files, tmp_p
         ),
     ):
         study = build_reference_study()
+        # Protection off (k = 1): the attachments as every report signed before the
+        # small-cell rule carries them, snapshot.json with every count (k = 5, where
+        # published.json stands in for it: test_evidence_small_cells.py).
+        Study.objects.filter(pk=study.pk).update(small_cell_threshold=1)
+        study.refresh_from_db()
         run = EvaluationRun.objects.create(study=study, trigger="command")
         evaluation = evaluation_create(run=execution.run_execute(run_id=run.pk), user=None)
 

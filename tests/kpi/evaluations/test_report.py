@@ -173,10 +173,20 @@ def test_the_english_signed_report_has_the_figures_verdicts_and_sign_off_block(s
     assert "I have checked the counts, bases, intervals and verdicts." in last
     assert signed.snapshot_sha256 in last.replace(" ", "")
     assert f"No. {signed.pk}" in last
-    # The snapshot rides along: the attachment's SHA-256 is the digest printed.
-    attached = PdfReader(io.BytesIO(pdf)).attachments["snapshot.json"][0]
-    assert hashlib.sha256(attached).hexdigest() == signed.snapshot_sha256
-    assert json.loads(attached) == signed.snapshot
+    # The reference study withholds small per-site counts (k = 5): the snapshot, which
+    # holds them, stays with the issuer, committed to by the digest printed; what the
+    # report publishes rides along, its own SHA-256 printed in the attachments table
+    # (k = 1 attaches snapshot.json itself: test_evidence.py).
+    attachments = PdfReader(io.BytesIO(pdf)).attachments
+    assert "snapshot.json" not in attachments
+    published = json.loads(attachments["published.json"][0])
+    assert published["withheld"]["threshold"] == 5
+    assert {
+        k: v for k, v in published.items() if k not in ("results", "distributions", "withheld")
+    } == {k: v for k, v in signed.snapshot.items() if k not in ("results", "distributions")}
+    assert "the issuer keeps it" in " ".join(last.split())
+    published_sha = hashlib.sha256(attachments["published.json"][0]).hexdigest()
+    assert published_sha in re.sub(r"\s+", "", text)
     # The footer of every page: the report's title and page X of Y; the study code and
     # the digest are for the auditors' appendix and the sign-off (test_report_typesetting).
     for number, page in enumerate(pages, start=1):
