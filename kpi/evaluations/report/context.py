@@ -116,6 +116,7 @@ class Snapshot:
     by_site: dict[str, dict[str, Data]] = field(init=False)
     sites: list[Data] = field(init=False)
     distributions: dict[str, dict[str, disclosure.SiteDistribution]] = field(init=False)
+    kpi_protection: disclosure.KPIProtection | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.instrument = Instrument(self.data.get("instrument"))
@@ -567,11 +568,13 @@ def withheld_row(result: Data, cells: disclosure.ResultCells, *, site: str) -> R
 
 
 def protection(snap: Snapshot) -> disclosure.KPIProtection:
-    """The small-cell protection of the report's per-site tables, at the threshold the
-    snapshot froze (none for a snapshot made before there was one)."""
-    return disclosure.protect_results(
-        snap.data["results"], snapshot_module.small_cell_threshold(snap.data)
-    )
+    """The small-cell protection of the report's per-site figures, at the threshold the
+    snapshot froze (none for a snapshot made before there was one): decided once."""
+    if snap.kpi_protection is None:
+        snap.kpi_protection = disclosure.protect_results(
+            snap.data["results"], snapshot_module.small_cell_threshold(snap.data)
+        )
+    return snap.kpi_protection
 
 
 def _breakdowns(snap: Snapshot) -> list[Data]:
@@ -823,9 +826,20 @@ def _deviations(deviations: list[Data], snap: Snapshot) -> list[Data]:
     """Each deviation as printed: what, old and new, why, who, when, and beside it its
     effect on each verdict (registered, then under the deviations), by site name."""
     names = {s["code"]: pick(s, "name") or s["code"] for s in snap.data.get("sites", [])}
+    cells = protection(snap)
 
     def value(data: Any) -> str:
         return json.dumps(data, ensure_ascii=False, sort_keys=True)
+
+    def withheld(effect: Data) -> bool:
+        # A site's verdict gives its counts away where the per-site table withholds them.
+        row = snap.by_site.get(effect["kpi"], {}).get(effect["site"]) if effect["site"] else None
+        return row is not None and not cells.cells(row).figures
+
+    def verdict(effect: Data, which: str) -> str:
+        if withheld(effect):
+            return pgettext("small cell", "withheld")
+        return _verdict_word(effect[which])
 
     return [
         {
@@ -840,9 +854,9 @@ def _deviations(deviations: list[Data], snap: Snapshot) -> list[Data]:
                 {
                     "kpi": e["kpi"],
                     "scope": names.get(e["site"], e["site"]) if e["site"] else _("All sites"),
-                    "registered": _verdict_word(e["registered"]),
-                    "deviated": _verdict_word(e["deviated"]),
-                    "changes": e["registered"] != e["deviated"],
+                    "registered": verdict(e, "registered"),
+                    "deviated": verdict(e, "deviated"),
+                    "changes": e["registered"] != e["deviated"] and not withheld(e),
                 }
                 for e in d["effects"]
             ],
