@@ -564,9 +564,24 @@ def definition_preview(request: HttpRequest, definition: KPIDef, study: Study) -
     preview = kpi_preview(definition=definition, study=study, user=request.user)
     if preview is None:
         return {"empty": True}
+    # Small cells as on the run page: the sites' rows protected, the total exact. Over the
+    # caller's own sites only, nothing is withheld: they read those answers in full (the
+    # record-level export), and the total would be their one site's row.
+    rows = [result for _site, result in preview.by_site]
+    k = study.small_cell_threshold if preview.whole_study else 1
+    protection = disclosure.protect_results([preview.overall, *rows], k)
+    by_site = [
+        (site, ResultRow.of(result, protection.cells(result))) for site, result in preview.by_site
+    ]
+    withheld = any(row.withheld for _site, row in by_site)
     return {
         "overall": ResultRow.of(preview.overall),
-        "by_site": [(site, ResultRow.of(result)) for site, result in preview.by_site],
+        "by_site": by_site,
+        "small_cells_legend": (
+            disclosure.legend_text(protection.k, blanked=bool(protection.protection.blanked))
+            if withheld
+            else ""
+        ),
         "whole_study": preview.whole_study,
         "sites_counted": preview.sites_counted,
         "sites_in_study": preview.sites_in_study,

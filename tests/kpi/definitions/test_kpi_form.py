@@ -322,3 +322,35 @@ def test_the_preview_counts_only_the_callers_sites(setagaya_manager, reference_s
     assert "Your sites" in page
     for other in Site.objects.filter(study=study).exclude(code="setagaya"):
         assert f'data-scope="{other.code}"' not in page
+
+
+def test_the_whole_study_preview_withholds_the_small_cells_of_a_site(manager, reference_study):
+    """One resident at each site did not want to continue: a complement of 1 (under the
+    default k = 5), so each site's figures are withheld; the study's are exact."""
+    study = reference_study
+    assert study.small_cell_threshold == 5
+    kpi = KPI.objects.get(study=study, code="continue")
+    response, _data = edit(manager, kpi, _preview="1")
+    preview = response.context["preview"]
+    successes, n = share_from_rows(study, "continue", {"agree", "somewhat_agree"})
+    assert (preview["overall"].result.numerator, preview["overall"].result.denominator) == (
+        successes,
+        n,
+    )
+    assert 1 <= n - successes < 5  # the study as the demo has it: the premise of the test
+    page = text(response)
+    for site, row in preview["by_site"]:
+        mine = Site.objects.filter(pk=site.pk)
+        s, b = share_from_rows(study, "continue", {"agree", "somewhat_agree"}, mine)
+        if 1 <= b - s < 5:  # a small complement: the numerator goes, and the value with it
+            assert row.withheld and not row.value and str(s) not in row.counts
+    assert any(row.withheld for _site, row in preview["by_site"])
+    assert preview["small_cells_legend"] and preview["small_cells_legend"] in page
+
+
+def test_a_preview_over_the_callers_own_site_withholds_nothing(setagaya_manager, reference_study):
+    kpi = KPI.objects.get(study=reference_study, code="continue")
+    response, _data = edit(setagaya_manager, kpi, _preview="1")
+    preview = response.context["preview"]
+    assert not any(row.withheld for _site, row in preview["by_site"])
+    assert not preview["small_cells_legend"]
