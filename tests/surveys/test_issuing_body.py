@@ -33,6 +33,7 @@ def test_the_study_admin_page_edits_the_issuing_body_in_both_languages(study):
             "period_start": study.period_start.isoformat(),
             "period_end": study.period_end.isoformat(),
             "retention_months": "12",
+            "small_cell_threshold": "5",
             "issuing_body_ja": "世田谷区子ども・若者部",
             "issuing_body_en": "Setagaya City, Children and Youth Department",
             "sites-TOTAL_FORMS": "0",
