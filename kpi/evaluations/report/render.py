@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import io
+import threading
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import weasyprint
@@ -52,6 +56,11 @@ def render_pdf(evaluation: Evaluation, *, draft: bool, language: str | None = No
     empty; ``draft=False`` is the document that is signed. Only files under ``static/``
     are read while rendering (see ``fetcher``); nothing is fetched from the network.
     """
+    with fewer_collections():
+        return _render_pdf(evaluation, draft=draft, language=language)
+
+
+def _render_pdf(evaluation: Evaluation, *, draft: bool, language: str | None) -> bytes:
     # The report is Japanese or English, which needs no explicit direction control: a name
     # holding one (U+202E, surveys/bidi.py) is printed as typed, never reordered.
     evidence = evidences.build(evaluation)
@@ -78,6 +87,40 @@ def render_pdf(evaluation: Evaluation, *, draft: bool, language: str | None = No
         )
     assert pdf is not None
     return pdf
+
+
+#: The cyclic garbage collector's first threshold while a report is rendered (Python's
+#: default is 700 allocations). WeasyPrint allocates hundreds of thousands of objects
+#: (boxes, tokens, PDF objects) that live until the document is written; at 700 the
+#: collector runs hundreds of times meanwhile, and each of its full passes walks every
+#: object of the process: a fifth of the reference report's CPU time. Nothing is left
+#: uncollected: the collector still runs, 14 times less often, and as usual afterwards.
+RENDER_GC_THRESHOLD = 10_000
+
+_gc_lock = threading.Lock()
+_gc_renders = 0
+_gc_saved: tuple[int, ...] = ()
+
+
+@contextlib.contextmanager
+def fewer_collections() -> Iterator[None]:
+    """Raise the collector's first threshold to ``RENDER_GC_THRESHOLD`` for the duration
+    (process-wide, so counted: the thresholds in force before the first of overlapping
+    renders in threads are the ones put back after the last)."""
+    global _gc_renders, _gc_saved
+    with _gc_lock:
+        if _gc_renders == 0:
+            _gc_saved = gc.get_threshold()
+            if _gc_saved[0] and _gc_saved[0] < RENDER_GC_THRESHOLD:
+                gc.set_threshold(RENDER_GC_THRESHOLD, *_gc_saved[1:])
+        _gc_renders += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_renders -= 1
+            if _gc_renders == 0:
+                gc.set_threshold(*_gc_saved)
 
 
 def associated_files_once(document: object, pdf: Any) -> None:
