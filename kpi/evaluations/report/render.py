@@ -13,16 +13,19 @@ from typing import Any
 import weasyprint
 from django.template.loader import render_to_string
 from django.utils import translation
+from weasyprint.text.fonts import FontConfiguration
 
 from surveys.bidi import strip_bidi_controls
 
 from .. import evidence as evidences
 from ..models import Evaluation
 from . import context, phrases
-from .fetcher import StaticFilesFetcher, base_url
+from .fetcher import StaticFilesFetcher, base_url, static_root
 
 LANGUAGES = ("ja", "en")
 TEMPLATE = "kpi/report/report.html"
+#: The report's stylesheets, under ``static/``, in cascade order.
+STYLESHEETS = ("kpi/report.css", "kpi/report-front.css")
 
 
 #: PDF/A-3 in its accessible conformance: tagged (headings, tables, reading order, the
@@ -37,16 +40,20 @@ def render_html(
     draft: bool,
     language: str | None = None,
     evidence: evidences.Evidence | None = None,
+    linked_stylesheets: bool = True,
 ) -> str:
-    """The report's HTML (what ``render_pdf`` prints), in ``language`` or the evaluation's."""
+    """The report's HTML (what ``render_pdf`` prints), in ``language`` or the evaluation's.
+
+    ``linked_stylesheets=False`` leaves out the ``<link>`` to ``STYLESHEETS``, which
+    ``render_pdf`` hands WeasyPrint already parsed."""
     language = language or evaluation.language or "ja"
     if language not in LANGUAGES:
         raise ValueError(f"the report is written in Japanese or English, not {language!r}")
     evidence = evidence or evidences.build(evaluation)
     with translation.override(language):
-        return render_to_string(
-            TEMPLATE, context.build(evaluation, draft=draft, language=language, evidence=evidence)
-        )
+        data = context.build(evaluation, draft=draft, language=language, evidence=evidence)
+        data["stylesheets"] = STYLESHEETS if linked_stylesheets else ()
+        return render_to_string(TEMPLATE, data)
 
 
 def render_pdf(evaluation: Evaluation, *, draft: bool, language: str | None = None) -> bytes:
@@ -65,11 +72,18 @@ def _render_pdf(evaluation: Evaluation, *, draft: bool, language: str | None) ->
     # holding one (U+202E, surveys/bidi.py) is printed as typed, never reordered.
     evidence = evidences.build(evaluation)
     html = strip_bidi_controls(
-        render_html(evaluation, draft=draft, language=language, evidence=evidence)
+        render_html(
+            evaluation,
+            draft=draft,
+            language=language,
+            evidence=evidence,
+            linked_stylesheets=False,
+        )
     )
     # Lines break between phrases only: 実施地域, "99 %" and "227 / 229" stay whole.
     html = phrases.document(html)
     fetcher = StaticFilesFetcher()
+    font_config, stylesheets = parsed_stylesheets()
     document = weasyprint.HTML(string=html, base_url=base_url(), url_fetcher=fetcher)
     when = evaluation.signed_off_at or evaluation.created_at
     with warnings.catch_warnings():
@@ -79,6 +93,8 @@ def _render_pdf(evaluation: Evaluation, *, draft: bool, language: str | None) ->
         warnings.filterwarnings("ignore", category=ResourceWarning, message=".*sRGB2014.icc")
         pdf = document.write_pdf(
             pdf_variant=PDF_VARIANT,
+            stylesheets=stylesheets,
+            font_config=font_config,
             finisher=associated_files_once,
             attachments=[
                 weasyprint_attachment(attachment, fetcher, when)
@@ -87,6 +103,32 @@ def _render_pdf(evaluation: Evaluation, *, draft: bool, language: str | None) ->
         )
     assert pdf is not None
     return pdf
+
+
+_parsed = threading.local()
+
+
+def parsed_stylesheets() -> tuple[FontConfiguration, list[weasyprint.CSS]]:
+    """``STYLESHEETS`` parsed once per thread, with the font configuration their
+    ``@font-face`` (the embedded IPAex Gothic) is registered in; parsed again when a file
+    changes. Parsing them and loading the font was a tenth of each render.
+
+    WeasyPrint takes these as user stylesheets, below the author's ``<style>`` of the
+    report (margin-box texts) in the cascade: report.css sets no margin-box ``content``
+    that the page's ``<style>`` could then override unintentionally."""
+    root = static_root()
+    paths = [root / name for name in STYLESHEETS]
+    key = (root, tuple(path.stat().st_mtime_ns for path in paths))
+    cached = getattr(_parsed, "value", None)
+    if cached is None or cached[0] != key:
+        font_config = FontConfiguration()
+        fetcher = StaticFilesFetcher()
+        sheets = [
+            weasyprint.CSS(url=path.as_uri(), url_fetcher=fetcher, font_config=font_config)
+            for path in paths
+        ]
+        cached = _parsed.value = (key, font_config, sheets)
+    return cached[1], cached[2]
 
 
 #: The cyclic garbage collector's first threshold while a report is rendered (Python's
