@@ -90,6 +90,21 @@ class Tick:
     label: str
 
 
+def path_of(lines: list[tuple]) -> str:
+    """One SVG path drawing every line (x1, y1, x2, y2): a single element to style and
+    draw rather than one per line (each element of an inline SVG costs WeasyPrint a
+    cascade and a drawing pass; a path's subpaths each restart the dash pattern, as
+    separate lines do)."""
+    return "".join(f"M{x1:.2f} {y1:.2f}L{x2:.2f} {y2:.2f}" for x1, y1, x2, y2 in lines)
+
+
+def tick_paths(ticks: list[Tick], top: float, bottom: float) -> tuple[str, str]:
+    """The scale's lines from ``top`` to ``bottom``: the first (0 %) solid, the others
+    dashed, as two paths."""
+    lines = [(round(t.x, 1), top, round(t.x, 1), bottom) for t in ticks]
+    return path_of(lines[:1]), path_of(lines[1:])
+
+
 @dataclass
 class BarChart:
     width: float
@@ -103,6 +118,10 @@ class BarChart:
     tick_y: float
     bar_height: float
     description: str
+
+    @property
+    def tick_lines(self) -> tuple[str, str]:
+        return tick_paths(self.ticks, 0.0, round(self.axis_y, 1))
 
 
 def bar_chart(rows: list[tuple[str, int]], answered: int, *, description: str = "") -> BarChart:
@@ -243,6 +262,10 @@ class Segment:
     ink: str
     hatch: list[tuple]
 
+    @property
+    def hatch_path(self) -> str:
+        return path_of(self.hatch)
+
 
 @dataclass
 class StackedBar:
@@ -267,6 +290,10 @@ class LegendItem:
     text_x: float
     text_y: float
 
+    @property
+    def hatch_path(self) -> str:
+        return path_of(self.hatch)
+
 
 @dataclass
 class StackedChart:
@@ -286,6 +313,10 @@ class StackedChart:
     font: float
     separator_y: float | None  # a rule under the whole-study bar
     description: str
+
+    @property
+    def tick_lines(self) -> tuple[str, str]:
+        return tick_paths(self.ticks, round(self.top, 1), round(self.axis_y, 1))
 
 
 SWATCH = 8.0

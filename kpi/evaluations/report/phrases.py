@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from functools import cache
+from functools import cache, lru_cache
 from html import escape
 from html.parser import HTMLParser
 
@@ -100,9 +100,11 @@ def _hold(piece: str) -> str:
     return "".join(out)
 
 
+@lru_cache(maxsize=8192)
 def markup(text: str) -> str:
     """``text`` (plain, unescaped) as escaped HTML in which lines break only between
-    phrases (Japanese) or outside number groups (any language)."""
+    phrases (Japanese) or outside number groups (any language). Remembered: a report
+    repeats its labels, site names and blank runs between tags many times."""
     if JAPANESE.search(text):
         return escape("".join(_hold(piece) for piece in split(text)))
     out = []

@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -281,6 +282,9 @@ def test_participant_supplied_markup_is_printed_as_text_and_fetches_nothing(
             return super().fetch(url, headers)
 
     monkeypatch.setattr(render, "StaticFilesFetcher", Recording)
+    # The stylesheets and their font are parsed once per thread: parse them again here, so
+    # that every file this render reads is recorded.
+    monkeypatch.setattr(render, "_parsed", threading.local())
     html = render.render_html(evaluation, draft=True)
     assert HOSTILE not in html
     assert "&lt;img src=&quot;file:///etc/passwd&quot;&gt;" in html
