@@ -56,6 +56,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kpi.scoring import disclosure, wording
+from kpi.scoring.models import RESULT_FIELDS
 from kpi.scoring.wording import Result
 
 from . import snapshot as snapshots
@@ -87,19 +88,9 @@ COUNT_FIELDS = (
 
 
 #: A per-site result's fields that give its counts back, withheld (with the mark "x")
-#: when the report prints no value, interval or verdict for it.
-FIGURE_FIELDS = (
-    "value",
-    "ci_low",
-    "ci_high",
-    "verdict",
-    "met_point",
-    "met_with_confidence",
-    "nonresponse_low",
-    "nonresponse_high",
-    "tipping_direction",
-    "tipping_count",
-)
+#: when the report prints no value, interval or verdict for it: the figures, which close
+#: the one list of a result's fields.
+FIGURE_FIELDS = RESULT_FIELDS[RESULT_FIELDS.index("value") :]
 
 #: The figures of a deviation's effect that the report does not print (only verdicts).
 EFFECT_FIGURES = ("value", "ci_low", "ci_high")
