@@ -12,17 +12,14 @@ from zoneinfo import ZoneInfo
 
 import pdfplumber
 import pytest
-from django.contrib.auth.models import Permission, User
 from django.utils import translation
 
 from kpi.evaluations import evidence as evidences
-from kpi.evaluations import services as evaluations
 from kpi.evaluations.report import context, render
-from kpi.models import Evaluation, EvaluationRun
-from kpi.scoring import execution
-from surveys.models import Membership, Study
+from tests.kpi.evaluations.test_report import evaluation, signed
 
-PASSWORD = "correct horse battery staple"
+__all__ = ["evaluation", "signed"]  # the fixtures, used by name
+
 TOKYO = ZoneInfo("Asia/Tokyo")
 # The reference study's issuing body (surveys/reference/tokyo-dx-2021/study.toml).
 ISSUER = {"ja": "東京都", "en": "Tokyo Metropolitan Government"}
@@ -55,35 +52,6 @@ ANCHORS = [
     "appendix-evidence",
     "signoff",
 ]
-
-
-def score(study: Study) -> EvaluationRun:
-    run = EvaluationRun.objects.create(study=study, trigger="command")
-    return execution.run_execute(run_id=run.pk)
-
-
-@pytest.fixture
-def evaluation(reference_study) -> Evaluation:  # type: ignore[no-untyped-def]
-    return evaluations.evaluation_create(run=score(reference_study), user=None)
-
-
-@pytest.fixture
-def signed(evaluation: Evaluation) -> Evaluation:
-    user = User.objects.create_user("hanako", password=PASSWORD, is_staff=True)
-    user.user_permissions.set(Permission.objects.filter(codename="sign_off_evaluation"))
-    user = User.objects.get(pk=user.pk)
-    for site in evaluation.study.sites.all():
-        Membership.objects.create(user=user, site=site, role=Membership.Role.SIGNER)
-    evaluations.evaluation_sign_off(
-        evaluation=evaluation,
-        user=user,
-        password=PASSWORD,
-        statement="I have checked the counts, bases, intervals and verdicts.",
-        signer_name="Hanako Yamada",
-        signer_role="Head of child-rearing support",
-    )
-    evaluation.refresh_from_db()
-    return evaluation
 
 
 def pages(pdf: bytes) -> list[str]:
