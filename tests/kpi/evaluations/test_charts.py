@@ -4,26 +4,24 @@ anything away: one hatched segment of base minus what is shown, or no bar at all
 
 from __future__ import annotations
 
-import io
 import itertools
 import re
 import tomllib
 from fractions import Fraction
 from pathlib import Path
 
-import pdfplumber
 import pytest
 from django.conf import settings
 from django.template.loader import render_to_string
 from django.utils import translation
 
-from kpi.evaluations import services as evaluations
-from kpi.evaluations.report import charts, render
+from kpi.evaluations.report import charts
 from kpi.evaluations.report.charts import SiteCounts, stacked_chart
 from kpi.evaluations.report.context import Snapshot, _share_cells, site_counts
-from tests.kpi.evaluations.test_report import score
+from tests.kpi.evaluations.conftest import REFERENCE_REPORTS
 
 CHOICES = ["Agree", "Somewhat agree", "Somewhat disagree", "Disagree"]
+pytestmark = REFERENCE_REPORTS
 WORDS = {"withheld_label": "withheld", "too_few_label": "too few", "empty_label": "nobody"}
 
 
@@ -156,17 +154,16 @@ def compact(text: str) -> str:
 
 
 @pytest.mark.parametrize("language", ["ja", "en"])
-def test_every_closed_question_has_its_chart_and_every_site_its_bar(reference_study, language):
-    evaluation = evaluations.evaluation_create(run=score(reference_study), user=None)
+def test_every_closed_question_has_its_chart_and_every_site_its_bar(reference_reports, language):
+    draft = reference_reports.draft[language]
+    evaluation = draft.evaluation
     questions = tomllib.loads(INSTRUMENT.read_text())["questions"]
-    pdf = render.render_pdf(evaluation, draft=True, language=language)
-    with pdfplumber.open(io.BytesIO(pdf)) as document:
-        # Leave out the draft's diagonal watermark (40 pt), which cuts through lines.
-        pages = [
-            compact(page.filter(lambda o: o.get("size", 0) < 30).extract_text() or "")
-            for page in document.pages
-        ]
-    sites = {s.code: getattr(s, f"name_{language}") for s in reference_study.sites.order_by("code")}
+    # Leave out the draft's diagonal watermark (40 pt), which cuts through lines.
+    pages = [
+        compact(page.filter(lambda o: o.get("size", 0) < 30).extract_text() or "")
+        for page in draft.document.pages
+    ]
+    sites = {s["code"]: s[f"name_{language}"] for s in evaluation.snapshot["sites"]}
     by_site = evaluation.snapshot["distributions"]["by_site"]
     for number, question in enumerate(questions, start=1):
         if question["type"] not in ("single", "multiple", "scale4"):
@@ -182,9 +179,8 @@ def test_every_closed_question_has_its_chart_and_every_site_its_bar(reference_st
             assert f"n={n}" in near, (question["code"], name, n)
 
 
-def test_the_reference_answers_section_and_svg_type(reference_study):
-    evaluation = evaluations.evaluation_create(run=score(reference_study), user=None)
-    html = render.render_html(evaluation, draft=True, language="en")
+def test_the_reference_answers_section_and_svg_type(reference_reports):
+    html = reference_reports.draft["en"].html
     section = html[html.index('<section class="section answers" id="answers">') :]
     section = section[: section.index("</section>")]
     assert "Answers to each question" in section
@@ -198,8 +194,8 @@ def test_the_reference_answers_section_and_svg_type(reference_study):
     assert sizes and min(sizes) >= 8
 
 
-def test_the_whole_study_bar_and_each_site_come_from_the_snapshot(reference_study):
-    evaluation = evaluations.evaluation_create(run=score(reference_study), user=None)
+def test_the_whole_study_bar_and_each_site_come_from_the_snapshot(reference_reports):
+    evaluation = reference_reports.draft["ja"].evaluation
     snap = Snapshot(evaluation.snapshot)
     question = snap.instrument.questions["reassured"]
     total, sites = site_counts(snap, question)

@@ -159,14 +159,18 @@ def files(django_db_setup, django_db_blocker, signing_settings, tsa_files, tmp_p
         run = EvaluationRun.objects.create(study=study, trigger="command")
         evaluation = evaluation_create(run=execution.run_execute(run_id=run.pk), user=None)
 
-        def write(name: str, *, signed: bool = True, of: Any = None) -> None:
-            pdf = render.render_pdf(of or evaluation, draft=False)
-            if signed:
-                pdf = sign_pdf(pdf, reason=f"test evaluation {evaluation.pk}")
+        def write(name: str, *, of: Any = None, unsigned: bytes | None = None) -> bytes:
+            """Render (or take ``unsigned``, rendered before from the same data), sign
+            and keep as ``name``; the unsigned bytes."""
+            unsigned = unsigned or render.render_pdf(of or evaluation, draft=False)
+            pdf = sign_pdf(unsigned, reason=f"test evaluation {evaluation.pk}")
             out[name] = folder / f"{name}.pdf"
             out[name].write_bytes(pdf)
+            return unsigned
 
-        write("honest")
+        honest = write("honest")
+        out["unsigned"] = folder / "unsigned.pdf"
+        out["unsigned"].write_bytes(honest)
         snapshot_figure = lambda d: first_overall(d).update(ci_low=0.5)  # noqa: E731
         with forged_evidence(
             lambda e: replace_attachment(
@@ -194,8 +198,7 @@ def files(django_db_setup, django_db_blocker, signing_settings, tsa_files, tmp_p
             patch.setattr(wording, "interval", printed)
             write("changed-figure")
         with override_settings(HYOKA_TSA_URL=""):
-            write("no-timestamp")
-        write("unsigned", signed=False)
+            write("no-timestamp", unsigned=honest)
         out["changed-after-signing"] = folder / "changed-after-signing.pdf"
         out["changed-after-signing"].write_bytes(
             repaint_first_page(out["honest"].read_bytes(), authority.url)

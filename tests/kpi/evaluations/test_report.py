@@ -29,6 +29,7 @@ from kpi.models import Evaluation, EvaluationRun
 from kpi.scoring import execution
 from surveys.loading import load_study
 from surveys.models import Choice, Membership, Site, Study
+from tests.kpi.evaluations.conftest import REFERENCE_REPORTS
 
 PASSWORD = "correct horse battery staple"
 HOSTILE = '<img src="file:///etc/passwd">'
@@ -41,6 +42,8 @@ REACH_RATIO = "3.1"
 CHANNEL_CELLS = ["117", "39", "11", "62"]
 BASES = ["229", "156", "352"]
 TARGET = "70 %"
+
+pytestmark = REFERENCE_REPORTS
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -115,9 +118,10 @@ def test_render_pdf_is_what_the_evaluations_module_imports():
     assert render_pdf_export is render.render_pdf
 
 
-def test_the_japanese_draft_carries_the_reference_figures_verdicts_and_font(evaluation):
-    assert evaluation.language == "ja"
-    pdf = render_pdf_export(evaluation, draft=True)
+def test_the_japanese_draft_carries_the_reference_figures_verdicts_and_font(reference_reports):
+    rendering = reference_reports.draft["ja"]
+    assert rendering.evaluation.language == "ja"  # the default language: rendered as "ja"
+    pdf = rendering.pdf
     assert pdf.startswith(b"%PDF-")
     pages = pdf_pages(pdf)
     text = "\n".join(pages)
@@ -151,8 +155,10 @@ def test_the_japanese_draft_carries_the_reference_figures_verdicts_and_font(eval
     assert all("IPAex" in name and "Hyoka" in name and embedded for name, embedded in fonts)
 
 
-def test_the_english_signed_report_has_the_figures_verdicts_and_sign_off_block(signed):
-    pdf = render_pdf_export(signed, draft=False, language="en")
+def test_the_english_signed_report_has_the_figures_verdicts_and_sign_off_block(
+    reference_reports,
+):
+    signed, pdf = reference_reports.final["en"].evaluation, reference_reports.final["en"].pdf
     pages = pdf_pages(pdf)
     text = "\n".join(pages)
 
@@ -196,8 +202,8 @@ def test_the_english_signed_report_has_the_figures_verdicts_and_sign_off_block(s
     assert "tokyo-dx-2021" in last
 
 
-def test_a_draft_of_a_signed_off_evaluation_leaves_the_signer_out(signed):
-    pages = pdf_pages(render_pdf_export(signed, draft=True, language="en"))
+def test_a_draft_of_a_signed_off_evaluation_leaves_the_signer_out(reference_reports):
+    pages = pdf_pages(reference_reports.signed_draft["en"].pdf)
     assert all("DRAFT — not signed off" in page for page in pages)
     assert "Not signed off yet" in pages[-1]
     assert "Hanako Yamada" not in "\n".join(pages)

@@ -7,18 +7,18 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from io import BytesIO
 from zoneinfo import ZoneInfo
 
 import pdfplumber
 import pytest
-from django.utils import translation
 
-from kpi.evaluations import evidence as evidences
-from kpi.evaluations.report import context, render
+from kpi.evaluations.report import render
+from tests.kpi.evaluations.conftest import REFERENCE_REPORTS
 from tests.kpi.evaluations.test_report import evaluation, signed
 
 __all__ = ["evaluation", "signed"]  # the fixtures, used by name
+
+pytestmark = REFERENCE_REPORTS
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 # The reference study's issuing body (surveys/reference/tokyo-dx-2021/study.toml).
@@ -54,10 +54,9 @@ ANCHORS = [
 ]
 
 
-def pages(pdf: bytes) -> list[str]:
+def pages(document: pdfplumber.PDF) -> list[str]:
     """Each page's text, with no-break spaces as plain spaces."""
-    with pdfplumber.open(BytesIO(pdf)) as document:
-        return [re.sub(r"[\u00a0\u202f]", " ", p.extract_text() or "") for p in document.pages]
+    return [re.sub(r"[\u00a0\u202f]", " ", p.extract_text() or "") for p in document.pages]
 
 
 def written_date(when: dt.datetime, language: str) -> str:
@@ -106,10 +105,9 @@ def expected_counts(snapshot: dict) -> dict[str, int]:  # type: ignore[type-arg]
 
 
 @pytest.mark.parametrize("language", ["en", "ja"])
-def test_the_cover_contents_and_summary_of_the_signed_report(signed, language):
-    pdf = render.render_pdf(signed, draft=False, language=language)
-    texts = pages(pdf)
-    html = render.render_html(signed, draft=False, language=language)
+def test_the_cover_contents_and_summary_of_the_signed_report(reference_reports, language):
+    rendering = reference_reports.final[language]
+    signed, texts, html = rendering.evaluation, pages(rendering.document), rendering.html
 
     # Page 1: who issues it, and when (the sign-off's date, in Japan time).
     assert ISSUER[language] in texts[0]
@@ -117,10 +115,7 @@ def test_the_cover_contents_and_summary_of_the_signed_report(signed, language):
     assert "verify_evaluation.py" not in texts[0]  # the verification moved to the appendix
 
     # Page 2: every section the report prints, with the page its heading is on.
-    with translation.override(language):
-        entries = context.build(
-            signed, draft=False, language=language, evidence=evidences.build(signed)
-        )["contents"]
+    entries = rendering.contents
     assert [e.anchor for e in entries] == ANCHORS
     listed = contents_of(texts[1])
     previous = 2
@@ -157,8 +152,9 @@ def test_the_cover_contents_and_summary_of_the_signed_report(signed, language):
     assert "tokyo-dx-2021" in texts[verify - 1]
 
 
-def test_an_english_draft_says_so_on_its_cover_and_summary(signed):
-    texts = pages(render.render_pdf(signed, draft=True, language="en"))
+def test_an_english_draft_says_so_on_its_cover_and_summary(reference_reports):
+    signed = reference_reports.signed_draft["en"].evaluation
+    texts = pages(reference_reports.signed_draft["en"].document)
     date = written_date(signed.created_at, "en")
     assert f"Draft of {date}: not signed off, not for publication" in texts[0]
     assert "Published" not in texts[0]

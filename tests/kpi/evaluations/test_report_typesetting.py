@@ -15,11 +15,9 @@ import weasyprint
 from django.template import engines
 from django.utils import translation
 
-from kpi.evaluations import services as evaluations
-from kpi.evaluations.report import phrases, render
+from kpi.evaluations.report import phrases
 from kpi.evaluations.report.fetcher import StaticFilesFetcher, base_url, static_root
-from kpi.models import Evaluation, EvaluationRun
-from kpi.scoring import execution
+from tests.kpi.evaluations.conftest import REFERENCE_REPORTS
 
 HEX = re.compile(r"[0-9a-fA-F]{16}")
 SMALLEST = 8.0  # pt: notes, table headers, margins
@@ -28,10 +26,7 @@ TOLERANCE = 0.05  # pdfplumber reads 8 pt as 7.99999
 WJ = "\u2060"
 WATERMARK = 30  # pt: the draft's diagonal word is 40 pt, no other text above 20
 
-
-def evaluation_of(study) -> Evaluation:  # type: ignore[no-untyped-def]
-    run = EvaluationRun.objects.create(study=study, trigger="command")
-    return evaluations.evaluation_create(run=execution.run_execute(run_id=run.pk), user=None)
+pytestmark = REFERENCE_REPORTS
 
 
 def identifiers(snapshot: dict) -> dict[str, set[str]]:  # type: ignore[type-arg]
@@ -99,16 +94,10 @@ def is_chart_tick(page: pdfplumber.page.Page, char: dict) -> bool:  # type: igno
 
 
 @pytest.fixture
-def reports(reference_study):  # type: ignore[no-untyped-def]
+def reports(reference_reports):  # type: ignore[no-untyped-def]
     """The reference evaluation's draft, in Japanese and in English, page by page."""
-    evaluation = evaluation_of(reference_study)
-    out = {}
-    for language in ("ja", "en"):
-        pdf = render.render_pdf(evaluation, draft=True, language=language)
-        out[language] = pdfplumber.open(io.BytesIO(pdf))
-    yield evaluation, out
-    for document in out.values():
-        document.close()
+    drafts = reference_reports.draft
+    return drafts["ja"].evaluation, {language: drafts[language].document for language in drafts}
 
 
 # --- type sizes, codes before and in the appendix -------------------------------------------
