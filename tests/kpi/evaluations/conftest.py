@@ -79,7 +79,8 @@ def _render(evaluation: Evaluation, *, draft: bool, language: str) -> Rendering:
     )
 
 
-def _sign_off(evaluation: Evaluation) -> Evaluation:
+def sign_off(evaluation: Evaluation) -> Evaluation:
+    """``evaluation`` signed off by Hanako Yamada, a signer of each of its sites."""
     user = User.objects.create_user("hanako", password=SIGNER["password"], is_staff=True)
     user.user_permissions.set(Permission.objects.filter(codename="sign_off_evaluation"))
     user = User.objects.get(pk=user.pk)
@@ -103,7 +104,7 @@ def reference_reports(django_db_setup, django_db_blocker) -> ReferenceReports:  
             run=execution.run_execute(run_id=run.pk), user=None
         )
         draft = {lang: _render(evaluation, draft=True, language=lang) for lang in ("ja", "en")}
-        evaluation = _sign_off(evaluation)
+        evaluation = sign_off(evaluation)
         final = {lang: _render(evaluation, draft=False, language=lang) for lang in ("ja", "en")}
         signed_draft = {"en": _render(evaluation, draft=True, language="en")}
     return ReferenceReports(draft=draft, final=final, signed_draft=signed_draft)

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
-from django.contrib.auth.models import Permission, User
 from django.utils import translation
 from pypdf import PdfReader
 
@@ -28,10 +27,9 @@ from kpi.evaluations.report.render import render_pdf as render_pdf_export
 from kpi.models import Evaluation, EvaluationRun
 from kpi.scoring import execution
 from surveys.loading import load_study
-from surveys.models import Choice, Membership, Site, Study
-from tests.kpi.evaluations.conftest import REFERENCE_REPORTS
+from surveys.models import Choice, Site, Study
+from tests.kpi.evaluations.conftest import REFERENCE_REPORTS, sign_off
 
-PASSWORD = "correct horse battery staple"
 HOSTILE = '<img src="file:///etc/passwd">'
 
 # The reference figures, from shared/seed/README.md and the announcement (not computed here).
@@ -76,12 +74,6 @@ def embedded_fonts(pdf: bytes) -> list[tuple[str, bool]]:
     return fonts
 
 
-def manager() -> User:
-    user = User.objects.create_user("hanako", password=PASSWORD, is_staff=True)
-    user.user_permissions.set(Permission.objects.filter(codename="sign_off_evaluation"))
-    return User.objects.get(pk=user.pk)
-
-
 def score(study: Study) -> EvaluationRun:
     run = EvaluationRun.objects.create(study=study, trigger="command")
     return execution.run_execute(run_id=run.pk)
@@ -96,19 +88,7 @@ def evaluation(reference_study) -> Evaluation:  # type: ignore[no-untyped-def]
 def signed(evaluation: Evaluation) -> Evaluation:
     # The signed PDF is rendered by a task after commit; the test transaction never
     # commits, so only the sign-off itself is recorded here.
-    user = manager()
-    for site in evaluation.study.sites.all():  # the report shows every site's results
-        Membership.objects.create(user=user, site=site, role=Membership.Role.SIGNER)
-    evaluations.evaluation_sign_off(
-        evaluation=evaluation,
-        user=user,
-        password=PASSWORD,
-        statement="I have checked the counts, bases, intervals and verdicts.",
-        signer_name="Hanako Yamada",
-        signer_role="Head of child-rearing support",
-    )
-    evaluation.refresh_from_db()
-    return evaluation
+    return sign_off(evaluation)
 
 
 # --- the reference figures ----------------------------------------------------------------
