@@ -46,14 +46,20 @@ def render_html(
 
     ``linked_stylesheets=False`` leaves out the ``<link>`` to ``STYLESHEETS``, which
     ``render_pdf`` hands WeasyPrint already parsed."""
-    language = language or evaluation.language or "ja"
-    if language not in LANGUAGES:
-        raise ValueError(f"the report is written in Japanese or English, not {language!r}")
+    language = report_language(evaluation, language)
     evidence = evidence or evidences.build(evaluation)
     with translation.override(language):
         data = context.build(evaluation, draft=draft, language=language, evidence=evidence)
         data["stylesheets"] = STYLESHEETS if linked_stylesheets else ()
         return render_to_string(TEMPLATE, data)
+
+
+def report_language(evaluation: Evaluation, language: str | None) -> str:
+    """``language``, else the evaluation's, else Japanese; one the report is written in."""
+    language = language or evaluation.language or "ja"
+    if language not in LANGUAGES:
+        raise ValueError(f"the report is written in Japanese or English, not {language!r}")
+    return language
 
 
 def render_pdf(evaluation: Evaluation, *, draft: bool, language: str | None = None) -> bytes:
@@ -63,11 +69,12 @@ def render_pdf(evaluation: Evaluation, *, draft: bool, language: str | None = No
     empty; ``draft=False`` is the document that is signed. Only files under ``static/``
     are read while rendering (see ``fetcher``); nothing is fetched from the network.
     """
+    language = report_language(evaluation, language)  # refused before any work
     with fewer_collections():
         return _render_pdf(evaluation, draft=draft, language=language)
 
 
-def _render_pdf(evaluation: Evaluation, *, draft: bool, language: str | None) -> bytes:
+def _render_pdf(evaluation: Evaluation, *, draft: bool, language: str) -> bytes:
     # The report is Japanese or English, which needs no explicit direction control: a name
     # holding one (U+202E, surveys/bidi.py) is printed as typed, never reordered.
     evidence = evidences.build(evaluation)

@@ -189,9 +189,12 @@ def test_a_draft_of_a_signed_off_evaluation_leaves_the_signer_out(reference_repo
     assert "Hanako Yamada" not in "\n".join(pages)
 
 
-def test_an_unknown_language_is_refused(evaluation):
-    with pytest.raises(ValueError):
+def test_an_unknown_language_is_refused(reference_reports):
+    evaluation = reference_reports.draft["ja"].evaluation
+    with pytest.raises(ValueError, match="Japanese or English"):
         render_pdf_export(evaluation, draft=True, language="fr")
+    with pytest.raises(ValueError, match="Japanese or English"):
+        render.render_html(evaluation, draft=True, language="fr")
 
 
 # --- nothing but static files -------------------------------------------------------------
