@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Any
 
@@ -262,15 +262,21 @@ def _wilson_row(name: str, respondents: int, invited: int, confidence: str = "0.
 
 def _response_rates(snap: Snapshot) -> Data:
     code = next((c for c in snap.codes() if snap.is_response_rate(c)), None)
+    cells = protection(snap)
     sites = []
+    withheld = False
     for site in snap.sites:
         result = snap.by_site.get(code, {}).get(site["code"]) if code else None
-        if result is None:  # any result of the site carries its respondents and invited
+        if result is not None:
+            counted = result
+        else:  # any result of the site carries its respondents and invited
             some = next((r[site["code"]] for r in snap.by_site.values() if site["code"] in r), None)
             if some is None:
                 continue
-            result = _wilson_row("", some["respondents"], some["invited"])
-        sites.append(row(result, name=pick(site, "name") or site["code"], over_invited=True))
+            result, counted = _wilson_row("", some["respondents"], some["invited"]), some
+        printed, hidden = _rate_row(result, counted, cells, name=pick(site, "name") or site["code"])
+        sites.append(printed)
+        withheld = withheld or hidden
     if code:
         total = row(snap.overall[code], name=_("All sites"), over_invited=True)
     else:
@@ -285,7 +291,42 @@ def _response_rates(snap: Snapshot) -> Data:
         "base": pick(snap.overall[code], "base_description") if code else "",
         "sites": sites,
         "total": total,
+        "withheld": withheld,  # then the table carries the small-cell legend
     }
+
+
+def _rate_row(
+    result: Data, counted: Data, cells: disclosure.KPIProtection, *, name: str
+) -> tuple[Row, bool]:
+    """A site's response rate under the small-cell rule, as the per-site KPI tables have
+    it: respondents withheld there (as the site's respondents, or as this response-rate
+    KPI's numerator) are withheld here, and the rate and its interval with them, which
+    would give them back; a withheld base (few invited) leaves the rate "too few to
+    publish". ``counted`` is the result whose cells say so: ``result`` itself, or, for a
+    rate computed here, any KPI result of the site. With whether anything is withheld.
+
+    The number invited is printed, as the API and the attachments give it: the protection
+    treats it as a base, not yet as a count of its own (docs/statistics.md)."""
+    printed = row(result, name=name, over_invited=True)
+    shown = cells.cells(counted)
+    own = shown if counted is result else None
+    respondents_hidden = not shown.respondents or (own is not None and not own.numerator)
+    too_few = own is not None and own.too_few
+    if not (respondents_hidden or too_few):
+        return printed, False
+    mark = shown.respondents_mark or (own.numerator_mark if own else "")
+    hidden = replace(
+        printed,
+        respondents=(mark or disclosure.SECONDARY_MARK)
+        if respondents_hidden
+        else printed.respondents,
+        counts="",
+        value="",
+        precise="",
+        empty=disclosure.withheld_text(replace(shown, denominator=not too_few)),
+        interval=wording.DASH,
+    )
+    return hidden, True
 
 
 def _channel_rules(snap: Snapshot, codes: Iterable[str]) -> list[Data]:

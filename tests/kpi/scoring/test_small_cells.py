@@ -232,3 +232,48 @@ def test_the_run_page_and_api_withhold_small_site_results_and_keep_the_study_row
             assert all(v is None for v in numerators.values()), (code, numerators)
     assert withheld, "the threshold makes some small cells"
     assert 'data-legend="small-cells"' in html
+
+
+def response_rate_rows(html: str) -> dict[str, list[str]]:
+    """The report's response-rate table: each site's cells (invited, respondents, rate,
+    interval), by the site's name."""
+    start = html.index('id="response-rate"')
+    table = html[start : html.index("</table>", start)]
+    body = table[table.index("<tbody>") : table.index("</tbody>")]
+    rows = {}
+    for match in re.finditer(r"<tr>\s*<th scope=\"row\">(.*?)</th>(.*?)</tr>", body, re.S):
+        cells = re.findall(r"<td[^>]*>(.*?)</td>", match.group(2), re.S)
+        rows[unescape(match.group(1))] = [
+            unescape(re.sub(r"<[^>]+>", "", c)).replace("\xa0", " ").strip() for c in cells
+        ]
+    return rows
+
+
+@pytest.mark.parametrize("k", [10, 1])
+def test_the_report_withholds_small_respondent_counts_in_the_response_rate_table(small_study, k):
+    from kpi.definitions.loading import kpis_path, load_kpis
+    from kpi.evaluations import services as evaluations
+    from kpi.evaluations.report import render
+
+    load_kpis(study=small_study, path=kpis_path())
+    # Six more invited at each site who do not answer: 12 invited, 6 respondents.
+    for site in small_study.sites.all():
+        for i in range(6):
+            survey_services.participant_create(site=site, reference=f"{site.code}-silent{i}")
+    Study.objects.filter(pk=small_study.pk).update(small_cell_threshold=k)
+    evaluation = evaluations.evaluation_create(run=score(small_study), user=None)
+    html = render.render_html(evaluation, draft=True, language="en")
+    rows = response_rate_rows(html)
+    assert set(rows) == {s.name_en for s in small_study.sites.all()}
+    section = html[html.index('id="response-rate"') :].split("</section>", 1)[0]
+    for invited, respondents, rate, interval in rows.values():
+        assert invited == "12"  # 10 or more: shown
+        if k == 10:
+            # 6 respondents at each site, under 10: withheld, and the rate with them
+            # (of the 12 invited, which are shown, it would give them back).
+            assert respondents == "<10", rows
+            assert rate == "not published (small count)", rows
+            assert interval == "–", rows
+        else:
+            assert respondents == "6" and rate.startswith("50 %"), rows
+    assert ("withheld to protect respondents" in section) is (k == 10)
