@@ -56,7 +56,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kpi.scoring import disclosure, wording
-from kpi.scoring.models import RESULT_FIELDS
+from kpi.scoring.models import INVITED_FIGURES, RESULT_FIELDS
 from kpi.scoring.wording import Result
 
 from . import snapshot as snapshots
@@ -135,6 +135,9 @@ def withheld_marks(snapshot: dict[str, Any]) -> dict[str, Any] | None:
             marks["denominator"] = cells.denominator_mark
         if not cells.respondents:
             marks["respondents"] = cells.respondents_mark
+        if not cells.invited:
+            marks["invited"] = cells.invited_mark
+            marks.update(dict.fromkeys(INVITED_FIGURES, disclosure.SECONDARY_MARK))
         if not cells.overlap and result["overlap"] is not None:
             marks["overlap"] = disclosure.SECONDARY_MARK
         if not cells.figures:

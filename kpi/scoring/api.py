@@ -27,7 +27,7 @@ from . import crosstab_views, disclosure, selectors
 from .counting import study_forms
 from .crosstab import By
 from .crosstab_form import CrosstabForm
-from .models import RESULT_FIELDS, EvaluationRun, KPIResult, StudyResults
+from .models import INVITED_FIGURES, RESULT_FIELDS, EvaluationRun, KPIResult, StudyResults
 from .services import run_request
 from .statistics import Verdict
 
@@ -85,7 +85,7 @@ class KPIResultSerializer(serializers.ModelSerializer):
         if protection is None or result.site_id is None:
             return None
         cells: disclosure.ResultCells = protection.cells(result)
-        return None if cells.figures and cells.respondents else cells
+        return None if cells.figures and cells.respondents and cells.invited else cells
 
     @extend_schema_field(
         {"type": "object", "additionalProperties": {"type": "string"}, "nullable": True}
@@ -98,6 +98,7 @@ class KPIResultSerializer(serializers.ModelSerializer):
             "numerator": "" if cells.numerator else cells.numerator_mark or "x",
             "denominator": cells.denominator_mark,
             "respondents": cells.respondents_mark,
+            "invited": cells.invited_mark,
             "overlap": "" if cells.overlap or result.overlap is None else "x",
         }
         return {name: mark for name, mark in marks.items() if mark}
@@ -113,6 +114,9 @@ class KPIResultSerializer(serializers.ModelSerializer):
         withheld = data.get("withheld") or {}
         for name in withheld:
             data[name] = None
+        if "invited" in withheld:
+            for name in INVITED_FIGURES:
+                data[name] = None
         if data.get("verdict_reason"):
             for name in WITHHELD_FIGURES:
                 data[name] = None

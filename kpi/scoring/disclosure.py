@@ -544,6 +544,7 @@ def kpi_publication(results: Sequence[Any]) -> Publication:
         figures: list[tuple[str, Key]] = [
             ("denominator", base),
             ("respondents", _signature(rows, "respondents")),
+            ("invited", _signature(rows, "invited")),
         ]
         if kind != "mean":
             figures.append(("numerator", ("numerator", code)))
@@ -578,9 +579,11 @@ def _by_kpi(results: Sequence[Any]) -> dict[str, dict[str | None, Any]]:
 
 
 def _signature(rows: Mapping[str | None, Any], name: str) -> Key:
-    """A count's key by its values at every site: two KPIs over the same respondents
-    publish their base (and everyone's respondents) once, as one cell."""
-    return (name, tuple((s, _get(rows[s], name)) for s in sorted(rows, key=str)))
+    """A count's key by its values at every site, whatever the count is called: the same
+    numbers published twice are one cell, withheld together. Two KPIs over the same
+    respondents publish their base once; a base over everyone who answered is the
+    respondents' count; a response rate's base is the number invited."""
+    return ("count", tuple((s, _get(rows[s], name)) for s in sorted(rows, key=str)))
 
 
 @dataclass(frozen=True)
@@ -594,6 +597,8 @@ class ResultCells:
     numerator_mark: str = ""
     denominator_mark: str = ""
     respondents_mark: str = ""
+    invited: bool = True  # False: the site's number invited is withheld
+    invited_mark: str = ""
 
     @property
     def figures(self) -> bool:
@@ -613,7 +618,11 @@ class KPIProtection:
         self.pub = kpi_publication(results)
         self.protection = protect(self.pub, k)
         self._keys = {
-            code: (_signature(rows, "denominator"), _signature(rows, "respondents"))
+            code: (
+                _signature(rows, "denominator"),
+                _signature(rows, "respondents"),
+                _signature(rows, "invited"),
+            )
             for code, rows in _by_kpi(results).items()
         }
 
@@ -624,12 +633,13 @@ class KPIProtection:
     def cells(self, row: Any) -> ResultCells:
         code, site = _get(row, "kpi_code"), site_of(row)
         p = self.protection
-        base_key, resp_key = self._keys.get(code, (None, None))
+        base_key, resp_key, invited_key = self._keys.get(code, (None, None, None))
         base = (base_key, site)
         num = (("numerator", code), site)
         comp = (("complement", code), site)
         over = (("overlap", code), site)
         resp = (resp_key, site)
+        invited = (invited_key, site)
         return ResultCells(
             numerator=not (p.hidden(num) or p.hidden(comp)),
             denominator=not p.hidden(base),
@@ -638,6 +648,8 @@ class KPIProtection:
             numerator_mark=p.mark(num) if p.hidden(num) else "",
             denominator_mark=p.mark(base) if p.hidden(base) else "",
             respondents_mark=p.mark(resp) if p.hidden(resp) else "",
+            invited=not p.hidden(invited),
+            invited_mark=p.mark(invited) if p.hidden(invited) else "",
         )
 
 

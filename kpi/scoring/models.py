@@ -247,3 +247,7 @@ RESULT_FIELDS = (
     "tipping_direction",
     "tipping_count",
 )
+
+#: The figures computed with the number invited (the non-response range and the tipping
+#: point): withheld with it, since each gives it back.
+INVITED_FIGURES = RESULT_FIELDS[RESULT_FIELDS.index("nonresponse_low") :]

@@ -303,16 +303,14 @@ def _rate_row(
     KPI's numerator) are withheld here, and the rate and its interval with them, which
     would give them back; a withheld base (few invited) leaves the rate "too few to
     publish". ``counted`` is the result whose cells say so: ``result`` itself, or, for a
-    rate computed here, any KPI result of the site. With whether anything is withheld.
-
-    The number invited is printed, as the API and the attachments give it: the protection
-    treats it as a base, not yet as a count of its own (docs/statistics.md)."""
+    rate computed here, any KPI result of the site. With whether anything is withheld:
+    a withheld number invited is marked too, and takes the rate with it."""
     printed = row(result, name=name, over_invited=True)
     shown = cells.cells(counted)
     own = shown if counted is result else None
     respondents_hidden = not shown.respondents or (own is not None and not own.numerator)
     too_few = own is not None and own.too_few
-    if not (respondents_hidden or too_few):
+    if not (respondents_hidden or too_few or not shown.invited):
         return printed, False
     mark = shown.respondents_mark or (own.numerator_mark if own else "")
     hidden = replace(
@@ -320,6 +318,7 @@ def _rate_row(
         respondents=(mark or disclosure.SECONDARY_MARK)
         if respondents_hidden
         else printed.respondents,
+        invited=shown.invited_mark if not shown.invited else printed.invited,
         counts="",
         value="",
         precise="",

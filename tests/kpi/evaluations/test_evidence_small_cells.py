@@ -375,3 +375,33 @@ def test_a_snapshot_signed_before_the_threshold_keeps_its_attachments_byte_for_b
         f["site"]: f["value"] for f in evidence.manifest["figures"] if f["kpi"] == "continue"
     }
     assert printed["itabashi"] and printed["setagaya"]
+
+
+def test_a_small_number_invited_is_withheld_in_the_attachments_with_its_figures():
+    """Three invited at site a (all answered), 50 at b: a's invited is "<5", b's "x" (the
+    study's 53 would give a's back), and the figures computed from them are null."""
+    from kpi.scoring.models import INVITED_FIGURES
+
+    def row(site: str | None, n: int, d: int, invited: int) -> dict[str, Any]:
+        figures = dict.fromkeys(INVITED_FIGURES, 0.5)
+        return {"kpi_code": "rate", "site": site, "kind": "share", "numerator": n,
+                "denominator": d, "overlap": None, "respondents": d, "invited": invited,
+                **figures}  # fmt: skip
+
+    # A share over everyone who answered: base 3 at a, 40 at b.
+    snapshot = {
+        "study": {"code": "s", "small_cell_threshold": 5},
+        "results": [row(None, 30, 43, 53), row("a", 2, 3, 3), row("b", 28, 40, 50)],
+    }
+    marks = evidences.withheld_marks(snapshot)
+    assert marks is not None
+    for site in ("a", "b"):
+        assert "invited" in marks["results"]["rate"][site], site
+    assert marks["results"]["rate"]["a"]["invited"] == "<5"
+    published = evidences.published_document(snapshot, marks)
+    by_site = {r["site"]: r for r in published["results"]}
+    for site in ("a", "b"):
+        assert by_site[site]["invited"] is None
+        assert all(by_site[site][name] is None for name in INVITED_FIGURES)
+    assert by_site[None]["invited"] == 53  # the study's figures are exact
+    assert all(by_site[None][name] == 0.5 for name in INVITED_FIGURES)

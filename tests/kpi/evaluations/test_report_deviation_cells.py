@@ -19,6 +19,7 @@ def _row(site: str | None, numerator: int, base: int) -> dict[str, Any]:
         "denominator": base,
         "overlap": None,
         "respondents": base,
+        "invited": base,
     }
 
 

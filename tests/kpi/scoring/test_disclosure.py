@@ -72,7 +72,8 @@ def assert_safe(pub: Publication, protection: dc.Protection) -> None:
         assert width >= 1 - 1e-6, f"{key} recovered by a reader: {width}"
 
 
-def result(code, site, n, d, kind="share", respondents=None):
+def result(code, site, n, d, kind="share", respondents=None, invited=None):
+    respondents = d if respondents is None else respondents
     return {
         "kpi_code": code,
         "site_code": site,
@@ -80,7 +81,8 @@ def result(code, site, n, d, kind="share", respondents=None):
         "numerator": n,
         "denominator": d,
         "overlap": None,
-        "respondents": d if respondents is None else respondents,
+        "respondents": respondents,
+        "invited": respondents if invited is None else invited,
     }
 
 
@@ -185,6 +187,7 @@ def test_a_single_site_breakdown_is_not_published_but_the_study_is():
 def _random_kpis(rng: random.Random, sites: list[str]) -> list[dict]:
     rows = []
     respondents = {s: rng.choice([0, 1, 2, 3, 4, 6, 9, 15, 40, 120]) for s in sites}
+    invited = {s: respondents[s] + rng.choice([0, 0, 1, 3, 10]) for s in sites}
     for code in ("k1", "k2", "k3"):
         kind = rng.choice(["share", "share", "mean", "ratio"])
         per_site = {}
@@ -194,7 +197,7 @@ def _random_kpis(rng: random.Random, sites: list[str]) -> list[dict]:
             n = min(n, d) if kind != "mean" else n * 3
             per_site[s] = (n, d)
         for s, (n, d) in per_site.items():
-            rows.append(result(code, s, n, d, kind, respondents[s]))
+            rows.append(result(code, s, n, d, kind, respondents[s], invited[s]))
         rows.append(
             result(
                 code,
@@ -203,6 +206,7 @@ def _random_kpis(rng: random.Random, sites: list[str]) -> list[dict]:
                 sum(d for _, d in per_site.values()),
                 kind,
                 sum(respondents.values()),
+                sum(invited.values()),
             )
         )
     for row in rows:
@@ -232,6 +236,10 @@ def test_random_kpi_tables_resist_the_attack(seed):
             continue
         if 1 <= row["denominator"] < k:
             assert c.too_few
+        if 1 <= row["respondents"] < k:
+            assert not c.respondents
+        if 1 <= row["invited"] < k:
+            assert not c.invited and c.invited_mark in (f"<{k}", dc.SECONDARY_MARK)
         if row["kind"] == "share" and (
             1 <= row["numerator"] < k or 1 <= row["denominator"] - row["numerator"] < k
         ):

@@ -249,16 +249,18 @@ def response_rate_rows(html: str) -> dict[str, list[str]]:
     return rows
 
 
-@pytest.mark.parametrize("k", [10, 1])
-def test_the_report_withholds_small_respondent_counts_in_the_response_rate_table(small_study, k):
+@pytest.mark.parametrize(("k", "silent"), [(10, 6), (1, 6), (10, 0)])
+def test_the_report_withholds_small_respondent_counts_in_the_response_rate_table(
+    small_study, k, silent
+):
     from kpi.definitions.loading import kpis_path, load_kpis
     from kpi.evaluations import services as evaluations
     from kpi.evaluations.report import render
 
     load_kpis(study=small_study, path=kpis_path())
-    # Six more invited at each site who do not answer: 12 invited, 6 respondents.
+    # ``silent`` more invited at each site who do not answer: 12 invited, 6 respondents.
     for site in small_study.sites.all():
-        for i in range(6):
+        for i in range(silent):
             survey_services.participant_create(site=site, reference=f"{site.code}-silent{i}")
     Study.objects.filter(pk=small_study.pk).update(small_cell_threshold=k)
     evaluation = evaluations.evaluation_create(run=score(small_study), user=None)
@@ -267,6 +269,10 @@ def test_the_report_withholds_small_respondent_counts_in_the_response_rate_table
     assert set(rows) == {s.name_en for s in small_study.sites.all()}
     section = html[html.index('id="response-rate"') :].split("</section>", 1)[0]
     for invited, respondents, rate, interval in rows.values():
+        if silent == 0:  # 6 invited, 6 respondents: both under 10, and no rate
+            assert (invited, respondents) == ("<10", "<10"), rows
+            assert rate == "inconclusive (too few to publish)", rows
+            continue
         assert invited == "12"  # 10 or more: shown
         if k == 10:
             # 6 respondents at each site, under 10: withheld, and the rate with them
@@ -277,3 +283,20 @@ def test_the_report_withholds_small_respondent_counts_in_the_response_rate_table
         else:
             assert respondents == "6" and rate.startswith("50 %"), rows
     assert ("withheld to protect respondents" in section) is (k == 10)
+
+
+def test_the_runs_api_withholds_a_small_number_invited_and_what_it_gives_back(small_study):
+    from kpi.definitions.loading import kpis_path, load_kpis
+    from kpi.scoring.models import INVITED_FIGURES
+
+    load_kpis(study=small_study, path=kpis_path())
+    Study.objects.filter(pk=small_study.pk).update(small_cell_threshold=10)
+    run = score(small_study)
+    api = admin_client().get(reverse("api:run-detail", args=[run.pk])).json()["results"]
+    for result in api:
+        if result["site_code"] is None:  # 12 invited in the study: exact
+            assert result["invited"] == 12 and result["withheld"] is None
+            continue
+        # 6 invited at each site, under 10.
+        assert result["invited"] is None and result["withheld"]["invited"] == "<10", result
+        assert all(result[name] is None for name in INVITED_FIGURES), result
