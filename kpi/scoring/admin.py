@@ -107,6 +107,9 @@ class ResultRow:
             note = gettext("base under the minimum of %(min_n)d") % {"min_n": r.min_n}
         elif r.verdict and r.rule == Rule.BOUND:
             note = gettext("judged on the interval's bound")
+        # A withheld number invited takes the non-response figures with it (each gives it
+        # back); the value, interval and verdict do not depend on it.
+        invited_shown = cells is None or cells.invited
         return cls(
             result=row,
             counts=counts,
@@ -117,8 +120,8 @@ class ResultRow:
             verdict=wording.verdict_text(r),
             verdict_class=wording.verdict_key(r).replace("_", "-"),
             verdict_note=note,
-            nonresponse=wording.nonresponse(r),
-            tipping=wording.tipping(r),
+            nonresponse=wording.nonresponse(r) if invited_shown else "",
+            tipping=wording.tipping(r) if invited_shown else "",
         )
 
     @classmethod

@@ -300,3 +300,22 @@ def test_the_runs_api_withholds_a_small_number_invited_and_what_it_gives_back(sm
         # 6 invited at each site, under 10.
         assert result["invited"] is None and result["withheld"]["invited"] == "<10", result
         assert all(result[name] is None for name in INVITED_FIGURES), result
+
+
+def test_the_run_page_prints_no_non_response_figures_beside_a_withheld_number_invited(
+    reference_study,
+):
+    from dataclasses import replace
+
+    from kpi.scoring import disclosure
+    from kpi.scoring.admin import ResultRow
+
+    run = score(reference_study)
+    result = run.results.filter(site__code="setagaya", comparator__gt="").first()
+    shown = disclosure.ResultCells(numerator=True, denominator=True, respondents=True, overlap=True)
+    row = ResultRow.of(result, shown)
+    assert row.nonresponse  # 139 of 212 invited answered: a range to print
+    hidden = ResultRow.of(result, replace(shown, invited=False, invited_mark="x"))
+    # The range would give the number invited back; the value and verdict do not.
+    assert (hidden.nonresponse, hidden.tipping) == ("", "")
+    assert (hidden.value, hidden.verdict) == (row.value, row.verdict)
