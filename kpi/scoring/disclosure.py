@@ -534,8 +534,8 @@ def site_of(row: Any) -> str | None:
 def kpi_publication(results: Sequence[Any]) -> Publication:
     """The per-site KPI tables of a run: for each KPI, each site's numerator, complement
     (shares) and base, the study's figures as their sums; each site's respondents and
-    theirs. Bases with the same count at every site are one base (two KPIs over the same
-    respondents publish it twice)."""
+    invited, and theirs. Counts with the same numbers at every site are one cell
+    (``_signature``)."""
     pub = Publication()
     for code, rows in _by_kpi(results).items():
         sites = sorted(s for s in rows if s is not None)
