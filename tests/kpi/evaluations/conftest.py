@@ -12,7 +12,9 @@ rendering's evaluation (in memory: its rows are gone), PDF, HTML and contents li
 
 from __future__ import annotations
 
+import contextlib
 import io
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -20,11 +22,14 @@ from typing import Any
 import pdfplumber
 import pytest
 from django.contrib.auth.models import Permission, User
+from django.db import transaction
+from django.test import override_settings
 from django.utils import translation
 
 from kpi.evaluations import evidence as evidences
 from kpi.evaluations import services as evaluations
 from kpi.evaluations.report import context, render
+from kpi.evidence.tsa import serve_authority
 from kpi.models import Evaluation, EvaluationRun
 from kpi.scoring import execution
 from surveys.models import Membership
@@ -65,6 +70,32 @@ class ReferenceReports:
     signed_draft: dict[str, Rendering]  # language -> a draft of the signed-off one
 
 
+def evaluated(study: Any, **options: Any) -> Evaluation:
+    """``study`` scored now and frozen as an evaluation (``options``: ``language``)."""
+    run = EvaluationRun.objects.create(study=study, trigger="command")
+    return evaluations.evaluation_create(
+        run=execution.run_execute(run_id=run.pk), user=None, **options
+    )
+
+
+@contextlib.contextmanager
+def signing_and_stamping(django_db_blocker, signing_settings, tsa_files) -> Iterator[Any]:  # type: ignore[no-untyped-def]
+    """Set-up of a module that signs reports once: database access outside any test, in
+    one transaction rolled back on leaving; signatures by the test certificate, each
+    timestamped by a development authority on 127.0.0.1 (yielded), trusted."""
+    with (
+        django_db_blocker.unblock(),
+        transaction.atomic(),
+        override_settings(**signing_settings),
+        serve_authority(tsa_files) as authority,
+        override_settings(
+            HYOKA_TSA_URL=authority.url, HYOKA_TSA_TRUST_ROOTS=[str(tsa_files.certificate)]
+        ),
+    ):
+        yield authority
+        transaction.set_rollback(True)
+
+
 def _render(evaluation: Evaluation, *, draft: bool, language: str) -> Rendering:
     evidence = evidences.build(evaluation)
     with translation.override(language):
@@ -98,11 +129,7 @@ def reference_reports(django_db_setup, django_db_blocker) -> ReferenceReports:  
     of it. (The signed PDF itself is made by a task after the sign-off commits, which is
     dropped here: ``test_evidence.py`` signs.)"""
     with committed.committed(django_db_blocker), committed.without_after_commit_work():
-        study = build_reference_study()
-        run = EvaluationRun.objects.create(study=study, trigger="command")
-        evaluation = evaluations.evaluation_create(
-            run=execution.run_execute(run_id=run.pk), user=None
-        )
+        evaluation = evaluated(build_reference_study())
         draft = {lang: _render(evaluation, draft=True, language=lang) for lang in ("ja", "en")}
         evaluation = sign_off(evaluation)
         final = {lang: _render(evaluation, draft=False, language=lang) for lang in ("ja", "en")}

@@ -35,23 +35,21 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
-from django.db import transaction
 from django.test import override_settings
 from pypdf import PdfReader
 
 from kpi.evaluations import evidence as evidences
 from kpi.evaluations.report import context, render
-from kpi.evaluations.services import evaluation_create
 from kpi.evaluations.signing import _signer, sign_pdf
 from kpi.evidence.timestamps import stamp
-from kpi.evidence.tsa import serve_authority
-from kpi.models import KPI, EvaluationRun, Registration
+from kpi.models import KPI, Registration
 from kpi.registration import canonical, services
-from kpi.scoring import execution, wording
+from kpi.scoring import wording
 from scripts import verify_evaluation as verifier
 from surveys.models import Site, Study
 from surveys.selectors import instrument_current
 from tests.factories import build_reference_study
+from tests.kpi.evaluations.conftest import evaluated, signing_and_stamping
 
 DASH, NBSP = "\u2013", "\u00a0"
 PASSWORD = "correct horse battery staple"
@@ -141,23 +139,14 @@ def files(django_db_setup, django_db_blocker, signing_settings, tsa_files, tmp_p
     """The honest signed report and one tampered copy per case, as files."""
     folder = tmp_path_factory.mktemp("evidence")
     out: dict[str, Path] = {}
-    with (
-        django_db_blocker.unblock(),
-        transaction.atomic(),
-        override_settings(**signing_settings),
-        serve_authority(tsa_files) as authority,
-        override_settings(
-            HYOKA_TSA_URL=authority.url, HYOKA_TSA_TRUST_ROOTS=[str(tsa_files.certificate)]
-        ),
-    ):
+    with signing_and_stamping(django_db_blocker, signing_settings, tsa_files) as authority:
         study = build_reference_study()
         # Protection off (k = 1): the attachments as every report signed before the
         # small-cell rule carries them, snapshot.json with every count (k = 5, where
         # published.json stands in for it: test_evidence_small_cells.py).
         Study.objects.filter(pk=study.pk).update(small_cell_threshold=1)
         study.refresh_from_db()
-        run = EvaluationRun.objects.create(study=study, trigger="command")
-        evaluation = evaluation_create(run=execution.run_execute(run_id=run.pk), user=None)
+        evaluation = evaluated(study)
 
         def write(name: str, *, of: Any = None, unsigned: bytes | None = None) -> bytes:
             """Render (or take ``unsigned``, rendered before from the same data), sign
@@ -216,13 +205,7 @@ def files(django_db_setup, django_db_blocker, signing_settings, tsa_files, tmp_p
         )
         in_2021 = open_sites(study, registration.timestamped_at + dt.timedelta(milliseconds=1))
 
-        def evaluated() -> Any:
-            run = EvaluationRun.objects.create(study=study, trigger="command")
-            return evaluation_create(
-                run=execution.run_execute(run_id=run.pk), user=None, language="en"
-            )
-
-        registered = evaluated()
+        registered = evaluated(study, language="en")
         write("registered", of=registered)
         with forged_evidence(
             lambda e: replace_attachment(
@@ -234,8 +217,7 @@ def files(django_db_setup, django_db_blocker, signing_settings, tsa_files, tmp_p
             write("changed-registration", of=registered)
         for pk, opens in in_2021.items():
             Site.objects.filter(pk=pk).update(survey_opens_at=opens)
-        write("registered-late", of=evaluated())
-        transaction.set_rollback(True)
+        write("registered-late", of=evaluated(study, language="en"))
     out["signer"] = Path(signing_settings["HYOKA_SIGNING_P12"]).with_suffix(".pem")
     out["tsa"] = tsa_files.certificate
     return out

@@ -20,21 +20,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import transaction
-from django.test import override_settings
 from pypdf import PdfReader
 
 from kpi.evaluations import evidence as evidences
 from kpi.evaluations import snapshot as snapshots
 from kpi.evaluations.report import render
-from kpi.evaluations.services import evaluation_create
 from kpi.evaluations.signing import sign_pdf
-from kpi.evidence.tsa import serve_authority
-from kpi.models import EvaluationRun
-from kpi.scoring import execution
 from scripts import verify_evaluation as verifier
 from surveys.models import Answer, Response, Study
 from tests.factories import build_reference_study
+from tests.kpi.evaluations.conftest import evaluated, signing_and_stamping
 
 from .test_evidence import edited, forged_evidence, replace_attachment
 
@@ -79,29 +74,17 @@ def files(django_db_setup, django_db_blocker, signing_settings, tsa_files, tmp_p
     withheld count, and the same study's report at k = 1; the raw counts."""
     folder = tmp_path_factory.mktemp("small-cells")
     out: dict[str, Any] = {}
-    with (
-        django_db_blocker.unblock(),
-        transaction.atomic(),
-        override_settings(**signing_settings),
-        serve_authority(tsa_files) as authority,
-        override_settings(
-            HYOKA_TSA_URL=authority.url, HYOKA_TSA_TRUST_ROOTS=[str(tsa_files.certificate)]
-        ),
-    ):
+    with signing_and_stamping(django_db_blocker, signing_settings, tsa_files):
         study = build_reference_study()
         assert study.small_cell_threshold == 5  # the default
         out["raw"] = raw_counts(study)
-
-        def evaluated() -> Any:
-            run = EvaluationRun.objects.create(study=study, trigger="command")
-            return evaluation_create(run=execution.run_execute(run_id=run.pk), user=None)
 
         def write(name: str, evaluation: Any) -> None:
             pdf = sign_pdf(render.render_pdf(evaluation, draft=False), reason="test")
             out[name] = folder / f"{name}.pdf"
             out[name].write_bytes(pdf)
 
-        evaluation = evaluated()
+        evaluation = evaluated(study)
         out["full"] = evaluation.snapshot
         write("honest", evaluation)
 
@@ -150,8 +133,7 @@ def files(django_db_setup, django_db_blocker, signing_settings, tsa_files, tmp_p
 
         Study.objects.filter(pk=study.pk).update(small_cell_threshold=1)
         study.refresh_from_db()
-        write("k1", evaluated())
-        transaction.set_rollback(True)
+        write("k1", evaluated(study))
     out["signer"] = Path(signing_settings["HYOKA_SIGNING_P12"]).with_suffix(".pem")
     out["tsa"] = tsa_files.certificate
     return out
