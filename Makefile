@@ -30,9 +30,14 @@ demo: $(VENV)/.runtime
 system-deps:
 	@bash scripts/system-deps.sh
 
-## test: install dev dependencies and run the whole suite, one worker per core
-## (TEST_WORKERS=0: in one process)
+## test: install dev dependencies and run the whole suite in parallel, one worker per
+## core and one more (tests/conftest.py; TEST_WORKERS=0: in one process)
 TEST_WORKERS ?= auto
+# Compiled bytecode is cached (Python's default) even where the environment turns that
+# off: otherwise every worker, and every server or Celery worker a test starts, compiles
+# the project again and pytest rewrites every test module's asserts again (7 s of CPU per
+# worker here). __pycache__/ is ignored by git.
+test: export PYTHONDONTWRITEBYTECODE =
 test: $(VENV)/.dev system-deps
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/python -m pytest -n $(TEST_WORKERS)
