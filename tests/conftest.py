@@ -77,12 +77,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.xdist_group(REAL_PROCESS_GROUP))
 
 
-def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
     """``-n auto`` (``make test``): a worker per core and one more. The real-process tests
     spend much of their time waiting for the servers, workers and browser they started,
     and a third worker on two cores uses that time: the PostgreSQL run took 6:52 with two
-    workers, 5:47 with three and 5:59 with four (2026-12-05, 2 cores)."""
-    return (os.cpu_count() or 1) + 1
+    workers, 5:47 with three and 5:59 with four (2026-12-05, 2 cores).
+    ``PYTEST_XDIST_AUTO_NUM_WORKERS`` still sets the number (xdist's own hook reads it)."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None
+    return len(os.sched_getaffinity(0)) + 1  # the cores this process may use
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log):  # type: ignore[no-untyped-def]
