@@ -127,19 +127,10 @@ def withheld_marks(snapshot: dict[str, Any]) -> dict[str, Any] | None:
         if result["site"] is None:
             continue
         cells = protection.cells(result)
-        marks: dict[str, str] = {}
         # The same marks as the report's per-site tables (context.withheld_row).
-        if not cells.numerator:
-            marks["numerator"] = cells.numerator_mark or disclosure.SECONDARY_MARK
-        if not cells.denominator:
-            marks["denominator"] = cells.denominator_mark
-        if not cells.respondents:
-            marks["respondents"] = cells.respondents_mark
+        marks = cells.count_marks(has_overlap=result["overlap"] is not None)
         if not cells.invited:
-            marks["invited"] = cells.invited_mark
             marks.update(dict.fromkeys(INVITED_FIGURES, disclosure.SECONDARY_MARK))
-        if not cells.overlap and result["overlap"] is not None:
-            marks["overlap"] = disclosure.SECONDARY_MARK
         if not cells.figures:
             marks.update(dict.fromkeys(FIGURE_FIELDS, disclosure.SECONDARY_MARK))
         if marks:

@@ -94,14 +94,7 @@ class KPIResultSerializer(serializers.ModelSerializer):
         cells = self._cells(result)
         if cells is None:
             return None
-        marks = {
-            "numerator": "" if cells.numerator else cells.numerator_mark or "x",
-            "denominator": cells.denominator_mark,
-            "respondents": cells.respondents_mark,
-            "invited": cells.invited_mark,
-            "overlap": "" if cells.overlap or result.overlap is None else "x",
-        }
-        return {name: mark for name, mark in marks.items() if mark}
+        return cells.count_marks(has_overlap=result.overlap is not None)
 
     def get_verdict_reason(self, result: KPIResult) -> str | None:
         cells = self._cells(result)

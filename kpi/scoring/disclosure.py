@@ -610,6 +610,19 @@ class ResultCells:
     def too_few(self) -> bool:
         return not self.denominator
 
+    def count_marks(self, *, has_overlap: bool) -> dict[str, str]:
+        """The withheld counts of the result, each with its mark ("<k", or "x" where it
+        is withheld as the secondary cell): the marks the API, the attachments and the
+        report print."""
+        marks = {
+            "numerator": "" if self.numerator else self.numerator_mark or SECONDARY_MARK,
+            "denominator": self.denominator_mark,
+            "respondents": self.respondents_mark,
+            "invited": self.invited_mark,
+            "overlap": "" if self.overlap or not has_overlap else SECONDARY_MARK,
+        }
+        return {name: mark for name, mark in marks.items() if mark}
+
 
 class KPIProtection:
     """The protection of a run's KPI tables, asked result by result."""

@@ -310,7 +310,7 @@ def _rate_row(
     own = shown if counted is result else None
     respondents_hidden = not shown.respondents or (own is not None and not own.numerator)
     too_few = own is not None and own.too_few
-    if not (respondents_hidden or too_few or not shown.invited):
+    if shown.invited and not (respondents_hidden or too_few):
         return printed, False
     mark = shown.respondents_mark or (own.numerator_mark if own else "")
     hidden = replace(
