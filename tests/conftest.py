@@ -204,8 +204,10 @@ def tsa(tsa_files):  # type: ignore[no-untyped-def]
     through ``HYOKA_TSA_TRUST_ROOTS``; ``tsa.requests_served`` lists what it stamped."""
     from django.test import override_settings
 
+    from kpi.evidence.timestamps import forget_client
     from kpi.evidence.tsa import serve_authority
 
+    forget_client()
     with (
         serve_authority(tsa_files) as authority,
         override_settings(

@@ -9,6 +9,8 @@ nothing leaves the machine and a fresh checkout still produces timestamped evide
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,15 +25,40 @@ class TimestampingNotConfigured(RuntimeError):
     pass
 
 
+#: How long one client of the authority is reused (seconds). pyHanko sizes a signature's
+#: space from a sample token its client asks the authority for once: a client made per
+#: signature asked for one every time, one request in three. After this long a new
+#: client asks again, so that a change of the authority's certificates is picked up.
+CLIENT_LIFETIME = 600.0
+
+_client: tuple[tuple[str, float], float, TimeStamper] | None = None  # (settings, made, client)
+_client_lock = threading.Lock()
+
+
 def timestamper() -> TimeStamper:
-    """The client of the configured authority (pyHanko's, over HTTP)."""
+    """The client of the configured authority (pyHanko's, over HTTP), reused for
+    ``CLIENT_LIFETIME`` seconds while the settings name the same authority."""
+    global _client
     url = settings.HYOKA_TSA_URL
     if not url:
         raise TimestampingNotConfigured(
             "No time-stamping authority: set HYOKA_TSA_URL (the demo starts a development "
             "one on 127.0.0.1)."
         )
-    return HTTPTimeStamper(url, timeout=settings.HYOKA_TSA_TIMEOUT)
+    configured = (url, settings.HYOKA_TSA_TIMEOUT)
+    now = time.monotonic()
+    with _client_lock:
+        if _client is None or _client[0] != configured or now - _client[1] > CLIENT_LIFETIME:
+            _client = (configured, now, HTTPTimeStamper(url, timeout=settings.HYOKA_TSA_TIMEOUT))
+        return _client[2]
+
+
+def forget_client() -> None:
+    """Make the next ``timestamper()`` a new client (for tests, which start an authority of
+    their own on a port an earlier one may have had)."""
+    global _client
+    with _client_lock:
+        _client = None
 
 
 def stamp(digest: bytes, algorithm: str = "sha256") -> cms.ContentInfo:

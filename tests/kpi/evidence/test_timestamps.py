@@ -75,3 +75,33 @@ def validated(signed_data, root, digest: bytes) -> TimestampSignatureStatus:  # 
 
 def tsp_query() -> str:
     return "application/timestamp-query"
+
+
+def test_a_signature_asks_the_authority_for_two_tokens_once_its_client_is_known(
+    tsa, signing_settings, monkeypatch
+) -> None:
+    """(A plain PDF: the report's PDF/A identification and attachments are not checked.)
+    The first signature also asks for the sample token pyHanko sizes the signature
+    with; the next ones reuse it (one request in three saved), until the client is old."""
+    import weasyprint
+
+    from kpi.evaluations.signing import sign_pdf, verify_pdf
+    from kpi.evidence import timestamps
+
+    pdf = weasyprint.HTML(string="<p>評価</p>").write_pdf()
+    with override_settings(**signing_settings):
+        served = []
+        for _ in range(2):
+            signed = sign_pdf(pdf, reason="test")
+            served.append(len(tsa.requests_served))
+            checked = [line for line in verify_pdf(signed).lines if "PDF/A" not in line]
+            signature_checks = [line for line in checked if ".json" not in line]
+            assert len(signature_checks) == 5  # intact, coverage, two timestamps, DSS
+            assert all(line.startswith("OK") for line in signature_checks)
+        monkeypatch.setattr(timestamps, "CLIENT_LIFETIME", 0.0)
+        sign_pdf(pdf, reason="test")
+        served.append(len(tsa.requests_served))
+
+    # the sample, the signature's timestamp, the document timestamp; then two per file;
+    # then three again from a new client
+    assert served == [3, 5, 8]
