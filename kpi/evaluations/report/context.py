@@ -929,9 +929,8 @@ def _sections(
     draft_band = _("DRAFT — not signed off")
     # The margins name the report and the page, never a code or the digest: those are
     # for the auditors' appendix and the sign-off.
-    # The title in the middle, where it has the page's width (a draft says so in the band
-    # across the top of every page).
-    footer_left = ""
+    # The title in the middle of the footer, the page number on its right (a draft says
+    # so in the band across the top of every page).
     # Margin boxes are CSS strings, which render_pdf's stripping of direction controls
     # does not reach (css_string escapes them): a name holding an override is printed
     # as typed here as everywhere else.
@@ -989,7 +988,6 @@ def _sections(
         },
         "css": {
             "draft_band": css_string(draft_band),
-            "footer_left": css_string(footer_left),
             "footer_centre": css_string(footer_centre),
             "page_before": css_string(page_before),
             "page_middle": css_string(page_middle),
