@@ -1,6 +1,6 @@
 """Submission throughput of the web questionnaire, end to end, on this machine.
 
-    .venv/bin/python bench/submit.py [--participants 4000] [--concurrency 32]
+    .venv/bin/python bench/submit.py [--participants 4000] [--concurrency 32] [--keep]
 
 1. (Re)creates the PostgreSQL database ``hyoka_bench`` on 127.0.0.1, migrates it, loads the
    reference study and creates the participants with ``participant_create`` (their plain
@@ -15,7 +15,8 @@
 4. Prints the rate, latencies and CPU of each phase, then checks the database: every
    accepted submission (303 or 201) is stored exactly once, and nothing else is. Exits
    non-zero on any loss, duplicate, double tap or retry answered otherwise, 5xx or client
-   error.
+   error. The database is dropped at the end (``--keep`` keeps it), as the other benches'
+   are: the suite's load test (tests/test_load.py) left one per test database behind.
 
 Production sits behind a TLS-terminating proxy that sets ``X-Forwarded-Proto: https``; the
 clients send that header, so Django treats each request as HTTPS (no SSL redirect, CSRF
@@ -816,6 +817,9 @@ def main(argv: list[str] | None = None) -> int:
         help="the PostgreSQL database to (re)create and use; default %(default)s",
     )
     parser.add_argument(
+        "--keep", action="store_true", help="keep the database afterwards (dropped by default)"
+    )
+    parser.add_argument(
         "--wsgi",
         default="config.wsgi:application",
         help="the WSGI application gunicorn serves (another one measures a prototype "
@@ -845,9 +849,13 @@ def main(argv: list[str] | None = None) -> int:
         harness.setup_django(args.env)
         harness.collect_static()
         verdicts = []
-        for spec in specs:
-            verdicts.append(run_one(args, spec, workdir))
-        flush_broker()
+        try:
+            for spec in specs:
+                verdicts.append(run_one(args, spec, workdir))
+        finally:
+            flush_broker()
+            if not args.keep:
+                harness.drop_database(DB_NAME)
         if len(verdicts) > 1:
             print("\n== summary")
             for v in verdicts:
